@@ -1,0 +1,117 @@
+//! Bounds-checked little-endian reading and writing of the integers our byte layouts use.
+
+use crate::error::{FormatError, Result};
+
+/// A cursor over untrusted bytes. Every read is bounds-checked and reports a
+/// [`FormatError::Truncated`] naming the object being decoded.
+#[derive(Debug, Clone)]
+pub(crate) struct Reader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+    object: &'static str,
+}
+
+impl<'a> Reader<'a> {
+    pub(crate) fn new(bytes: &'a [u8], object: &'static str) -> Self {
+        Self { bytes, pos: 0, object }
+    }
+
+    pub(crate) fn remaining(&self) -> usize {
+        self.bytes.len() - self.pos
+    }
+
+    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+        let end = self.pos.checked_add(n).filter(|&e| e <= self.bytes.len()).ok_or(FormatError::Truncated {
+            object: self.object,
+            offset: self.pos,
+            needed: n,
+            available: self.remaining(),
+        })?;
+        let out = &self.bytes[self.pos..end];
+        self.pos = end;
+        Ok(out)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N]> {
+        let slice = self.take(N)?;
+        let mut out = [0u8; N];
+        out.copy_from_slice(slice);
+        Ok(out)
+    }
+
+    pub(crate) fn u8(&mut self) -> Result<u8> {
+        Ok(self.array::<1>()?[0])
+    }
+
+    pub(crate) fn u16(&mut self) -> Result<u16> {
+        Ok(u16::from_le_bytes(self.array()?))
+    }
+
+    pub(crate) fn u32(&mut self) -> Result<u32> {
+        Ok(u32::from_le_bytes(self.array()?))
+    }
+
+    pub(crate) fn u64(&mut self) -> Result<u64> {
+        Ok(u64::from_le_bytes(self.array()?))
+    }
+
+    pub(crate) fn i64(&mut self) -> Result<i64> {
+        Ok(i64::from_le_bytes(self.array()?))
+    }
+
+    /// A `u16`-length-prefixed UTF-8 string.
+    pub(crate) fn str16(&mut self, field: &str) -> Result<&'a str> {
+        let len = usize::from(self.u16()?);
+        let bytes = self.take(len)?;
+        std::str::from_utf8(bytes)
+            .map_err(|e| FormatError::malformed(self.object, format!("{field} is not UTF-8: {e}")))
+    }
+
+    /// Fails unless every byte has been consumed (no slack bytes that no checksum would cover).
+    pub(crate) fn finish(&self) -> Result<()> {
+        if self.remaining() == 0 {
+            Ok(())
+        } else {
+            Err(FormatError::malformed(self.object, format!("{} unexpected trailing bytes", self.remaining())))
+        }
+    }
+}
+
+/// Appends little-endian integers to a byte vector.
+pub(crate) trait WriteLe {
+    fn put_u8(&mut self, v: u8);
+    fn put_u16(&mut self, v: u16);
+    fn put_u32(&mut self, v: u32);
+    fn put_u64(&mut self, v: u64);
+    fn put_i64(&mut self, v: i64);
+    /// Writes a `u16` length then the bytes. The caller guarantees `s.len() <= u16::MAX`.
+    fn put_str16(&mut self, s: &str);
+}
+
+impl WriteLe for Vec<u8> {
+    fn put_u8(&mut self, v: u8) {
+        self.push(v);
+    }
+    fn put_u16(&mut self, v: u16) {
+        self.extend_from_slice(&v.to_le_bytes());
+    }
+    fn put_u32(&mut self, v: u32) {
+        self.extend_from_slice(&v.to_le_bytes());
+    }
+    fn put_u64(&mut self, v: u64) {
+        self.extend_from_slice(&v.to_le_bytes());
+    }
+    fn put_i64(&mut self, v: i64) {
+        self.extend_from_slice(&v.to_le_bytes());
+    }
+    fn put_str16(&mut self, s: &str) {
+        let len = u16::try_from(s.len()).expect("callers validate string lengths against u16::MAX");
+        self.put_u16(len);
+        self.extend_from_slice(s.as_bytes());
+    }
+}
+
+/// xxh3-64 of `bytes`: the checksum every persisted Floe object uses.
+pub(crate) fn checksum(bytes: &[u8]) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(bytes)
+}

@@ -1,0 +1,26 @@
+//! Floe's on-disk formats: typed storage keys and the segment codec.
+//!
+//! This crate is pure: bytes in, typed values out, no I/O, no threads, no async, so that it can be
+//! fuzzed and used by every layer above it (`backends`, `engine`, `pyarrow-bridge`). Every decoder
+//! accepts untrusted bytes and returns a [`FormatError`] rather than panicking.
+//!
+//! - [`key`]: [`Key`]s naming immutable objects ([`AtomKey`]) and mutable references ([`RefKey`]), with
+//!   a compact binary encoding and a printable object-store name.
+//! - [`segment`]: [`encode_segment`] / [`SegmentReader`], a columnar codec over Arrow arrays with LZ4,
+//!   delta coding and xxh3 checksums on every block.
+//! - [`names`]: the rules for symbol and library names.
+//!
+//! The byte layouts are specified in `design/format.md`.
+
+#[cfg(target_endian = "big")]
+compile_error!("floe-formats reinterprets Arrow's native-endian buffers as little-endian bytes");
+
+pub mod error;
+pub mod key;
+mod le;
+pub mod names;
+pub mod segment;
+
+pub use error::{FormatError, Result};
+pub use key::{AtomFields, AtomKey, Key, KeyClass, KeyType, RefKey};
+pub use segment::{Segment, SegmentReader, decode_segment, encode_segment};

@@ -1,0 +1,384 @@
+//! Decoding segments: to Arrow arrays, or straight into caller-provided output buffers.
+
+use std::sync::Arc;
+
+use arrow_array::{ArrayRef, RecordBatch, RecordBatchOptions, make_array};
+use arrow_buffer::{Buffer, MutableBuffer, bit_mask};
+use arrow_data::ArrayData;
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+
+use super::block::decode_block;
+use super::layout::{ColumnDesc, Descriptor, HEADER_LEN, Header, StreamDesc, parse_descriptor};
+use super::types::{Physical, StreamKind};
+use crate::error::{FormatError, Result};
+
+/// A run of bits in a caller's bitmap: bits `bit_offset .. bit_offset + rows` of `bytes` are written,
+/// every other bit is left as it was (so neighbouring segments may share a byte, if written in turn).
+#[derive(Debug)]
+pub struct BitsOut<'o> {
+    /// The bitmap (Arrow layout: least significant bit first).
+    pub bytes: &'o mut [u8],
+    /// Where this segment's first row goes.
+    pub bit_offset: usize,
+}
+
+/// Where a column's values go.
+#[derive(Debug)]
+pub enum ValuesOut<'o> {
+    /// Fixed-width values (and dictionary keys): exactly `rows * width` bytes.
+    Fixed(&'o mut [u8]),
+    /// Booleans.
+    Bits(BitsOut<'o>),
+    /// Variable-length values. `ends` receives one end offset per row (`rows * offset_width` bytes:
+    /// the entries after the one at which this segment starts), each plus `base`; `data` is exactly
+    /// [`ColumnInfo::data_len`] bytes and is placed at `base` in the caller's data buffer.
+    Var {
+        /// The end-offset entries of this segment's rows.
+        ends: &'o mut [u8],
+        /// This segment's value bytes.
+        data: &'o mut [u8],
+        /// Where `data` starts in the caller's data buffer; added to every offset.
+        base: u64,
+    },
+}
+
+/// Output buffers for [`SegmentReader::decode_column_into`].
+#[derive(Debug)]
+pub struct ColumnOut<'o> {
+    /// Validity bits; required when [`ColumnInfo::has_nulls`], set to all-valid otherwise.
+    pub validity: Option<BitsOut<'o>>,
+    /// The values.
+    pub values: ValuesOut<'o>,
+}
+
+/// What a caller needs to know to size output buffers for one column of one segment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ColumnInfo {
+    /// The column's schema field.
+    pub field: Arc<Field>,
+    /// Whether the column stores a validity bitmap (has at least one null).
+    pub has_nulls: bool,
+    /// Bytes of variable-length data (strings, binary); 0 for other types.
+    pub data_len: u64,
+    /// Entries of the dictionary, for dictionary columns; 0 for other types.
+    pub dictionary_len: u64,
+    /// Bytes this column occupies in the encoded segment.
+    pub stored_len: u64,
+}
+
+/// A parsed, verified view of an encoded segment. Parsing checks the header, the descriptor and all
+/// sizes (nothing is allocated beyond what the input can back); each block's checksum is verified when
+/// the block is decoded, so decoding a subset of columns never touches the others' bytes.
+#[derive(Debug, Clone)]
+pub struct SegmentReader<'a> {
+    body: &'a [u8],
+    rows: usize,
+    descriptor: Descriptor,
+    schema: SchemaRef,
+}
+
+fn invalid(reason: String) -> FormatError {
+    FormatError::InvalidInput(reason)
+}
+
+impl<'a> SegmentReader<'a> {
+    /// Parses `bytes` (one whole encoded segment).
+    ///
+    /// # Errors
+    /// [`FormatError::BadMagic`], [`FormatError::UnsupportedVersion`], [`FormatError::Truncated`],
+    /// [`FormatError::ChecksumMismatch`] (header or descriptor) or [`FormatError::Malformed`].
+    pub fn new(bytes: &'a [u8]) -> Result<Self> {
+        let header = Header::parse(bytes)?;
+        let rows = usize::try_from(header.rows)
+            .map_err(|_| FormatError::malformed("segment", format!("{} rows do not fit in memory", header.rows)))?;
+        let body_end = HEADER_LEN
+            + usize::try_from(header.body_len).map_err(|_| FormatError::malformed("segment", "body too large"))?;
+        let (body, descriptor) = bytes[HEADER_LEN..].split_at(body_end - HEADER_LEN);
+        let descriptor = parse_descriptor(descriptor, &header)?;
+        let schema = Arc::new(Schema::new(descriptor.columns.iter().map(|c| Arc::clone(&c.field)).collect::<Vec<_>>()));
+        Ok(Self { body, rows, descriptor, schema })
+    }
+
+    /// Number of rows.
+    pub fn num_rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Number of columns.
+    pub fn num_columns(&self) -> usize {
+        self.descriptor.columns.len()
+    }
+
+    /// The schema of the stored columns.
+    pub fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+
+    /// Index of the first column called `name`.
+    pub fn column_index(&self, name: &str) -> Option<usize> {
+        self.descriptor.columns.iter().position(|c| c.field.name() == name)
+    }
+
+    fn column(&self, index: usize) -> Result<&ColumnDesc> {
+        self.descriptor
+            .columns
+            .get(index)
+            .ok_or_else(|| invalid(format!("column index {index} out of range ({} columns)", self.num_columns())))
+    }
+
+    /// Sizes of column `index`, for preallocating output.
+    ///
+    /// # Errors
+    /// [`FormatError::InvalidInput`] for an index out of range.
+    pub fn column_info(&self, index: usize) -> Result<ColumnInfo> {
+        let c = self.column(index)?;
+        let len = |kind| c.stream(kind).map_or(0, |s| s.raw_len);
+        let dictionary_len = match c.physical {
+            Physical::Dict { offset_width, .. } => len(StreamKind::DictOffsets) / offset_width as u64,
+            _ => 0,
+        };
+        Ok(ColumnInfo {
+            field: Arc::clone(&c.field),
+            has_nulls: c.validity.is_some(),
+            data_len: len(StreamKind::Data),
+            dictionary_len,
+            stored_len: c.validity.iter().chain(&c.streams).map(StreamDesc::stored_len).sum(),
+        })
+    }
+
+    /// Verifies and decodes one stream into `out` (exactly `stream.raw_len` bytes).
+    fn decode_stream(&self, stream: &StreamDesc, out: &mut [u8], column: &str) -> Result<()> {
+        if out.len() as u64 != stream.raw_len {
+            return Err(invalid(format!(
+                "column {column:?}: {} output is {} bytes, needs {}",
+                stream.kind.name(),
+                out.len(),
+                stream.raw_len
+            )));
+        }
+        let mut stored_at = stream.body_offset as usize;
+        let mut out_at = 0usize;
+        for (i, meta) in stream.blocks.iter().enumerate() {
+            let stored = self
+                .body
+                .get(stored_at..stored_at + meta.stored_len as usize)
+                .ok_or_else(|| FormatError::malformed("segment", "block outside the body"))?;
+            let dest = &mut out[out_at..out_at + meta.raw_len as usize];
+            let location = || format!("column {column:?} block {i} ({})", stream.kind.name());
+            decode_block(meta, stored, dest, &location)?;
+            stored_at += meta.stored_len as usize;
+            out_at += meta.raw_len as usize;
+        }
+        Ok(())
+    }
+
+    fn decode_to_buffer(&self, stream: &StreamDesc, column: &str) -> Result<Buffer> {
+        let mut buf = MutableBuffer::from_len_zeroed(stream.raw_len as usize);
+        self.decode_stream(stream, buf.as_slice_mut(), column)?;
+        Ok(buf.into())
+    }
+
+    /// Decodes end offsets into a full Arrow offsets buffer (a leading zero, then the ends).
+    fn decode_offsets(&self, stream: &StreamDesc, width: usize, column: &str) -> Result<Buffer> {
+        let mut buf = MutableBuffer::from_len_zeroed(stream.raw_len as usize + width);
+        self.decode_stream(stream, &mut buf.as_slice_mut()[width..], column)?;
+        Ok(buf.into())
+    }
+
+    fn value_stream<'c>(&self, c: &'c ColumnDesc, kind: StreamKind) -> Result<&'c StreamDesc> {
+        c.stream(kind).ok_or_else(|| {
+            FormatError::malformed("segment", format!("column {:?} lacks its {} stream", c.field.name(), kind.name()))
+        })
+    }
+
+    /// Decodes column `index` into a new Arrow array. Offsets, UTF-8 and dictionary keys are validated.
+    ///
+    /// # Errors
+    /// [`FormatError::ChecksumMismatch`] naming the column and block, [`FormatError::Malformed`] for data
+    /// that is structurally wrong, [`FormatError::InvalidInput`] for a bad index.
+    pub fn decode_column(&self, index: usize) -> Result<ArrayRef> {
+        let c = self.column(index)?;
+        let name = c.field.name().as_str();
+        let nulls = c.validity.as_ref().map(|v| self.decode_to_buffer(v, name)).transpose()?;
+        let (buffers, children) = match c.physical {
+            Physical::Fixed { .. } | Physical::Bits => {
+                (vec![self.decode_to_buffer(self.value_stream(c, StreamKind::Values)?, name)?], vec![])
+            }
+            Physical::Var { offset_width } => (
+                vec![
+                    self.decode_offsets(self.value_stream(c, StreamKind::Offsets)?, offset_width, name)?,
+                    self.decode_to_buffer(self.value_stream(c, StreamKind::Data)?, name)?,
+                ],
+                vec![],
+            ),
+            Physical::Dict { .. } => {
+                let keys = self.decode_to_buffer(self.value_stream(c, StreamKind::Values)?, name)?;
+                (vec![keys], vec![self.dictionary_data(c)?])
+            }
+        };
+        let data = ArrayData::try_new(c.field.data_type().clone(), self.rows, nulls, 0, buffers, children)
+            .map_err(|e| FormatError::malformed("segment", format!("column {name:?}: {e}")))?;
+        Ok(make_array(data))
+    }
+
+    fn dictionary_data(&self, c: &ColumnDesc) -> Result<ArrayData> {
+        let name = c.field.name().as_str();
+        let (Physical::Dict { offset_width, .. }, DataType::Dictionary(_, value_type)) =
+            (c.physical, c.field.data_type())
+        else {
+            return Err(invalid(format!("column {name:?} is not dictionary-encoded")));
+        };
+        let offsets_stream = self.value_stream(c, StreamKind::DictOffsets)?;
+        let len = (offsets_stream.raw_len / offset_width as u64) as usize;
+        let offsets = self.decode_offsets(offsets_stream, offset_width, name)?;
+        let data = self.decode_to_buffer(self.value_stream(c, StreamKind::DictData)?, name)?;
+        ArrayData::try_new(value_type.as_ref().clone(), len, None, 0, vec![offsets, data], vec![])
+            .map_err(|e| FormatError::malformed("segment", format!("column {name:?} dictionary: {e}")))
+    }
+
+    /// The dictionary (values) of dictionary column `index`; the keys written by
+    /// [`SegmentReader::decode_column_into`] index into it.
+    ///
+    /// # Errors
+    /// As [`SegmentReader::decode_column`]; [`FormatError::InvalidInput`] if the column is not a
+    /// dictionary column.
+    pub fn decode_dictionary(&self, index: usize) -> Result<ArrayRef> {
+        Ok(make_array(self.dictionary_data(self.column(index)?)?))
+    }
+
+    /// Decodes the columns at `projection` (all columns if `None`) into a record batch.
+    ///
+    /// # Errors
+    /// As [`SegmentReader::decode_column`].
+    pub fn decode(&self, projection: Option<&[usize]>) -> Result<RecordBatch> {
+        let all: Vec<usize>;
+        let indices = match projection {
+            Some(p) => p,
+            None => {
+                all = (0..self.num_columns()).collect();
+                &all
+            }
+        };
+        let columns = indices.iter().map(|&i| self.decode_column(i)).collect::<Result<Vec<_>>>()?;
+        let fields: Vec<Arc<Field>> =
+            indices.iter().map(|&i| Ok(Arc::clone(&self.column(i)?.field))).collect::<Result<_>>()?;
+        let options = RecordBatchOptions::new().with_row_count(Some(self.rows));
+        RecordBatch::try_new_with_options(Arc::new(Schema::new(fields)), columns, &options)
+            .map_err(|e| FormatError::malformed("segment", e.to_string()))
+    }
+
+    /// The user metadata blob, if the segment has one.
+    ///
+    /// # Errors
+    /// [`FormatError::ChecksumMismatch`] if it is corrupted.
+    pub fn metadata(&self) -> Result<Option<Vec<u8>>> {
+        let Some(stream) = &self.descriptor.metadata else { return Ok(None) };
+        let mut out = vec![0u8; stream.raw_len as usize];
+        self.decode_stream(stream, &mut out, "<metadata>")?;
+        Ok(Some(out))
+    }
+
+    /// Decodes column `index` straight into caller-provided buffers (no intermediate copy for values;
+    /// bitmaps go through a small scratch buffer so they can start at any bit). Variable-length offsets
+    /// and UTF-8 are validated; dictionary keys are written as stored (they index this segment's own
+    /// [`SegmentReader::decode_dictionary`]).
+    ///
+    /// # Errors
+    /// [`FormatError::InvalidInput`] if `out` does not match the column's layout or sizes (see
+    /// [`SegmentReader::column_info`]), or lacks a validity bitmap for a column with nulls; decoding
+    /// errors as [`SegmentReader::decode_column`].
+    pub fn decode_column_into(&self, index: usize, out: ColumnOut<'_>) -> Result<()> {
+        let c = self.column(index)?;
+        let name = c.field.name().as_str();
+        match (&c.validity, out.validity) {
+            (Some(stream), Some(bits)) => self.decode_bits_into(stream, bits, name)?,
+            (None, Some(bits)) => set_all_valid(bits, self.rows, name)?,
+            (Some(_), None) => {
+                return Err(invalid(format!("column {name:?} has nulls; a validity output is required")));
+            }
+            (None, None) => {}
+        }
+        match (c.physical, out.values) {
+            (Physical::Fixed { .. }, ValuesOut::Fixed(dest)) => {
+                self.decode_stream(self.value_stream(c, StreamKind::Values)?, dest, name)
+            }
+            (Physical::Dict { .. }, ValuesOut::Fixed(dest)) => {
+                self.decode_stream(self.value_stream(c, StreamKind::Values)?, dest, name)
+            }
+            (Physical::Bits, ValuesOut::Bits(bits)) => {
+                self.decode_bits_into(self.value_stream(c, StreamKind::Values)?, bits, name)
+            }
+            (Physical::Var { offset_width }, ValuesOut::Var { ends, data, base }) => {
+                self.decode_stream(self.value_stream(c, StreamKind::Offsets)?, ends, name)?;
+                self.decode_stream(self.value_stream(c, StreamKind::Data)?, data, name)?;
+                let utf8 = matches!(c.field.data_type(), DataType::Utf8 | DataType::LargeUtf8);
+                rebase_and_validate_ends(ends, offset_width, data, base, utf8, name)
+            }
+            (physical, values) => {
+                Err(invalid(format!("column {name:?} is laid out as {physical:?}, not as the {values:?} given")))
+            }
+        }
+    }
+
+    fn decode_bits_into(&self, stream: &StreamDesc, out: BitsOut<'_>, column: &str) -> Result<()> {
+        check_bits_room(&out, self.rows, column)?;
+        let mut scratch = vec![0u8; stream.raw_len as usize];
+        self.decode_stream(stream, &mut scratch, column)?;
+        bit_mask::set_bits(out.bytes, &scratch, out.bit_offset, 0, self.rows);
+        Ok(())
+    }
+}
+
+fn check_bits_room(out: &BitsOut<'_>, rows: usize, column: &str) -> Result<()> {
+    if out.bit_offset.checked_add(rows).is_none_or(|end| end > out.bytes.len() * 8) {
+        return Err(invalid(format!(
+            "column {column:?}: bitmap of {} bytes cannot take {rows} bits at {}",
+            out.bytes.len(),
+            out.bit_offset
+        )));
+    }
+    Ok(())
+}
+
+fn set_all_valid(out: BitsOut<'_>, rows: usize, column: &str) -> Result<()> {
+    check_bits_room(&out, rows, column)?;
+    for i in out.bit_offset..out.bit_offset + rows {
+        arrow_buffer::bit_util::set_bit(out.bytes, i);
+    }
+    Ok(())
+}
+
+/// Checks that decoded end offsets never decrease and end at `data.len()` (and fall on UTF-8 character
+/// boundaries of valid UTF-8 when `utf8`), then adds `base` to each.
+fn rebase_and_validate_ends(
+    ends: &mut [u8],
+    width: usize,
+    data: &[u8],
+    base: u64,
+    utf8: bool,
+    column: &str,
+) -> Result<()> {
+    let bad = |reason: String| FormatError::malformed("segment", format!("column {column:?}: {reason}"));
+    let text =
+        if utf8 { Some(std::str::from_utf8(data).map_err(|e| bad(format!("invalid UTF-8: {e}")))?) } else { None };
+    let limit = if width == 4 { i32::MAX as u64 } else { i64::MAX as u64 };
+    if base.checked_add(data.len() as u64).is_none_or(|end| end > limit) {
+        return Err(invalid(format!("column {column:?}: data base {base} overflows {width}-byte offsets")));
+    }
+    let mut prev = 0u64;
+    for entry in ends.chunks_exact_mut(width) {
+        let mut word = [0u8; 8];
+        word[..width].copy_from_slice(entry);
+        let end = u64::from_le_bytes(word);
+        let as_usize = usize::try_from(end).map_err(|_| bad("offset out of range".into()))?;
+        if end < prev || as_usize > data.len() || text.is_some_and(|t| !t.is_char_boundary(as_usize)) {
+            return Err(bad(format!("bad end offset {end} after {prev} ({} data bytes)", data.len())));
+        }
+        prev = end;
+        entry.copy_from_slice(&(end + base).to_le_bytes()[..width]);
+    }
+    if prev != data.len() as u64 {
+        return Err(bad(format!("offsets end at {prev}, data has {} bytes", data.len())));
+    }
+    Ok(())
+}

@@ -1,0 +1,357 @@
+//! The segment's byte layout: header, descriptor and block placement (see `design/format.md`).
+//!
+//! ```text
+//! +------------------+----------------------------------+------------------------------+
+//! | header (40 B)    | body: every block's stored bytes | descriptor (ends in checksum)|
+//! +------------------+----------------------------------+------------------------------+
+//!
+//! header:  0 magic "FLSG" | 4 version u16 | 6 flags u16 | 8 rows u64 | 16 columns u32
+//!          20 descriptor_len u32 | 24 body_len u64 | 32 xxh3(header[0..32]) u64
+//! ```
+//!
+//! The descriptor sits after the body so the encoder can stream blocks out and write the header last;
+//! the header says where the descriptor starts (`40 + body_len`).
+
+use std::sync::Arc;
+
+use arrow_schema::{DataType, Field};
+
+use super::block::{BlockMeta, Codec, MAX_BLOCK_RAW, lz4_raw_len_is_plausible};
+use super::types::{Physical, StreamKind, physical, read_type};
+use crate::error::{FormatError, Result};
+use crate::le::{Reader, WriteLe, checksum};
+
+/// The four bytes every segment starts with.
+pub const SEGMENT_MAGIC: [u8; 4] = *b"FLSG";
+/// The segment format version this build writes.
+pub const SEGMENT_FORMAT_VERSION: u16 = 1;
+/// Size of the fixed header.
+pub const HEADER_LEN: usize = 40;
+
+const MAGIC_OFFSET: usize = 0;
+const VERSION_OFFSET: usize = MAGIC_OFFSET + 4;
+const FLAGS_OFFSET: usize = VERSION_OFFSET + 2;
+const ROWS_OFFSET: usize = FLAGS_OFFSET + 2;
+const COLUMNS_OFFSET: usize = ROWS_OFFSET + 8;
+const DESCRIPTOR_LEN_OFFSET: usize = COLUMNS_OFFSET + 4;
+const BODY_LEN_OFFSET: usize = DESCRIPTOR_LEN_OFFSET + 4;
+const HEADER_CHECKSUM_OFFSET: usize = BODY_LEN_OFFSET + 8;
+const _: () = assert!(HEADER_CHECKSUM_OFFSET + 8 == HEADER_LEN);
+
+/// Header flag: a user-metadata stream precedes the columns in the descriptor and body.
+pub(crate) const FLAG_HAS_METADATA: u16 = 1;
+const KNOWN_FLAGS: u16 = FLAG_HAS_METADATA;
+
+/// Column flags in the descriptor.
+const COLUMN_NULLABLE: u8 = 1;
+const COLUMN_HAS_VALIDITY: u8 = 2;
+const KNOWN_COLUMN_FLAGS: u8 = COLUMN_NULLABLE | COLUMN_HAS_VALIDITY;
+
+/// Bytes of one block entry in the descriptor: codec u8, raw u32, stored u32, checksum u64.
+const BLOCK_ENTRY_LEN: usize = 1 + 4 + 4 + 8;
+
+/// The decoded fixed header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Header {
+    pub(crate) flags: u16,
+    pub(crate) rows: u64,
+    pub(crate) columns: u32,
+    pub(crate) descriptor_len: u32,
+    pub(crate) body_len: u64,
+}
+
+impl Header {
+    pub(crate) fn write(&self, out: &mut [u8; HEADER_LEN]) {
+        let mut v = Vec::with_capacity(HEADER_LEN);
+        v.extend_from_slice(&SEGMENT_MAGIC);
+        v.put_u16(SEGMENT_FORMAT_VERSION);
+        v.put_u16(self.flags);
+        v.put_u64(self.rows);
+        v.put_u32(self.columns);
+        v.put_u32(self.descriptor_len);
+        v.put_u64(self.body_len);
+        let sum = checksum(&v);
+        v.put_u64(sum);
+        out.copy_from_slice(&v);
+    }
+
+    /// Parses and verifies the header of a whole encoded segment, including that the total length
+    /// matches what the header declares.
+    pub(crate) fn parse(bytes: &[u8]) -> Result<Self> {
+        let mut r = Reader::new(bytes, "segment");
+        let magic = r.take(4)?;
+        if magic != SEGMENT_MAGIC {
+            return Err(FormatError::BadMagic {
+                object: "segment",
+                expected: SEGMENT_MAGIC.to_vec(),
+                found: magic.to_vec(),
+            });
+        }
+        let version = r.u16()?;
+        if version != SEGMENT_FORMAT_VERSION {
+            return Err(FormatError::UnsupportedVersion { object: "segment", found: version, supported: "1" });
+        }
+        let flags = r.u16()?;
+        let header = Header { flags, rows: r.u64()?, columns: r.u32()?, descriptor_len: r.u32()?, body_len: r.u64()? };
+        let stored = r.u64()?;
+        let computed = checksum(&bytes[..HEADER_CHECKSUM_OFFSET]);
+        if stored != computed {
+            return Err(FormatError::ChecksumMismatch { location: "segment header".into(), stored, computed });
+        }
+        if flags & !KNOWN_FLAGS != 0 {
+            return Err(FormatError::malformed("segment", format!("unknown header flags {flags:#06x}")));
+        }
+        let declared = (HEADER_LEN as u64)
+            .checked_add(header.body_len)
+            .and_then(|n| n.checked_add(u64::from(header.descriptor_len)));
+        if declared != Some(bytes.len() as u64) {
+            return Err(FormatError::malformed(
+                "segment",
+                format!(
+                    "header declares {HEADER_LEN} + {} body + {} descriptor bytes but the segment has {}",
+                    header.body_len,
+                    header.descriptor_len,
+                    bytes.len()
+                ),
+            ));
+        }
+        Ok(header)
+    }
+}
+
+/// One stream of a column (or the metadata stream): its blocks and where they start in the body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct StreamDesc {
+    pub(crate) kind: StreamKind,
+    pub(crate) raw_len: u64,
+    pub(crate) blocks: Vec<BlockMeta>,
+    /// Offset of the first block's stored bytes, relative to the start of the body.
+    pub(crate) body_offset: u64,
+}
+
+impl StreamDesc {
+    pub(crate) fn write(&self, out: &mut Vec<u8>) {
+        out.put_u8(self.kind as u8);
+        out.put_u64(self.raw_len);
+        out.put_u32(u32::try_from(self.blocks.len()).expect("a stream has far fewer than 2^32 blocks"));
+        for b in &self.blocks {
+            out.put_u8(b.codec as u8);
+            out.put_u32(b.raw_len);
+            out.put_u32(b.stored_len);
+            out.put_u64(b.checksum);
+        }
+    }
+
+    /// Total stored bytes of the stream's blocks.
+    pub(crate) fn stored_len(&self) -> u64 {
+        self.blocks.iter().map(|b| u64::from(b.stored_len)).sum()
+    }
+
+    /// Reads a stream entry, checking its kind and that its blocks add up and are plausible, so that
+    /// decoding it can allocate `raw_len` bytes safely. `body_offset` is where its blocks start.
+    fn read(r: &mut Reader<'_>, expected: StreamKind, body_offset: u64, what: &dyn Fn() -> String) -> Result<Self> {
+        let bad = |reason: String| FormatError::malformed("segment descriptor", format!("{}: {reason}", what()));
+        let kind = r.u8()?;
+        if kind != expected as u8 {
+            return Err(bad(format!("stream kind {kind}, expected {} ({})", expected as u8, expected.name())));
+        }
+        let raw_len = r.u64()?;
+        let count = r.u32()? as usize;
+        if count > r.remaining() / BLOCK_ENTRY_LEN {
+            return Err(bad(format!("{count} blocks cannot fit in the descriptor")));
+        }
+        let mut blocks = Vec::with_capacity(count);
+        let mut sum = 0u64;
+        for i in 0..count {
+            let meta = BlockMeta {
+                codec: Codec::from_code(r.u8()?)?,
+                raw_len: r.u32()?,
+                stored_len: r.u32()?,
+                checksum: r.u64()?,
+            };
+            if meta.raw_len > MAX_BLOCK_RAW {
+                return Err(bad(format!("block {i} is {} bytes raw, over the {MAX_BLOCK_RAW} limit", meta.raw_len)));
+            }
+            let plausible = match meta.codec {
+                Codec::Raw => meta.raw_len == meta.stored_len,
+                Codec::Lz4 => lz4_raw_len_is_plausible(meta.raw_len, meta.stored_len),
+                Codec::DeltaLz4 => meta.raw_len % 8 == 0 && lz4_raw_len_is_plausible(meta.raw_len, meta.stored_len),
+            };
+            if !plausible {
+                return Err(bad(format!(
+                    "block {i} ({:?}) claims {} raw bytes from {} stored",
+                    meta.codec, meta.raw_len, meta.stored_len
+                )));
+            }
+            sum += u64::from(meta.raw_len);
+            blocks.push(meta);
+        }
+        if sum != raw_len {
+            return Err(bad(format!("blocks hold {sum} bytes but the stream declares {raw_len}")));
+        }
+        Ok(Self { kind: expected, raw_len, blocks, body_offset })
+    }
+}
+
+/// One column: its schema field, layout and streams.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ColumnDesc {
+    pub(crate) field: Arc<Field>,
+    pub(crate) physical: Physical,
+    /// `Some` when the column has a validity stream (it has nulls).
+    pub(crate) validity: Option<StreamDesc>,
+    /// The value streams, in the order of [`Physical::value_streams`].
+    pub(crate) streams: Vec<StreamDesc>,
+}
+
+impl ColumnDesc {
+    pub(crate) fn stream(&self, kind: StreamKind) -> Option<&StreamDesc> {
+        self.streams.iter().find(|s| s.kind == kind)
+    }
+}
+
+/// The parsed descriptor: the metadata stream and every column.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Descriptor {
+    pub(crate) metadata: Option<StreamDesc>,
+    pub(crate) columns: Vec<ColumnDesc>,
+}
+
+/// Writes the descriptor of `columns` (and the metadata stream), ending in its checksum.
+pub(crate) fn write_descriptor(
+    out: &mut Vec<u8>,
+    metadata: Option<&StreamDesc>,
+    columns: &[(Arc<Field>, Option<StreamDesc>, Vec<StreamDesc>)],
+) -> Result<()> {
+    let start = out.len();
+    if let Some(m) = metadata {
+        m.write(out);
+    }
+    for (field, validity, streams) in columns {
+        out.put_str16(field.name());
+        let mut flags = 0;
+        if field.is_nullable() {
+            flags |= COLUMN_NULLABLE;
+        }
+        if validity.is_some() {
+            flags |= COLUMN_HAS_VALIDITY;
+        }
+        out.put_u8(flags);
+        super::types::write_type(out, field.name(), field.data_type())?;
+        for s in validity.iter().chain(streams) {
+            s.write(out);
+        }
+    }
+    let sum = checksum(&out[start..]);
+    out.put_u64(sum);
+    Ok(())
+}
+
+/// The raw length a stream must have, when the row count determines it.
+fn expected_raw_len(kind: StreamKind, physical: Physical, rows: u64) -> Option<u64> {
+    let bits = rows.div_ceil(8);
+    match (kind, physical) {
+        (StreamKind::Validity, _) | (StreamKind::Values, Physical::Bits) => Some(bits),
+        (StreamKind::Values, Physical::Fixed { width }) => rows.checked_mul(width as u64),
+        (StreamKind::Values, Physical::Dict { key_width, .. }) => rows.checked_mul(key_width as u64),
+        (StreamKind::Offsets, Physical::Var { offset_width }) => rows.checked_mul(offset_width as u64),
+        _ => None,
+    }
+}
+
+/// Parses and verifies the descriptor (`bytes` is the descriptor alone, checksum included).
+pub(crate) fn parse_descriptor(bytes: &[u8], header: &Header) -> Result<Descriptor> {
+    let Some(split) = bytes.len().checked_sub(8) else {
+        return Err(FormatError::Truncated {
+            object: "segment descriptor",
+            offset: 0,
+            needed: 8,
+            available: bytes.len(),
+        });
+    };
+    let (content, sum) = bytes.split_at(split);
+    let stored = u64::from_le_bytes(sum.try_into().expect("split leaves exactly 8 bytes"));
+    let computed = checksum(content);
+    if stored != computed {
+        return Err(FormatError::ChecksumMismatch { location: "segment descriptor".into(), stored, computed });
+    }
+    let mut r = Reader::new(content, "segment descriptor");
+    let mut body_offset = 0u64;
+    let mut next = |r: &mut Reader<'_>, kind, what: &dyn Fn() -> String| -> Result<StreamDesc> {
+        let s = StreamDesc::read(r, kind, body_offset, what)?;
+        body_offset += s.stored_len();
+        Ok(s)
+    };
+    let metadata = if header.flags & FLAG_HAS_METADATA != 0 {
+        Some(next(&mut r, StreamKind::Metadata, &|| "metadata".into())?)
+    } else {
+        None
+    };
+    // Each column takes at least 4 descriptor bytes, which bounds the allocation below.
+    let columns_len = header.columns as usize;
+    if columns_len > r.remaining() / 4 + 1 {
+        return Err(FormatError::malformed("segment descriptor", format!("{columns_len} columns cannot fit")));
+    }
+    let mut columns = Vec::with_capacity(columns_len);
+    for index in 0..columns_len {
+        let name = r.str16("column name")?.to_owned();
+        let what = || format!("column {index} ({name:?})");
+        let flags = r.u8()?;
+        if flags & !KNOWN_COLUMN_FLAGS != 0 {
+            return Err(FormatError::malformed(
+                "segment descriptor",
+                format!("{}: unknown flags {flags:#04x}", what()),
+            ));
+        }
+        let nullable = flags & COLUMN_NULLABLE != 0;
+        let has_validity = flags & COLUMN_HAS_VALIDITY != 0;
+        if has_validity && !nullable {
+            return Err(FormatError::malformed(
+                "segment descriptor",
+                format!("{}: nulls in a non-nullable column", what()),
+            ));
+        }
+        let data_type: DataType = read_type(&mut r)?;
+        let physical = physical(&name, &data_type)?;
+        let validity = if has_validity { Some(next(&mut r, StreamKind::Validity, &what)?) } else { None };
+        let mut streams = Vec::with_capacity(3);
+        for &kind in physical.value_streams() {
+            streams.push(next(&mut r, kind, &what)?);
+        }
+        for s in validity.iter().chain(&streams) {
+            if let Some(expected) = expected_raw_len(s.kind, physical, header.rows)
+                && s.raw_len != expected
+            {
+                return Err(FormatError::malformed(
+                    "segment descriptor",
+                    format!(
+                        "{}: {} stream has {} bytes, {} rows need {expected}",
+                        what(),
+                        s.kind.name(),
+                        s.raw_len,
+                        header.rows
+                    ),
+                ));
+            }
+        }
+        if let (Physical::Dict { offset_width, .. }, Some(s)) = (physical, streams.get(1))
+            && s.raw_len % offset_width as u64 != 0
+        {
+            return Err(FormatError::malformed("segment descriptor", format!("{}: ragged dictionary offsets", what())));
+        }
+        columns.push(ColumnDesc {
+            field: Arc::new(Field::new(name, data_type, nullable)),
+            physical,
+            validity,
+            streams,
+        });
+    }
+    r.finish()?;
+    if body_offset != header.body_len {
+        return Err(FormatError::malformed(
+            "segment descriptor",
+            format!("blocks hold {body_offset} bytes but the header declares a {}-byte body", header.body_len),
+        ));
+    }
+    Ok(Descriptor { metadata, columns })
+}
