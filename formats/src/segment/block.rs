@@ -2,11 +2,11 @@
 //! or stored raw when that does not make it smaller, and checksummed with xxh3-64 over the stored bytes.
 
 use crate::error::{FormatError, Result};
-use crate::le::checksum;
+use crate::le::{checksum, checksum_matches};
 
 /// The raw size of the blocks the encoder cuts streams into. A multiple of 8 so that fixed-width values
 /// never straddle blocks; about 1 MiB keeps LZ4's working set in cache and gives readers parallelism.
-pub(crate) const BLOCK_BYTES: usize = 1 << 20;
+pub(crate) const BLOCK_BYTES: usize = 1 << 18;
 
 /// The largest raw block a decoder accepts, whatever an encoder chose.
 pub(crate) const MAX_BLOCK_RAW: u32 = 16 << 20;
@@ -109,7 +109,7 @@ fn lz4_append(input: &[u8], body: &mut Vec<u8>) -> Option<usize> {
 /// decrease (sorted timestamps and the like). `scratch` is reused between calls.
 pub(crate) fn encode_block(raw: &[u8], delta: bool, body: &mut Vec<u8>, scratch: &mut Vec<u8>) -> BlockMeta {
     let start = body.len();
-    let (codec, stored_len) = if delta && raw.len() % 8 == 0 && !raw.is_empty() && is_sorted_i64(raw) {
+    let (codec, stored_len) = if delta && raw.len().is_multiple_of(8) && !raw.is_empty() && is_sorted_i64(raw) {
         delta_encode(raw, scratch);
         match lz4_append(scratch, body) {
             Some(n) => (Codec::DeltaLz4, n),
@@ -147,7 +147,7 @@ pub(crate) fn decode_block(
 ) -> Result<()> {
     debug_assert_eq!(out.len(), meta.raw_len as usize);
     let computed = checksum(stored);
-    if computed != meta.checksum {
+    if !checksum_matches(meta.checksum, computed) {
         return Err(FormatError::ChecksumMismatch { location: location(), stored: meta.checksum, computed });
     }
     match meta.codec {

@@ -35,7 +35,7 @@ fn internal(column: &str, what: &str) -> FormatError {
 /// The bytes of `len` bits starting at bit `offset` of `buffer`, shifted to start at bit 0.
 fn bits<'a>(column: &str, buffer: &'a arrow_buffer::Buffer, offset: usize, len: usize) -> Result<Cow<'a, [u8]>> {
     let nbytes = len.div_ceil(8);
-    if offset % 8 == 0 {
+    if offset.is_multiple_of(8) {
         let start = offset / 8;
         buffer.as_slice().get(start..start + nbytes).map(Cow::Borrowed).ok_or_else(|| internal(column, "bits"))
     } else {

@@ -19,7 +19,7 @@ use arrow_schema::{DataType, Field};
 use super::block::{BlockMeta, Codec, MAX_BLOCK_RAW, lz4_raw_len_is_plausible};
 use super::types::{Physical, StreamKind, physical, read_type};
 use crate::error::{FormatError, Result};
-use crate::le::{Reader, WriteLe, checksum};
+use crate::le::{Reader, WriteLe, checksum, checksum_matches};
 
 /// The four bytes every segment starts with.
 pub const SEGMENT_MAGIC: [u8; 4] = *b"FLSG";
@@ -95,7 +95,7 @@ impl Header {
         let header = Header { flags, rows: r.u64()?, columns: r.u32()?, descriptor_len: r.u32()?, body_len: r.u64()? };
         let stored = r.u64()?;
         let computed = checksum(&bytes[..HEADER_CHECKSUM_OFFSET]);
-        if stored != computed {
+        if !checksum_matches(stored, computed) {
             return Err(FormatError::ChecksumMismatch { location: "segment header".into(), stored, computed });
         }
         if flags & !KNOWN_FLAGS != 0 {
@@ -175,7 +175,7 @@ impl StreamDesc {
             let plausible = match meta.codec {
                 Codec::Raw => meta.raw_len == meta.stored_len,
                 Codec::Lz4 => lz4_raw_len_is_plausible(meta.raw_len, meta.stored_len),
-                Codec::DeltaLz4 => meta.raw_len % 8 == 0 && lz4_raw_len_is_plausible(meta.raw_len, meta.stored_len),
+                Codec::DeltaLz4 => meta.raw_len.is_multiple_of(8) && lz4_raw_len_is_plausible(meta.raw_len, meta.stored_len),
             };
             if !plausible {
                 return Err(bad(format!(
@@ -272,7 +272,7 @@ pub(crate) fn parse_descriptor(bytes: &[u8], header: &Header) -> Result<Descript
     let (content, sum) = bytes.split_at(split);
     let stored = u64::from_le_bytes(sum.try_into().expect("split leaves exactly 8 bytes"));
     let computed = checksum(content);
-    if stored != computed {
+    if !checksum_matches(stored, computed) {
         return Err(FormatError::ChecksumMismatch { location: "segment descriptor".into(), stored, computed });
     }
     let mut r = Reader::new(content, "segment descriptor");

@@ -1,6 +1,8 @@
 use std::sync::Arc;
 
-use arrow_array::builder::{BinaryBuilder, LargeBinaryBuilder, LargeStringBuilder, StringBuilder, StringDictionaryBuilder};
+use arrow_array::builder::{
+    BinaryBuilder, LargeBinaryBuilder, LargeStringBuilder, StringBuilder, StringDictionaryBuilder,
+};
 use arrow_array::types::{Int32Type, UInt16Type};
 use arrow_array::*;
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
@@ -50,8 +52,7 @@ fn column(kind: usize, rows: usize, nulls: u8, rng: &mut Rng) -> (Field, ArrayRe
         6 => prim!(UInt32Array, u32),
         7 => prim!(UInt64Array, u64),
         8 => {
-            let v: Float32Array =
-                (0..rows).map(|_| valid(rng).then(|| f32::from_bits(rng.next() as u32))).collect();
+            let v: Float32Array = (0..rows).map(|_| valid(rng).then(|| f32::from_bits(rng.next() as u32))).collect();
             Arc::new(v)
         }
         9 => {
@@ -75,36 +76,42 @@ fn column(kind: usize, rows: usize, nulls: u8, rng: &mut Rng) -> (Field, ArrayRe
         }
         13 => {
             let mut b = StringBuilder::new();
-            (0..rows).for_each(|_| if valid(rng) { b.append_value(words[rng.below(7) as usize]) } else { b.append_null() });
+            (0..rows)
+                .for_each(|_| if valid(rng) { b.append_value(words[rng.below(7) as usize]) } else { b.append_null() });
             Arc::new(b.finish())
         }
         14 => {
             let mut b = LargeStringBuilder::new();
-            (0..rows).for_each(|_| if valid(rng) { b.append_value(words[rng.below(7) as usize]) } else { b.append_null() });
+            (0..rows)
+                .for_each(|_| if valid(rng) { b.append_value(words[rng.below(7) as usize]) } else { b.append_null() });
             Arc::new(b.finish())
         }
         15 => {
             let mut b = BinaryBuilder::new();
-            (0..rows).for_each(|_| {
-                if valid(rng) { b.append_value(rng.next().to_le_bytes()) } else { b.append_null() }
-            });
+            (0..rows).for_each(|_| if valid(rng) { b.append_value(rng.next().to_le_bytes()) } else { b.append_null() });
             Arc::new(b.finish())
         }
         16 => {
             let mut b = LargeBinaryBuilder::new();
             (0..rows).for_each(|_| {
-                if valid(rng) { b.append_value(&rng.next().to_le_bytes()[..rng.below(8) as usize]) } else { b.append_null() }
+                if valid(rng) {
+                    b.append_value(&rng.next().to_le_bytes()[..rng.below(8) as usize])
+                } else {
+                    b.append_null()
+                }
             });
             Arc::new(b.finish())
         }
         17 => {
             let mut b = StringDictionaryBuilder::<Int32Type>::new();
-            (0..rows).for_each(|_| if valid(rng) { b.append_value(words[rng.below(7) as usize]) } else { b.append_null() });
+            (0..rows)
+                .for_each(|_| if valid(rng) { b.append_value(words[rng.below(7) as usize]) } else { b.append_null() });
             Arc::new(b.finish())
         }
         _ => {
             let mut b = StringDictionaryBuilder::<UInt16Type>::new();
-            (0..rows).for_each(|_| if valid(rng) { b.append_value(words[rng.below(7) as usize]) } else { b.append_null() });
+            (0..rows)
+                .for_each(|_| if valid(rng) { b.append_value(words[rng.below(7) as usize]) } else { b.append_null() });
             Arc::new(b.finish())
         }
     };
@@ -202,7 +209,14 @@ fn decode_into_one(readers: &[SegmentReader<'_>], col: usize, data_type: &DataTy
                 r.decode_column_into(col, out).expect("decodes");
                 at += r.num_rows();
             }
-            arrow_data::ArrayData::try_new(data_type.clone(), rows, nulls.then(|| validity.into()), 0, vec![bits.into()], vec![])
+            arrow_data::ArrayData::try_new(
+                data_type.clone(),
+                rows,
+                nulls.then(|| validity.into()),
+                0,
+                vec![bits.into()],
+                vec![],
+            )
         }
         DataType::Utf8 | DataType::Binary | DataType::LargeUtf8 | DataType::LargeBinary => {
             let width = if matches!(data_type, DataType::Utf8 | DataType::Binary) { 4 } else { 8 };
@@ -222,24 +236,53 @@ fn decode_into_one(readers: &[SegmentReader<'_>], col: usize, data_type: &DataTy
                 ends_at += r.num_rows() * width;
                 base += info.data_len;
             }
-            arrow_data::ArrayData::try_new(data_type.clone(), rows, nulls.then(|| validity.into()), 0, vec![offsets.into(), data.into()], vec![])
+            arrow_data::ArrayData::try_new(
+                data_type.clone(),
+                rows,
+                nulls.then(|| validity.into()),
+                0,
+                vec![offsets.into(), data.into()],
+                vec![],
+            )
         }
         DataType::Dictionary(..) => {
             // Dictionaries differ per segment; check the keys/dictionary pair of each segment instead.
-            let parts: Vec<ArrayRef> = (0..readers.len()).map(|i| {
-                let r = &readers[i];
-                let width = data_type_key_width(data_type);
-                let mut keys = zeroed(r.num_rows() * width);
-                let mut v = vec![0u8; r.num_rows().div_ceil(8)];
-                r.decode_column_into(col, ColumnOut { validity: Some(BitsOut { bytes: &mut v, bit_offset: 0 }), values: ValuesOut::Fixed(&mut keys) }).expect("decodes");
-                let dict = r.decode_dictionary(col).expect("dictionary");
-                let DataType::Dictionary(k, _) = data_type else { unreachable!() };
-                let keys = arrow_data::ArrayData::try_new(k.as_ref().clone(), r.num_rows(), infos[i].has_nulls.then(|| v.into()), 0, vec![keys.into()], vec![]).expect("keys");
-                let data = keys.into_builder().data_type(data_type.clone()).child_data(vec![dict.to_data()]).build().expect("dictionary array");
-                let got = make_array(data);
-                assert_eq!(&got, &values_of(i));
-                got
-            }).collect();
+            let parts: Vec<ArrayRef> = (0..readers.len())
+                .map(|i| {
+                    let r = &readers[i];
+                    let width = data_type_key_width(data_type);
+                    let mut keys = zeroed(r.num_rows() * width);
+                    let mut v = vec![0u8; r.num_rows().div_ceil(8)];
+                    r.decode_column_into(
+                        col,
+                        ColumnOut {
+                            validity: Some(BitsOut { bytes: &mut v, bit_offset: 0 }),
+                            values: ValuesOut::Fixed(&mut keys),
+                        },
+                    )
+                    .expect("decodes");
+                    let dict = r.decode_dictionary(col).expect("dictionary");
+                    let DataType::Dictionary(k, _) = data_type else { unreachable!() };
+                    let keys = arrow_data::ArrayData::try_new(
+                        k.as_ref().clone(),
+                        r.num_rows(),
+                        infos[i].has_nulls.then(|| v.into()),
+                        0,
+                        vec![keys.into()],
+                        vec![],
+                    )
+                    .expect("keys");
+                    let data = keys
+                        .into_builder()
+                        .data_type(data_type.clone())
+                        .child_data(vec![dict.to_data()])
+                        .build()
+                        .expect("dictionary array");
+                    let got = make_array(data);
+                    assert_eq!(&got, &values_of(i));
+                    got
+                })
+                .collect();
             // Each segment's keys index its own dictionary: checked per segment above.
             drop(parts);
             return None;
@@ -255,7 +298,14 @@ fn decode_into_one(readers: &[SegmentReader<'_>], col: usize, data_type: &DataTy
                 r.decode_column_into(col, out).expect("decodes");
                 at += r.num_rows();
             }
-            arrow_data::ArrayData::try_new(data_type.clone(), rows, nulls.then(|| validity.into()), 0, vec![values.into()], vec![])
+            arrow_data::ArrayData::try_new(
+                data_type.clone(),
+                rows,
+                nulls.then(|| validity.into()),
+                0,
+                vec![values.into()],
+                vec![],
+            )
         }
     };
     Some(make_array(data.expect("valid array")))
