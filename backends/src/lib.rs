@@ -1,5 +1,15 @@
 //! Floe storage backends.
 //!
-//! The `Storage` trait, its memory, LMDB and S3 implementations and the conformance suite live here
-//! (issue 3). Only the crate exists so far, so that the workspace shows the layering:
-//! `formats` <- `backends` <- `engine` <- `pyarrow-bridge`.
+//! The [`Storage`] trait is the contract between the engine and persisted bytes: immutable objects
+//! under [`floe_formats::AtomKey`]s plus compare-and-swap references under
+//! [`floe_formats::RefKey`]s. This crate holds the trait, the memory, LMDB and S3 implementations,
+//! opening a [`Store`] from a URI, a fault-injecting wrapper for tests, and (behind the `conformance`
+//! feature) the conformance suite every backend must pass. See `design/backends.md`.
+
+pub mod error;
+pub mod memory;
+pub mod storage;
+
+pub use error::{Result, StorageError};
+pub use memory::{MemoryStorage, MemoryStore};
+pub use storage::{ListIter, ListPage, ListScope, RefExpectation, RefToken, RefValue, Storage, Store};

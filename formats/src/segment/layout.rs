@@ -175,7 +175,9 @@ impl StreamDesc {
             let plausible = match meta.codec {
                 Codec::Raw => meta.raw_len == meta.stored_len,
                 Codec::Lz4 => lz4_raw_len_is_plausible(meta.raw_len, meta.stored_len),
-                Codec::DeltaLz4 => meta.raw_len.is_multiple_of(8) && lz4_raw_len_is_plausible(meta.raw_len, meta.stored_len),
+                Codec::DeltaLz4 => {
+                    meta.raw_len.is_multiple_of(8) && lz4_raw_len_is_plausible(meta.raw_len, meta.stored_len)
+                }
             };
             if !plausible {
                 return Err(bad(format!(

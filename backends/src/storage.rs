@@ -1,0 +1,308 @@
+//! The [`Storage`] trait: the only way the engine touches persisted bytes.
+//!
+//! A `Storage` holds the keys of **one library**. Immutable keys ([`AtomKey`]) are written once and
+//! never modified; reference keys ([`RefKey`]) are the only mutable state and change only through
+//! compare-and-swap ([`Storage::write_ref`]). Every method is synchronous and may be called from many
+//! threads at once; backends that talk to the network hide their runtime behind these calls.
+
+use std::fmt;
+use std::ops::Range;
+
+use bytes::Bytes;
+use floe_formats::{AtomKey, Key, KeyType, RefKey};
+
+use crate::error::{Result, StorageError};
+
+/// The opaque version of a reference's value, returned by [`Storage::read_ref`] and
+/// [`Storage::write_ref`] and passed back to a later [`Storage::write_ref`] as the expected state.
+///
+/// Tokens are only meaningful to the backend that issued them, for the same reference. Two reads that
+/// return equal tokens saw the same write. A backend must never issue the same token for two different
+/// writes of one reference (a generation counter or an S3 e-tag that includes the write's identity).
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct RefToken(String);
+
+impl RefToken {
+    /// Wraps a backend-specific token.
+    pub fn new(token: impl Into<String>) -> Self {
+        RefToken(token.into())
+    }
+
+    /// The backend-specific token.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for RefToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RefToken({})", self.0)
+    }
+}
+
+/// A reference's current value and the token that identifies this write of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefValue {
+    /// The bytes last written.
+    pub bytes: Bytes,
+    /// Pass this to [`Storage::write_ref`] to replace the value only if nobody wrote it since.
+    pub token: RefToken,
+}
+
+/// The state a reference must be in for [`Storage::write_ref`] to succeed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefExpectation<'a> {
+    /// Create: the reference must not exist.
+    Absent,
+    /// Replace: the reference must still hold the write identified by this token.
+    At(&'a RefToken),
+}
+
+/// Which symbols a listing covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListScope<'a> {
+    /// Every key of the type.
+    All,
+    /// The keys of exactly this symbol (not of symbols that merely start with it).
+    Symbol(&'a str),
+    /// The keys of every symbol whose name starts with this string (which need not be a valid name).
+    SymbolPrefix(&'a str),
+}
+
+impl ListScope<'_> {
+    /// Whether `symbol` is inside this scope.
+    pub fn contains(&self, symbol: &str) -> bool {
+        match self {
+            ListScope::All => true,
+            ListScope::Symbol(s) => *s == symbol,
+            ListScope::SymbolPrefix(p) => symbol.starts_with(p),
+        }
+    }
+}
+
+/// One page of a listing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListPage {
+    /// The keys of this page, in the backend's listing order (stable across pages of one listing).
+    pub keys: Vec<Key>,
+    /// True when more keys may follow: call again with `after` = the last key of this page.
+    pub more: bool,
+}
+
+/// The default page size of [`Storage::list`]; S3 returns at most 1,000 keys per request anyway.
+pub const DEFAULT_LIST_PAGE: usize = 1000;
+
+/// The storage of one library: immutable objects plus compare-and-swap references.
+///
+/// # Contract (checked by [`crate::conformance`])
+/// - **Immutable keys.** [`put`](Storage::put) creates a key; writing an existing key again with the
+///   same bytes succeeds (so retries are safe), with different bytes fails with
+///   [`StorageError::AlreadyExists`] and leaves the stored bytes unchanged. A successful `put` is durable
+///   and visible to every later call from any thread or process sharing the storage.
+/// - **Reads** return exactly the bytes written, or [`StorageError::NotFound`].
+/// - **References** change only through [`write_ref`](Storage::write_ref), which is linearizable: among
+///   concurrent calls expecting the same state, at most one succeeds; the others get
+///   [`StorageError::Conflict`]. [`delete_ref`](Storage::delete_ref) is the one unconditional change,
+///   meant for references nobody races on (dropping a snapshot name, tearing down a library).
+/// - **Listings** are paged: a page holds at most `limit` keys, and a listing resumed after the last key
+///   of a page neither repeats nor skips keys that existed for the whole listing.
+/// - **Errors** are typed ([`StorageError`]); transient failures are retried inside the backend before
+///   [`StorageError::Unavailable`] is returned.
+///
+/// Implementations must be `Send + Sync` and object safe (`Arc<dyn Storage>`).
+pub trait Storage: Send + Sync + fmt::Debug {
+    /// A short human-readable description, e.g. `lmdb:///data/floe (library prices)`.
+    fn describe(&self) -> String;
+
+    /// Writes an immutable object (create only; idempotent for identical bytes).
+    ///
+    /// # Errors
+    /// [`StorageError::AlreadyExists`] if `key` holds different bytes; `Unavailable`/`Other` on
+    /// backend failure (then the write may or may not have happened; a retry is safe).
+    fn put(&self, key: &AtomKey, value: Bytes) -> Result<()>;
+
+    /// Writes many objects, concurrently where the backend can. Returns one result per item, in order.
+    /// The default calls [`put`](Storage::put) for each item in turn.
+    fn put_batch(&self, items: Vec<(AtomKey, Bytes)>) -> Vec<Result<()>> {
+        items.into_iter().map(|(k, v)| self.put(&k, v)).collect()
+    }
+
+    /// Reads a whole object.
+    ///
+    /// # Errors
+    /// [`StorageError::NotFound`] if absent.
+    fn get(&self, key: &AtomKey) -> Result<Bytes>;
+
+    /// Reads bytes `range` of an object; the range is clamped to the object's end, so a range past it
+    /// returns fewer bytes (possibly none).
+    ///
+    /// # Errors
+    /// [`StorageError::NotFound`] if absent.
+    fn get_range(&self, key: &AtomKey, range: Range<u64>) -> Result<Bytes> {
+        let all = self.get(key)?;
+        let len = all.len() as u64;
+        let start = usize::try_from(range.start.min(len)).expect("clamped to a usize length");
+        let end = usize::try_from(range.end.min(len).max(range.start.min(len))).expect("clamped to a usize length");
+        Ok(all.slice(start..end))
+    }
+
+    /// Reads many objects, concurrently where the backend can. One result per key, in order.
+    fn get_batch(&self, keys: &[AtomKey]) -> Vec<Result<Bytes>> {
+        keys.iter().map(|k| self.get(k)).collect()
+    }
+
+    /// Reads many objects and hands each to `visit` as borrowed bytes, possibly from several threads
+    /// at once and in any order; `visit` gets the key's index in `keys`. Backends that can lend their
+    /// pages (LMDB's memory map) call `visit` without copying. The first error from a read or from
+    /// `visit` is returned; other visits may still run before it is.
+    ///
+    /// The default fetches with [`get_batch`](Storage::get_batch) and visits in parallel on rayon.
+    ///
+    /// # Errors
+    /// The first read error ([`StorageError::NotFound`], ...) or the first error `visit` returned.
+    fn visit_batch(&self, keys: &[AtomKey], visit: &(dyn Fn(usize, &[u8]) -> Result<()> + Sync)) -> Result<()> {
+        let fetched = self.get_batch(keys);
+        use rayon::prelude::*;
+        fetched.into_par_iter().enumerate().try_for_each(|(i, r)| visit(i, &r?))
+    }
+
+    /// Whether an immutable object exists.
+    fn exists(&self, key: &AtomKey) -> Result<bool>;
+
+    /// Deletes objects. Missing keys are not an error (deletes are idempotent).
+    fn delete_batch(&self, keys: &[AtomKey]) -> Result<()>;
+
+    /// Lists one page of keys of `key_type` (atom or reference type) within `scope`, starting after
+    /// `after` (a key returned by an earlier page of the same listing), at most `limit` keys.
+    fn list_page(&self, key_type: KeyType, scope: ListScope<'_>, after: Option<&Key>, limit: usize)
+    -> Result<ListPage>;
+
+    /// Reads a reference and its token, or `None` if it does not exist.
+    fn read_ref(&self, key: &RefKey) -> Result<Option<RefValue>>;
+
+    /// Compare-and-swap write of a reference: succeeds only if the reference is in the `expected`
+    /// state, and returns the new token.
+    ///
+    /// # Errors
+    /// [`StorageError::Conflict`] if the reference is not in the expected state (nothing is written).
+    /// On `Unavailable`/`Other` the write may or may not have happened: re-read to find out.
+    fn write_ref(&self, key: &RefKey, value: Bytes, expected: RefExpectation<'_>) -> Result<RefToken>;
+
+    /// Deletes a reference unconditionally; absent is not an error. Not for references writers race on.
+    fn delete_ref(&self, key: &RefKey) -> Result<()>;
+}
+
+impl dyn Storage + '_ {
+    /// Every key of `key_type` in `scope`, fetched lazily page by page (at most
+    /// [`DEFAULT_LIST_PAGE`] keys held at once).
+    pub fn list(&self, key_type: KeyType, scope: ListScope<'_>) -> ListIter<'_> {
+        ListIter {
+            storage: self,
+            key_type,
+            scope: scope_owned(scope),
+            page: Vec::new().into_iter(),
+            after: None,
+            done: false,
+        }
+    }
+
+    /// Collects a whole listing (for small listings: the keys of one symbol, the symbols of a library).
+    ///
+    /// # Errors
+    /// The first error of any page.
+    pub fn list_all(&self, key_type: KeyType, scope: ListScope<'_>) -> Result<Vec<Key>> {
+        self.list(key_type, scope).collect()
+    }
+}
+
+#[derive(Debug, Clone)]
+enum OwnedScope {
+    All,
+    Symbol(String),
+    SymbolPrefix(String),
+}
+
+fn scope_owned(scope: ListScope<'_>) -> OwnedScope {
+    match scope {
+        ListScope::All => OwnedScope::All,
+        ListScope::Symbol(s) => OwnedScope::Symbol(s.to_owned()),
+        ListScope::SymbolPrefix(p) => OwnedScope::SymbolPrefix(p.to_owned()),
+    }
+}
+
+impl OwnedScope {
+    fn borrow(&self) -> ListScope<'_> {
+        match self {
+            OwnedScope::All => ListScope::All,
+            OwnedScope::Symbol(s) => ListScope::Symbol(s),
+            OwnedScope::SymbolPrefix(p) => ListScope::SymbolPrefix(p),
+        }
+    }
+}
+
+/// A lazy listing made by `<dyn Storage>::list`: fetches one page at a time.
+#[derive(Debug)]
+pub struct ListIter<'s> {
+    storage: &'s dyn Storage,
+    key_type: KeyType,
+    scope: OwnedScope,
+    page: std::vec::IntoIter<Key>,
+    after: Option<Key>,
+    done: bool,
+}
+
+impl Iterator for ListIter<'_> {
+    type Item = Result<Key>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(k) = self.page.next() {
+                self.after = Some(k.clone());
+                return Some(Ok(k));
+            }
+            if self.done {
+                return None;
+            }
+            match self.storage.list_page(self.key_type, self.scope.borrow(), self.after.as_ref(), DEFAULT_LIST_PAGE) {
+                Ok(page) => {
+                    self.done = !page.more || page.keys.is_empty();
+                    self.page = page.keys.into_iter();
+                }
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(e));
+                }
+            }
+        }
+    }
+}
+
+/// A store: the place a URI names, holding any number of libraries.
+pub trait Store: Send + Sync + fmt::Debug {
+    /// The URI this store was opened from, with secrets removed.
+    fn uri(&self) -> String;
+
+    /// The storage of library `name`, created empty if it does not exist yet. Opening the same library
+    /// twice returns storages that share state (for LMDB: the same environment).
+    ///
+    /// # Errors
+    /// [`StorageError::Format`] for an invalid library name; backend errors.
+    fn library(&self, name: &str) -> Result<std::sync::Arc<dyn Storage>>;
+
+    /// The names of the libraries holding at least one key, sorted.
+    fn list_libraries(&self) -> Result<Vec<String>>;
+
+    /// Removes every key of library `name`. Absent is not an error.
+    fn delete_library(&self, name: &str) -> Result<()>;
+}
+
+/// Checks that `limit` is usable for a page.
+///
+/// # Errors
+/// [`StorageError::InvalidConfig`] when it is zero.
+pub fn check_page_limit(limit: usize) -> Result<()> {
+    if limit == 0 {
+        return Err(StorageError::InvalidConfig("list page limit must be at least 1".into()));
+    }
+    Ok(())
+}
