@@ -5,22 +5,28 @@ use crate::error::{FormatError, Result};
 /// A cursor over untrusted bytes. Every read is bounds-checked and reports a
 /// [`FormatError::Truncated`] naming the object being decoded.
 #[derive(Debug, Clone)]
-pub(crate) struct Reader<'a> {
+pub struct Reader<'a> {
     bytes: &'a [u8],
     pos: usize,
     object: &'static str,
 }
 
 impl<'a> Reader<'a> {
-    pub(crate) fn new(bytes: &'a [u8], object: &'static str) -> Self {
+    /// A reader over `bytes`; errors name `object`.
+    pub fn new(bytes: &'a [u8], object: &'static str) -> Self {
         Self { bytes, pos: 0, object }
     }
 
-    pub(crate) fn remaining(&self) -> usize {
+    /// Bytes not yet read.
+    pub fn remaining(&self) -> usize {
         self.bytes.len() - self.pos
     }
 
-    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+    /// The next `n` bytes.
+    ///
+    /// # Errors
+    /// [`FormatError::Truncated`] if fewer remain.
+    pub fn take(&mut self, n: usize) -> Result<&'a [u8]> {
         let end = self.pos.checked_add(n).filter(|&e| e <= self.bytes.len()).ok_or(FormatError::Truncated {
             object: self.object,
             offset: self.pos,
@@ -39,28 +45,51 @@ impl<'a> Reader<'a> {
         Ok(out)
     }
 
-    pub(crate) fn u8(&mut self) -> Result<u8> {
+    /// The next little-endian `u8`.
+    ///
+    /// # Errors
+    /// [`FormatError::Truncated`] if too few bytes remain.
+    pub fn u8(&mut self) -> Result<u8> {
         Ok(self.array::<1>()?[0])
     }
 
-    pub(crate) fn u16(&mut self) -> Result<u16> {
+    /// The next little-endian `u16`.
+    ///
+    /// # Errors
+    /// [`FormatError::Truncated`] if too few bytes remain.
+    pub fn u16(&mut self) -> Result<u16> {
         Ok(u16::from_le_bytes(self.array()?))
     }
 
-    pub(crate) fn u32(&mut self) -> Result<u32> {
+    /// The next little-endian `u32`.
+    ///
+    /// # Errors
+    /// [`FormatError::Truncated`] if too few bytes remain.
+    pub fn u32(&mut self) -> Result<u32> {
         Ok(u32::from_le_bytes(self.array()?))
     }
 
-    pub(crate) fn u64(&mut self) -> Result<u64> {
+    /// The next little-endian `u64`.
+    ///
+    /// # Errors
+    /// [`FormatError::Truncated`] if too few bytes remain.
+    pub fn u64(&mut self) -> Result<u64> {
         Ok(u64::from_le_bytes(self.array()?))
     }
 
-    pub(crate) fn i64(&mut self) -> Result<i64> {
+    /// The next little-endian `i64`.
+    ///
+    /// # Errors
+    /// [`FormatError::Truncated`] if too few bytes remain.
+    pub fn i64(&mut self) -> Result<i64> {
         Ok(i64::from_le_bytes(self.array()?))
     }
 
     /// A `u16`-length-prefixed UTF-8 string.
-    pub(crate) fn str16(&mut self, field: &str) -> Result<&'a str> {
+    ///
+    /// # Errors
+    /// [`FormatError::Truncated`] or [`FormatError::Malformed`] (not UTF-8).
+    pub fn str16(&mut self, field: &str) -> Result<&'a str> {
         let len = usize::from(self.u16()?);
         let bytes = self.take(len)?;
         std::str::from_utf8(bytes)
@@ -68,7 +97,10 @@ impl<'a> Reader<'a> {
     }
 
     /// Fails unless every byte has been consumed (no slack bytes that no checksum would cover).
-    pub(crate) fn finish(&self) -> Result<()> {
+    ///
+    /// # Errors
+    /// [`FormatError::Malformed`] naming the number of trailing bytes.
+    pub fn finish(&self) -> Result<()> {
         if self.remaining() == 0 {
             Ok(())
         } else {
@@ -78,11 +110,16 @@ impl<'a> Reader<'a> {
 }
 
 /// Appends little-endian integers to a byte vector.
-pub(crate) trait WriteLe {
+pub trait WriteLe {
+    /// Appends `v` little-endian.
     fn put_u8(&mut self, v: u8);
+    /// Appends `v` little-endian.
     fn put_u16(&mut self, v: u16);
+    /// Appends `v` little-endian.
     fn put_u32(&mut self, v: u32);
+    /// Appends `v` little-endian.
     fn put_u64(&mut self, v: u64);
+    /// Appends `v` little-endian.
     fn put_i64(&mut self, v: i64);
     /// Writes a `u16` length then the bytes. The caller guarantees `s.len() <= u16::MAX`.
     fn put_str16(&mut self, s: &str);
@@ -112,7 +149,7 @@ impl WriteLe for Vec<u8> {
 }
 
 /// xxh3-64 of `bytes`: the checksum every persisted Floe object uses.
-pub(crate) fn checksum(bytes: &[u8]) -> u64 {
+pub fn checksum(bytes: &[u8]) -> u64 {
     xxhash_rust::xxh3::xxh3_64(bytes)
 }
 
@@ -120,6 +157,6 @@ pub(crate) fn checksum(bytes: &[u8]) -> u64 {
 ///
 /// Under `cfg(fuzzing)` (set by cargo-fuzz) every checksum is accepted, so that the fuzzer can reach the
 /// parsers behind the checksums instead of stopping at the first one; never set outside fuzz builds.
-pub(crate) fn checksum_matches(stored: u64, computed: u64) -> bool {
+pub fn checksum_matches(stored: u64, computed: u64) -> bool {
     cfg!(fuzzing) || stored == computed
 }

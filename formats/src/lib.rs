@@ -17,8 +17,9 @@ compile_error!("floe-formats reinterprets Arrow's native-endian buffers as littl
 
 pub mod error;
 pub mod key;
-mod le;
+pub mod le;
 pub mod names;
+pub mod record;
 pub mod segment;
 
 pub use error::{FormatError, Result};
