@@ -537,7 +537,8 @@ mod tests {
             schema_segment: vec![1, 2, 3],
             user_metadata: None,
         };
-        let all: Vec<(Vec<u8>, Box<dyn Fn(&[u8]) -> bool>)> = vec![
+        type Check = Box<dyn Fn(&[u8]) -> bool>;
+        let all: Vec<(Vec<u8>, Check)> = vec![
             (record(5).encode(), Box::new(|b| VersionRecord::decode(b).is_ok())),
             (head.encode(), Box::new(|b| Head::decode(b).is_ok())),
             (snap.encode(), Box::new(|b| SnapshotRecord::decode(b).is_ok())),
