@@ -7,9 +7,11 @@
 //! feature) the conformance suite every backend must pass. See `design/backends.md`.
 
 pub mod error;
+pub mod lmdb;
 pub mod memory;
 pub mod storage;
 
 pub use error::{Result, StorageError};
+pub use lmdb::{LmdbConfig, LmdbStorage, LmdbStore};
 pub use memory::{MemoryStorage, MemoryStore};
 pub use storage::{ListIter, ListPage, ListScope, RefExpectation, RefToken, RefValue, Storage, Store};

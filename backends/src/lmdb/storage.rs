@@ -1,0 +1,275 @@
+//! [`LmdbStorage`]: the [`Storage`] of one library, over its shared environment.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use floe_formats::{AtomKey, Key, KeyClass, KeyType, RefKey};
+use lmdb::{Database, RwTransaction, Transaction, WriteFlags};
+use rayon::prelude::*;
+
+use super::env::{BACKEND, Env, TxnError, le_u64, next_generation, optional};
+use super::listing;
+use crate::error::{Result, StorageError};
+use crate::storage::{ListPage, ListScope, RefExpectation, RefToken, RefValue, Storage, check_page_limit};
+
+/// Values of one `put_batch` write transaction, at most; a larger batch commits in several. Bounds
+/// the work redone when a full map forces a retry.
+const BATCH_TXN_BYTES: usize = 256 << 20;
+
+/// The storage of one library in an LMDB store (see `design/backends-lmdb.md`).
+///
+/// Cheap to clone; every clone and every storage of the same library in this process shares one
+/// environment. All methods may be called from any thread.
+#[derive(Debug, Clone)]
+pub struct LmdbStorage {
+    env: Arc<Env>,
+    library: String,
+}
+
+impl LmdbStorage {
+    pub(crate) fn new(env: Arc<Env>, library: String) -> Self {
+        LmdbStorage { env, library }
+    }
+
+    /// The library name.
+    pub fn library(&self) -> &str {
+        &self.library
+    }
+
+    /// The folder holding this library's environment.
+    pub fn path(&self) -> &std::path::Path {
+        self.env.path()
+    }
+
+    /// The size of this process's memory map of the environment now, in bytes (it grows when full).
+    ///
+    /// # Errors
+    /// Backend errors reading the environment info.
+    pub fn map_size(&self) -> Result<u64> {
+        self.env.map_size()
+    }
+}
+
+fn atom_binary(key: &AtomKey) -> Vec<u8> {
+    Key::Atom(key.clone()).to_binary()
+}
+
+fn ref_binary(key: &RefKey) -> Vec<u8> {
+    Key::Ref(key.clone()).to_binary()
+}
+
+/// Create-only write of one object inside `txn`; equal bytes already present are a success.
+fn put_one(
+    txn: &mut RwTransaction<'_>,
+    db: Database,
+    binary: &[u8],
+    key: &AtomKey,
+    value: &[u8],
+) -> std::result::Result<(), TxnError> {
+    match optional(txn.get(db, &binary))? {
+        Some(existing) if existing == value => Ok(()),
+        Some(_) => Err(StorageError::already_exists(key).into()),
+        None => Ok(txn.put(db, &binary, &value, WriteFlags::empty())?),
+    }
+}
+
+/// A copy of a whole-batch error for each item (`StorageError` is not `Clone`).
+fn batch_error(e: &StorageError) -> StorageError {
+    match e {
+        StorageError::Unavailable { message, .. } => StorageError::unavailable(BACKEND, message.clone()),
+        other => StorageError::other(BACKEND, other.to_string()),
+    }
+}
+
+/// Decodes a stored reference value: 8-byte LE generation, then the bytes.
+fn decode_ref<'s>(key: &RefKey, stored: &'s [u8]) -> Result<(u64, &'s [u8])> {
+    let generation = le_u64(stored)
+        .ok_or_else(|| StorageError::other(BACKEND, format!("reference {key} is stored in fewer than 8 bytes")))?;
+    Ok((generation, &stored[8..]))
+}
+
+fn clamp(range: &Range<u64>, len: usize) -> Range<usize> {
+    let len64 = len as u64;
+    let start = range.start.min(len64);
+    let end = range.end.min(len64).max(start);
+    // Both are at most `len`, a usize.
+    usize::try_from(start).unwrap_or(len)..usize::try_from(end).unwrap_or(len)
+}
+
+impl Storage for LmdbStorage {
+    fn describe(&self) -> String {
+        format!("lmdb://{} (library {})", self.env.path().display(), self.library)
+    }
+
+    fn put(&self, key: &AtomKey, value: Bytes) -> Result<()> {
+        let binary = atom_binary(key);
+        self.env.write("put", |txn| put_one(txn, self.env.atoms, &binary, key, &value))
+    }
+
+    /// One write transaction (one fsync) per [`BATCH_TXN_BYTES`] of values rather than per key.
+    fn put_batch(&self, items: Vec<(AtomKey, Bytes)>) -> Vec<Result<()>> {
+        let binaries: Vec<Vec<u8>> = items.iter().map(|(k, _)| atom_binary(k)).collect();
+        let mut results = Vec::with_capacity(items.len());
+        let mut start = 0;
+        while start < items.len() {
+            let mut end = start;
+            let mut bytes = 0;
+            while end < items.len() && (end == start || bytes + items[end].1.len() <= BATCH_TXN_BYTES) {
+                bytes += items[end].1.len();
+                end += 1;
+            }
+            let chunk = self.env.write("put_batch", |txn| {
+                let mut out = Vec::with_capacity(end - start);
+                for ((key, value), binary) in items[start..end].iter().zip(&binaries[start..end]) {
+                    out.push(match put_one(txn, self.env.atoms, binary, key, value) {
+                        Ok(()) => Ok(()),
+                        Err(TxnError::Storage(e)) => Err(e),
+                        Err(e @ TxnError::Lmdb(_)) => return Err(e),
+                    });
+                }
+                Ok(out)
+            });
+            match chunk {
+                Ok(out) => results.extend(out),
+                Err(e) => results.extend((start..end).map(|_| Err(batch_error(&e)))),
+            }
+            start = end;
+        }
+        results
+    }
+
+    fn get(&self, key: &AtomKey) -> Result<Bytes> {
+        let binary = atom_binary(key);
+        self.env.read("get", |txn| match optional(txn.get(self.env.atoms, &binary))? {
+            Some(v) => Ok(Bytes::copy_from_slice(v)),
+            None => Err(StorageError::not_found(key).into()),
+        })
+    }
+
+    /// Copies only the requested bytes out of the map.
+    fn get_range(&self, key: &AtomKey, range: Range<u64>) -> Result<Bytes> {
+        let binary = atom_binary(key);
+        self.env.read("get_range", |txn| match optional(txn.get(self.env.atoms, &binary))? {
+            Some(v) => Ok(Bytes::copy_from_slice(&v[clamp(&range, v.len())])),
+            None => Err(StorageError::not_found(key).into()),
+        })
+    }
+
+    /// One read transaction for all keys.
+    fn get_batch(&self, keys: &[AtomKey]) -> Vec<Result<Bytes>> {
+        let outcome = self.env.read("get_batch", |txn| {
+            Ok(keys
+                .iter()
+                .map(|key| match txn.get(self.env.atoms, &atom_binary(key)) {
+                    Ok(v) => Ok(Bytes::copy_from_slice(v)),
+                    Err(lmdb::Error::NotFound) => Err(StorageError::not_found(key)),
+                    Err(e) => Err(super::env::lmdb_error(self.env.path(), "get_batch", e)),
+                })
+                .collect())
+        });
+        outcome.unwrap_or_else(|e| keys.iter().map(|_| Err(batch_error(&e))).collect())
+    }
+
+    /// Zero copy: one read transaction stays on the calling thread (LMDB read transactions are
+    /// `!Send`) while rayon workers run `visit` on slices borrowed straight from the memory map. The
+    /// transaction, and so the slices, live until every visit has returned.
+    fn visit_batch(&self, keys: &[AtomKey], visit: &(dyn Fn(usize, &[u8]) -> Result<()> + Sync)) -> Result<()> {
+        self.env.read("visit_batch", |txn| {
+            let slices = keys
+                .iter()
+                .map(|key| match txn.get(self.env.atoms, &atom_binary(key)) {
+                    Ok(v) => Ok(v),
+                    Err(lmdb::Error::NotFound) => Err(TxnError::Storage(StorageError::not_found(key))),
+                    Err(e) => Err(e.into()),
+                })
+                .collect::<std::result::Result<Vec<&[u8]>, TxnError>>()?;
+            slices.par_iter().enumerate().try_for_each(|(i, bytes)| visit(i, bytes)).map_err(TxnError::Storage)
+        })
+    }
+
+    fn exists(&self, key: &AtomKey) -> Result<bool> {
+        let binary = atom_binary(key);
+        self.env.read("exists", |txn| Ok(optional(txn.get(self.env.atoms, &binary))?.is_some()))
+    }
+
+    fn delete_batch(&self, keys: &[AtomKey]) -> Result<()> {
+        let binaries: Vec<Vec<u8>> = keys.iter().map(atom_binary).collect();
+        self.env.write("delete_batch", |txn| {
+            for binary in &binaries {
+                optional(txn.del(self.env.atoms, binary, None))?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Keys come in binary-key order (see `listing.rs`); prefix scopes seek one range per symbol
+    /// length.
+    fn list_page(
+        &self,
+        key_type: KeyType,
+        scope: ListScope<'_>,
+        after: Option<&Key>,
+        limit: usize,
+    ) -> Result<ListPage> {
+        check_page_limit(limit)?;
+        let db = match key_type.class() {
+            KeyClass::Atom => self.env.atoms,
+            KeyClass::Ref => self.env.refs,
+        };
+        let ranges = listing::ranges(key_type, scope);
+        let after = after.map(Key::to_binary);
+        self.env.read("list_page", |txn| listing::scan(txn, db, &ranges, after.as_deref(), limit))
+    }
+
+    fn read_ref(&self, key: &RefKey) -> Result<Option<RefValue>> {
+        let binary = ref_binary(key);
+        self.env.read("read_ref", |txn| {
+            let Some(stored) = optional(txn.get(self.env.refs, &binary))? else {
+                return Ok(None);
+            };
+            let (generation, bytes) = decode_ref(key, stored)?;
+            Ok(Some(RefValue { bytes: Bytes::copy_from_slice(bytes), token: RefToken::new(generation.to_string()) }))
+        })
+    }
+
+    /// The compare and the swap happen in one write transaction, which LMDB serializes across
+    /// threads and processes.
+    fn write_ref(&self, key: &RefKey, value: Bytes, expected: RefExpectation<'_>) -> Result<RefToken> {
+        let binary = ref_binary(key);
+        // A token this backend never issued matches nothing: a conflict, like a stale one.
+        let expected_generation = match expected {
+            RefExpectation::Absent => None,
+            RefExpectation::At(token) => Some(token.as_str().parse::<u64>().ok()),
+        };
+        let generation = self.env.write("write_ref", |txn| {
+            let current = match optional(txn.get(self.env.refs, &binary))? {
+                Some(stored) => Some(decode_ref(key, stored)?.0),
+                None => None,
+            };
+            let matches = match (expected_generation, current) {
+                (None, None) => true,
+                (Some(Some(want)), Some(have)) => want == have,
+                _ => false,
+            };
+            if !matches {
+                return Err(StorageError::conflict(key).into());
+            }
+            let generation = next_generation(txn, self.env.meta, current)?;
+            let mut stored = Vec::with_capacity(8 + value.len());
+            stored.extend_from_slice(&generation.to_le_bytes());
+            stored.extend_from_slice(&value);
+            txn.put(self.env.refs, &binary, &stored, WriteFlags::empty())?;
+            Ok(generation)
+        })?;
+        Ok(RefToken::new(generation.to_string()))
+    }
+
+    fn delete_ref(&self, key: &RefKey) -> Result<()> {
+        let binary = ref_binary(key);
+        self.env.write("delete_ref", |txn| {
+            optional(txn.del(self.env.refs, &binary, None))?;
+            Ok(())
+        })
+    }
+}
