@@ -6,9 +6,13 @@
 //! opening a [`Store`] from a URI, a fault-injecting wrapper for tests, and (behind the `conformance`
 //! feature) the conformance suite every backend must pass. See `design/backends.md`.
 
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
 pub mod error;
+pub mod faulty;
 pub mod lmdb;
 pub mod memory;
+mod rng;
 pub mod storage;
 
 pub use error::{Result, StorageError};

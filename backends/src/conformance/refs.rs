@@ -1,0 +1,227 @@
+//! Checks of references: absent reads, create-only, compare-and-swap tokens, deletes, independence.
+
+use std::collections::BTreeSet;
+
+use bytes::Bytes;
+use floe_formats::{KeyType, RefKey};
+
+use super::ConformanceConfig;
+use super::support::{During, Outcome, ensure, expect_error, is_conflict, reference, same_bytes};
+use crate::storage::{RefExpectation, RefToken, Storage};
+
+/// Reads `key` and checks it holds `expected` (or is absent for `None`); returns its token.
+fn read_is(storage: &dyn Storage, key: &RefKey, expected: Option<&[u8]>, step: &str) -> Outcome<Option<RefToken>> {
+    let got = storage.read_ref(key).during(|| format!("read_ref {key} {step}"))?;
+    match (expected, got) {
+        (None, None) => Ok(None),
+        (None, Some(v)) => Err(super::CheckError::new(format!(
+            "read_ref {key} {step}: expected no reference, found {} bytes with {:?}",
+            v.bytes.len(),
+            v.token
+        ))),
+        (Some(_), None) => Err(super::CheckError::new(format!("read_ref {key} {step}: expected a value, found none"))),
+        (Some(e), Some(v)) => {
+            same_bytes(e, &v.bytes, || format!("read_ref {key} {step}"))?;
+            Ok(Some(v.token))
+        }
+    }
+}
+
+fn conflict(
+    storage: &dyn Storage,
+    key: &RefKey,
+    value: &'static [u8],
+    expected: RefExpectation<'_>,
+    step: &str,
+) -> Outcome {
+    expect_error(storage.write_ref(key, Bytes::from_static(value), expected), "Conflict", is_conflict, || {
+        format!("write_ref {key} expecting {expected:?} {step}")
+    })
+}
+
+/// An absent reference reads as `None`, also when references of the same symbol under another type,
+/// or of a longer symbol, exist.
+///
+/// # Errors
+/// A [`super::CheckError`] naming the reference.
+pub fn ref_absent_reads_none(_config: &ConformanceConfig, storage: &dyn Storage) -> Outcome {
+    let absent = reference(KeyType::VersionRef, "nothing");
+    read_is(storage, &absent, None, "before anything was written")?;
+    for other in [reference(KeyType::SnapshotRef, "nothing"), reference(KeyType::VersionRef, "nothing2")] {
+        storage
+            .write_ref(&other, Bytes::from_static(b"x"), RefExpectation::Absent)
+            .during(|| format!("write_ref {other}"))?;
+    }
+    read_is(storage, &absent, None, "after writing neighbouring references")?;
+    Ok(())
+}
+
+/// Creating a reference (`Absent`) works once; creating it again is a `Conflict` whatever the bytes,
+/// and leaves the first value. Empty values round-trip.
+///
+/// # Errors
+/// A [`super::CheckError`] naming the step.
+pub fn ref_create_only_once(_config: &ConformanceConfig, storage: &dyn Storage) -> Outcome {
+    let key = reference(KeyType::VersionRef, "create");
+    let token = storage
+        .write_ref(&key, Bytes::from_static(b"first"), RefExpectation::Absent)
+        .during(|| format!("create {key}"))?;
+    conflict(storage, &key, b"second", RefExpectation::Absent, "(a second create, other bytes)")?;
+    conflict(storage, &key, b"first", RefExpectation::Absent, "(a second create, the same bytes)")?;
+    let read = read_is(storage, &key, Some(b"first"), "after two refused creates")?;
+    // The create's own token must still be current: no refused write may have changed the reference.
+    storage
+        .write_ref(&key, Bytes::from_static(b"third"), RefExpectation::At(&token))
+        .during(|| format!("update {key} with the token of its create"))?;
+    ensure!(read.is_some(), "read_ref {key} lost its token");
+
+    let empty = reference(KeyType::LibraryConfig, "empty value");
+    storage
+        .write_ref(&empty, Bytes::new(), RefExpectation::Absent)
+        .during(|| format!("create {empty} with no bytes"))?;
+    read_is(storage, &empty, Some(b""), "after creating it empty")?;
+    Ok(())
+}
+
+/// An update with a stale token is a `Conflict` and writes nothing; the tokens returned by `write_ref`
+/// and by `read_ref` for the current value both work; `At` on an absent reference is a `Conflict`.
+///
+/// # Errors
+/// A [`super::CheckError`] naming the step.
+pub fn ref_stale_token_conflicts(_config: &ConformanceConfig, storage: &dyn Storage) -> Outcome {
+    let key = reference(KeyType::VersionRef, "cas");
+    let t1 = storage
+        .write_ref(&key, Bytes::from_static(b"v1"), RefExpectation::Absent)
+        .during(|| format!("create {key}"))?;
+    let t2 = storage
+        .write_ref(&key, Bytes::from_static(b"v2"), RefExpectation::At(&t1))
+        .during(|| format!("update {key} at the create's token"))?;
+    conflict(storage, &key, b"stale", RefExpectation::At(&t1), "with the token of the replaced value")?;
+    let read = read_is(storage, &key, Some(b"v2"), "after a stale update")?.expect("read_is returned a value");
+    let t3 = storage
+        .write_ref(&key, Bytes::from_static(b"v3"), RefExpectation::At(&read))
+        .during(|| format!("update {key} with the token read_ref returned"))?;
+    conflict(storage, &key, b"stale", RefExpectation::At(&t2), "with the token of the replaced value")?;
+    conflict(storage, &key, b"stale", RefExpectation::Absent, "while it exists")?;
+    storage
+        .write_ref(&key, Bytes::from_static(b"v4"), RefExpectation::At(&t3))
+        .during(|| format!("update {key} with the token write_ref returned"))?;
+    read_is(storage, &key, Some(b"v4"), "at the end")?;
+
+    let absent = reference(KeyType::VersionRef, "cas absent");
+    conflict(storage, &absent, b"x", RefExpectation::At(&t1), "while it does not exist (token of another reference)")?;
+    read_is(storage, &absent, None, "after a refused update of an absent reference")?;
+    Ok(())
+}
+
+/// Every write returns a new token, also when it writes the bytes already there and when a value comes
+/// back (A, B, A): no token of an earlier write may ever work again.
+///
+/// # Errors
+/// A [`super::CheckError`] listing the repeated token or the stale write that succeeded.
+pub fn ref_tokens_change_on_every_write(_config: &ConformanceConfig, storage: &dyn Storage) -> Outcome {
+    let key = reference(KeyType::VersionRef, "tokens");
+    let values: [&'static [u8]; 8] = [b"A", b"A", b"A", b"B", b"A", b"B", b"", b"A"];
+    let mut tokens: Vec<RefToken> = Vec::new();
+    for (i, value) in values.iter().enumerate() {
+        let expected = match tokens.last() {
+            None => RefExpectation::Absent,
+            Some(t) => RefExpectation::At(t),
+        };
+        let token =
+            storage.write_ref(&key, Bytes::from_static(value), expected).during(|| format!("write {i} of {key}"))?;
+        let read = read_is(storage, &key, Some(value), &format!("after write {i}"))?.expect("read_is returned a value");
+        ensure!(
+            !tokens.contains(&token) && !tokens.contains(&read),
+            "write {i} of {key} ({:?}) got token {token:?} (read_ref says {read:?}), already issued for an \
+             earlier write: tokens {tokens:?}; a stale writer could overwrite it (ABA)",
+            String::from_utf8_lossy(value)
+        );
+        tokens.push(token);
+    }
+    let distinct: BTreeSet<&str> = tokens.iter().map(RefToken::as_str).collect();
+    ensure!(distinct.len() == tokens.len(), "tokens of {key} repeat: {tokens:?}");
+    for (i, old) in tokens[..tokens.len() - 1].iter().enumerate() {
+        conflict(storage, &key, b"stale", RefExpectation::At(old), &format!("with the token of write {i}"))?;
+    }
+    read_is(storage, &key, Some(b"A"), "after the stale writes")?;
+    Ok(())
+}
+
+/// `delete_ref` removes a reference (deleting it again is fine); its old tokens conflict afterwards,
+/// also after it is created again, and the new token differs from every old one.
+///
+/// # Errors
+/// A [`super::CheckError`] naming the step.
+pub fn ref_delete(_config: &ConformanceConfig, storage: &dyn Storage) -> Outcome {
+    let key = reference(KeyType::SnapshotRef, "delete me");
+    let t1 = storage
+        .write_ref(&key, Bytes::from_static(b"one"), RefExpectation::Absent)
+        .during(|| format!("create {key}"))?;
+    let t2 = storage
+        .write_ref(&key, Bytes::from_static(b"two"), RefExpectation::At(&t1))
+        .during(|| format!("update {key}"))?;
+    storage.delete_ref(&key).during(|| format!("delete_ref {key}"))?;
+    read_is(storage, &key, None, "after delete_ref")?;
+    storage.delete_ref(&key).during(|| format!("delete_ref {key} again"))?;
+    storage
+        .delete_ref(&reference(KeyType::SnapshotRef, "never existed"))
+        .during(|| "delete_ref of an absent reference".to_owned())?;
+    conflict(storage, &key, b"stale", RefExpectation::At(&t2), "after it was deleted")?;
+    let t3 = storage
+        .write_ref(&key, Bytes::from_static(b"one"), RefExpectation::Absent)
+        .during(|| format!("re-create {key} after delete"))?;
+    ensure!(
+        t3 != t1 && t3 != t2,
+        "re-creating {key} after delete_ref issued {t3:?}, a token of a write before the delete ({t1:?}, {t2:?})"
+    );
+    for (what, old) in [("its first create", &t1), ("its update", &t2)] {
+        conflict(
+            storage,
+            &key,
+            b"stale",
+            RefExpectation::At(old),
+            &format!("with the token of {what}, after re-creation"),
+        )?;
+    }
+    read_is(storage, &key, Some(b"one"), "after re-creation and stale writes")?;
+    Ok(())
+}
+
+/// Writing or deleting one reference leaves references of other types, of longer or shorter symbols
+/// and of other symbols unchanged.
+///
+/// # Errors
+/// A [`super::CheckError`] naming the reference that changed.
+pub fn refs_are_independent(_config: &ConformanceConfig, storage: &dyn Storage) -> Outcome {
+    let keys = [
+        reference(KeyType::VersionRef, "s"),
+        reference(KeyType::SnapshotRef, "s"),
+        reference(KeyType::LibraryConfig, "s"),
+        reference(KeyType::VersionRef, "s2"),
+        reference(KeyType::VersionRef, "s/"),
+        reference(KeyType::VersionRef, "S"),
+    ];
+    let mut tokens = Vec::new();
+    for (i, key) in keys.iter().enumerate() {
+        let t = storage
+            .write_ref(key, Bytes::from(format!("initial {i}")), RefExpectation::Absent)
+            .during(|| format!("create {key}"))?;
+        tokens.push(t);
+    }
+    storage
+        .write_ref(&keys[0], Bytes::from_static(b"changed"), RefExpectation::At(&tokens[0]))
+        .during(|| format!("update {}", keys[0]))?;
+    for (i, key) in keys.iter().enumerate().skip(1) {
+        read_is(storage, key, Some(format!("initial {i}").as_bytes()), &format!("after updating {}", keys[0]))?;
+    }
+    storage.delete_ref(&keys[1]).during(|| format!("delete_ref {}", keys[1]))?;
+    read_is(storage, &keys[0], Some(b"changed"), &format!("after deleting {}", keys[1]))?;
+    for (i, key) in keys.iter().enumerate().skip(2) {
+        read_is(storage, key, Some(format!("initial {i}").as_bytes()), &format!("after deleting {}", keys[1]))?;
+        storage
+            .write_ref(key, Bytes::from_static(b"still at its own token"), RefExpectation::At(&tokens[i]))
+            .during(|| format!("update {key} with its creation token after its neighbours changed"))?;
+    }
+    Ok(())
+}
