@@ -1,3 +1,25 @@
-//! Floe engine: the version store, the commit protocol and the read/write pipeline (issue 4).
+//! Floe's engine: the version store, the commit protocol and the parallel read/write pipeline.
 //!
-//! Only the crate exists so far.
+//! A [`Floe`] opens the store a URI names and hands out [`Library`] handles; a library writes,
+//! appends, updates, reads, snapshots and deletes *symbols*, each change making a new immutable version.
+//! Every change to a symbol is committed by one compare-and-swap of its head reference, so concurrent
+//! writers, in threads or processes, never lose a commit (`design/concurrency.md`). Segments are encoded
+//! and stored, fetched and decoded in parallel (`design/pipeline.md`).
+
+mod clock;
+pub mod error;
+mod head;
+pub mod index;
+pub mod library;
+pub mod options;
+mod pipeline;
+pub mod store;
+mod sync;
+pub mod table;
+
+pub use error::{Error, ErrorKind, Result};
+pub use floe_formats::record::{IndexKind, Operation};
+pub use library::{AsOf, Description, Library, ReadRequest, ReadResult, ReadStream, VersionInfo, VersionedItem};
+pub use options::{LibraryOptions, PipelineOptions};
+pub use store::Floe;
+pub use table::Table;

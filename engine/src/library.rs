@@ -1,0 +1,1262 @@
+//! A library: the symbols of one [`Storage`] and every operation on them, following ArcticDB's
+//! `Library` API (write, append, update, read, snapshots, deletes...).
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::Arc;
+
+use arrow_array::{RecordBatch, RecordBatchOptions};
+use arrow_schema::{Schema, SchemaRef};
+use bytes::Bytes;
+use floe_backends::{ListScope, RefExpectation, Storage, StorageError};
+use floe_formats::record::{Head, IndexKind, Operation, SnapshotRecord, TableDescriptor, VersionRecord};
+use floe_formats::{AtomFields, AtomKey, KeyType, RefKey};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::head::{self, Change, NewVersion};
+use crate::index::{IndexEntry, TableIndex, schema_bytes};
+use crate::options::{LibraryOptions, PipelineOptions};
+use crate::pipeline::{read::read_slices, write};
+use crate::table::{self, Table};
+
+/// Which version to read.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum AsOf {
+    /// The newest live version.
+    #[default]
+    Latest,
+    /// A version id; negative counts back from the newest id (-1 is the newest).
+    Version(i64),
+    /// The version a snapshot holds.
+    Snapshot(String),
+    /// The newest version committed at or before this time (ns since the epoch, UTC).
+    Timestamp(i64),
+}
+
+/// What to read of a version.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReadRequest {
+    /// Which version.
+    pub as_of: AsOf,
+    /// Inclusive index range (timestamp index only); `None` on either side is open.
+    pub date_range: Option<(Option<i64>, Option<i64>)>,
+    /// Row range `[start, end)`; negative values count from the end, as Python slices do.
+    pub row_range: Option<(i64, i64)>,
+    /// Columns to return (the index column is always included); `None` for all.
+    pub columns: Option<Vec<String>>,
+}
+
+/// The identity of a version a call made or read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionedItem {
+    /// The symbol.
+    pub symbol: String,
+    /// Its version id.
+    pub version: u64,
+    /// Commit time, ns since the epoch (UTC).
+    pub timestamp_ns: i64,
+}
+
+/// A read's result: the data, its metadata and which version it came from.
+#[derive(Debug, Clone)]
+pub struct ReadResult {
+    /// Which version.
+    pub item: VersionedItem,
+    /// The rows.
+    pub data: RecordBatch,
+    /// The user metadata of that version.
+    pub metadata: Option<Vec<u8>>,
+}
+
+/// A version's description, read from its index alone (no data segments).
+#[derive(Debug, Clone)]
+pub struct Description {
+    /// Which version.
+    pub item: VersionedItem,
+    /// Columns and types.
+    pub schema: SchemaRef,
+    /// The index.
+    pub index: IndexKind,
+    /// Rows.
+    pub row_count: u64,
+    /// First and last index value, if any rows.
+    pub index_range: Option<(i64, i64)>,
+    /// Data segments.
+    pub segment_count: usize,
+    /// The operation that made it.
+    pub operation: Operation,
+}
+
+/// One row of [`Library::list_versions`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionInfo {
+    /// The symbol.
+    pub symbol: String,
+    /// The version id.
+    pub version: u64,
+    /// Commit time, ns since the epoch (UTC).
+    pub timestamp_ns: i64,
+    /// True when the version was deleted and only snapshots keep it.
+    pub deleted: bool,
+    /// Snapshots holding it.
+    pub snapshots: Vec<String>,
+}
+
+/// A library handle. Cheap to clone; safe to share between threads.
+#[derive(Debug, Clone)]
+pub struct Library {
+    name: String,
+    storage: Arc<dyn Storage>,
+    options: LibraryOptions,
+    pipeline: PipelineOptions,
+}
+
+/// How many times a read of the latest version re-resolves after a concurrent delete removed objects.
+const READ_RETRIES: usize = 5;
+
+fn validate_symbol(symbol: &str) -> Result<()> {
+    floe_formats::names::validate_symbol(symbol)?;
+    Ok(())
+}
+
+fn snapshot_key(name: &str) -> Result<RefKey> {
+    Ok(RefKey::new(KeyType::SnapshotRef, name)?)
+}
+
+fn item(symbol: &str, r: &VersionRecord) -> VersionedItem {
+    VersionedItem { symbol: symbol.to_owned(), version: r.version, timestamp_ns: r.timestamp_ns }
+}
+
+impl Library {
+    /// A library over `storage` with `options` (normally made by [`crate::Floe`]).
+    pub fn new(name: &str, storage: Arc<dyn Storage>, options: LibraryOptions, pipeline: PipelineOptions) -> Self {
+        Library { name: name.to_owned(), storage, options, pipeline }
+    }
+
+    /// The library's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The library's options.
+    pub fn options(&self) -> LibraryOptions {
+        self.options
+    }
+
+    /// The storage under the library.
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.storage
+    }
+
+    // ----- writes -------------------------------------------------------------------------------
+
+    /// Writes `table` as a new version of `symbol`, replacing its contents.
+    ///
+    /// # Errors
+    /// `InvalidInput` for a bad symbol or table (nothing written); storage errors; `Conflict` if other
+    /// writers won `max_commit_attempts` races in a row.
+    pub fn write(&self, symbol: &str, table: &Table, metadata: Option<&[u8]>) -> Result<VersionedItem> {
+        validate_symbol(symbol)?;
+        let mut prepared: Option<NewVersion> = None;
+        let head = head::commit(&*self.storage, symbol, self.pipeline.max_commit_attempts, |h| {
+            if prepared.is_none() {
+                let next = h.map_or(0, |h| h.latest() + 1);
+                let entries = self.write_rows(symbol, next, table, 0, None)?;
+                prepared = Some(self.write_index(symbol, next, Operation::Write, table, entries, metadata)?);
+            }
+            Ok(Change::Append(prepared.clone().expect("prepared above")))
+        })?;
+        let head = head.ok_or_else(|| Error::internal("write committed nothing"))?;
+        Ok(item(symbol, &head.record))
+    }
+
+    /// Writes, then deletes every older version (ArcticDB's `prune_previous_versions=True`).
+    ///
+    /// # Errors
+    /// As [`Library::write`] and [`Library::prune_previous_versions`].
+    pub fn write_pruned(&self, symbol: &str, table: &Table, metadata: Option<&[u8]>) -> Result<VersionedItem> {
+        let it = self.write(symbol, table, metadata)?;
+        self.prune_previous_versions(symbol)?;
+        Ok(it)
+    }
+
+    /// Appends `table`'s rows after the symbol's last row, making a new version. Creates the symbol if it
+    /// has no live version. Small trailing segments are merged with the new rows (binary-counter rule,
+    /// so each row is rewritten O(log n) times), so many small appends read back like one write.
+    ///
+    /// # Errors
+    /// `InvalidInput` if the schema differs from the symbol's (naming the difference), or the new index
+    /// starts before the symbol's last index value; storage errors; `Conflict`.
+    pub fn append(&self, symbol: &str, table: &Table, metadata: Option<&[u8]>) -> Result<VersionedItem> {
+        validate_symbol(symbol)?;
+        let mut written: Vec<AtomKey> = Vec::new();
+        let result = head::commit(&*self.storage, symbol, self.pipeline.max_commit_attempts, |h| {
+            // Rebase: drop what a lost attempt wrote, then recompute from the new head.
+            self.discard(&mut written);
+            let next = h.map_or(0, |h| h.latest() + 1);
+            let live = match h {
+                Some(h) => head::live_latest(h).map(|v| head::record_of(&*self.storage, symbol, h, v)).transpose()?,
+                None => None,
+            };
+            let nv = match live {
+                None => {
+                    let entries = self.write_rows(symbol, next, table, 0, None)?;
+                    written.extend(entries.iter().map(|e| e.key.clone()));
+                    self.write_index(symbol, next, Operation::Append, table, entries, metadata)?
+                }
+                Some(rec) => self.append_onto(symbol, next, &rec, table, metadata, &mut written)?,
+            };
+            written.push(nv.index_key.clone());
+            Ok(Change::Append(nv))
+        });
+        match result {
+            Ok(Some(head)) => Ok(item(symbol, &head.record)),
+            Ok(None) => Err(Error::internal("append committed nothing")),
+            Err(e) => {
+                self.discard(&mut written);
+                Err(e)
+            }
+        }
+    }
+
+    fn append_onto(
+        &self,
+        symbol: &str,
+        next: u64,
+        rec: &VersionRecord,
+        table: &Table,
+        metadata: Option<&[u8]>,
+        written: &mut Vec<AtomKey>,
+    ) -> Result<NewVersion> {
+        let old = self.read_index(&rec.index_key)?;
+        self.check_schema(symbol, &old, table)?;
+        if let (Some((new_start, _)), true) = (table.index_range(0), old.index_pos().is_some())
+            && rec.row_count > 0
+            && new_start < rec.index_end
+        {
+            {
+                return Err(Error::invalid(format!(
+                    "cannot append to {symbol:?}: the new rows start at {new_start}, before its last index value {}",
+                    rec.index_end
+                )));
+            }
+        }
+        let slices = old.row_slices();
+        // Binary-counter merge: take trailing small slices while each is no bigger than what has been
+        // gathered so far and the merged run still fits one segment.
+        let mut acc = table.num_rows() as u64;
+        let mut merge_from = slices.len();
+        while merge_from > 0 {
+            let s = slices[merge_from - 1];
+            let rows = s[0].rows();
+            if rows > acc || acc + rows > self.options.rows_per_segment as u64 {
+                break;
+            }
+            acc += rows;
+            merge_from -= 1;
+        }
+        let keep: Vec<IndexEntry> = slices[..merge_from].iter().flat_map(|s| s.iter().cloned()).collect();
+        let row_base = keep.last().map_or(0, |e| e.row_end);
+        let merged: Vec<&[IndexEntry]> = slices[merge_from..].to_vec();
+        let mut batches = Vec::new();
+        if !merged.is_empty() {
+            let all: Vec<usize> = (0..old.schema.fields().len()).collect();
+            batches.push(read_slices(&*self.storage, &old, &merged, &all)?);
+        }
+        batches.extend(table.batches().iter().cloned());
+        let combined = Table::new(Arc::clone(&old.schema), batches, old.descriptor.index.clone())?;
+        let new_entries = self.write_rows(symbol, next, &combined, row_base, Some(written))?;
+        let mut entries = keep;
+        entries.extend(new_entries);
+        let nv =
+            self.finish_index(symbol, next, Operation::Append, &old.schema, &old.descriptor.index, entries, metadata)?;
+        Ok(nv)
+    }
+
+    /// Replaces the rows whose index lies in `date_range` (default: the new rows' first to last index
+    /// value) with `table`'s rows, making a new version. Only segments overlapping the range are
+    /// rewritten. Creates the symbol if it has no live version.
+    ///
+    /// # Errors
+    /// `InvalidInput` for a row-count-indexed symbol, a schema difference, or new rows outside the
+    /// range; storage errors; `Conflict`.
+    pub fn update(
+        &self,
+        symbol: &str,
+        table: &Table,
+        date_range: Option<(i64, i64)>,
+        metadata: Option<&[u8]>,
+    ) -> Result<VersionedItem> {
+        validate_symbol(symbol)?;
+        if table.index_pos().is_none() {
+            return Err(Error::invalid("update needs a timestamp-indexed table"));
+        }
+        let range = match (date_range, table.index_range(0)) {
+            (Some(r), _) => r,
+            (None, Some(r)) => r,
+            (None, None) => return self.current_item(symbol),
+        };
+        if let Some((a, b)) = table.index_range(0)
+            && (a < range.0 || b > range.1)
+        {
+            {
+                return Err(Error::invalid(format!(
+                    "the new rows span {a}..={b}, outside the update range {}..={}",
+                    range.0, range.1
+                )));
+            }
+        }
+        self.replace_range(symbol, table, range, Operation::Update, metadata)
+    }
+
+    /// Removes the rows whose index lies in `date_range` (inclusive), making a new version.
+    ///
+    /// # Errors
+    /// `NotFound` if the symbol has no live version; `InvalidInput` for a row-count index.
+    pub fn delete_data_in_range(&self, symbol: &str, date_range: (i64, i64)) -> Result<VersionedItem> {
+        validate_symbol(symbol)?;
+        let rec = self.resolve(symbol, &AsOf::Latest)?;
+        let idx = self.read_index(&rec.index_key)?;
+        let empty = Table::new(Arc::clone(&idx.schema), Vec::new(), idx.descriptor.index.clone())?;
+        self.replace_range(symbol, &empty, date_range, Operation::DeleteRange, None)
+    }
+
+    fn replace_range(
+        &self,
+        symbol: &str,
+        table: &Table,
+        (lo, hi): (i64, i64),
+        operation: Operation,
+        metadata: Option<&[u8]>,
+    ) -> Result<VersionedItem> {
+        let mut written: Vec<AtomKey> = Vec::new();
+        let result = head::commit(&*self.storage, symbol, self.pipeline.max_commit_attempts, |h| {
+            self.discard(&mut written);
+            let next = h.map_or(0, |h| h.latest() + 1);
+            let live = match h {
+                Some(h) => head::live_latest(h).map(|v| head::record_of(&*self.storage, symbol, h, v)).transpose()?,
+                None => None,
+            };
+            let Some(rec) = live else {
+                if operation == Operation::DeleteRange {
+                    return Err(Error::not_found(format!("symbol {symbol:?} has no live version")));
+                }
+                let entries = self.write_rows(symbol, next, table, 0, Some(&mut written))?;
+                let nv = self.write_index(symbol, next, operation, table, entries, metadata)?;
+                written.push(nv.index_key.clone());
+                return Ok(Change::Append(nv));
+            };
+            let old = self.read_index(&rec.index_key)?;
+            self.check_schema(symbol, &old, table)?;
+            let Some(pos) = old.index_pos() else {
+                return Err(Error::invalid(format!(
+                    "symbol {symbol:?} is indexed by row count; update needs timestamps"
+                )));
+            };
+            let slices = old.row_slices();
+            let before: Vec<&[IndexEntry]> = slices.iter().copied().filter(|s| s[0].index_end < lo).collect();
+            let after: Vec<&[IndexEntry]> = slices.iter().copied().filter(|s| s[0].index_start > hi).collect();
+            let touched: Vec<&[IndexEntry]> =
+                slices.iter().copied().filter(|s| !(s[0].index_end < lo || s[0].index_start > hi)).collect();
+            let mut batches = Vec::new();
+            let all: Vec<usize> = (0..old.schema.fields().len()).collect();
+            let mut tail_rows = Vec::new();
+            if !touched.is_empty() {
+                let rows = read_slices(&*self.storage, &old, &touched, &all)?;
+                let ts = table::timestamps(rows.column(pos))?.values().clone();
+                let head_end = ts.partition_point(|&t| t < lo);
+                let tail_start = ts.partition_point(|&t| t <= hi);
+                batches.push(rows.slice(0, head_end));
+                tail_rows.push(rows.slice(tail_start, rows.num_rows() - tail_start));
+            }
+            batches.extend(table.batches().iter().cloned());
+            batches.extend(tail_rows);
+            let middle = Table::new(Arc::clone(&old.schema), batches, old.descriptor.index.clone())?;
+            let mut entries: Vec<IndexEntry> = before.iter().flat_map(|s| s.iter().cloned()).collect();
+            let row_base = entries.last().map_or(0, |e| e.row_end);
+            let mid_entries = self.write_rows(symbol, next, &middle, row_base, Some(&mut written))?;
+            entries.extend(mid_entries);
+            let mut row = entries.last().map_or(0, |e| e.row_end);
+            for s in after {
+                let rows = s[0].rows();
+                for e in s {
+                    let mut e = e.clone();
+                    e.row_start = row;
+                    e.row_end = row + rows;
+                    entries.push(e);
+                }
+                row += rows;
+            }
+            let metadata = metadata.map(<[u8]>::to_vec).or(old.descriptor.user_metadata.clone());
+            let nv = self.finish_index(
+                symbol,
+                next,
+                operation,
+                &old.schema,
+                &old.descriptor.index,
+                entries,
+                metadata.as_deref(),
+            )?;
+            written.push(nv.index_key.clone());
+            Ok(Change::Append(nv))
+        });
+        match result {
+            Ok(Some(head)) => Ok(item(symbol, &head.record)),
+            Ok(None) => Err(Error::internal("update committed nothing")),
+            Err(e) => {
+                self.discard(&mut written);
+                Err(e)
+            }
+        }
+    }
+
+    /// Makes a new version with the same data and new user metadata.
+    ///
+    /// # Errors
+    /// `NotFound` if the symbol has no live version; storage errors; `Conflict`.
+    pub fn write_metadata(&self, symbol: &str, metadata: Option<&[u8]>) -> Result<VersionedItem> {
+        validate_symbol(symbol)?;
+        let head = head::commit(&*self.storage, symbol, self.pipeline.max_commit_attempts, |h| {
+            let h = h.ok_or_else(|| Error::not_found(format!("symbol {symbol:?} does not exist")))?;
+            let v = head::live_latest(h).ok_or_else(|| Error::not_found(format!("symbol {symbol:?} is deleted")))?;
+            let rec = head::record_of(&*self.storage, symbol, h, v)?;
+            let old = self.read_index(&rec.index_key)?;
+            let nv = self.finish_index(
+                symbol,
+                h.latest() + 1,
+                Operation::WriteMetadata,
+                &old.schema,
+                &old.descriptor.index,
+                old.entries,
+                metadata,
+            )?;
+            Ok(Change::Append(nv))
+        })?;
+        let head = head.ok_or_else(|| Error::internal("write_metadata committed nothing"))?;
+        Ok(item(symbol, &head.record))
+    }
+
+    /// Writes several symbols; one result per item, in order. Symbols are written concurrently.
+    pub fn write_batch(&self, items: &[(String, Table, Option<Vec<u8>>)]) -> Vec<Result<VersionedItem>> {
+        self.per_item(items, |(s, t, m)| self.write(s, t, m.as_deref()))
+    }
+
+    /// Appends to several symbols; one result per item, in order.
+    pub fn append_batch(&self, items: &[(String, Table, Option<Vec<u8>>)]) -> Vec<Result<VersionedItem>> {
+        self.per_item(items, |(s, t, m)| self.append(s, t, m.as_deref()))
+    }
+
+    /// Reads several symbols; one result per request, in order.
+    pub fn read_batch(&self, requests: &[(String, ReadRequest)]) -> Vec<Result<ReadResult>> {
+        self.per_item(requests, |(s, r)| self.read(s, r))
+    }
+
+    fn per_item<I: Sync, R: Send>(&self, items: &[I], f: impl Fn(&I) -> Result<R> + Sync) -> Vec<Result<R>> {
+        // A few symbols at a time: each operation is itself parallel inside.
+        const CONCURRENT: usize = 4;
+        let mut out = Vec::with_capacity(items.len());
+        for chunk in items.chunks(CONCURRENT) {
+            let results: Vec<Result<R>> = std::thread::scope(|s| {
+                let handles: Vec<_> = chunk.iter().map(|i| s.spawn(|| f(i))).collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_else(|_| Err(Error::internal("a batch item panicked"))))
+                    .collect()
+            });
+            out.extend(results);
+        }
+        out
+    }
+
+    // ----- reads --------------------------------------------------------------------------------
+
+    /// Reads a version of `symbol` (see [`ReadRequest`]).
+    ///
+    /// # Errors
+    /// `NotFound` for a missing symbol, version or snapshot; `InvalidInput` for unknown columns or a
+    /// date range on a row-count index; `CorruptData` if stored bytes fail verification.
+    pub fn read(&self, symbol: &str, request: &ReadRequest) -> Result<ReadResult> {
+        validate_symbol(symbol)?;
+        let mut attempt = 0;
+        loop {
+            let rec = self.resolve(symbol, &request.as_of)?;
+            match self.read_record(symbol, &rec, request) {
+                // A concurrent delete removed what we resolved: re-resolve the latest version.
+                Err(e)
+                    if e.kind() == ErrorKind::NotFound && request.as_of == AsOf::Latest && attempt < READ_RETRIES =>
+                {
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn read_record(&self, symbol: &str, rec: &VersionRecord, request: &ReadRequest) -> Result<ReadResult> {
+        let idx = self.read_index(&rec.index_key)?;
+        let (slices, columns, trim) = self.plan(symbol, &idx, request)?;
+        let batch = read_slices(&*self.storage, &idx, &slices, &columns)?;
+        let data = trim.apply(&batch, &idx)?;
+        Ok(ReadResult { item: item(symbol, rec), data, metadata: idx.descriptor.user_metadata.clone() })
+    }
+
+    /// The first `n` rows (all but the last `-n` if negative).
+    ///
+    /// # Errors
+    /// As [`Library::read`].
+    pub fn head(&self, symbol: &str, n: i64, as_of: AsOf, columns: Option<Vec<String>>) -> Result<ReadResult> {
+        // Negative `n` normalizes to `total + n`, i.e. all but the last `-n` rows.
+        let row_range = (0, n);
+        self.read(symbol, &ReadRequest { as_of, row_range: Some(row_range), columns, date_range: None })
+    }
+
+    /// The last `n` rows (all but the first `-n` if negative).
+    ///
+    /// # Errors
+    /// As [`Library::read`].
+    pub fn tail(&self, symbol: &str, n: i64, as_of: AsOf, columns: Option<Vec<String>>) -> Result<ReadResult> {
+        // `-n` is "the last n" for positive n and "from row -n on" for negative n.
+        let row_range = if n == 0 { (i64::MAX, i64::MAX) } else { (-n, i64::MAX) };
+        self.read(symbol, &ReadRequest { as_of, row_range: Some(row_range), columns, date_range: None })
+    }
+
+    /// A streaming read: batches in index order, about one row slice (`rows_per_segment` rows) each,
+    /// holding only the segments of the current batch in memory.
+    ///
+    /// # Errors
+    /// Resolution errors up front; each item may carry a storage or corruption error.
+    pub fn read_stream(&self, symbol: &str, request: &ReadRequest) -> Result<ReadStream> {
+        validate_symbol(symbol)?;
+        let rec = self.resolve(symbol, &request.as_of)?;
+        let idx = self.read_index(&rec.index_key)?;
+        let (slices, columns, trim) = self.plan(symbol, &idx, request)?;
+        let groups: Vec<Vec<IndexEntry>> = slices.iter().map(|s| s.to_vec()).collect();
+        let starts: Vec<u64> = groups.iter().map(|g| g[0].row_start).collect();
+        Ok(ReadStream {
+            storage: Arc::clone(&self.storage),
+            item: item(symbol, &rec),
+            metadata: idx.descriptor.user_metadata.clone(),
+            index: idx,
+            groups,
+            starts,
+            columns,
+            trim,
+            next: 0,
+        })
+    }
+
+    /// The user metadata of a version, reading only its index.
+    ///
+    /// # Errors
+    /// As [`Library::read`].
+    pub fn read_metadata(&self, symbol: &str, as_of: &AsOf) -> Result<(VersionedItem, Option<Vec<u8>>)> {
+        validate_symbol(symbol)?;
+        let rec = self.resolve(symbol, as_of)?;
+        let idx = self.read_index(&rec.index_key)?;
+        Ok((item(symbol, &rec), idx.descriptor.user_metadata))
+    }
+
+    /// Columns, types, row count and index range of a version, without touching data segments.
+    ///
+    /// # Errors
+    /// As [`Library::read`].
+    pub fn get_description(&self, symbol: &str, as_of: &AsOf) -> Result<Description> {
+        validate_symbol(symbol)?;
+        let rec = self.resolve(symbol, as_of)?;
+        let idx = self.read_index(&rec.index_key)?;
+        Ok(Description {
+            item: item(symbol, &rec),
+            schema: Arc::clone(&idx.schema),
+            index: idx.descriptor.index.clone(),
+            row_count: rec.row_count,
+            index_range: (rec.row_count > 0).then_some((rec.index_start, rec.index_end)),
+            segment_count: idx.entries.len(),
+            operation: rec.operation,
+        })
+    }
+
+    // ----- symbols and versions -----------------------------------------------------------------
+
+    /// The symbols with at least one live version, sorted.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn list_symbols(&self) -> Result<Vec<String>> {
+        let keys = self.storage.list_all(KeyType::VersionRef, ListScope::All)?;
+        let mut out = Vec::new();
+        for k in keys {
+            if let Some(rh) = head::read_head(&*self.storage, k.symbol())?
+                && head::live_latest(&rh.head).is_some()
+            {
+                out.push(k.symbol().to_owned());
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Whether `symbol` has a live version (or, with `as_of`, whether that version resolves).
+    ///
+    /// # Errors
+    /// Storage errors other than not-found.
+    pub fn has_symbol(&self, symbol: &str, as_of: &AsOf) -> Result<bool> {
+        match self.resolve(symbol, as_of) {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == ErrorKind::NotFound || e.kind() == ErrorKind::InvalidInput => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Every live version of `symbol` (or of every symbol), newest first per symbol, plus deleted
+    /// versions that snapshots keep, with the snapshots holding each.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn list_versions(&self, symbol: Option<&str>) -> Result<Vec<VersionInfo>> {
+        let symbols = match symbol {
+            Some(s) => vec![s.to_owned()],
+            None => self
+                .storage
+                .list_all(KeyType::VersionRef, ListScope::All)?
+                .iter()
+                .map(|k| k.symbol().to_owned())
+                .collect(),
+        };
+        let snapshots = self.read_all_snapshots()?;
+        let mut out = Vec::new();
+        for sym in symbols {
+            let mut held: BTreeMap<u64, (VersionRecord, Vec<String>)> = BTreeMap::new();
+            for (name, snap) in &snapshots {
+                for (s, r) in &snap.entries {
+                    if *s == sym {
+                        held.entry(r.version).or_insert_with(|| (r.clone(), Vec::new())).1.push(name.clone());
+                    }
+                }
+            }
+            let Some(rh) = head::read_head(&*self.storage, &sym)? else { continue };
+            let h = &rh.head;
+            let live: Vec<u64> = (0..=h.latest()).rev().filter(|v| !h.tombstones.contains(*v)).collect();
+            let keys: Vec<AtomKey> = live
+                .iter()
+                .filter(|&&v| v != h.latest())
+                .map(|&v| head::version_key(&sym, v))
+                .collect::<Result<_>>()?;
+            let mut fetched = self.storage.get_batch(&keys).into_iter();
+            let mut seen = HashSet::new();
+            for v in live {
+                let rec = if v == h.latest() {
+                    h.record.clone()
+                } else {
+                    match fetched.next() {
+                        Some(Ok(b)) => VersionRecord::decode(&b)?,
+                        Some(Err(StorageError::NotFound { .. })) => continue, // deleted concurrently
+                        Some(Err(e)) => return Err(e.into()),
+                        None => break,
+                    }
+                };
+                seen.insert(v);
+                let snaps = held.get(&v).map(|(_, n)| n.clone()).unwrap_or_default();
+                out.push(VersionInfo {
+                    symbol: sym.clone(),
+                    version: v,
+                    timestamp_ns: rec.timestamp_ns,
+                    deleted: false,
+                    snapshots: snaps,
+                });
+            }
+            for (v, (rec, names)) in held.into_iter().rev() {
+                if !seen.contains(&v) {
+                    out.push(VersionInfo {
+                        symbol: sym.clone(),
+                        version: v,
+                        timestamp_ns: rec.timestamp_ns,
+                        deleted: true,
+                        snapshots: names,
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Deletes every version of `symbol` (snapshots keep what they name).
+    ///
+    /// # Errors
+    /// `NotFound` if the symbol has no live version; storage errors.
+    pub fn delete(&self, symbol: &str) -> Result<()> {
+        self.delete_versions_where(symbol, |_, _| true, true)
+    }
+
+    /// Deletes the given versions of `symbol`.
+    ///
+    /// # Errors
+    /// `NotFound` naming a version that does not exist or is already deleted (nothing deleted then).
+    pub fn delete_versions(&self, symbol: &str, versions: &[u64]) -> Result<()> {
+        let wanted: BTreeSet<u64> = versions.iter().copied().collect();
+        let h = head::read_head(&*self.storage, symbol)?
+            .ok_or_else(|| Error::not_found(format!("symbol {symbol:?} does not exist")))?;
+        for &v in &wanted {
+            if v > h.head.latest() || h.head.tombstones.contains(v) {
+                return Err(Error::not_found(format!("symbol {symbol:?} has no live version {v}")));
+            }
+        }
+        self.delete_versions_where(symbol, |v, _| wanted.contains(&v), false)
+    }
+
+    /// Deletes every version of `symbol` older than its newest live one.
+    ///
+    /// # Errors
+    /// Storage errors. A missing symbol is not an error.
+    pub fn prune_previous_versions(&self, symbol: &str) -> Result<()> {
+        match self.delete_versions_where(symbol, |v, live_latest| v < live_latest, false) {
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            other => other,
+        }
+    }
+
+    fn delete_versions_where(&self, symbol: &str, pick: impl Fn(u64, u64) -> bool, need_live: bool) -> Result<()> {
+        validate_symbol(symbol)?;
+        let mut deleted: Vec<u64> = Vec::new();
+        let committed = head::commit(&*self.storage, symbol, self.pipeline.max_commit_attempts, |h| {
+            deleted.clear();
+            let h = h.ok_or_else(|| Error::not_found(format!("symbol {symbol:?} does not exist")))?;
+            let Some(live_latest) = head::live_latest(h) else {
+                return if need_live {
+                    Err(Error::not_found(format!("symbol {symbol:?} has no live version")))
+                } else {
+                    Ok(Change::Tombstones(None))
+                };
+            };
+            let mut t = h.tombstones.clone();
+            for v in 0..=h.latest() {
+                if !h.tombstones.contains(v) && pick(v, live_latest) {
+                    t.insert(v, v);
+                    deleted.push(v);
+                }
+            }
+            Ok(Change::Tombstones((!deleted.is_empty()).then_some(t)))
+        })?;
+        if let Some(head) = committed {
+            self.collect_garbage(symbol, &head, &deleted)?;
+        }
+        Ok(())
+    }
+
+    /// Removes the objects only `deleted` versions used: data and index segments no live version or
+    /// snapshot references, and the deleted versions' records.
+    fn collect_garbage(&self, symbol: &str, head: &Head, deleted: &[u64]) -> Result<()> {
+        let records = |versions: &mut dyn Iterator<Item = u64>| -> Result<Vec<VersionRecord>> {
+            let mut out = Vec::new();
+            for v in versions {
+                match head::record_of(&*self.storage, symbol, head, v) {
+                    Ok(r) => out.push(r),
+                    Err(e) if e.kind() == ErrorKind::NotFound => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(out)
+        };
+        let doomed = records(&mut deleted.iter().copied())?;
+        let mut keep_index: HashSet<AtomKey> = HashSet::new();
+        let live = records(&mut (0..=head.latest()).filter(|v| !head.tombstones.contains(*v)))?;
+        keep_index.extend(live.into_iter().map(|r| r.index_key));
+        for (_, snap) in self.read_all_snapshots()? {
+            keep_index.extend(snap.entries.into_iter().filter(|(s, _)| s == symbol).map(|(_, r)| r.index_key));
+        }
+        let mut keep_data: HashSet<AtomKey> = HashSet::new();
+        for k in &keep_index {
+            keep_data.extend(self.read_index(k)?.entries.into_iter().map(|e| e.key));
+        }
+        let mut victims: Vec<AtomKey> = Vec::new();
+        for r in &doomed {
+            if !keep_index.contains(&r.index_key) {
+                match self.read_index(&r.index_key) {
+                    Ok(idx) => {
+                        victims.extend(idx.entries.into_iter().map(|e| e.key).filter(|k| !keep_data.contains(k)))
+                    }
+                    Err(e) if e.kind() == ErrorKind::NotFound => {}
+                    Err(e) => return Err(e),
+                }
+                victims.push(r.index_key.clone());
+            }
+        }
+        victims.sort();
+        victims.dedup();
+        for &v in deleted {
+            victims.push(head::version_key(symbol, v)?);
+        }
+        self.storage.delete_batch(&victims)?;
+        Ok(())
+    }
+
+    /// Renames `from` to `to`: `to` gets a copy of `from`'s newest live version (data copied under the
+    /// new name, so the two symbols never share objects), then `from` is deleted.
+    ///
+    /// # Errors
+    /// `NotFound` if `from` has no live version; `AlreadyExists` if `to` has one.
+    pub fn rename_symbol(&self, from: &str, to: &str) -> Result<VersionedItem> {
+        validate_symbol(from)?;
+        validate_symbol(to)?;
+        if self.has_symbol(to, &AsOf::Latest)? {
+            return Err(Error::new(ErrorKind::AlreadyExists, format!("symbol {to:?} already exists")));
+        }
+        let rec = self.resolve(from, &AsOf::Latest)?;
+        let idx = self.read_index(&rec.index_key)?;
+        let keys: Vec<AtomKey> = idx.entries.iter().map(|e| e.key.clone()).collect();
+        let mut entries = Vec::with_capacity(keys.len());
+        for (e, bytes) in idx.entries.iter().zip(self.storage.get_batch(&keys)) {
+            let f = e.key.fields();
+            let key = AtomKey::new(KeyType::TableData, to, f)?;
+            self.storage.put(&key, bytes?)?;
+            entries.push(IndexEntry { key, ..e.clone() });
+        }
+        let mut prepared = None;
+        let head = head::commit(&*self.storage, to, self.pipeline.max_commit_attempts, |h| {
+            if h.and_then(head::live_latest).is_some() {
+                return Err(Error::new(ErrorKind::AlreadyExists, format!("symbol {to:?} already exists")));
+            }
+            if prepared.is_none() {
+                let next = h.map_or(0, |h| h.latest() + 1);
+                prepared = Some(self.finish_index(
+                    to,
+                    next,
+                    rec.operation,
+                    &idx.schema,
+                    &idx.descriptor.index,
+                    entries.clone(),
+                    idx.descriptor.user_metadata.as_deref(),
+                )?);
+            }
+            Ok(Change::Append(prepared.clone().expect("prepared above")))
+        })?
+        .ok_or_else(|| Error::internal("rename committed nothing"))?;
+        self.delete(from)?;
+        Ok(item(to, &head.record))
+    }
+
+    // ----- snapshots ----------------------------------------------------------------------------
+
+    /// Takes snapshot `name` of the newest live version of every symbol (or of `symbols`), with
+    /// `versions` overriding the version per symbol.
+    ///
+    /// # Errors
+    /// `AlreadyExists` if the name is taken; `NotFound` for a missing symbol or version.
+    pub fn snapshot(
+        &self,
+        name: &str,
+        metadata: Option<&[u8]>,
+        symbols: Option<&[String]>,
+        versions: &BTreeMap<String, u64>,
+    ) -> Result<()> {
+        let key = snapshot_key(name)?;
+        let mut syms: BTreeSet<String> = match symbols {
+            Some(s) => s.iter().cloned().collect(),
+            None => self.list_symbols()?.into_iter().collect(),
+        };
+        syms.extend(versions.keys().cloned());
+        let mut entries = Vec::new();
+        for s in syms {
+            let as_of = versions.get(&s).map_or(AsOf::Latest, |&v| AsOf::Version(v as i64));
+            let rec = self.resolve(&s, &as_of).map_err(|e| e.context(format!("snapshot {name:?}")))?;
+            entries.push((s, rec));
+        }
+        let record =
+            SnapshotRecord { timestamp_ns: crate::clock::now_ns(), metadata: metadata.map(<[u8]>::to_vec), entries };
+        match self.storage.write_ref(&key, Bytes::from(record.encode()), RefExpectation::Absent) {
+            Ok(_) => {}
+            Err(StorageError::Conflict { .. }) => {
+                return Err(Error::new(ErrorKind::AlreadyExists, format!("snapshot {name:?} already exists")));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        // A version deleted between resolving and creating the snapshot may have lost its objects.
+        for (s, r) in &record.entries {
+            if !self.storage.exists(&r.index_key)? {
+                self.storage.delete_ref(&key)?;
+                return Err(Error::new(
+                    ErrorKind::Conflict,
+                    format!(
+                        "snapshot {name:?}: version {} of {s:?} was deleted while the snapshot was taken",
+                        r.version
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The snapshot names with their metadata, sorted by name.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn list_snapshots(&self) -> Result<Vec<(String, Option<Vec<u8>>)>> {
+        Ok(self.read_all_snapshots()?.into_iter().map(|(n, s)| (n, s.metadata)).collect())
+    }
+
+    /// Deletes snapshot `name` and the objects only it kept alive.
+    ///
+    /// # Errors
+    /// `NotFound` if there is no such snapshot.
+    pub fn delete_snapshot(&self, name: &str) -> Result<()> {
+        let key = snapshot_key(name)?;
+        let snap = self.read_snapshot(name)?;
+        self.storage.delete_ref(&key)?;
+        for (sym, rec) in snap.entries {
+            let Some(rh) = head::read_head(&*self.storage, &sym)? else { continue };
+            if rh.head.tombstones.contains(rec.version) {
+                // Its version was deleted and this snapshot kept it: release what nothing else uses.
+                self.collect_garbage_of_record(&sym, &rh.head, &rec)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn collect_garbage_of_record(&self, symbol: &str, head: &Head, rec: &VersionRecord) -> Result<()> {
+        let mut keep_index: HashSet<AtomKey> = HashSet::new();
+        for v in (0..=head.latest()).filter(|v| !head.tombstones.contains(*v)) {
+            match head::record_of(&*self.storage, symbol, head, v) {
+                Ok(r) => {
+                    keep_index.insert(r.index_key);
+                }
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        for (_, snap) in self.read_all_snapshots()? {
+            keep_index.extend(snap.entries.into_iter().filter(|(s, _)| s == symbol).map(|(_, r)| r.index_key));
+        }
+        if keep_index.contains(&rec.index_key) {
+            return Ok(());
+        }
+        let mut keep_data = HashSet::new();
+        for k in &keep_index {
+            keep_data.extend(self.read_index(k)?.entries.into_iter().map(|e| e.key));
+        }
+        let mut victims: Vec<AtomKey> = match self.read_index(&rec.index_key) {
+            Ok(idx) => idx.entries.into_iter().map(|e| e.key).filter(|k| !keep_data.contains(k)).collect(),
+            Err(e) if e.kind() == ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        victims.push(rec.index_key.clone());
+        victims.sort();
+        victims.dedup();
+        self.storage.delete_batch(&victims)?;
+        Ok(())
+    }
+
+    fn read_snapshot(&self, name: &str) -> Result<SnapshotRecord> {
+        let v = self
+            .storage
+            .read_ref(&snapshot_key(name)?)?
+            .ok_or_else(|| Error::not_found(format!("snapshot {name:?} does not exist")))?;
+        Ok(SnapshotRecord::decode(&v.bytes)?)
+    }
+
+    fn read_all_snapshots(&self) -> Result<Vec<(String, SnapshotRecord)>> {
+        let mut out = Vec::new();
+        for k in self.storage.list_all(KeyType::SnapshotRef, ListScope::All)? {
+            match self.read_snapshot(k.symbol()) {
+                Ok(s) => out.push((k.symbol().to_owned(), s)),
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+
+    // ----- internals ----------------------------------------------------------------------------
+
+    fn current_item(&self, symbol: &str) -> Result<VersionedItem> {
+        Ok(item(symbol, &self.resolve(symbol, &AsOf::Latest)?))
+    }
+
+    /// Finds the version record `as_of` names.
+    fn resolve(&self, symbol: &str, as_of: &AsOf) -> Result<VersionRecord> {
+        validate_symbol(symbol)?;
+        if let AsOf::Snapshot(name) = as_of {
+            let snap = self.read_snapshot(name)?;
+            return snap
+                .entries
+                .into_iter()
+                .find(|(s, _)| s == symbol)
+                .map(|(_, r)| r)
+                .ok_or_else(|| Error::not_found(format!("snapshot {name:?} does not hold symbol {symbol:?}")));
+        }
+        let h = head::read_head(&*self.storage, symbol)?
+            .ok_or_else(|| Error::not_found(format!("symbol {symbol:?} does not exist")))?
+            .head;
+        let v = match *as_of {
+            AsOf::Latest => {
+                head::live_latest(&h).ok_or_else(|| Error::not_found(format!("symbol {symbol:?} is deleted")))?
+            }
+            AsOf::Version(n) => {
+                let v = if n < 0 { (h.latest() as i64 + 1).checked_add(n).filter(|v| *v >= 0) } else { Some(n) };
+                v.map(|v| v as u64)
+                    .filter(|&v| v <= h.latest() && !h.tombstones.contains(v))
+                    .ok_or_else(|| Error::not_found(format!("symbol {symbol:?} has no live version {n}")))?
+            }
+            AsOf::Timestamp(t) => self.version_at(symbol, &h, t)?,
+            AsOf::Snapshot(_) => unreachable!("handled above"),
+        };
+        head::record_of(&*self.storage, symbol, &h, v)
+    }
+
+    /// The newest live version committed at or before `t`: binary search on version ids (commit times
+    /// never decrease with the id), O(log n) record reads.
+    fn version_at(&self, symbol: &str, h: &Head, t: i64) -> Result<u64> {
+        let not_found = || Error::not_found(format!("symbol {symbol:?} has no version at or before {t}"));
+        let (mut lo, mut hi) = (0u64, h.latest());
+        let mut best = None;
+        while lo <= hi {
+            let mid = lo + (hi - lo) / 2;
+            let Some(v) = h.tombstones.highest_live_at_or_below(mid).filter(|&v| v >= lo) else {
+                lo = mid + 1;
+                continue;
+            };
+            let rec = head::record_of(&*self.storage, symbol, h, v)?;
+            if rec.timestamp_ns <= t {
+                best = Some(v);
+                lo = mid + 1;
+            } else if v == 0 {
+                break;
+            } else {
+                hi = v - 1;
+            }
+        }
+        best.ok_or_else(not_found)
+    }
+
+    fn read_index(&self, key: &AtomKey) -> Result<TableIndex> {
+        let bytes = self.storage.get(key)?;
+        TableIndex::decode(&bytes).map_err(|e| e.context(format!("index {key}")))
+    }
+
+    fn check_schema(&self, symbol: &str, old: &TableIndex, table: &Table) -> Result<()> {
+        if let Some(diff) = table::schema_difference(&old.schema, table.schema()) {
+            return Err(Error::invalid(format!("the data does not match the schema of symbol {symbol:?}: {diff}")));
+        }
+        if old.descriptor.index != *table.index() {
+            return Err(Error::invalid(format!(
+                "symbol {symbol:?} is indexed by {:?}, the data by {:?}",
+                old.descriptor.index,
+                table.index()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Slices and stores `table`'s rows (numbered from `row_base`); records the keys in `written`.
+    fn write_rows(
+        &self,
+        symbol: &str,
+        version: u64,
+        table: &Table,
+        row_base: u64,
+        written: Option<&mut Vec<AtomKey>>,
+    ) -> Result<Vec<IndexEntry>> {
+        let data_cols = table::data_columns(table.schema(), table.index_pos());
+        let job = write::SliceJob {
+            symbol,
+            version,
+            row_slices: table.row_slices(self.options.rows_per_segment)?,
+            row_base,
+            index_pos: table.index_pos(),
+            groups: table::column_groups(data_cols.len(), self.options.columns_per_segment),
+        };
+        let entries = write::write_segments(&self.storage, &self.pipeline, job)?;
+        if let Some(w) = written {
+            w.extend(entries.iter().map(|e| e.key.clone()));
+        }
+        Ok(entries)
+    }
+
+    fn write_index(
+        &self,
+        symbol: &str,
+        version: u64,
+        operation: Operation,
+        table: &Table,
+        entries: Vec<IndexEntry>,
+        metadata: Option<&[u8]>,
+    ) -> Result<NewVersion> {
+        self.finish_index(symbol, version, operation, table.schema(), table.index(), entries, metadata)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn finish_index(
+        &self,
+        symbol: &str,
+        version: u64,
+        operation: Operation,
+        schema: &SchemaRef,
+        index: &IndexKind,
+        entries: Vec<IndexEntry>,
+        metadata: Option<&[u8]>,
+    ) -> Result<NewVersion> {
+        let row_count = entries.last().map_or(0, |e| e.row_end);
+        let (index_start, index_end) = match (entries.first(), entries.last()) {
+            (Some(f), Some(l)) => (f.index_start, l.index_end),
+            _ => (0, -1),
+        };
+        let descriptor = TableDescriptor {
+            index: index.clone(),
+            total_rows: row_count,
+            schema_segment: schema_bytes(schema)?,
+            user_metadata: metadata.map(<[u8]>::to_vec),
+        };
+        let idx = TableIndex { descriptor, schema: Arc::clone(schema), entries };
+        let bytes = idx.encode()?;
+        let fields = AtomFields {
+            version,
+            creation_ts: crate::clock::now_ns(),
+            content_hash: xxhash_rust::xxh3::xxh3_64(&bytes),
+            start: index_start,
+            end: index_end,
+        };
+        let index_key = AtomKey::new(KeyType::TableIndex, symbol, fields)?;
+        self.storage.put(&index_key, Bytes::from(bytes))?;
+        Ok(NewVersion { operation, index_key, row_count, index_start, index_end })
+    }
+
+    /// Best-effort removal of objects a lost commit attempt wrote (they are unreachable either way).
+    fn discard(&self, written: &mut Vec<AtomKey>) {
+        if !written.is_empty() {
+            let _ = self.storage.delete_batch(written);
+            written.clear();
+        }
+    }
+
+    /// Chooses the row slices and columns a request needs, from the index alone.
+    fn plan<'i>(&self, symbol: &str, idx: &'i TableIndex, request: &ReadRequest) -> Result<Plan<'i>> {
+        let index_pos = idx.index_pos();
+        let columns: Vec<usize> = match &request.columns {
+            None => (0..idx.schema.fields().len()).collect(),
+            Some(names) => {
+                let mut cols: Vec<usize> = index_pos.into_iter().collect();
+                for n in names {
+                    let c = idx.schema.index_of(n).map_err(|_| {
+                        Error::invalid(format!(
+                            "symbol {symbol:?} has no column {n:?}; it has {:?}",
+                            idx.schema.fields().iter().map(|f| f.name()).collect::<Vec<_>>()
+                        ))
+                    })?;
+                    if !cols.contains(&c) {
+                        cols.push(c);
+                    }
+                }
+                cols
+            }
+        };
+        let total = idx.descriptor.total_rows as i64;
+        let (mut r0, mut r1) = (0i64, total);
+        if let Some((a, b)) = request.row_range {
+            let norm = |x: i64| if x < 0 { (total + x).max(0) } else { x.min(total) };
+            r0 = norm(a);
+            r1 = norm(b).max(r0);
+        }
+        let date = match (request.date_range, index_pos) {
+            (None, _) => None,
+            (Some(_), None) => {
+                return Err(Error::invalid(format!("symbol {symbol:?} is indexed by row count; use row_range")));
+            }
+            (Some((a, b)), Some(_)) => Some((a.unwrap_or(i64::MIN), b.unwrap_or(i64::MAX))),
+        };
+        let slices: Vec<&[IndexEntry]> = idx
+            .row_slices()
+            .into_iter()
+            .filter(|s| (s[0].row_start as i64) < r1 && (s[0].row_end as i64) > r0)
+            .filter(|s| date.is_none_or(|(a, b)| s[0].index_end >= a && s[0].index_start <= b))
+            .collect();
+        let first_row = slices.first().map_or(0, |s| s[0].row_start as i64);
+        Ok((slices, columns.clone(), Trim { rows: (r0 - first_row, r1 - first_row), date, columns }))
+    }
+}
+
+/// The row slices a read needs, the output columns, and how to trim the decoded rows.
+type Plan<'i> = (Vec<&'i [IndexEntry]>, Vec<usize>, Trim);
+
+/// How to cut a decoded run of row slices down to exactly the requested rows.
+#[derive(Debug, Clone)]
+struct Trim {
+    /// Row range relative to the first decoded row.
+    rows: (i64, i64),
+    date: Option<(i64, i64)>,
+    columns: Vec<usize>,
+}
+
+impl Trim {
+    fn apply(&self, batch: &RecordBatch, idx: &TableIndex) -> Result<RecordBatch> {
+        self.apply_at(batch, idx, 0)
+    }
+
+    /// Trims `batch`, whose first row is row `offset` of the decoded run.
+    fn apply_at(&self, batch: &RecordBatch, idx: &TableIndex, offset: i64) -> Result<RecordBatch> {
+        let n = batch.num_rows() as i64;
+        let mut start = (self.rows.0 - offset).clamp(0, n);
+        let mut end = (self.rows.1 - offset).clamp(start, n);
+        if let (Some((a, b)), Some(pos)) = (self.date, idx.index_pos()) {
+            let out_pos = self.columns.iter().position(|&c| c == pos).ok_or_else(|| Error::internal("index column"))?;
+            let ts = table::timestamps(batch.column(out_pos))?.values();
+            start = start.max(ts.partition_point(|&t| t < a) as i64);
+            end = end.min(ts.partition_point(|&t| t <= b) as i64).max(start);
+        }
+        let sliced = batch.slice(start as usize, (end - start) as usize);
+        if sliced.num_columns() == 0 {
+            let options = RecordBatchOptions::new().with_row_count(Some((end - start) as usize));
+            return Ok(RecordBatch::try_new_with_options(Arc::new(Schema::empty()), vec![], &options)?);
+        }
+        Ok(sliced)
+    }
+}
+
+/// The iterator [`Library::read_stream`] returns.
+#[derive(Debug)]
+pub struct ReadStream {
+    storage: Arc<dyn Storage>,
+    item: VersionedItem,
+    metadata: Option<Vec<u8>>,
+    index: TableIndex,
+    groups: Vec<Vec<IndexEntry>>,
+    starts: Vec<u64>,
+    columns: Vec<usize>,
+    trim: Trim,
+    next: usize,
+}
+
+impl ReadStream {
+    /// The version being read.
+    pub fn item(&self) -> &VersionedItem {
+        &self.item
+    }
+
+    /// Its user metadata.
+    pub fn metadata(&self) -> Option<&[u8]> {
+        self.metadata.as_deref()
+    }
+
+    /// The schema of the batches.
+    pub fn schema(&self) -> SchemaRef {
+        let fields: Vec<_> = self.columns.iter().map(|&c| self.index.schema.field(c).clone()).collect();
+        Arc::new(Schema::new(fields))
+    }
+}
+
+impl Iterator for ReadStream {
+    type Item = Result<RecordBatch>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        while self.next < self.groups.len() {
+            let i = self.next;
+            self.next += 1;
+            let offset = (self.starts[i] - self.starts[0]) as i64;
+            let slice = [self.groups[i].as_slice()];
+            let result = read_slices(&*self.storage, &self.index, &slice, &self.columns)
+                .and_then(|b| self.trim.apply_at(&b, &self.index, offset));
+            match result {
+                Ok(b) if b.num_rows() == 0 => continue,
+                other => return Some(other),
+            }
+        }
+        None
+    }
+}

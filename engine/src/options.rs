@@ -1,0 +1,79 @@
+//! Library and pipeline options.
+
+use floe_formats::record::LibraryConfigRecord;
+
+use crate::error::{Error, Result};
+
+/// Per-library options, fixed when the library is created (stored in its config reference).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LibraryOptions {
+    /// Rows per data segment (default 100,000).
+    pub rows_per_segment: usize,
+    /// Data columns per segment, not counting the index column every segment repeats (default 127).
+    pub columns_per_segment: usize,
+    /// Whether appends and updates may change the schema (default false: they must match).
+    pub dynamic_schema: bool,
+}
+
+impl Default for LibraryOptions {
+    fn default() -> Self {
+        LibraryOptions { rows_per_segment: 100_000, columns_per_segment: 127, dynamic_schema: false }
+    }
+}
+
+impl LibraryOptions {
+    /// Checks the options.
+    ///
+    /// # Errors
+    /// [`crate::ErrorKind::InvalidInput`] for zero sizes.
+    pub fn validate(&self) -> Result<()> {
+        if self.rows_per_segment == 0 || self.columns_per_segment == 0 {
+            return Err(Error::invalid("rows_per_segment and columns_per_segment must be at least 1"));
+        }
+        if self.dynamic_schema {
+            return Err(Error::invalid("dynamic schema is not supported yet; create the library with static schema"));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn to_record(self) -> LibraryConfigRecord {
+        LibraryConfigRecord {
+            rows_per_segment: self.rows_per_segment as u64,
+            columns_per_segment: u32::try_from(self.columns_per_segment).unwrap_or(u32::MAX),
+            dynamic_schema: self.dynamic_schema,
+        }
+    }
+
+    pub(crate) fn from_record(r: &LibraryConfigRecord) -> Self {
+        LibraryOptions {
+            rows_per_segment: usize::try_from(r.rows_per_segment).unwrap_or(usize::MAX),
+            columns_per_segment: r.columns_per_segment as usize,
+            dynamic_schema: r.dynamic_schema,
+        }
+    }
+}
+
+/// How many threads and how much buffering the pipelines use. Defaults follow the core count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PipelineOptions {
+    /// Threads storing segments concurrently (I/O bound: more than cores helps on S3).
+    pub io_workers: usize,
+    /// Encoded segments that may wait between the encoders and the I/O workers.
+    pub queue_capacity: usize,
+    /// Segments encoded in parallel per wave on the rayon pool.
+    pub encode_wave: usize,
+    /// Commit attempts before a write gives up with a conflict error.
+    pub max_commit_attempts: u32,
+}
+
+impl Default for PipelineOptions {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        PipelineOptions {
+            io_workers: (cores * 4).clamp(4, 32),
+            queue_capacity: cores * 2,
+            encode_wave: cores * 2,
+            max_commit_attempts: 200,
+        }
+    }
+}

@@ -1,0 +1,268 @@
+//! The read pipeline: fetch the chosen segments concurrently, then verify and decode them in parallel,
+//! each column of each segment straight into its place in preallocated output buffers.
+
+use std::sync::Arc;
+
+use arrow_array::{Array, ArrayRef, RecordBatch, RecordBatchOptions, make_array};
+use arrow_buffer::{Buffer, MutableBuffer, bit_mask};
+use arrow_data::ArrayData;
+use arrow_schema::{DataType, Field, Schema};
+use bytes::Bytes;
+use floe_backends::Storage;
+use floe_formats::segment::{BitsOut, ColumnOut, ValuesOut};
+use floe_formats::{AtomKey, SegmentReader};
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::index::{IndexEntry, TableIndex};
+
+/// One output column's pieces: which segment column fills which rows.
+struct Piece {
+    seg: usize,
+    col: usize,
+    rows: usize,
+    row_off: usize,
+}
+
+enum Layout {
+    Fixed(usize),
+    Bits,
+    Var { offset_width: usize },
+    Dictionary,
+}
+
+fn layout(dt: &DataType) -> Result<Layout> {
+    Ok(match dt {
+        DataType::Boolean => Layout::Bits,
+        DataType::Utf8 | DataType::Binary => Layout::Var { offset_width: 4 },
+        DataType::LargeUtf8 | DataType::LargeBinary => Layout::Var { offset_width: 8 },
+        DataType::Dictionary(_, _) => Layout::Dictionary,
+        other => Layout::Fixed(
+            other.primitive_width().ok_or_else(|| Error::internal(format!("no read layout for type {other}")))?,
+        ),
+    })
+}
+
+enum Dest<'o> {
+    Fixed(&'o mut [u8]),
+    Bits,
+    Var { ends: &'o mut [u8], data: &'o mut [u8], base: u64 },
+}
+
+struct Task<'o> {
+    out_col: usize,
+    piece: usize,
+    seg: usize,
+    col: usize,
+    rows: usize,
+    want_validity: bool,
+    dest: Dest<'o>,
+}
+
+/// Bits produced by a task, merged into the column bitmaps after the parallel phase.
+struct TaskBits {
+    out_col: usize,
+    piece: usize,
+    validity: Option<Vec<u8>>,
+    values: Option<Vec<u8>>,
+}
+
+impl Task<'_> {
+    fn run(self, readers: &[SegmentReader<'_>]) -> Result<TaskBits> {
+        let reader = &readers[self.seg];
+        let bitmap_len = self.rows.div_ceil(8);
+        let mut validity = self.want_validity.then(|| vec![0u8; bitmap_len]);
+        let mut value_bits = matches!(self.dest, Dest::Bits).then(|| vec![0u8; bitmap_len]);
+        let values = match self.dest {
+            Dest::Fixed(d) => ValuesOut::Fixed(d),
+            Dest::Var { ends, data, base } => ValuesOut::Var { ends, data, base },
+            Dest::Bits => ValuesOut::Bits(BitsOut {
+                bytes: value_bits.as_mut().expect("allocated for bit columns").as_mut_slice(),
+                bit_offset: 0,
+            }),
+        };
+        let out = ColumnOut { validity: validity.as_mut().map(|v| BitsOut { bytes: v, bit_offset: 0 }), values };
+        reader.decode_column_into(self.col, out)?;
+        Ok(TaskBits { out_col: self.out_col, piece: self.piece, validity, values: value_bits })
+    }
+}
+
+/// Fetches the segments holding `columns` (schema positions) of the row slices `slices` and decodes
+/// them into one record batch covering exactly those slices' rows.
+///
+/// # Errors
+/// Storage errors (a missing segment is `NotFound`), `CorruptData` when a segment fails verification.
+pub(crate) fn read_slices(
+    storage: &dyn Storage,
+    index: &TableIndex,
+    slices: &[&[IndexEntry]],
+    columns: &[usize],
+) -> Result<RecordBatch> {
+    let index_pos = index.index_pos();
+    let data_cols: Vec<usize> = crate::table::data_columns(&index.schema, index_pos);
+    // Map each output column to (entry, column within that entry's segment) per slice.
+    let mut keys: Vec<AtomKey> = Vec::new();
+    let mut key_pos = std::collections::HashMap::new();
+    let mut pieces: Vec<Vec<Piece>> = columns.iter().map(|_| Vec::new()).collect();
+    let mut row_off = 0usize;
+    for slice in slices {
+        let rows = usize::try_from(slice[0].rows()).map_err(|_| Error::corrupt("row count too large"))?;
+        for (oc, &c) in columns.iter().enumerate() {
+            let (entry, col) = if Some(c) == index_pos {
+                (&slice[0], 0)
+            } else {
+                let d = data_cols.iter().position(|&x| x == c).ok_or_else(|| Error::internal("unknown column"))?;
+                let d32 = u32::try_from(d).map_err(|_| Error::internal("column position"))?;
+                let e = slice
+                    .iter()
+                    .find(|e| e.col_start <= d32 && d32 < e.col_end)
+                    .ok_or_else(|| Error::corrupt(format!("no segment holds column {c} at row {row_off}")))?;
+                (e, usize::from(index_pos.is_some()) + (d - e.col_start as usize))
+            };
+            let seg = *key_pos.entry(entry.key.clone()).or_insert_with(|| {
+                keys.push(entry.key.clone());
+                keys.len() - 1
+            });
+            pieces[oc].push(Piece { seg, col, rows, row_off });
+        }
+        row_off += rows;
+    }
+    let total_rows = row_off;
+    let fields: Vec<Arc<Field>> = columns.iter().map(|&c| Arc::new(index.schema.field(c).clone())).collect();
+    let schema = Arc::new(Schema::new(fields.clone()));
+    if total_rows == 0 {
+        return Ok(RecordBatch::new_empty(schema));
+    }
+
+    let fetched: Vec<Bytes> = storage.get_batch(&keys).into_iter().collect::<std::result::Result<_, _>>()?;
+    let readers: Vec<SegmentReader<'_>> =
+        fetched.par_iter().map(|b| SegmentReader::new(b)).collect::<std::result::Result<_, _>>()?;
+
+    // Size and allocate every output buffer, then cut it into one disjoint piece per task.
+    let mut value_bufs: Vec<MutableBuffer> = Vec::with_capacity(columns.len());
+    let mut offset_bufs: Vec<Option<MutableBuffer>> = Vec::with_capacity(columns.len());
+    let mut want_validity = Vec::with_capacity(columns.len());
+    let mut layouts = Vec::with_capacity(columns.len());
+    for (oc, field) in fields.iter().enumerate() {
+        let lay = layout(field.data_type())?;
+        let mut has_nulls = false;
+        let mut data_len = 0u64;
+        for p in &pieces[oc] {
+            let info = readers[p.seg].column_info(p.col)?;
+            if info.field.data_type() != field.data_type() {
+                return Err(Error::corrupt(format!(
+                    "segment {} stores column {:?} as {}, the index says {}",
+                    keys[p.seg],
+                    field.name(),
+                    info.field.data_type(),
+                    field.data_type()
+                )));
+            }
+            has_nulls |= info.has_nulls;
+            data_len += info.data_len;
+        }
+        let (values, offsets) = match lay {
+            Layout::Fixed(w) => (MutableBuffer::from_len_zeroed(total_rows * w), None),
+            Layout::Bits => (MutableBuffer::from_len_zeroed(total_rows.div_ceil(8)), None),
+            Layout::Var { offset_width } => {
+                if offset_width == 4 && data_len > i32::MAX as u64 {
+                    return Err(Error::invalid(format!(
+                        "column {:?} holds {data_len} bytes in the requested rows, more than a 32-bit-offset \
+                         array can; read fewer rows or store it as a large string",
+                        field.name()
+                    )));
+                }
+                let len = usize::try_from(data_len).map_err(|_| Error::invalid("column too large for memory"))?;
+                (
+                    MutableBuffer::from_len_zeroed(len),
+                    Some(MutableBuffer::from_len_zeroed((total_rows + 1) * offset_width)),
+                )
+            }
+            Layout::Dictionary => (MutableBuffer::new(0), None),
+        };
+        value_bufs.push(values);
+        offset_bufs.push(offsets);
+        want_validity.push(has_nulls);
+        layouts.push(lay);
+    }
+
+    let mut tasks: Vec<Task<'_>> = Vec::new();
+    let mut dictionary_cols = Vec::new();
+    for (oc, (values, offsets)) in value_bufs.iter_mut().zip(offset_bufs.iter_mut()).enumerate() {
+        match layouts[oc] {
+            Layout::Dictionary => dictionary_cols.push(oc),
+            Layout::Fixed(w) => {
+                let mut rest = values.as_slice_mut();
+                for (i, p) in pieces[oc].iter().enumerate() {
+                    let (head, tail) = rest.split_at_mut(p.rows * w);
+                    rest = tail;
+                    tasks.push(task(oc, i, p, want_validity[oc], Dest::Fixed(head)));
+                }
+            }
+            Layout::Bits => {
+                for (i, p) in pieces[oc].iter().enumerate() {
+                    tasks.push(task(oc, i, p, want_validity[oc], Dest::Bits));
+                }
+            }
+            Layout::Var { offset_width } => {
+                let offsets = offsets.as_mut().expect("allocated for variable-length columns");
+                let mut ends_rest = &mut offsets.as_slice_mut()[offset_width..];
+                let mut data_rest = values.as_slice_mut();
+                let mut base = 0u64;
+                for (i, p) in pieces[oc].iter().enumerate() {
+                    let data_len = readers[p.seg].column_info(p.col)?.data_len as usize;
+                    let (ends, et) = ends_rest.split_at_mut(p.rows * offset_width);
+                    let (data, dt) = data_rest.split_at_mut(data_len);
+                    ends_rest = et;
+                    data_rest = dt;
+                    tasks.push(task(oc, i, p, want_validity[oc], Dest::Var { ends, data, base }));
+                    base += data_len as u64;
+                }
+            }
+        }
+    }
+    let bits: Vec<TaskBits> = tasks.into_par_iter().map(|t| t.run(&readers)).collect::<Result<_>>()?;
+
+    // Merge the per-piece bitmaps (small: one bit per row) into whole-column bitmaps.
+    let mut validity_bufs: Vec<Option<MutableBuffer>> =
+        want_validity.iter().map(|&w| w.then(|| MutableBuffer::from_len_zeroed(total_rows.div_ceil(8)))).collect();
+    for tb in bits {
+        let p = &pieces[tb.out_col][tb.piece];
+        if let (Some(src), Some(dst)) = (&tb.validity, validity_bufs[tb.out_col].as_mut()) {
+            bit_mask::set_bits(dst.as_slice_mut(), src, p.row_off, 0, p.rows);
+        }
+        if let Some(src) = &tb.values {
+            bit_mask::set_bits(value_bufs[tb.out_col].as_slice_mut(), src, p.row_off, 0, p.rows);
+        }
+    }
+
+    let mut arrays: Vec<ArrayRef> = Vec::with_capacity(columns.len());
+    for (oc, field) in fields.iter().enumerate() {
+        if dictionary_cols.contains(&oc) {
+            let parts: Vec<ArrayRef> = pieces[oc]
+                .iter()
+                .map(|p| readers[p.seg].decode_column(p.col))
+                .collect::<std::result::Result<_, _>>()?;
+            let refs: Vec<&dyn Array> = parts.iter().map(|a| a.as_ref()).collect();
+            arrays.push(arrow_select::concat::concat(&refs)?);
+            continue;
+        }
+        let values: Buffer = std::mem::take(&mut value_bufs[oc]).into();
+        let mut builder = ArrayData::builder(field.data_type().clone()).len(total_rows);
+        if let Some(offsets) = offset_bufs[oc].take() {
+            builder = builder.add_buffer(offsets.into());
+        }
+        builder = builder.add_buffer(values);
+        if let Some(v) = validity_bufs[oc].take() {
+            builder = builder.null_bit_buffer(Some(v.into()));
+        }
+        let data = builder.build().map_err(|e| Error::corrupt(format!("column {:?}: {e}", field.name())))?;
+        arrays.push(make_array(data));
+    }
+    let options = RecordBatchOptions::new().with_row_count(Some(total_rows));
+    Ok(RecordBatch::try_new_with_options(schema, arrays, &options)?)
+}
+
+fn task<'o>(out_col: usize, piece: usize, p: &Piece, want_validity: bool, dest: Dest<'o>) -> Task<'o> {
+    Task { out_col, piece, seg: p.seg, col: p.col, rows: p.rows, want_validity, dest }
+}

@@ -1,0 +1,113 @@
+//! The write pipeline: slice → encode, compress and hash in parallel (rayon) → hand over through a
+//! bounded channel to I/O workers that store the segments concurrently → index entries in order.
+//!
+//! Memory is bounded: at most one wave of encoded segments (`encode_wave`) plus `queue_capacity`
+//! queued and `io_workers` in flight exist at a time, whatever the table's size.
+
+use std::collections::VecDeque;
+
+use arrow_array::RecordBatch;
+use bytes::Bytes;
+use floe_backends::Storage;
+use floe_formats::{AtomFields, AtomKey, KeyType, encode_segment};
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::index::IndexEntry;
+use crate::options::PipelineOptions;
+use crate::pipeline::handover;
+use crate::sync::Ordering;
+use crate::table;
+
+/// One encoded segment on its way to storage.
+struct Encoded {
+    entry: IndexEntry,
+    bytes: Bytes,
+}
+
+/// What to slice: rows already cut into row slices, and the columns layout.
+pub(crate) struct SliceJob<'a> {
+    /// The symbol the data keys are filed under.
+    pub symbol: &'a str,
+    /// The version the data keys carry (provenance only; a rebased commit keeps them).
+    pub version: u64,
+    /// Row slices in order; each becomes `groups.len()` segments.
+    pub row_slices: Vec<RecordBatch>,
+    /// Row number of the first row of `row_slices[0]` in the new version.
+    pub row_base: u64,
+    /// Position of the index column, if any.
+    pub index_pos: Option<usize>,
+    /// Column groups over the data-column list.
+    pub groups: Vec<(usize, usize)>,
+}
+
+/// Encodes and stores every segment of `job`, returning their index entries in row then column order.
+///
+/// # Errors
+/// The first encoding or storage error; segments already stored stay (unreachable until committed).
+pub(crate) fn write_segments(
+    storage: &std::sync::Arc<dyn Storage>,
+    options: &PipelineOptions,
+    job: SliceJob<'_>,
+) -> Result<Vec<IndexEntry>> {
+    let Some(first) = job.row_slices.first() else { return Ok(Vec::new()) };
+    let data_cols = table::data_columns(&first.schema(), job.index_pos);
+    let now = crate::clock::now_ns();
+    // (slice number, group number, first row) for every segment, in order.
+    let mut plan = Vec::new();
+    let mut row = job.row_base;
+    for (s, b) in job.row_slices.iter().enumerate() {
+        for g in 0..job.groups.len() {
+            plan.push((s, g, row));
+        }
+        row += b.num_rows() as u64;
+    }
+    let encode_one = |&(s, g, row_start): &(usize, usize, u64)| -> Result<Encoded> {
+        let rows = &job.row_slices[s];
+        let (c0, c1) = job.groups[g];
+        let seg = table::segment_batch(rows, job.index_pos, &data_cols, (c0, c1))?;
+        let bytes = encode_segment(&seg, None)?;
+        let row_end = row_start + rows.num_rows() as u64;
+        let (index_start, index_end) = match job.index_pos {
+            None => (row_start as i64, row_end as i64 - 1),
+            Some(_) => {
+                let ts = table::timestamps(seg.column(0))?;
+                (ts.value(0), ts.value(ts.len() - 1))
+            }
+        };
+        let fields = AtomFields {
+            version: job.version,
+            creation_ts: now,
+            content_hash: xxhash_rust::xxh3::xxh3_64(&bytes),
+            start: index_start,
+            end: index_end,
+        };
+        let key = AtomKey::new(KeyType::TableData, job.symbol, fields)?;
+        let col = |c: usize| u32::try_from(c).map_err(|_| Error::invalid("too many columns"));
+        let entry =
+            IndexEntry { row_start, row_end, index_start, index_end, col_start: col(c0)?, col_end: col(c1)?, key };
+        Ok(Encoded { entry, bytes: Bytes::from(bytes) })
+    };
+
+    let wave = options.encode_wave.max(1);
+    let mut next = 0usize;
+    let mut ready: VecDeque<Encoded> = VecDeque::new();
+    let produce = |cancelled: &crate::sync::AtomicBool| -> Option<Result<Encoded>> {
+        if ready.is_empty() && next < plan.len() && !cancelled.load(Ordering::SeqCst) {
+            let end = (next + wave).min(plan.len());
+            // Encoding is CPU work: run the wave on the rayon pool; storing happens on the I/O workers.
+            match plan[next..end].par_iter().map(encode_one).collect::<Result<Vec<_>>>() {
+                Ok(batch) => ready.extend(batch),
+                Err(e) => return Some(Err(e)),
+            }
+            next = end;
+        }
+        ready.pop_front().map(Ok)
+    };
+    let storage = std::sync::Arc::clone(storage);
+    let store = move |e: Encoded| -> Result<IndexEntry> {
+        storage.put(&e.entry.key, e.bytes)?;
+        Ok(e.entry)
+    };
+    handover::run(options.io_workers, options.queue_capacity, produce, store)
+}

@@ -1,0 +1,247 @@
+//! Input tables: validation of schema and index, and slicing into rows × columns segments.
+
+use std::sync::Arc;
+
+use arrow_array::{Array, ArrayRef, RecordBatch, RecordBatchOptions, TimestampNanosecondArray};
+use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use floe_formats::record::IndexKind;
+
+use crate::error::{Error, Result};
+
+/// A table to write: record batches sharing one schema, and how it is indexed.
+#[derive(Debug, Clone)]
+pub struct Table {
+    schema: SchemaRef,
+    batches: Vec<RecordBatch>,
+    index: IndexKind,
+    index_pos: Option<usize>,
+}
+
+impl Table {
+    /// A table from `batches` (all with `schema`) indexed by `index`.
+    ///
+    /// # Errors
+    /// [`crate::ErrorKind::InvalidInput`] when a batch's schema differs, the index column is missing,
+    /// is not `timestamp[ns]`, has nulls or is not sorted ascending, or two columns share a name.
+    pub fn new(schema: SchemaRef, batches: Vec<RecordBatch>, index: IndexKind) -> Result<Self> {
+        let mut seen = std::collections::HashSet::new();
+        for f in schema.fields() {
+            if !seen.insert(f.name().as_str()) {
+                return Err(Error::invalid(format!("column name {:?} appears twice", f.name())));
+            }
+        }
+        for (i, b) in batches.iter().enumerate() {
+            if b.schema().fields() != schema.fields() {
+                return Err(Error::invalid(format!(
+                    "batch {i} has schema {} but the table's schema is {}",
+                    b.schema(),
+                    schema
+                )));
+            }
+        }
+        let index_pos = match &index {
+            IndexKind::RowCount => None,
+            IndexKind::Timestamp(name) => {
+                let pos = schema
+                    .index_of(name)
+                    .map_err(|_| Error::invalid(format!("index column {name:?} is not in the table")))?;
+                let dt = schema.field(pos).data_type();
+                if !matches!(dt, DataType::Timestamp(TimeUnit::Nanosecond, _)) {
+                    return Err(Error::invalid(format!("index column {name:?} has type {dt}, not timestamp[ns]")));
+                }
+                Some(pos)
+            }
+        };
+        let table =
+            Table { schema, batches: batches.into_iter().filter(|b| b.num_rows() > 0).collect(), index, index_pos };
+        table.check_index_sorted()?;
+        Ok(table)
+    }
+
+    /// A single-batch table.
+    ///
+    /// # Errors
+    /// As [`Table::new`].
+    pub fn from_batch(batch: RecordBatch, index: IndexKind) -> Result<Self> {
+        Self::new(batch.schema(), vec![batch], index)
+    }
+
+    fn check_index_sorted(&self) -> Result<()> {
+        let Some(pos) = self.index_pos else { return Ok(()) };
+        let name = self.schema.field(pos).name();
+        let mut prev: Option<i64> = None;
+        let mut row = 0usize;
+        for b in &self.batches {
+            let col = timestamps(b.column(pos))?;
+            if col.null_count() > 0 {
+                return Err(Error::invalid(format!("index column {name:?} has nulls")));
+            }
+            for (i, &v) in col.values().iter().enumerate() {
+                if prev.is_some_and(|p| v < p) {
+                    return Err(Error::invalid(format!(
+                        "index column {name:?} is not sorted: row {} ({v}) is before row {} ({})",
+                        row + i,
+                        row + i - 1,
+                        prev.unwrap_or_default()
+                    )));
+                }
+                prev = Some(v);
+            }
+            row += b.num_rows();
+        }
+        Ok(())
+    }
+
+    /// The schema.
+    pub fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    /// The index kind.
+    pub fn index(&self) -> &IndexKind {
+        &self.index
+    }
+
+    /// Position of the index column in the schema, if any.
+    pub fn index_pos(&self) -> Option<usize> {
+        self.index_pos
+    }
+
+    /// The non-empty batches.
+    pub fn batches(&self) -> &[RecordBatch] {
+        &self.batches
+    }
+
+    /// Total rows.
+    pub fn num_rows(&self) -> usize {
+        self.batches.iter().map(RecordBatch::num_rows).sum()
+    }
+
+    /// First and last index values (timestamps, or row numbers from `row_base`), or `None` if empty.
+    pub fn index_range(&self, row_base: u64) -> Option<(i64, i64)> {
+        let n = self.num_rows();
+        if n == 0 {
+            return None;
+        }
+        match self.index_pos {
+            None => Some((row_base as i64, (row_base + n as u64 - 1) as i64)),
+            Some(pos) => {
+                let first = self.batches.first()?.column(pos);
+                let last = self.batches.last()?.column(pos);
+                let first = timestamps(first).ok()?.value(0);
+                let last = timestamps(last).ok()?;
+                Some((first, last.value(last.len() - 1)))
+            }
+        }
+    }
+
+    /// Splits the rows into runs of at most `rows_per_segment` rows, each one record batch (batches are
+    /// concatenated only where a run spans input batches).
+    ///
+    /// # Errors
+    /// Arrow errors from concatenation (should not happen: schemas were checked).
+    pub fn row_slices(&self, rows_per_segment: usize) -> Result<Vec<RecordBatch>> {
+        let mut out = Vec::new();
+        let mut pending: Vec<RecordBatch> = Vec::new();
+        let mut pending_rows = 0usize;
+        for b in &self.batches {
+            let mut offset = 0;
+            while offset < b.num_rows() {
+                let take = (rows_per_segment - pending_rows).min(b.num_rows() - offset);
+                pending.push(b.slice(offset, take));
+                pending_rows += take;
+                offset += take;
+                if pending_rows == rows_per_segment {
+                    out.push(concat(&self.schema, &pending)?);
+                    pending.clear();
+                    pending_rows = 0;
+                }
+            }
+        }
+        if pending_rows > 0 {
+            out.push(concat(&self.schema, &pending)?);
+        }
+        Ok(out)
+    }
+}
+
+fn concat(schema: &SchemaRef, parts: &[RecordBatch]) -> Result<RecordBatch> {
+    if parts.len() == 1 {
+        return Ok(parts[0].clone());
+    }
+    Ok(arrow_select::concat::concat_batches(schema, parts)?)
+}
+
+/// The column groups of a schema: data columns (all but the index) in chunks of `per_segment`,
+/// as ranges over the data-column list.
+pub fn column_groups(num_data_columns: usize, per_segment: usize) -> Vec<(usize, usize)> {
+    if num_data_columns == 0 {
+        return vec![(0, 0)];
+    }
+    (0..num_data_columns).step_by(per_segment).map(|s| (s, (s + per_segment).min(num_data_columns))).collect()
+}
+
+/// Positions in the schema of the data columns (all but the index column).
+pub fn data_columns(schema: &Schema, index_pos: Option<usize>) -> Vec<usize> {
+    (0..schema.fields().len()).filter(|&i| Some(i) != index_pos).collect()
+}
+
+/// The batch stored in one segment: the index column (if any) followed by data columns `group`.
+///
+/// # Errors
+/// Arrow errors (should not happen for a batch of the table's schema).
+pub fn segment_batch(
+    rows: &RecordBatch,
+    index_pos: Option<usize>,
+    data_cols: &[usize],
+    group: (usize, usize),
+) -> Result<RecordBatch> {
+    let mut fields: Vec<Arc<Field>> = Vec::new();
+    let mut cols: Vec<ArrayRef> = Vec::new();
+    let schema = rows.schema();
+    for i in index_pos.into_iter().chain(data_cols[group.0..group.1].iter().copied()) {
+        fields.push(Arc::new(schema.field(i).clone()));
+        cols.push(Arc::clone(rows.column(i)));
+    }
+    let options = RecordBatchOptions::new().with_row_count(Some(rows.num_rows()));
+    Ok(RecordBatch::try_new_with_options(Arc::new(Schema::new(fields)), cols, &options)?)
+}
+
+/// The array as timestamps in ns.
+///
+/// # Errors
+/// [`crate::ErrorKind::InvalidInput`] if it is another type.
+pub fn timestamps(a: &ArrayRef) -> Result<&TimestampNanosecondArray> {
+    a.as_any()
+        .downcast_ref::<TimestampNanosecondArray>()
+        .ok_or_else(|| Error::invalid(format!("expected a timestamp[ns] column, found {}", a.data_type())))
+}
+
+/// Describes how two schemas differ, for error messages; `None` if they are equal.
+pub fn schema_difference(existing: &Schema, new: &Schema) -> Option<String> {
+    if existing.fields() == new.fields() {
+        return None;
+    }
+    let mut diffs = Vec::new();
+    for f in existing.fields() {
+        match new.field_with_name(f.name()) {
+            Err(_) => diffs.push(format!("column {:?} is missing", f.name())),
+            Ok(g) if g.data_type() != f.data_type() => {
+                diffs.push(format!("column {:?} has type {} instead of {}", f.name(), g.data_type(), f.data_type()))
+            }
+            Ok(g) if g.is_nullable() != f.is_nullable() => {
+                diffs.push(format!("column {:?} nullability differs", f.name()))
+            }
+            Ok(_) => {}
+        }
+    }
+    for g in new.fields() {
+        if existing.field_with_name(g.name()).is_err() {
+            diffs.push(format!("column {:?} is new", g.name()));
+        }
+    }
+    if diffs.is_empty() {
+        diffs.push("the columns are in a different order".into());
+    }
+    Some(diffs.join("; "))
+}

@@ -1,0 +1,291 @@
+//! The engine suite: every check runs against any store, so memory, LMDB and S3 run the same code.
+//! [`engine_suite!`](crate::engine_suite) expands to one `#[test]` per check for a store factory.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use floe_backends::ListScope;
+use floe_engine::{AsOf, ErrorKind, Floe, IndexKind, Library, LibraryOptions, ReadRequest, Table};
+use floe_formats::KeyType;
+
+use crate::model::SymbolModel;
+use crate::{Row, batch, rows, rows_of, table};
+
+/// Small segments (7 rows × 2 columns) so every test crosses segment boundaries.
+pub fn small_options() -> LibraryOptions {
+    LibraryOptions { rows_per_segment: 7, columns_per_segment: 2, dynamic_schema: false }
+}
+
+fn lib(floe: &Floe, name: &str) -> Library {
+    floe.create_library(name, small_options()).expect("create library")
+}
+
+fn read_all(lib: &Library, symbol: &str, as_of: AsOf) -> Vec<Row> {
+    rows_of(&lib.read(symbol, &ReadRequest { as_of, ..Default::default() }).expect("read").data)
+}
+
+/// Write then read back, whole and by version.
+pub fn write_read_round_trip(floe: &Floe) {
+    let lib = lib(floe, "round_trip");
+    let r = rows(0..50);
+    let v0 = lib.write("s", &table(&r), Some(b"meta")).expect("write");
+    assert_eq!(v0.version, 0);
+    assert_eq!(read_all(&lib, "s", AsOf::Latest), r);
+    let res = lib.read("s", &ReadRequest::default()).expect("read");
+    assert_eq!(res.metadata.as_deref(), Some(&b"meta"[..]));
+    let r2 = rows(100..103);
+    assert_eq!(lib.write("s", &table(&r2), None).expect("write").version, 1);
+    assert_eq!(read_all(&lib, "s", AsOf::Latest), r2);
+    assert_eq!(read_all(&lib, "s", AsOf::Version(0)), r);
+    assert_eq!(read_all(&lib, "s", AsOf::Version(-2)), r);
+    assert_eq!(read_all(&lib, "s", AsOf::Version(-1)), r2);
+    // An empty table is a valid version.
+    let v2 = lib.write("s", &table(&[]), None).expect("write empty");
+    assert!(read_all(&lib, "s", AsOf::Version(v2.version as i64)).is_empty());
+}
+
+/// Date range, row range, column subsets, head and tail.
+pub fn ranges_and_columns(floe: &Floe) {
+    let lib = lib(floe, "ranges");
+    let r = rows((0..60).map(|i| i * 10));
+    lib.write("s", &table(&r), None).expect("write");
+    let read = |req: ReadRequest| lib.read("s", &req).expect("read").data;
+    let got = rows_of(&read(ReadRequest { date_range: Some((Some(95), Some(300))), ..Default::default() }));
+    assert_eq!(got, r.iter().filter(|x| (95..=300).contains(&x.ts)).cloned().collect::<Vec<_>>());
+    let got = rows_of(&read(ReadRequest { date_range: Some((None, Some(35))), ..Default::default() }));
+    assert_eq!(got, r[..4].to_vec());
+    let got = rows_of(&read(ReadRequest { row_range: Some((13, 29)), ..Default::default() }));
+    assert_eq!(got, r[13..29].to_vec());
+    let got = rows_of(&read(ReadRequest { row_range: Some((-5, i64::MAX)), ..Default::default() }));
+    assert_eq!(got, r[55..].to_vec());
+    let cols = read(ReadRequest { columns: Some(vec!["qty".into()]), row_range: Some((3, 9)), ..Default::default() });
+    assert_eq!(cols.num_columns(), 2, "index column plus qty");
+    assert_eq!(cols.schema().field(1).name(), "qty");
+    assert_eq!(cols.num_rows(), 6);
+    let h = lib.head("s", 3, AsOf::Latest, None).expect("head");
+    assert_eq!(rows_of(&h.data), r[..3].to_vec());
+    let t = lib.tail("s", 4, AsOf::Latest, None).expect("tail");
+    assert_eq!(rows_of(&t.data), r[56..].to_vec());
+    let t = lib.tail("s", -58, AsOf::Latest, None).expect("tail negative");
+    assert_eq!(rows_of(&t.data), r[58..].to_vec());
+    let err = lib
+        .read("s", &ReadRequest { columns: Some(vec!["nope".into()]), ..Default::default() })
+        .expect_err("unknown column");
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert!(err.to_string().contains("nope"), "{err}");
+    let d = lib.get_description("s", &AsOf::Latest).expect("describe");
+    assert_eq!(d.row_count, 60);
+    assert_eq!(d.index_range, Some((0, 590)));
+    assert_eq!(d.segment_count, 9 * 2, "9 row slices x 2 column groups");
+    // Streaming read returns the same rows in order.
+    let streamed: Vec<Row> = lib
+        .read_stream("s", &ReadRequest { date_range: Some((Some(95), Some(300))), ..Default::default() })
+        .expect("stream")
+        .flat_map(|b| rows_of(&b.expect("batch")))
+        .collect();
+    assert_eq!(streamed, r.iter().filter(|x| (95..=300).contains(&x.ts)).cloned().collect::<Vec<_>>());
+}
+
+/// Appends, including many small ones (tail merging), and rejected appends.
+pub fn appends(floe: &Floe) {
+    let lib = lib(floe, "appends");
+    let mut model = SymbolModel::default();
+    for i in 0..40 {
+        let r = rows(i * 3..i * 3 + 3);
+        let v = lib.append("s", &table(&r), None).expect("append");
+        assert_eq!(v.version as usize, model.append(&r));
+    }
+    let latest = model.latest().expect("versions");
+    assert_eq!(read_all(&lib, "s", AsOf::Latest), model.versions[latest]);
+    assert_eq!(read_all(&lib, "s", AsOf::Version(10)), model.versions[10]);
+    let d = lib.get_description("s", &AsOf::Latest).expect("describe");
+    // 120 rows at 7 rows per slice: at least 18 slices; tail merging keeps it near that.
+    assert!(d.segment_count <= 2 * 30, "{} segments after 40 small appends", d.segment_count);
+    let err = lib.append("s", &table(&rows(5..6)), None).expect_err("append before the end");
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert_eq!(lib.get_description("s", &AsOf::Latest).expect("describe").item.version as usize, latest);
+    let mut bad = batch(&rows(500..501));
+    bad = bad.project(&[0, 1, 2, 3]).expect("project");
+    let err = lib
+        .append("s", &Table::from_batch(bad, IndexKind::Timestamp("ts".into())).expect("table"), None)
+        .expect_err("schema mismatch");
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert!(err.to_string().contains("\"flag\" is missing"), "{err}");
+}
+
+/// Update and delete_data_in_range against the model.
+pub fn updates(floe: &Floe) {
+    let lib = lib(floe, "updates");
+    let mut model = SymbolModel::default();
+    let r = rows((0..40).map(|i| i * 10));
+    lib.write("s", &table(&r), None).expect("write");
+    model.write(r);
+    let new = rows([105, 106, 107]);
+    lib.update("s", &table(&new), Some((100, 200)), None).expect("update");
+    model.update(&new, 100, 200);
+    assert_eq!(read_all(&lib, "s", AsOf::Latest), model.versions[1]);
+    lib.delete_data_in_range("s", (0, 55)).expect("delete range");
+    model.update(&[], 0, 55);
+    assert_eq!(read_all(&lib, "s", AsOf::Latest), model.versions[2]);
+    let new = rows([1000, 1001]);
+    lib.update("s", &table(&new), None, None).expect("update at the end");
+    model.update(&new, 1000, 1001);
+    assert_eq!(read_all(&lib, "s", AsOf::Latest), model.versions[3]);
+    assert_eq!(read_all(&lib, "s", AsOf::Version(1)), model.versions[1]);
+}
+
+/// Unsorted index, bad names: typed errors, nothing written.
+pub fn bad_input(floe: &Floe) {
+    let lib = lib(floe, "bad_input");
+    let mut r = rows(0..10);
+    r.swap(2, 5);
+    let err = Table::from_batch(batch(&r), IndexKind::Timestamp("ts".into())).expect_err("unsorted");
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert!(err.to_string().contains("not sorted"), "{err}");
+    let err = lib.write("", &table(&rows(0..3)), None).expect_err("empty symbol");
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    let err = Table::from_batch(batch(&rows(0..3)), IndexKind::Timestamp("px".into())).expect_err("float index");
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert!(!lib.has_symbol("s", &AsOf::Latest).expect("has_symbol"));
+    let err = lib.read("missing", &ReadRequest::default()).expect_err("missing");
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+}
+
+/// Versions, deletes, prune, snapshots, rename; deleted objects are really removed.
+pub fn versions_snapshots_and_deletes(floe: &Floe) {
+    let lib = lib(floe, "versions");
+    for i in 0..5 {
+        lib.write("s", &table(&rows(i * 100..i * 100 + 10)), None).expect("write");
+    }
+    let ts2 = lib.list_versions(Some("s")).expect("versions").iter().find(|v| v.version == 2).expect("v2").timestamp_ns;
+    assert_eq!(read_all(&lib, "s", AsOf::Timestamp(ts2)), rows(200..210));
+    lib.snapshot("snap1", Some(b"sm"), None, &BTreeMap::new()).expect("snapshot");
+    let err = lib.snapshot("snap1", None, None, &BTreeMap::new()).expect_err("duplicate snapshot");
+    assert_eq!(err.kind(), ErrorKind::AlreadyExists);
+    let mut pinned = BTreeMap::new();
+    pinned.insert("s".to_string(), 1u64);
+    lib.snapshot("snap_v1", None, Some(&[]), &pinned).expect("snapshot of v1");
+    lib.delete_versions("s", &[1, 3]).expect("delete versions");
+    let err = lib.read("s", &ReadRequest { as_of: AsOf::Version(3), ..Default::default() }).expect_err("deleted");
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    assert_eq!(read_all(&lib, "s", AsOf::Snapshot("snap_v1".into())), rows(100..110));
+    let versions = lib.list_versions(Some("s")).expect("versions");
+    let ids: Vec<(u64, bool)> = versions.iter().map(|v| (v.version, v.deleted)).collect();
+    assert_eq!(ids, vec![(4, false), (2, false), (0, false), (1, true)]);
+    lib.prune_previous_versions("s").expect("prune");
+    assert_eq!(read_all(&lib, "s", AsOf::Latest), rows(400..410));
+    assert_eq!(read_all(&lib, "s", AsOf::Snapshot("snap1".into())), rows(400..410));
+    lib.delete_snapshot("snap_v1").expect("delete snapshot");
+    let err = lib.read("s", &ReadRequest { as_of: AsOf::Snapshot("snap_v1".into()), ..Default::default() });
+    assert_eq!(err.expect_err("gone").kind(), ErrorKind::NotFound);
+    // Only version 4's objects remain: one index, 2 row slices x 3 column groups... count them.
+    let storage = lib.storage();
+    let indexes = storage.list_all(KeyType::TableIndex, ListScope::Symbol("s")).expect("list");
+    assert_eq!(indexes.len(), 1, "{indexes:?}");
+    let records = storage.list_all(KeyType::Version, ListScope::Symbol("s")).expect("list");
+    assert!(records.len() <= 1, "{records:?}");
+    let data = storage.list_all(KeyType::TableData, ListScope::Symbol("s")).expect("list");
+    assert_eq!(data.len(), 2 * 2, "10 rows = 2 slices of 7, 4 data columns = 2 groups");
+    lib.rename_symbol("s", "t").expect("rename");
+    assert_eq!(read_all(&lib, "t", AsOf::Latest), rows(400..410));
+    assert!(!lib.has_symbol("s", &AsOf::Latest).expect("has"));
+    lib.delete_snapshot("snap1").expect("delete snapshot");
+    assert_eq!(lib.list_symbols().expect("list"), vec!["t".to_string()]);
+    let v = lib.write("s", &table(&rows(0..2)), None).expect("write after delete");
+    assert_eq!(v.version, 5, "version ids are never reused");
+    lib.delete("t").expect("delete");
+    assert!(storage.list_all(KeyType::TableData, ListScope::Symbol("t")).expect("list").is_empty());
+    assert_eq!(lib.list_symbols().expect("list"), vec!["s".to_string()]);
+    lib.write_metadata("s", Some(b"m2")).expect("write_metadata");
+    let (it, m) = lib.read_metadata("s", &AsOf::Latest).expect("read_metadata");
+    assert_eq!((it.version, m.as_deref()), (6, Some(&b"m2"[..])));
+    assert_eq!(read_all(&lib, "s", AsOf::Latest), rows(0..2));
+}
+
+/// Library management.
+pub fn libraries(floe: &Floe) {
+    floe.create_library("lib_a", LibraryOptions::default()).expect("create");
+    let err = floe.create_library("lib_a", LibraryOptions::default()).expect_err("exists");
+    assert_eq!(err.kind(), ErrorKind::AlreadyExists);
+    assert!(floe.list_libraries().expect("list").contains(&"lib_a".to_string()));
+    let l = floe.get_library("lib_a").expect("get");
+    l.write("x", &table(&rows(0..3)), None).expect("write");
+    floe.delete_library("lib_a").expect("delete");
+    assert!(!floe.list_libraries().expect("list").contains(&"lib_a".to_string()));
+    assert_eq!(floe.get_library("lib_a").expect_err("gone").kind(), ErrorKind::NotFound);
+}
+
+/// Threads append to one symbol concurrently: every append is present, ids contiguous.
+pub fn concurrent_appends(floe: &Floe, threads: usize, per_thread: usize) {
+    let lib = Arc::new(lib(floe, "concurrent"));
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            let lib = Arc::clone(&lib);
+            s.spawn(move || {
+                for i in 0..per_thread {
+                    // Every append carries a unique qty; index values only grow, so appends stay valid
+                    // whatever the interleaving: use a shared clock-like value.
+                    let ts = NEXT_TS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let mut r = rows([ts]);
+                    r[0].qty = (t * 1_000_000 + i) as i64;
+                    loop {
+                        match lib.append("s", &table(&r), None) {
+                            Ok(_) => break,
+                            // Another thread committed a later timestamp first: take a new one.
+                            Err(e) if e.kind() == ErrorKind::InvalidInput => {
+                                r[0].ts = NEXT_TS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                            }
+                            Err(e) => panic!("append failed: {e}"),
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let all = read_all(&lib, "s", AsOf::Latest);
+    assert_eq!(all.len(), threads * per_thread, "every successful append is present");
+    let mut qty: Vec<i64> = all.iter().map(|r| r.qty).collect();
+    qty.sort_unstable();
+    qty.dedup();
+    assert_eq!(qty.len(), threads * per_thread, "no append duplicated or lost");
+    let versions = lib.list_versions(Some("s")).expect("versions");
+    assert_eq!(versions.len(), threads * per_thread, "one version per append, ids contiguous");
+    assert_eq!(versions[0].version as usize, threads * per_thread - 1);
+}
+
+static NEXT_TS: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+/// One `#[test]` per suite check for the store `$make` returns (an expression giving a `Floe`).
+#[macro_export]
+macro_rules! engine_suite {
+    ($make:expr) => {
+        #[test]
+        fn write_read_round_trip() {
+            $crate::suite::write_read_round_trip(&$make);
+        }
+        #[test]
+        fn ranges_and_columns() {
+            $crate::suite::ranges_and_columns(&$make);
+        }
+        #[test]
+        fn appends() {
+            $crate::suite::appends(&$make);
+        }
+        #[test]
+        fn updates() {
+            $crate::suite::updates(&$make);
+        }
+        #[test]
+        fn bad_input() {
+            $crate::suite::bad_input(&$make);
+        }
+        #[test]
+        fn versions_snapshots_and_deletes() {
+            $crate::suite::versions_snapshots_and_deletes(&$make);
+        }
+        #[test]
+        fn libraries() {
+            $crate::suite::libraries(&$make);
+        }
+    };
+}
