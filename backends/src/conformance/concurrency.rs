@@ -7,6 +7,7 @@
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Barrier, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use floe_formats::KeyType;
@@ -348,10 +349,11 @@ pub fn readers_see_whole_values(config: &ConformanceConfig, storage: &dyn Storag
     let done = AtomicBool::new(false);
     let failure = FirstFailure::default();
     let reads = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
 
     std::thread::scope(|s| {
         for reader in 0..config.readers.max(1) {
-            let (published, done, failure, key, reads) = (&published, &done, &failure, &key, &reads);
+            let (published, done, failure, key, reads, failed) = (&published, &done, &failure, &key, &reads, &failed);
             s.spawn(move || {
                 let mut rng = SplitMix64::new(seed ^ reader as u64);
                 let mut newest_seen = 0u64;
@@ -376,12 +378,17 @@ pub fn readers_see_whole_values(config: &ConformanceConfig, storage: &dyn Storag
                             .map_err(|e| CheckError::new(format!("reader {reader}: get {object} returned {e}")))?;
                         ensure!(claimed == i, "reader {reader}: get {object} returned the bytes of object {claimed}");
                     }
-                    reads.fetch_add(1, Ordering::Relaxed);
+                    reads.fetch_add(1, Ordering::SeqCst);
                     Ok(())
                 };
-                while !done.load(Ordering::SeqCst) {
+                // Read at least once, even if the writer is already done.
+                loop {
                     if let Err(e) = check() {
                         failure.record(e);
+                        failed.store(true, Ordering::SeqCst);
+                        break;
+                    }
+                    if done.load(Ordering::SeqCst) {
                         break;
                     }
                 }
@@ -400,6 +407,15 @@ pub fn readers_see_whole_values(config: &ConformanceConfig, storage: &dyn Storag
                     || storage.write_ref(&key, value, RefExpectation::At(&token)),
                 )?
                 .during(|| format!("writer: write {i} of {key}"))?;
+                // Let the readers keep up (a read per write), so reads interleave with writes even when
+                // writes are much faster than thread start-up.
+                let waiting = Instant::now();
+                while reads.load(Ordering::SeqCst) < usize::try_from(i).expect("small")
+                    && !failed.load(Ordering::SeqCst)
+                    && waiting.elapsed() < Duration::from_secs(2)
+                {
+                    std::thread::yield_now();
+                }
             }
             Ok(())
         })();
@@ -412,6 +428,6 @@ pub fn readers_see_whole_values(config: &ConformanceConfig, storage: &dyn Storag
     let end = storage.read_ref(&key).during(|| format!("read_ref {key} at the end"))?;
     let end = end.map(|v| whole_value(seed, max_len, &v.bytes));
     ensure!(end == Some(Ok(writes)), "after {writes} writes {key} holds {end:?}");
-    ensure!(reads.load(Ordering::Relaxed) > 0 || writes == 0, "the readers never completed a read");
+    ensure!(reads.load(Ordering::SeqCst) > 0, "the readers never completed a read");
     Ok(())
 }
