@@ -414,7 +414,7 @@ pub fn readers_see_whole_values(config: &ConformanceConfig, storage: &dyn Storag
                     && !failed.load(Ordering::SeqCst)
                     && waiting.elapsed() < Duration::from_secs(2)
                 {
-                    std::thread::yield_now();
+                    std::thread::sleep(Duration::from_micros(100));
                 }
             }
             Ok(())
