@@ -85,7 +85,8 @@ impl ListScope<'_> {
 pub struct ListPage {
     /// The keys of this page, in the backend's listing order (stable across pages of one listing).
     pub keys: Vec<Key>,
-    /// True when more keys may follow: call again with `after` = the last key of this page.
+    /// True when more keys may follow: call again with `after` = the last key of this page. Never true
+    /// on an empty page (there is no last key to resume after; [`ListIter`] stops at an empty page).
     pub more: bool,
 }
 

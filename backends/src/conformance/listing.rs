@@ -7,7 +7,9 @@ use bytes::Bytes;
 use floe_formats::{AtomKey, Key, KeyType};
 
 use super::ConformanceConfig;
-use super::support::{During, Outcome, atom, data, ensure, no_panic, page_through, put_all, reference, same_keys};
+use super::support::{
+    During, Outcome, atom, data, ensure, expect_error, no_panic, page_through, put_all, reference, same_keys,
+};
 use crate::storage::{DEFAULT_LIST_PAGE, ListScope, RefExpectation, Storage};
 
 /// Lists with the given page sizes and with the `list`/`list_all` helpers, comparing each with
@@ -59,7 +61,7 @@ const AB_FAMILY: &[&str] =
 
 /// More than 2,000 keys (by default) of one symbol, listed in pages of 1,000, of the small limit, of
 /// exactly the count and through `list_all`: no key repeats or goes missing, and keys of neighbouring
-/// symbols and types stay out.
+/// symbols and types stay out. A page limit of 0 is refused with `InvalidConfig`.
 ///
 /// # Errors
 /// A [`super::CheckError`] with counts and a few missing or unexpected keys.
@@ -97,6 +99,12 @@ pub fn list_pages_without_gaps_or_duplicates(config: &ConformanceConfig, storage
     storage.write_ref(&r, Bytes::from_static(b"r"), RefExpectation::Absent).during(|| format!("write_ref {r}"))?;
 
     let n = config.list_keys;
+    expect_error(
+        storage.list_page(KeyType::TableData, ListScope::Symbol("paging"), None, 0),
+        "InvalidConfig (a page limit of 0)",
+        |e| matches!(e, crate::error::StorageError::InvalidConfig(_)),
+        || "list_page with limit 0".to_owned(),
+    )?;
     list_matches(
         storage,
         KeyType::TableData,

@@ -146,7 +146,7 @@ checks! {
     put_batch_results_in_order: "put_batch returns one result per item, in order",
     get_batch_results_in_order: "get_batch returns one result per key, in order, duplicates included",
     visit_batch_visits_each_key: "visit_batch visits every index once with its bytes and returns visit errors",
-    list_pages_without_gaps_or_duplicates: "more than 2,000 keys listed in pages of 1,000 and of 7",
+    list_pages_without_gaps_or_duplicates: "more than 2,000 keys listed in pages of 1,000 and of 7; limit 0 refused",
     list_symbol_scope_is_exact: "ListScope::Symbol(\"ab\") lists ab only, not abc, ab/x or a",
     list_symbol_prefix_scope: "ListScope::SymbolPrefix lists exactly the symbols starting with the prefix",
     list_separates_key_types: "each key type lists only its own keys; references apart from atoms",
