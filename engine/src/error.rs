@@ -44,11 +44,37 @@ impl fmt::Display for ErrorKind {
     }
 }
 
+/// A finer reason inside a kind, for callers that map errors to their own types (the Python module's
+/// exception classes). `General` when nothing finer applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Detail {
+    /// Nothing finer than the kind.
+    General,
+    /// The symbol does not exist or has no live version (kind `NotFound`).
+    SymbolNotFound,
+    /// The symbol exists but not the requested version (kind `NotFound`).
+    VersionNotFound,
+    /// No snapshot of that name, or it does not hold the symbol (kind `NotFound`).
+    SnapshotNotFound,
+    /// No library of that name (kind `NotFound`).
+    LibraryNotFound,
+    /// The data's schema differs from the symbol's (kind `InvalidInput`).
+    SchemaMismatch,
+    /// The index column is not sorted ascending, or an append starts before the symbol's end
+    /// (kind `InvalidInput`).
+    UnsortedIndex,
+    /// The storage failed while committing and it could not be determined whether the commit took
+    /// effect: read the symbol to find out (kind `StorageUnavailable` or `Internal`).
+    CommitOutcomeUnknown,
+}
+
 /// An engine error: a kind, a message and, where there is one, the underlying error.
 #[derive(Debug, thiserror::Error)]
 #[error("{kind}: {message}")]
 pub struct Error {
     kind: ErrorKind,
+    detail: Detail,
     message: String,
     #[source]
     source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
@@ -57,12 +83,37 @@ pub struct Error {
 impl Error {
     /// A new error.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Error { kind, message: message.into(), source: None }
+        Error { kind, detail: Detail::General, message: message.into(), source: None }
+    }
+
+    /// An error of `kind` with a finer `detail`.
+    pub fn with_detail(kind: ErrorKind, detail: Detail, message: impl Into<String>) -> Self {
+        Error { kind, detail, message: message.into(), source: None }
     }
 
     /// What kind of failure this is.
     pub fn kind(&self) -> ErrorKind {
         self.kind
+    }
+
+    /// The finer reason, if any.
+    pub fn detail(&self) -> Detail {
+        self.detail
+    }
+
+    /// `NotFound` / [`Detail::SymbolNotFound`].
+    pub fn symbol_not_found(message: impl Into<String>) -> Self {
+        Self::with_detail(ErrorKind::NotFound, Detail::SymbolNotFound, message)
+    }
+
+    /// `NotFound` / [`Detail::VersionNotFound`].
+    pub fn version_not_found(message: impl Into<String>) -> Self {
+        Self::with_detail(ErrorKind::NotFound, Detail::VersionNotFound, message)
+    }
+
+    /// `NotFound` / [`Detail::SnapshotNotFound`].
+    pub fn snapshot_not_found(message: impl Into<String>) -> Self {
+        Self::with_detail(ErrorKind::NotFound, Detail::SnapshotNotFound, message)
     }
 
     /// The message, without the kind prefix.
@@ -90,6 +141,13 @@ impl Error {
         Self::new(ErrorKind::CorruptData, message)
     }
 
+    /// The same error with `detail` set.
+    #[must_use]
+    pub fn detailed(mut self, detail: Detail) -> Self {
+        self.detail = detail;
+        self
+    }
+
     /// Prefixes the message with context (`"reading symbol x: "`), keeping kind and source.
     #[must_use]
     pub fn context(mut self, context: impl fmt::Display) -> Self {
@@ -109,7 +167,7 @@ impl From<StorageError> for Error {
             StorageError::Format(f) => return Error::from(f.clone()),
             _ => ErrorKind::Internal,
         };
-        Error { kind, message: e.to_string(), source: Some(Box::new(e)) }
+        Error { kind, detail: Detail::General, message: e.to_string(), source: Some(Box::new(e)) }
     }
 }
 
@@ -121,13 +179,18 @@ impl From<FormatError> for Error {
             }
             _ => ErrorKind::CorruptData,
         };
-        Error { kind, message: e.to_string(), source: Some(Box::new(e)) }
+        Error { kind, detail: Detail::General, message: e.to_string(), source: Some(Box::new(e)) }
     }
 }
 
 impl From<arrow_schema::ArrowError> for Error {
     fn from(e: arrow_schema::ArrowError) -> Self {
-        Error { kind: ErrorKind::InvalidInput, message: e.to_string(), source: Some(Box::new(e)) }
+        Error {
+            kind: ErrorKind::InvalidInput,
+            detail: Detail::General,
+            message: e.to_string(),
+            source: Some(Box::new(e)),
+        }
     }
 }
 

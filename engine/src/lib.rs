@@ -17,7 +17,7 @@ pub mod store;
 mod sync;
 pub mod table;
 
-pub use error::{Error, ErrorKind, Result};
+pub use error::{Detail, Error, ErrorKind, Result};
 pub use floe_formats::record::{IndexKind, Operation};
 pub use library::{AsOf, Description, Library, ReadRequest, ReadResult, ReadStream, VersionInfo, VersionedItem};
 pub use options::{LibraryOptions, PipelineOptions};

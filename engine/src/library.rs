@@ -11,7 +11,7 @@ use floe_backends::{ListScope, RefExpectation, Storage, StorageError};
 use floe_formats::record::{Head, IndexKind, Operation, SnapshotRecord, TableDescriptor, VersionRecord};
 use floe_formats::{AtomFields, AtomKey, KeyType, RefKey};
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Detail, Error, ErrorKind, Result};
 use crate::head::{self, Change, NewVersion};
 use crate::index::{IndexEntry, TableIndex, schema_bytes};
 use crate::options::{LibraryOptions, PipelineOptions};
@@ -212,7 +212,9 @@ impl Library {
             Ok(Some(head)) => Ok(item(symbol, &head.record)),
             Ok(None) => Err(Error::internal("append committed nothing")),
             Err(e) => {
-                self.discard(&mut written);
+                if e.detail() != Detail::CommitOutcomeUnknown {
+                    self.discard(&mut written);
+                }
                 Err(e)
             }
         }
@@ -234,10 +236,14 @@ impl Library {
             && new_start < rec.index_end
         {
             {
-                return Err(Error::invalid(format!(
-                    "cannot append to {symbol:?}: the new rows start at {new_start}, before its last index value {}",
-                    rec.index_end
-                )));
+                return Err(Error::with_detail(
+                    ErrorKind::InvalidInput,
+                    Detail::UnsortedIndex,
+                    format!(
+                        "cannot append to {symbol:?}: the new rows start at {new_start}, before its last index value {}",
+                        rec.index_end
+                    ),
+                ));
             }
         }
         let slices = old.row_slices();
@@ -338,7 +344,7 @@ impl Library {
             };
             let Some(rec) = live else {
                 if operation == Operation::DeleteRange {
-                    return Err(Error::not_found(format!("symbol {symbol:?} has no live version")));
+                    return Err(Error::symbol_not_found(format!("symbol {symbol:?} has no live version")));
                 }
                 let entries = self.write_rows(symbol, next, table, 0, Some(&mut written))?;
                 let nv = self.write_index(symbol, next, operation, table, entries, metadata)?;
@@ -403,7 +409,9 @@ impl Library {
             Ok(Some(head)) => Ok(item(symbol, &head.record)),
             Ok(None) => Err(Error::internal("update committed nothing")),
             Err(e) => {
-                self.discard(&mut written);
+                if e.detail() != Detail::CommitOutcomeUnknown {
+                    self.discard(&mut written);
+                }
                 Err(e)
             }
         }
@@ -416,8 +424,9 @@ impl Library {
     pub fn write_metadata(&self, symbol: &str, metadata: Option<&[u8]>) -> Result<VersionedItem> {
         validate_symbol(symbol)?;
         let head = head::commit(&*self.storage, symbol, self.pipeline.max_commit_attempts, |h| {
-            let h = h.ok_or_else(|| Error::not_found(format!("symbol {symbol:?} does not exist")))?;
-            let v = head::live_latest(h).ok_or_else(|| Error::not_found(format!("symbol {symbol:?} is deleted")))?;
+            let h = h.ok_or_else(|| Error::symbol_not_found(format!("symbol {symbol:?} does not exist")))?;
+            let v =
+                head::live_latest(h).ok_or_else(|| Error::symbol_not_found(format!("symbol {symbol:?} is deleted")))?;
             let rec = head::record_of(&*self.storage, symbol, h, v)?;
             let old = self.read_index(&rec.index_key)?;
             let nv = self.finish_index(
@@ -693,10 +702,10 @@ impl Library {
     pub fn delete_versions(&self, symbol: &str, versions: &[u64]) -> Result<()> {
         let wanted: BTreeSet<u64> = versions.iter().copied().collect();
         let h = head::read_head(&*self.storage, symbol)?
-            .ok_or_else(|| Error::not_found(format!("symbol {symbol:?} does not exist")))?;
+            .ok_or_else(|| Error::symbol_not_found(format!("symbol {symbol:?} does not exist")))?;
         for &v in &wanted {
             if v > h.head.latest() || h.head.tombstones.contains(v) {
-                return Err(Error::not_found(format!("symbol {symbol:?} has no live version {v}")));
+                return Err(Error::version_not_found(format!("symbol {symbol:?} has no live version {v}")));
             }
         }
         self.delete_versions_where(symbol, |v, _| wanted.contains(&v), false)
@@ -718,10 +727,10 @@ impl Library {
         let mut deleted: Vec<u64> = Vec::new();
         let committed = head::commit(&*self.storage, symbol, self.pipeline.max_commit_attempts, |h| {
             deleted.clear();
-            let h = h.ok_or_else(|| Error::not_found(format!("symbol {symbol:?} does not exist")))?;
+            let h = h.ok_or_else(|| Error::symbol_not_found(format!("symbol {symbol:?} does not exist")))?;
             let Some(live_latest) = head::live_latest(h) else {
                 return if need_live {
-                    Err(Error::not_found(format!("symbol {symbol:?} has no live version")))
+                    Err(Error::symbol_not_found(format!("symbol {symbol:?} has no live version")))
                 } else {
                     Ok(Change::Tombstones(None))
                 };
@@ -947,7 +956,7 @@ impl Library {
         let v = self
             .storage
             .read_ref(&snapshot_key(name)?)?
-            .ok_or_else(|| Error::not_found(format!("snapshot {name:?} does not exist")))?;
+            .ok_or_else(|| Error::snapshot_not_found(format!("snapshot {name:?} does not exist")))?;
         Ok(SnapshotRecord::decode(&v.bytes)?)
     }
 
@@ -975,25 +984,22 @@ impl Library {
         validate_symbol(symbol)?;
         if let AsOf::Snapshot(name) = as_of {
             let snap = self.read_snapshot(name)?;
-            return snap
-                .entries
-                .into_iter()
-                .find(|(s, _)| s == symbol)
-                .map(|(_, r)| r)
-                .ok_or_else(|| Error::not_found(format!("snapshot {name:?} does not hold symbol {symbol:?}")));
+            return snap.entries.into_iter().find(|(s, _)| s == symbol).map(|(_, r)| r).ok_or_else(|| {
+                Error::snapshot_not_found(format!("snapshot {name:?} does not hold symbol {symbol:?}"))
+            });
         }
         let h = head::read_head(&*self.storage, symbol)?
-            .ok_or_else(|| Error::not_found(format!("symbol {symbol:?} does not exist")))?
+            .ok_or_else(|| Error::symbol_not_found(format!("symbol {symbol:?} does not exist")))?
             .head;
         let v = match *as_of {
             AsOf::Latest => {
-                head::live_latest(&h).ok_or_else(|| Error::not_found(format!("symbol {symbol:?} is deleted")))?
+                head::live_latest(&h).ok_or_else(|| Error::symbol_not_found(format!("symbol {symbol:?} is deleted")))?
             }
             AsOf::Version(n) => {
                 let v = if n < 0 { (h.latest() as i64 + 1).checked_add(n).filter(|v| *v >= 0) } else { Some(n) };
                 v.map(|v| v as u64)
                     .filter(|&v| v <= h.latest() && !h.tombstones.contains(v))
-                    .ok_or_else(|| Error::not_found(format!("symbol {symbol:?} has no live version {n}")))?
+                    .ok_or_else(|| Error::version_not_found(format!("symbol {symbol:?} has no live version {n}")))?
             }
             AsOf::Timestamp(t) => self.version_at(symbol, &h, t)?,
             AsOf::Snapshot(_) => unreachable!("handled above"),
@@ -1004,7 +1010,7 @@ impl Library {
     /// The newest live version committed at or before `t`: binary search on version ids (commit times
     /// never decrease with the id), O(log n) record reads.
     fn version_at(&self, symbol: &str, h: &Head, t: i64) -> Result<u64> {
-        let not_found = || Error::not_found(format!("symbol {symbol:?} has no version at or before {t}"));
+        let not_found = || Error::version_not_found(format!("symbol {symbol:?} has no version at or before {t}"));
         let (mut lo, mut hi) = (0u64, h.latest());
         let mut best = None;
         while lo <= hi {
@@ -1033,14 +1039,18 @@ impl Library {
 
     fn check_schema(&self, symbol: &str, old: &TableIndex, table: &Table) -> Result<()> {
         if let Some(diff) = table::schema_difference(&old.schema, table.schema()) {
-            return Err(Error::invalid(format!("the data does not match the schema of symbol {symbol:?}: {diff}")));
+            return Err(Error::with_detail(
+                ErrorKind::InvalidInput,
+                Detail::SchemaMismatch,
+                format!("the data does not match the schema of symbol {symbol:?}: {diff}"),
+            ));
         }
         if old.descriptor.index != *table.index() {
-            return Err(Error::invalid(format!(
-                "symbol {symbol:?} is indexed by {:?}, the data by {:?}",
-                old.descriptor.index,
-                table.index()
-            )));
+            return Err(Error::with_detail(
+                ErrorKind::InvalidInput,
+                Detail::SchemaMismatch,
+                format!("symbol {symbol:?} is indexed by {:?}, the data by {:?}", old.descriptor.index, table.index()),
+            ));
         }
         Ok(())
     }

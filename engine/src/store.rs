@@ -121,7 +121,9 @@ impl Floe {
 }
 
 fn read_options(storage: &dyn Storage) -> Result<LibraryOptions> {
-    let v = storage.read_ref(&config_key()?)?.ok_or_else(|| Error::not_found("the library does not exist"))?;
+    let v = storage.read_ref(&config_key()?)?.ok_or_else(|| {
+        Error::with_detail(ErrorKind::NotFound, crate::error::Detail::LibraryNotFound, "the library does not exist")
+    })?;
     Ok(LibraryOptions::from_record(&LibraryConfigRecord::decode(&v.bytes)?))
 }
 

@@ -78,12 +78,16 @@ impl Table {
             }
             for (i, &v) in col.values().iter().enumerate() {
                 if prev.is_some_and(|p| v < p) {
-                    return Err(Error::invalid(format!(
-                        "index column {name:?} is not sorted: row {} ({v}) is before row {} ({})",
-                        row + i,
-                        row + i - 1,
-                        prev.unwrap_or_default()
-                    )));
+                    return Err(Error::with_detail(
+                        crate::ErrorKind::InvalidInput,
+                        crate::error::Detail::UnsortedIndex,
+                        format!(
+                            "index column {name:?} is not sorted: row {} ({v}) is before row {} ({})",
+                            row + i,
+                            row + i - 1,
+                            prev.unwrap_or_default()
+                        ),
+                    ));
                 }
                 prev = Some(v);
             }

@@ -4,6 +4,7 @@
 
 pub mod model;
 pub mod suite;
+pub mod tmp;
 
 use std::sync::Arc;
 

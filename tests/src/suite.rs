@@ -255,37 +255,45 @@ pub fn concurrent_appends(floe: &Floe, threads: usize, per_thread: usize) {
 
 static NEXT_TS: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
 
-/// One `#[test]` per suite check for the store `$make` returns (an expression giving a `Floe`).
+/// One `#[test]` per suite check for the store `$make` returns: an expression giving `(Floe, guard)`,
+/// the guard living as long as the test (a temporary folder, or `()`).
 #[macro_export]
 macro_rules! engine_suite {
     ($make:expr) => {
         #[test]
         fn write_read_round_trip() {
-            $crate::suite::write_read_round_trip(&$make);
+            let (floe, _guard) = $make;
+            $crate::suite::write_read_round_trip(&floe);
         }
         #[test]
         fn ranges_and_columns() {
-            $crate::suite::ranges_and_columns(&$make);
+            let (floe, _guard) = $make;
+            $crate::suite::ranges_and_columns(&floe);
         }
         #[test]
         fn appends() {
-            $crate::suite::appends(&$make);
+            let (floe, _guard) = $make;
+            $crate::suite::appends(&floe);
         }
         #[test]
         fn updates() {
-            $crate::suite::updates(&$make);
+            let (floe, _guard) = $make;
+            $crate::suite::updates(&floe);
         }
         #[test]
         fn bad_input() {
-            $crate::suite::bad_input(&$make);
+            let (floe, _guard) = $make;
+            $crate::suite::bad_input(&floe);
         }
         #[test]
         fn versions_snapshots_and_deletes() {
-            $crate::suite::versions_snapshots_and_deletes(&$make);
+            let (floe, _guard) = $make;
+            $crate::suite::versions_snapshots_and_deletes(&floe);
         }
         #[test]
         fn libraries() {
-            $crate::suite::libraries(&$make);
+            let (floe, _guard) = $make;
+            $crate::suite::libraries(&floe);
         }
     };
 }

@@ -2,7 +2,7 @@
 
 use floe_engine::Floe;
 
-floe_tests::engine_suite!(Floe::open("mem://").expect("memory store"));
+floe_tests::engine_suite!((Floe::open("mem://").expect("memory store"), ()));
 
 /// 8 threads × 200 appends to one symbol: all 1,600 present, one version each.
 #[test]
