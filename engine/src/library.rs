@@ -188,24 +188,49 @@ impl Library {
     /// starts before the symbol's last index value; storage errors; `Conflict`.
     pub fn append(&self, symbol: &str, table: &Table, metadata: Option<&[u8]>) -> Result<VersionedItem> {
         validate_symbol(symbol)?;
-        let mut written: Vec<AtomKey> = Vec::new();
+        // Objects of the current attempt only (merged tail segments, index): dropped when it loses.
+        let mut scratch: Vec<AtomKey> = Vec::new();
+        // The new rows as plain segments numbered from row 0, written at most once and reused by every
+        // rebased attempt, so that under contention a retry only writes a new index.
+        let mut plain: Option<Vec<IndexEntry>> = None;
+        let mut first_attempt = true;
         let result = head::commit(&*self.storage, symbol, self.pipeline.max_commit_attempts, |h| {
-            // Rebase: drop what a lost attempt wrote, then recompute from the new head.
-            self.discard(&mut written);
+            self.discard(&mut scratch);
             let next = h.map_or(0, |h| h.latest() + 1);
             let live = match h {
                 Some(h) => head::live_latest(h).map(|v| head::record_of(&*self.storage, symbol, h, v)).transpose()?,
                 None => None,
             };
+            let merge_tail = std::mem::replace(&mut first_attempt, false);
             let nv = match live {
-                None => {
-                    let entries = self.write_rows(symbol, next, table, 0, None)?;
-                    written.extend(entries.iter().map(|e| e.key.clone()));
-                    self.write_index(symbol, next, Operation::Append, table, entries, metadata)?
+                Some(rec) if merge_tail => self.append_onto(symbol, next, &rec, table, metadata, &mut scratch)?,
+                live => {
+                    if plain.is_none() {
+                        plain = Some(self.write_rows(symbol, next, table, 0, None)?);
+                    }
+                    let new_rows = plain.clone().expect("written above");
+                    let (schema, index, mut entries, base) = match live {
+                        None => (Arc::clone(table.schema()), table.index().clone(), Vec::new(), 0),
+                        Some(rec) => {
+                            let old = self.read_index(&rec.index_key)?;
+                            self.check_append(symbol, &old, &rec, table)?;
+                            (Arc::clone(&old.schema), old.descriptor.index.clone(), old.entries, rec.row_count)
+                        }
+                    };
+                    let row_count_index = matches!(index, IndexKind::RowCount);
+                    entries.extend(new_rows.into_iter().map(|mut e| {
+                        e.row_start += base;
+                        e.row_end += base;
+                        if row_count_index {
+                            e.index_start += base as i64;
+                            e.index_end += base as i64;
+                        }
+                        e
+                    }));
+                    self.finish_index(symbol, next, Operation::Append, &schema, &index, entries, metadata)?
                 }
-                Some(rec) => self.append_onto(symbol, next, &rec, table, metadata, &mut written)?,
             };
-            written.push(nv.index_key.clone());
+            scratch.push(nv.index_key.clone());
             Ok(Change::Append(nv))
         });
         match result {
@@ -213,11 +238,32 @@ impl Library {
             Ok(None) => Err(Error::internal("append committed nothing")),
             Err(e) => {
                 if e.detail() != Detail::CommitOutcomeUnknown {
-                    self.discard(&mut written);
+                    self.discard(&mut scratch);
+                    let mut plain_keys: Vec<AtomKey> = plain.iter().flatten().map(|e| e.key.clone()).collect();
+                    self.discard(&mut plain_keys);
                 }
                 Err(e)
             }
         }
+    }
+
+    /// Checks that `table` may be appended to version `rec` (whose index is `old`).
+    fn check_append(&self, symbol: &str, old: &TableIndex, rec: &VersionRecord, table: &Table) -> Result<()> {
+        self.check_schema(symbol, old, table)?;
+        if let (Some((new_start, _)), true) = (table.index_range(0), old.index_pos().is_some())
+            && rec.row_count > 0
+            && new_start < rec.index_end
+        {
+            return Err(Error::with_detail(
+                ErrorKind::InvalidInput,
+                Detail::UnsortedIndex,
+                format!(
+                    "cannot append to {symbol:?}: the new rows start at {new_start}, before its last index value {}",
+                    rec.index_end
+                ),
+            ));
+        }
+        Ok(())
     }
 
     fn append_onto(
@@ -230,22 +276,7 @@ impl Library {
         written: &mut Vec<AtomKey>,
     ) -> Result<NewVersion> {
         let old = self.read_index(&rec.index_key)?;
-        self.check_schema(symbol, &old, table)?;
-        if let (Some((new_start, _)), true) = (table.index_range(0), old.index_pos().is_some())
-            && rec.row_count > 0
-            && new_start < rec.index_end
-        {
-            {
-                return Err(Error::with_detail(
-                    ErrorKind::InvalidInput,
-                    Detail::UnsortedIndex,
-                    format!(
-                        "cannot append to {symbol:?}: the new rows start at {new_start}, before its last index value {}",
-                        rec.index_end
-                    ),
-                ));
-            }
-        }
+        self.check_append(symbol, &old, rec, table)?;
         let slices = old.row_slices();
         // Binary-counter merge: take trailing small slices while each is no bigger than what has been
         // gathered so far and the merged run still fits one segment.

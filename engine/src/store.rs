@@ -127,10 +127,7 @@ fn read_options(storage: &dyn Storage) -> Result<LibraryOptions> {
     Ok(LibraryOptions::from_record(&LibraryConfigRecord::decode(&v.bytes)?))
 }
 
-// Until the backends crate's URI dispatch lands, only `mem://` opens here.
+// The backends crate parses the URI and opens the backend its scheme names.
 fn open_uri(uri: &str) -> Result<Arc<dyn Store>> {
-    if uri == "mem://" {
-        return Ok(Arc::new(floe_backends::MemoryStore::new()));
-    }
-    Err(Error::new(ErrorKind::InvalidConfig, format!("unsupported URI {uri:?}")))
+    Ok(floe_backends::open_store(uri)?)
 }
