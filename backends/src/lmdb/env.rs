@@ -243,6 +243,12 @@ impl Env {
         self.read("count keys", |txn| Ok(txn.stat(self.atoms)?.entries() == 0 && txn.stat(self.refs)?.entries() == 0))
     }
 
+    /// Marks the calling thread as working for a transaction another thread keeps open meanwhile
+    /// (see `Gate::lend`).
+    pub(crate) fn lend(&self) -> super::gate::Lent<'_> {
+        self.gate.lend()
+    }
+
     /// Runs `body` in a read transaction on the calling thread (read transactions are `!Send`).
     /// Re-adopts the map first if another process grew it.
     pub(crate) fn read<T>(

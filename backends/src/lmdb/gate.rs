@@ -8,9 +8,10 @@
 //! Why not a plain `RwLock`: a thread that already holds a guard may enter again (a rayon worker that
 //! steals another read while it waits inside `visit_batch`, or a `visit` callback that reads). With a
 //! writer-preferring lock that would deadlock behind a waiting resize. Here a thread that holds any
-//! guard is never kept out by a *waiting* resize, and a resize gives up after a bounded wait, so the
-//! worst case across threads is a delayed write that reports
-//! [`StorageError::Unavailable`](crate::StorageError::Unavailable), never a hang.
+//! guard, or works for a thread that does ([`Gate::lend`]: the rayon workers running `visit`), is
+//! never kept out by a *waiting* resize, and a resize gives up after a bounded wait, so the worst case
+//! (another thread blocked on something the transaction holder waits for) is a delayed write that
+//! reports [`StorageError::Unavailable`](crate::StorageError::Unavailable), never a hang.
 
 use std::cell::RefCell;
 use std::marker::PhantomData;
@@ -70,6 +71,15 @@ impl Gate {
         TxnGuard { gate: self, _not_send: PhantomData }
     }
 
+    /// Marks the calling thread as working for a transaction that another thread holds open until
+    /// this work returns (a rayon worker running a `visit` of `visit_batch`). While marked, the thread
+    /// counts as holding a guard: it passes waiting resizes (which cannot run before the transaction
+    /// ends anyway) and does not wait for a resize itself.
+    pub(crate) fn lend(&self) -> Lent<'_> {
+        HELD.with(|h| h.borrow_mut().push(self.id()));
+        Lent { gate: self, _not_send: PhantomData }
+    }
+
     /// Whether the calling thread holds a guard on this gate (then it cannot wait for a resize).
     pub(crate) fn held_by_this_thread(&self) -> bool {
         HELD.with(|h| h.borrow().contains(&self.id()))
@@ -106,15 +116,31 @@ impl Gate {
     }
 }
 
+/// See [`Gate::lend`]; unmarks the thread when dropped.
+#[derive(Debug)]
+pub(crate) struct Lent<'g> {
+    gate: &'g Gate,
+    _not_send: PhantomData<*const ()>,
+}
+
+fn unmark(id: usize) {
+    HELD.with(|h| {
+        let mut h = h.borrow_mut();
+        if let Some(i) = h.iter().rposition(|&g| g == id) {
+            h.swap_remove(i);
+        }
+    });
+}
+
+impl Drop for Lent<'_> {
+    fn drop(&mut self) {
+        unmark(self.gate.id());
+    }
+}
+
 impl Drop for TxnGuard<'_> {
     fn drop(&mut self) {
-        let id = self.gate.id();
-        HELD.with(|h| {
-            let mut h = h.borrow_mut();
-            if let Some(i) = h.iter().rposition(|&g| g == id) {
-                h.swap_remove(i);
-            }
-        });
+        unmark(self.gate.id());
         let mut s = self.gate.lock();
         s.active -= 1;
         let wake = s.active == 0;

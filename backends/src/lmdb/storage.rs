@@ -184,7 +184,16 @@ impl Storage for LmdbStorage {
                     Err(e) => Err(e.into()),
                 })
                 .collect::<std::result::Result<Vec<&[u8]>, TxnError>>()?;
-            slices.par_iter().enumerate().try_for_each(|(i, bytes)| visit(i, bytes)).map_err(TxnError::Storage)
+            slices
+                .par_iter()
+                .enumerate()
+                .try_for_each(|(i, bytes)| {
+                    // The worker acts for this transaction: a read inside `visit` must not queue
+                    // behind a map resize, which waits for this very transaction to end.
+                    let _lent = self.env.lend();
+                    visit(i, bytes)
+                })
+                .map_err(TxnError::Storage)
         })
     }
 

