@@ -192,7 +192,7 @@ impl Library {
         let mut scratch: Vec<AtomKey> = Vec::new();
         // The new rows as plain segments numbered from row 0, written at most once and reused by every
         // rebased attempt, so that under contention a retry only writes a new index.
-        let mut plain: Option<Vec<IndexEntry>> = None;
+        let mut plain: Option<(SchemaRef, Vec<IndexEntry>)> = None;
         let mut first_attempt = true;
         let result = head::commit(&*self.storage, symbol, self.pipeline.max_commit_attempts, |h| {
             self.discard(&mut scratch);
@@ -205,18 +205,23 @@ impl Library {
             let nv = match live {
                 Some(rec) if merge_tail => self.append_onto(symbol, next, &rec, table, metadata, &mut scratch)?,
                 live => {
-                    if plain.is_none() {
-                        plain = Some(self.write_rows(symbol, next, table, 0, None)?);
-                    }
-                    let new_rows = plain.clone().expect("written above");
-                    let (schema, index, mut entries, base) = match live {
-                        None => (Arc::clone(table.schema()), table.index().clone(), Vec::new(), 0),
+                    let (schema, conformed, index, mut entries, base) = match live {
+                        None => (Arc::clone(table.schema()), table.clone(), table.index().clone(), Vec::new(), 0),
                         Some(rec) => {
                             let old = self.read_index(&rec.index_key)?;
-                            self.check_append(symbol, &old, &rec, table)?;
-                            (Arc::clone(&old.schema), old.descriptor.index.clone(), old.entries, rec.row_count)
+                            let (schema, conformed) = self.check_append(symbol, &old, &rec, table)?;
+                            (schema, conformed, old.descriptor.index.clone(), old.entries, rec.row_count)
                         }
                     };
+                    // Rewrite the plain segments only if the head's schema changed under us.
+                    if plain.as_ref().is_none_or(|(s, _)| s.fields() != schema.fields()) {
+                        if let Some((_, old_plain)) = plain.take() {
+                            let mut keys: Vec<AtomKey> = old_plain.into_iter().map(|e| e.key).collect();
+                            self.discard(&mut keys);
+                        }
+                        plain = Some((Arc::clone(&schema), self.write_rows(symbol, next, &conformed, 0, None)?));
+                    }
+                    let new_rows = plain.as_ref().map(|(_, e)| e.clone()).expect("written above");
                     let row_count_index = matches!(index, IndexKind::RowCount);
                     entries.extend(new_rows.into_iter().map(|mut e| {
                         e.row_start += base;
@@ -239,7 +244,8 @@ impl Library {
             Err(e) => {
                 if e.detail() != Detail::CommitOutcomeUnknown {
                     self.discard(&mut scratch);
-                    let mut plain_keys: Vec<AtomKey> = plain.iter().flatten().map(|e| e.key.clone()).collect();
+                    let mut plain_keys: Vec<AtomKey> =
+                        plain.iter().flat_map(|(_, e)| e.iter().map(|e| e.key.clone())).collect();
                     self.discard(&mut plain_keys);
                 }
                 Err(e)
@@ -247,9 +253,16 @@ impl Library {
         }
     }
 
-    /// Checks that `table` may be appended to version `rec` (whose index is `old`).
-    fn check_append(&self, symbol: &str, old: &TableIndex, rec: &VersionRecord, table: &Table) -> Result<()> {
-        self.check_schema(symbol, old, table)?;
+    /// Checks that `table` may be appended to version `rec` (whose index is `old`); returns the schema
+    /// after the append and the table laid out in it.
+    fn check_append(
+        &self,
+        symbol: &str,
+        old: &TableIndex,
+        rec: &VersionRecord,
+        table: &Table,
+    ) -> Result<(SchemaRef, Table)> {
+        let conformed = self.conform(symbol, old, table)?;
         if let (Some((new_start, _)), true) = (table.index_range(0), old.index_pos().is_some())
             && rec.row_count > 0
             && new_start < rec.index_end
@@ -263,7 +276,7 @@ impl Library {
                 ),
             ));
         }
-        Ok(())
+        Ok(conformed)
     }
 
     fn append_onto(
@@ -276,7 +289,8 @@ impl Library {
         written: &mut Vec<AtomKey>,
     ) -> Result<NewVersion> {
         let old = self.read_index(&rec.index_key)?;
-        self.check_append(symbol, &old, rec, table)?;
+        let (schema, table) = self.check_append(symbol, &old, rec, table)?;
+        let table = &table;
         let slices = old.row_slices();
         // Binary-counter merge: take trailing small slices while each is no bigger than what has been
         // gathered so far and the merged run still fits one segment.
@@ -297,15 +311,15 @@ impl Library {
         let mut batches = Vec::new();
         if !merged.is_empty() {
             let all: Vec<usize> = (0..old.schema.fields().len()).collect();
-            batches.push(read_slices(&*self.storage, &old, &merged, &all)?);
+            batches.push(table::conform_batch(&read_slices(&*self.storage, &old, &merged, &all)?, &schema)?);
         }
         batches.extend(table.batches().iter().cloned());
-        let combined = Table::new(Arc::clone(&old.schema), batches, old.descriptor.index.clone())?;
+        let combined = Table::new(Arc::clone(&schema), batches, old.descriptor.index.clone())?;
         let new_entries = self.write_rows(symbol, next, &combined, row_base, Some(written))?;
         let mut entries = keep;
         entries.extend(new_entries);
         let nv =
-            self.finish_index(symbol, next, Operation::Append, &old.schema, &old.descriptor.index, entries, metadata)?;
+            self.finish_index(symbol, next, Operation::Append, &schema, &old.descriptor.index, entries, metadata)?;
         Ok(nv)
     }
 
@@ -383,7 +397,7 @@ impl Library {
                 return Ok(Change::Append(nv));
             };
             let old = self.read_index(&rec.index_key)?;
-            self.check_schema(symbol, &old, table)?;
+            let (schema, conformed) = self.conform(symbol, &old, table)?;
             let Some(pos) = old.index_pos() else {
                 return Err(Error::invalid(format!(
                     "symbol {symbol:?} is indexed by row count; update needs timestamps"
@@ -402,12 +416,13 @@ impl Library {
                 let ts = table::timestamps(rows.column(pos))?.values().clone();
                 let head_end = ts.partition_point(|&t| t < lo);
                 let tail_start = ts.partition_point(|&t| t <= hi);
+                let rows = table::conform_batch(&rows, &schema)?;
                 batches.push(rows.slice(0, head_end));
                 tail_rows.push(rows.slice(tail_start, rows.num_rows() - tail_start));
             }
-            batches.extend(table.batches().iter().cloned());
+            batches.extend(conformed.batches().iter().cloned());
             batches.extend(tail_rows);
-            let middle = Table::new(Arc::clone(&old.schema), batches, old.descriptor.index.clone())?;
+            let middle = Table::new(Arc::clone(&schema), batches, old.descriptor.index.clone())?;
             let mut entries: Vec<IndexEntry> = before.iter().flat_map(|s| s.iter().cloned()).collect();
             let row_base = entries.last().map_or(0, |e| e.row_end);
             let mid_entries = self.write_rows(symbol, next, &middle, row_base, Some(&mut written))?;
@@ -428,7 +443,7 @@ impl Library {
                 symbol,
                 next,
                 operation,
-                &old.schema,
+                &schema,
                 &old.descriptor.index,
                 entries,
                 metadata.as_deref(),
@@ -1068,14 +1083,9 @@ impl Library {
         TableIndex::decode(&bytes).map_err(|e| e.context(format!("index {key}")))
     }
 
-    fn check_schema(&self, symbol: &str, old: &TableIndex, table: &Table) -> Result<()> {
-        if let Some(diff) = table::schema_difference(&old.schema, table.schema()) {
-            return Err(Error::with_detail(
-                ErrorKind::InvalidInput,
-                Detail::SchemaMismatch,
-                format!("the data does not match the schema of symbol {symbol:?}: {diff}"),
-            ));
-        }
+    /// The schema after adding `table`'s rows to version `old`, and `table` laid out in it: under static
+    /// schema the schemas must be equal; under dynamic schema they are merged (`table::merge_schema`).
+    fn conform(&self, symbol: &str, old: &TableIndex, table: &Table) -> Result<(SchemaRef, Table)> {
         if old.descriptor.index != *table.index() {
             return Err(Error::with_detail(
                 ErrorKind::InvalidInput,
@@ -1083,7 +1093,20 @@ impl Library {
                 format!("symbol {symbol:?} is indexed by {:?}, the data by {:?}", old.descriptor.index, table.index()),
             ));
         }
-        Ok(())
+        if self.options.dynamic_schema {
+            let schema = table::merge_schema(&old.schema, table.schema(), old.index_pos())
+                .map_err(|e| e.context(format!("symbol {symbol:?}")))?;
+            let conformed = table.conform_to(&schema)?;
+            return Ok((schema, conformed));
+        }
+        if let Some(diff) = table::schema_difference(&old.schema, table.schema()) {
+            return Err(Error::with_detail(
+                ErrorKind::InvalidInput,
+                Detail::SchemaMismatch,
+                format!("the data does not match the schema of symbol {symbol:?}: {diff}"),
+            ));
+        }
+        Ok((Arc::clone(&old.schema), table.clone()))
     }
 
     /// Slices and stores `table`'s rows (numbered from `row_base`); records the keys in `written`.

@@ -30,9 +30,6 @@ impl LibraryOptions {
         if self.rows_per_segment == 0 || self.columns_per_segment == 0 {
             return Err(Error::invalid("rows_per_segment and columns_per_segment must be at least 1"));
         }
-        if self.dynamic_schema {
-            return Err(Error::invalid("dynamic schema is not supported yet; create the library with static schema"));
-        }
         Ok(())
     }
 

@@ -249,3 +249,142 @@ pub fn schema_difference(existing: &Schema, new: &Schema) -> Option<String> {
     }
     Some(diffs.join("; "))
 }
+
+/// The type both `a` and `b` widen to without losing values, under dynamic schema: wider integers of
+/// the same signedness, a signed integer wide enough for an unsigned one, float64 for integers mixed with
+/// floats. `None` when there is no such type.
+pub fn widen(a: &DataType, b: &DataType) -> Option<DataType> {
+    use DataType::*;
+    fn int_bits(t: &DataType) -> Option<(bool, u32)> {
+        Some(match t {
+            Int8 => (true, 8),
+            Int16 => (true, 16),
+            Int32 => (true, 32),
+            Int64 => (true, 64),
+            UInt8 => (false, 8),
+            UInt16 => (false, 16),
+            UInt32 => (false, 32),
+            UInt64 => (false, 64),
+            _ => return None,
+        })
+    }
+    fn signed(bits: u32) -> Option<DataType> {
+        Some(match bits {
+            8 => Int8,
+            16 => Int16,
+            32 => Int32,
+            64 => Int64,
+            _ => return None,
+        })
+    }
+    fn unsigned(bits: u32) -> DataType {
+        match bits {
+            8 => UInt8,
+            16 => UInt16,
+            32 => UInt32,
+            _ => UInt64,
+        }
+    }
+    if a == b {
+        return Some(a.clone());
+    }
+    let is_float = |t: &DataType| matches!(t, Float32 | Float64);
+    match (int_bits(a), int_bits(b)) {
+        (Some((sa, ba)), Some((sb, bb))) => match (sa, sb) {
+            (true, true) => signed(ba.max(bb)),
+            (false, false) => Some(unsigned(ba.max(bb))),
+            // An unsigned n-bit value needs a signed 2n-bit integer.
+            (true, false) => signed(ba.max(bb * 2)),
+            (false, true) => signed(bb.max(ba * 2)),
+        },
+        (Some(_), None) if is_float(b) => Some(Float64),
+        (None, Some(_)) if is_float(a) => Some(Float64),
+        (None, None) if is_float(a) && is_float(b) => Some(Float64),
+        _ => None,
+    }
+}
+
+/// Under dynamic schema: the schema a symbol with `existing` has after taking rows of `new`. Existing
+/// columns keep their order (widened where `new` needs it); columns only in `new` are added at the end;
+/// columns missing on either side become nullable.
+///
+/// # Errors
+/// [`crate::ErrorKind::InvalidInput`] / `SchemaMismatch` naming a column whose types cannot be widened,
+/// or the index column changing type.
+pub fn merge_schema(existing: &Schema, new: &Schema, index_pos: Option<usize>) -> Result<SchemaRef> {
+    let mismatch =
+        |m: String| Error::with_detail(crate::ErrorKind::InvalidInput, crate::error::Detail::SchemaMismatch, m);
+    let mut fields: Vec<Field> = Vec::with_capacity(existing.fields().len() + new.fields().len());
+    for (i, f) in existing.fields().iter().enumerate() {
+        match new.field_with_name(f.name()) {
+            Ok(g) => {
+                let t = if Some(i) == index_pos {
+                    if g.data_type() != f.data_type() {
+                        return Err(mismatch(format!(
+                            "index column {:?} has type {} instead of {}",
+                            f.name(),
+                            g.data_type(),
+                            f.data_type()
+                        )));
+                    }
+                    f.data_type().clone()
+                } else {
+                    widen(f.data_type(), g.data_type()).ok_or_else(|| {
+                        mismatch(format!(
+                            "column {:?} has type {} and cannot take {} values",
+                            f.name(),
+                            f.data_type(),
+                            g.data_type()
+                        ))
+                    })?
+                };
+                fields.push(
+                    Field::new(f.name(), t, f.is_nullable() || g.is_nullable()).with_metadata(f.metadata().clone()),
+                );
+            }
+            Err(_) => fields.push(f.as_ref().clone().with_nullable(true)),
+        }
+    }
+    for g in new.fields() {
+        if existing.field_with_name(g.name()).is_err() {
+            fields.push(g.as_ref().clone().with_nullable(true));
+        }
+    }
+    Ok(Arc::new(Schema::new(fields)))
+}
+
+/// `batch` laid out as `target`: columns reordered, widened with a lossless cast, and missing columns
+/// filled with nulls.
+///
+/// # Errors
+/// Arrow cast errors (should not happen for types [`widen`] produced).
+pub fn conform_batch(batch: &RecordBatch, target: &SchemaRef) -> Result<RecordBatch> {
+    if batch.schema().fields() == target.fields() {
+        return Ok(batch.clone());
+    }
+    let schema = batch.schema();
+    let mut cols: Vec<ArrayRef> = Vec::with_capacity(target.fields().len());
+    for f in target.fields() {
+        cols.push(match schema.index_of(f.name()) {
+            Ok(i) if batch.column(i).data_type() == f.data_type() => Arc::clone(batch.column(i)),
+            Ok(i) => arrow_cast::cast(batch.column(i), f.data_type())?,
+            Err(_) => arrow_array::new_null_array(f.data_type(), batch.num_rows()),
+        });
+    }
+    let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+    Ok(RecordBatch::try_new_with_options(Arc::clone(target), cols, &options)?)
+}
+
+impl Table {
+    /// This table laid out as `target` (see [`conform_batch`]).
+    ///
+    /// # Errors
+    /// As [`conform_batch`] and [`Table::new`].
+    pub fn conform_to(&self, target: &SchemaRef) -> Result<Table> {
+        if self.schema.fields() == target.fields() {
+            return Ok(self.clone());
+        }
+        let batches = self.batches.iter().map(|b| conform_batch(b, target)).collect::<Result<Vec<_>>>()?;
+        Table::new(Arc::clone(target), batches, self.index.clone())
+    }
+}

@@ -291,9 +291,90 @@ macro_rules! engine_suite {
             $crate::suite::versions_snapshots_and_deletes(&floe);
         }
         #[test]
+        fn dynamic_schema() {
+            let (floe, _guard) = $make;
+            $crate::suite::dynamic_schema(&floe);
+        }
+        #[test]
         fn libraries() {
             let (floe, _guard) = $make;
             $crate::suite::libraries(&floe);
         }
     };
+}
+
+/// Dynamic schema: new columns appear with nulls for old rows, integers widen, ints promote to float.
+pub fn dynamic_schema(floe: &Floe) {
+    use arrow_array::{
+        Array, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray, TimestampNanosecondArray,
+    };
+    use arrow_schema::{DataType, Field, Schema, TimeUnit};
+    let options = LibraryOptions { dynamic_schema: true, ..small_options() };
+    let lib = floe.create_library("dynamic", options).expect("create library");
+    let ts_field = Field::new("ts", DataType::Timestamp(TimeUnit::Nanosecond, None), false);
+    let first = RecordBatch::try_new(
+        Arc::new(Schema::new(vec![
+            ts_field.clone(),
+            Field::new("a", DataType::Int32, false),
+            Field::new("b", DataType::Utf8, true),
+            Field::new("q", DataType::Int64, false),
+        ])),
+        vec![
+            Arc::new(TimestampNanosecondArray::from_iter_values(0..10)),
+            Arc::new(Int32Array::from_iter_values(0..10)),
+            Arc::new(StringArray::from_iter_values((0..10).map(|i| format!("b{i}")))),
+            Arc::new(Int64Array::from_iter_values(0..10)),
+        ],
+    )
+    .expect("batch");
+    let index = IndexKind::Timestamp("ts".into());
+    lib.write("s", &Table::from_batch(first, index.clone()).expect("table"), None).expect("write");
+    let second = RecordBatch::try_new(
+        Arc::new(Schema::new(vec![
+            ts_field,
+            Field::new("c", DataType::Float64, false),
+            Field::new("a", DataType::Int64, false),
+            Field::new("q", DataType::Float64, false),
+        ])),
+        vec![
+            Arc::new(TimestampNanosecondArray::from_iter_values(10..15)),
+            Arc::new(Float64Array::from_iter_values((10..15).map(|i| i as f64 + 0.5))),
+            Arc::new(Int64Array::from_iter_values((10..15).map(|i| i + (1 << 40)))),
+            Arc::new(Float64Array::from_iter_values((10..15).map(|i| i as f64 * 0.25))),
+        ],
+    )
+    .expect("batch");
+    lib.append("s", &Table::from_batch(second, index).expect("table"), None).expect("append with new columns");
+    let out = lib.read("s", &ReadRequest::default()).expect("read").data;
+    let names: Vec<String> = out.schema().fields().iter().map(|f| f.name().clone()).collect();
+    assert_eq!(names, ["ts", "a", "b", "q", "c"]);
+    assert_eq!(out.num_rows(), 15);
+    let a = out.column(1).as_any().downcast_ref::<Int64Array>().expect("a widened to int64");
+    assert_eq!(a.value(3), 3);
+    assert_eq!(a.value(12), 12 + (1 << 40));
+    let b = out.column(2).as_any().downcast_ref::<StringArray>().expect("b");
+    assert_eq!((b.value(4), b.is_null(11)), ("b4", true));
+    let q = out.column(3).as_any().downcast_ref::<Float64Array>().expect("q promoted to float64");
+    assert_eq!((q.value(9), q.value(14)), (9.0, 3.5));
+    let c = out.column(4).as_any().downcast_ref::<Float64Array>().expect("c");
+    assert!(c.is_null(0) && c.is_valid(10));
+    assert_eq!(c.value(10), 10.5);
+    assert_eq!(c.null_count(), 10);
+    // Older versions still read with their own schema.
+    let v0 = lib.read("s", &ReadRequest { as_of: AsOf::Version(0), ..Default::default() }).expect("v0").data;
+    assert_eq!(v0.num_columns(), 4);
+    // A type that does not widen is refused, naming the column.
+    let bad = RecordBatch::try_new(
+        Arc::new(Schema::new(vec![
+            Field::new("ts", DataType::Timestamp(TimeUnit::Nanosecond, None), false),
+            Field::new("a", DataType::Utf8, false),
+        ])),
+        vec![Arc::new(TimestampNanosecondArray::from_iter_values(20..21)), Arc::new(StringArray::from(vec!["x"]))],
+    )
+    .expect("batch");
+    let err = lib
+        .append("s", &Table::from_batch(bad, IndexKind::Timestamp("ts".into())).expect("table"), None)
+        .expect_err("utf8 into int64");
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert!(err.to_string().contains("\"a\""), "{err}");
 }

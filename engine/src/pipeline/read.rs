@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use arrow_array::{Array, ArrayRef, RecordBatch, RecordBatchOptions, make_array};
+use arrow_array::{Array, ArrayRef, RecordBatch, RecordBatchOptions, make_array, new_null_array};
 use arrow_buffer::{Buffer, MutableBuffer, bit_mask};
 use arrow_data::ArrayData;
 use arrow_schema::{DataType, Field, Schema};
@@ -16,9 +16,10 @@ use rayon::prelude::*;
 use crate::error::{Error, Result};
 use crate::index::{IndexEntry, TableIndex};
 
-/// One output column's pieces: which segment column fills which rows.
+/// One output column's pieces: which segment column fills which rows. `seg` is `None` where no
+/// segment of the slice holds the column (added later under dynamic schema): those rows are null.
 struct Piece {
-    seg: usize,
+    seg: Option<usize>,
     col: usize,
     rows: usize,
     row_off: usize,
@@ -27,8 +28,13 @@ struct Piece {
 enum Layout {
     Fixed(usize),
     Bits,
-    Var { offset_width: usize },
+    Var {
+        offset_width: usize,
+    },
     Dictionary,
+    /// Decoded per piece, cast and concatenated: for columns whose type or presence changed across
+    /// segments (dynamic schema).
+    Assembled,
 }
 
 fn layout(dt: &DataType) -> Result<Layout> {
@@ -108,21 +114,26 @@ pub(crate) fn read_slices(
     for slice in slices {
         let rows = usize::try_from(slice[0].rows()).map_err(|_| Error::corrupt("row count too large"))?;
         for (oc, &c) in columns.iter().enumerate() {
-            let (entry, col) = if Some(c) == index_pos {
-                (&slice[0], 0)
+            let found = if Some(c) == index_pos {
+                Some((&slice[0], 0))
             } else {
                 let d = data_cols.iter().position(|&x| x == c).ok_or_else(|| Error::internal("unknown column"))?;
                 let d32 = u32::try_from(d).map_err(|_| Error::internal("column position"))?;
-                let e = slice
+                slice
                     .iter()
                     .find(|e| e.col_start <= d32 && d32 < e.col_end)
-                    .ok_or_else(|| Error::corrupt(format!("no segment holds column {c} at row {row_off}")))?;
-                (e, usize::from(index_pos.is_some()) + (d - e.col_start as usize))
+                    .map(|e| (e, usize::from(index_pos.is_some()) + (d - e.col_start as usize)))
             };
-            let seg = *key_pos.entry(entry.key.clone()).or_insert_with(|| {
-                keys.push(entry.key.clone());
-                keys.len() - 1
-            });
+            let (seg, col) = match found {
+                Some((entry, col)) => {
+                    let seg = *key_pos.entry(entry.key.clone()).or_insert_with(|| {
+                        keys.push(entry.key.clone());
+                        keys.len() - 1
+                    });
+                    (Some(seg), col)
+                }
+                None => (None, 0),
+            };
             pieces[oc].push(Piece { seg, col, rows, row_off });
         }
         row_off += rows;
@@ -144,19 +155,26 @@ pub(crate) fn read_slices(
     let mut want_validity = Vec::with_capacity(columns.len());
     let mut layouts = Vec::with_capacity(columns.len());
     for (oc, field) in fields.iter().enumerate() {
-        let lay = layout(field.data_type())?;
+        let mut lay = layout(field.data_type())?;
         let mut has_nulls = false;
         let mut data_len = 0u64;
         for p in &pieces[oc] {
-            let info = readers[p.seg].column_info(p.col)?;
+            let Some(seg) = p.seg else {
+                lay = Layout::Assembled;
+                continue;
+            };
+            let info = readers[seg].column_info(p.col)?;
             if info.field.data_type() != field.data_type() {
-                return Err(Error::corrupt(format!(
-                    "segment {} stores column {:?} as {}, the index says {}",
-                    keys[p.seg],
-                    field.name(),
-                    info.field.data_type(),
-                    field.data_type()
-                )));
+                if crate::table::widen(info.field.data_type(), field.data_type()).as_ref() != Some(field.data_type()) {
+                    return Err(Error::corrupt(format!(
+                        "segment {} stores column {:?} as {}, which does not widen to the {} the index says",
+                        keys[seg],
+                        field.name(),
+                        info.field.data_type(),
+                        field.data_type()
+                    )));
+                }
+                lay = Layout::Assembled;
             }
             has_nulls |= info.has_nulls;
             data_len += info.data_len;
@@ -178,7 +196,7 @@ pub(crate) fn read_slices(
                     Some(MutableBuffer::from_len_zeroed((total_rows + 1) * offset_width)),
                 )
             }
-            Layout::Dictionary => (MutableBuffer::new(0), None),
+            Layout::Dictionary | Layout::Assembled => (MutableBuffer::new(0), None),
         };
         value_bufs.push(values);
         offset_bufs.push(offsets);
@@ -187,10 +205,10 @@ pub(crate) fn read_slices(
     }
 
     let mut tasks: Vec<Task<'_>> = Vec::new();
-    let mut dictionary_cols = Vec::new();
+    let mut assembled_cols = Vec::new();
     for (oc, (values, offsets)) in value_bufs.iter_mut().zip(offset_bufs.iter_mut()).enumerate() {
         match layouts[oc] {
-            Layout::Dictionary => dictionary_cols.push(oc),
+            Layout::Dictionary | Layout::Assembled => assembled_cols.push(oc),
             Layout::Fixed(w) => {
                 let mut rest = values.as_slice_mut();
                 for (i, p) in pieces[oc].iter().enumerate() {
@@ -210,7 +228,8 @@ pub(crate) fn read_slices(
                 let mut data_rest = values.as_slice_mut();
                 let mut base = 0u64;
                 for (i, p) in pieces[oc].iter().enumerate() {
-                    let data_len = readers[p.seg].column_info(p.col)?.data_len as usize;
+                    let seg = p.seg.expect("only assembled columns have missing pieces");
+                    let data_len = readers[seg].column_info(p.col)?.data_len as usize;
                     let (ends, et) = ends_rest.split_at_mut(p.rows * offset_width);
                     let (data, dt) = data_rest.split_at_mut(data_len);
                     ends_rest = et;
@@ -238,11 +257,15 @@ pub(crate) fn read_slices(
 
     let mut arrays: Vec<ArrayRef> = Vec::with_capacity(columns.len());
     for (oc, field) in fields.iter().enumerate() {
-        if dictionary_cols.contains(&oc) {
+        if assembled_cols.contains(&oc) {
             let parts: Vec<ArrayRef> = pieces[oc]
                 .iter()
-                .map(|p| readers[p.seg].decode_column(p.col))
-                .collect::<std::result::Result<_, _>>()?;
+                .map(|p| -> Result<ArrayRef> {
+                    let Some(seg) = p.seg else { return Ok(new_null_array(field.data_type(), p.rows)) };
+                    let a = readers[seg].decode_column(p.col)?;
+                    Ok(if a.data_type() == field.data_type() { a } else { arrow_cast::cast(&a, field.data_type())? })
+                })
+                .collect::<Result<_>>()?;
             let refs: Vec<&dyn Array> = parts.iter().map(|a| a.as_ref()).collect();
             arrays.push(arrow_select::concat::concat(&refs)?);
             continue;
@@ -264,5 +287,6 @@ pub(crate) fn read_slices(
 }
 
 fn task<'o>(out_col: usize, piece: usize, p: &Piece, want_validity: bool, dest: Dest<'o>) -> Task<'o> {
-    Task { out_col, piece, seg: p.seg, col: p.col, rows: p.rows, want_validity, dest }
+    let seg = p.seg.expect("only assembled columns have missing pieces");
+    Task { out_col, piece, seg, col: p.col, rows: p.rows, want_validity, dest }
 }
