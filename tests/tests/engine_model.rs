@@ -1,7 +1,9 @@
 //! Property test: random sequences of operations on one symbol, checked after every step against the
 //! plain reference model in `floe_tests::model` (every live version, not just the latest).
 
+use floe_backends::{LmdbConfig, LmdbStore};
 use floe_engine::{AsOf, ErrorKind, Floe, Library, ReadRequest};
+use floe_tests::tmp::TempDir;
 use floe_tests::model::SymbolModel;
 use floe_tests::{rows, rows_of, suite::small_options, table};
 use proptest::prelude::*;
@@ -44,8 +46,8 @@ fn check(lib: &Library, model: &SymbolModel) {
     }
 }
 
-fn run(ops: Vec<Op>) {
-    let floe = Floe::open("mem://").expect("memory store");
+fn run(floe: &Floe, ops: Vec<Op>) {
+    let _ = floe.delete_library("model");
     let lib = floe.create_library("model", small_options()).expect("library");
     let mut model = SymbolModel::default();
     for op in ops {
@@ -104,7 +106,26 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     #[test]
-    fn random_operations_match_the_model(ops in proptest::collection::vec(op(), 1..14)) {
-        run(ops);
+    fn random_operations_match_the_model_on_memory(ops in proptest::collection::vec(op(), 1..14)) {
+        run(&Floe::open("mem://").expect("memory store"), ops);
+    }
+}
+
+fn lmdb() -> &'static (Floe, TempDir) {
+    static STORE: std::sync::OnceLock<(Floe, TempDir)> = std::sync::OnceLock::new();
+    STORE.get_or_init(|| {
+        let dir = TempDir::new("floe-model-lmdb");
+        let store = LmdbStore::open(LmdbConfig { path: dir.path().to_path_buf(), map_size: 1 << 30 }).expect("lmdb");
+        (Floe::from_store(std::sync::Arc::new(store)), dir)
+    })
+}
+
+proptest! {
+    // Every LMDB commit fsyncs: fewer cases, same properties.
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_operations_match_the_model_on_lmdb(ops in proptest::collection::vec(op(), 1..14)) {
+        run(&lmdb().0, ops);
     }
 }
