@@ -191,6 +191,31 @@ pub trait Storage: Send + Sync + fmt::Debug {
 
     /// Deletes a reference unconditionally; absent is not an error. Not for references writers race on.
     fn delete_ref(&self, key: &RefKey) -> Result<()>;
+
+    /// Writes `objects` (create-only, as [`put`](Storage::put)) and then compare-and-swaps `key` to
+    /// `value`, as one commit: the engine's commit step (the new index plus the reference).
+    ///
+    /// On success every object and the reference are written. On [`StorageError::Conflict`] the
+    /// reference is unchanged and the objects may or may not have been written. Backends with
+    /// transactions override this to do both in one atomic, durable transaction (LMDB: one fsync instead
+    /// of several); the default is [`put_batch`](Storage::put_batch) then [`write_ref`](Storage::write_ref).
+    ///
+    /// # Errors
+    /// The first object's error (then the reference is not touched), or `write_ref`'s errors.
+    fn commit_ref(
+        &self,
+        objects: Vec<(AtomKey, Bytes)>,
+        key: &RefKey,
+        value: Bytes,
+        expected: RefExpectation<'_>,
+    ) -> Result<RefToken> {
+        if !objects.is_empty() {
+            for r in self.put_batch(objects) {
+                r?;
+            }
+        }
+        self.write_ref(key, value, expected)
+    }
 }
 
 impl dyn Storage + '_ {

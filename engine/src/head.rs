@@ -33,6 +33,12 @@ pub(crate) struct ReadHead {
 pub(crate) fn read_head(storage: &dyn Storage, symbol: &str) -> Result<Option<ReadHead>> {
     let Some(v) = storage.read_ref(&head_key(symbol)?)? else { return Ok(None) };
     let head = Head::decode(&v.bytes).map_err(|e| Error::from(e).context(format!("head of symbol {symbol:?}")))?;
+    if head.record.index_key.symbol() != symbol {
+        return Err(Error::corrupt(format!(
+            "the head of symbol {symbol:?} holds a version of {:?} (swapped references?)",
+            head.record.index_key.symbol()
+        )));
+    }
     Ok(Some(ReadHead { head, token: v.token }))
 }
 
@@ -52,9 +58,16 @@ pub(crate) fn record_of(storage: &dyn Storage, symbol: &str, head: &Head, v: u64
     let bytes = storage
         .get(&version_key(symbol, v)?)
         .map_err(|e| Error::from(e).context(format!("version {v} of symbol {symbol:?}")))?;
-    let record = VersionRecord::decode(&bytes)?;
-    if record.version != v {
-        return Err(Error::corrupt(format!("version record of {symbol:?} v{v} says it is v{}", record.version)));
+    let record =
+        VersionRecord::decode(&bytes).map_err(|e| Error::from(e).context(format!("version {v} of symbol {symbol:?}")))?;
+    // A valid record stored under another version's or symbol's key (swapped objects) must not be used.
+    if record.version != v || record.index_key.symbol() != symbol {
+        return Err(Error::corrupt(format!(
+            "version record {} says it is v{} of {:?}",
+            version_key(symbol, v)?,
+            record.version,
+            record.index_key.symbol()
+        )));
     }
     Ok(record)
 }
@@ -64,6 +77,8 @@ pub(crate) fn record_of(storage: &dyn Storage, symbol: &str, head: &Head, v: u64
 pub(crate) struct NewVersion {
     pub operation: Operation,
     pub index_key: AtomKey,
+    /// The encoded index segment, stored together with the head's CAS (`Storage::commit_ref`).
+    pub index_bytes: Bytes,
     pub row_count: u64,
     pub index_start: i64,
     pub index_end: i64,
@@ -96,6 +111,7 @@ pub(crate) fn commit(
     for _ in 0..max_attempts.max(1) {
         let current = read_head(storage, symbol)?;
         let head = current.as_ref().map(|c| &c.head);
+        let mut objects: Vec<(AtomKey, Bytes)> = Vec::new();
         let new_head = match attempt(head)? {
             Change::Tombstones(None) => return Ok(None),
             Change::Tombstones(Some(t)) => {
@@ -103,8 +119,9 @@ pub(crate) fn commit(
                 Head { record: h.record.clone(), tombstones: t }
             }
             Change::Append(nv) => {
+                objects.push((nv.index_key.clone(), nv.index_bytes));
                 if let Some(h) = head {
-                    repair_forward(storage, symbol, h)?;
+                    objects.extend(repair_forward(storage, symbol, h)?);
                 }
                 let version = head.map_or(0, |h| h.latest() + 1);
                 let timestamp_ns = crate::clock::now_ns().max(head.map_or(i64::MIN, |h| h.record.timestamp_ns));
@@ -121,14 +138,10 @@ pub(crate) fn commit(
             }
         };
         let expected = current.as_ref().map_or(RefExpectation::Absent, |c| RefExpectation::At(&c.token));
-        match storage.write_ref(&key, Bytes::from(new_head.encode()), expected) {
-            Ok(_) => {
-                // Best effort: if this fails the next writer's repair_forward writes it.
-                if head.is_none_or(|h| h.latest() != new_head.latest()) {
-                    let _ = put_version_record(storage, symbol, &new_head.record);
-                }
-                return Ok(Some(new_head));
-            }
+        match storage.commit_ref(objects, &key, Bytes::from(new_head.encode()), expected) {
+            // The new version's own record is written by the next commit (repair_forward), in the same
+            // transaction as that commit's CAS: until then the head holds it.
+            Ok(_) => return Ok(Some(new_head)),
             Err(StorageError::Conflict { .. }) => backoff.wait(),
             // The write may or may not have happened: find out before anyone cleans up.
             Err(e) => return settle_ambiguous(storage, symbol, head, &new_head, e.into()),
@@ -172,27 +185,21 @@ fn settle_ambiguous(
     if !committed {
         return Err(error);
     }
-    // Best effort, as after a clean commit: the next writer repairs a miss.
-    let _ = put_version_record(storage, symbol, &attempted.record);
     Ok(Some(attempted.clone()))
 }
 
-/// Writes `ver(symbol, latest)` from the copy in the head if the head's latest version is live
-/// (invariant I1 of design/concurrency.md). Deterministic bytes, so racing writers agree.
-fn repair_forward(storage: &dyn Storage, symbol: &str, head: &Head) -> Result<()> {
+/// The object `ver(symbol, head.latest)` to store with the next CAS if it is missing and the head's
+/// latest version is live: invariant I1 of design/concurrency.md. Deterministic bytes, so racing writers
+/// agree.
+fn repair_forward(storage: &dyn Storage, symbol: &str, head: &Head) -> Result<Option<(AtomKey, Bytes)>> {
     if head.tombstones.contains(head.latest()) {
-        return Ok(());
+        return Ok(None);
     }
     let key = version_key(symbol, head.latest())?;
     if storage.exists(&key)? {
-        return Ok(());
+        return Ok(None);
     }
-    put_version_record(storage, symbol, &head.record)
-}
-
-fn put_version_record(storage: &dyn Storage, symbol: &str, record: &VersionRecord) -> Result<()> {
-    storage.put(&version_key(symbol, record.version)?, Bytes::from(record.encode()))?;
-    Ok(())
+    Ok(Some((key, Bytes::from(head.record.encode()))))
 }
 
 /// Jittered exponential backoff between commit attempts, so racing writers spread out.
@@ -317,6 +324,7 @@ mod loom_tests {
         NewVersion {
             operation: Operation::Append,
             index_key: AtomKey::new(KeyType::TableIndex, "s", fields).expect("valid key"),
+            index_bytes: Bytes::from_static(b"index"),
             row_count: n,
             index_start: 0,
             index_end: 0,

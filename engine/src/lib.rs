@@ -16,6 +16,7 @@ mod pipeline;
 pub mod store;
 mod sync;
 pub mod table;
+mod vacuum;
 
 pub use error::{Detail, Error, ErrorKind, Result};
 pub use floe_formats::record::{IndexKind, Operation};
@@ -23,3 +24,4 @@ pub use library::{AsOf, Description, Library, ReadRequest, ReadResult, ReadStrea
 pub use options::{LibraryOptions, PipelineOptions};
 pub use store::Floe;
 pub use table::Table;
+pub use vacuum::VacuumReport;

@@ -1079,7 +1079,8 @@ impl Library {
     }
 
     fn read_index(&self, key: &AtomKey) -> Result<TableIndex> {
-        let bytes = self.storage.get(key)?;
+        let bytes = self.storage.get(key).map_err(|e| Error::from(e).context(format!("index {key}")))?;
+        crate::pipeline::read::verify_object(key, &bytes)?;
         TableIndex::decode(&bytes).map_err(|e| e.context(format!("index {key}")))
     }
 
@@ -1178,8 +1179,8 @@ impl Library {
             end: index_end,
         };
         let index_key = AtomKey::new(KeyType::TableIndex, symbol, fields)?;
-        self.storage.put(&index_key, Bytes::from(bytes))?;
-        Ok(NewVersion { operation, index_key, row_count, index_start, index_end })
+        // Stored by the commit, together with the head's CAS.
+        Ok(NewVersion { operation, index_key, index_bytes: Bytes::from(bytes), row_count, index_start, index_end })
     }
 
     /// Best-effort removal of objects a lost commit attempt wrote (they are unreachable either way).

@@ -245,6 +245,18 @@ impl Storage for LmdbStorage {
     /// The compare and the swap happen in one write transaction, which LMDB serializes across
     /// threads and processes.
     fn write_ref(&self, key: &RefKey, value: Bytes, expected: RefExpectation<'_>) -> Result<RefToken> {
+        self.commit_ref(Vec::new(), key, value, expected)
+    }
+
+    /// The objects and the reference in one write transaction: one fsync, and all or nothing.
+    fn commit_ref(
+        &self,
+        objects: Vec<(AtomKey, Bytes)>,
+        key: &RefKey,
+        value: Bytes,
+        expected: RefExpectation<'_>,
+    ) -> Result<RefToken> {
+        let binaries: Vec<Vec<u8>> = objects.iter().map(|(k, _)| atom_binary(k)).collect();
         let binary = ref_binary(key);
         // A token this backend never issued matches nothing: a conflict, like a stale one.
         let expected_generation = match expected {
@@ -252,6 +264,9 @@ impl Storage for LmdbStorage {
             RefExpectation::At(token) => Some(token.as_str().parse::<u64>().ok()),
         };
         let generation = self.env.write("write_ref", |txn| {
+            for ((k, v), b) in objects.iter().zip(&binaries) {
+                put_one(txn, self.env.atoms, b, k, v)?;
+            }
             let current = match optional(txn.get(self.env.refs, &binary))? {
                 Some(stored) => Some(decode_ref(key, stored)?.0),
                 None => None,

@@ -10,7 +10,7 @@ use arrow_schema::{DataType, Field, Schema};
 use bytes::Bytes;
 use floe_backends::Storage;
 use floe_formats::segment::{BitsOut, ColumnOut, ValuesOut};
-use floe_formats::{AtomKey, SegmentReader};
+use floe_formats::{AtomKey, KeyType, SegmentReader};
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
@@ -56,6 +56,8 @@ enum Dest<'o> {
 }
 
 struct Task<'o> {
+    /// The segment's key, for error messages.
+    key: &'o AtomKey,
     out_col: usize,
     piece: usize,
     seg: usize,
@@ -88,7 +90,9 @@ impl Task<'_> {
             }),
         };
         let out = ColumnOut { validity: validity.as_mut().map(|v| BitsOut { bytes: v, bit_offset: 0 }), values };
-        reader.decode_column_into(self.col, out)?;
+        reader
+            .decode_column_into(self.col, out)
+            .map_err(|e| in_segment(e, self.key))?;
         Ok(TaskBits { out_col: self.out_col, piece: self.piece, validity, values: value_bits })
     }
 }
@@ -145,9 +149,20 @@ pub(crate) fn read_slices(
         return Ok(RecordBatch::new_empty(schema));
     }
 
-    let fetched: Vec<Bytes> = storage.get_batch(&keys).into_iter().collect::<std::result::Result<_, _>>()?;
-    let readers: Vec<SegmentReader<'_>> =
-        fetched.par_iter().map(|b| SegmentReader::new(b)).collect::<std::result::Result<_, _>>()?;
+    let fetched: Vec<Bytes> = storage
+        .get_batch(&keys)
+        .into_iter()
+        .zip(&keys)
+        .map(|(r, k)| r.map_err(|e| in_segment(e, k)))
+        .collect::<Result<_>>()?;
+    let readers: Vec<SegmentReader<'_>> = fetched
+        .par_iter()
+        .zip(&keys)
+        .map(|(b, k)| {
+            verify_object(k, b)?;
+            SegmentReader::new(b).map_err(|e| in_segment(e, k))
+        })
+        .collect::<Result<_>>()?;
 
     // Size and allocate every output buffer, then cut it into one disjoint piece per task.
     let mut value_bufs: Vec<MutableBuffer> = Vec::with_capacity(columns.len());
@@ -163,7 +178,7 @@ pub(crate) fn read_slices(
                 lay = Layout::Assembled;
                 continue;
             };
-            let info = readers[seg].column_info(p.col)?;
+            let info = readers[seg].column_info(p.col).map_err(|e| in_segment(e, &keys[seg]))?;
             if info.field.data_type() != field.data_type() {
                 if crate::table::widen(info.field.data_type(), field.data_type()).as_ref() != Some(field.data_type()) {
                     return Err(Error::corrupt(format!(
@@ -214,12 +229,12 @@ pub(crate) fn read_slices(
                 for (i, p) in pieces[oc].iter().enumerate() {
                     let (head, tail) = rest.split_at_mut(p.rows * w);
                     rest = tail;
-                    tasks.push(task(oc, i, p, want_validity[oc], Dest::Fixed(head)));
+                    tasks.push(task(&keys, oc, i, p, want_validity[oc], Dest::Fixed(head)));
                 }
             }
             Layout::Bits => {
                 for (i, p) in pieces[oc].iter().enumerate() {
-                    tasks.push(task(oc, i, p, want_validity[oc], Dest::Bits));
+                    tasks.push(task(&keys, oc, i, p, want_validity[oc], Dest::Bits));
                 }
             }
             Layout::Var { offset_width } => {
@@ -229,12 +244,13 @@ pub(crate) fn read_slices(
                 let mut base = 0u64;
                 for (i, p) in pieces[oc].iter().enumerate() {
                     let seg = p.seg.expect("only assembled columns have missing pieces");
-                    let data_len = readers[seg].column_info(p.col)?.data_len as usize;
+                    let data_len =
+                        readers[seg].column_info(p.col).map_err(|e| in_segment(e, &keys[seg]))?.data_len as usize;
                     let (ends, et) = ends_rest.split_at_mut(p.rows * offset_width);
                     let (data, dt) = data_rest.split_at_mut(data_len);
                     ends_rest = et;
                     data_rest = dt;
-                    tasks.push(task(oc, i, p, want_validity[oc], Dest::Var { ends, data, base }));
+                    tasks.push(task(&keys, oc, i, p, want_validity[oc], Dest::Var { ends, data, base }));
                     base += data_len as u64;
                 }
             }
@@ -262,7 +278,7 @@ pub(crate) fn read_slices(
                 .iter()
                 .map(|p| -> Result<ArrayRef> {
                     let Some(seg) = p.seg else { return Ok(new_null_array(field.data_type(), p.rows)) };
-                    let a = readers[seg].decode_column(p.col)?;
+                    let a = readers[seg].decode_column(p.col).map_err(|e| in_segment(e, &keys[seg]))?;
                     Ok(if a.data_type() == field.data_type() { a } else { arrow_cast::cast(&a, field.data_type())? })
                 })
                 .collect::<Result<_>>()?;
@@ -286,7 +302,40 @@ pub(crate) fn read_slices(
     Ok(RecordBatch::try_new_with_options(schema, arrays, &options)?)
 }
 
-fn task<'o>(out_col: usize, piece: usize, p: &Piece, want_validity: bool, dest: Dest<'o>) -> Task<'o> {
+fn task<'o>(
+    keys: &'o [AtomKey],
+    out_col: usize,
+    piece: usize,
+    p: &Piece,
+    want_validity: bool,
+    dest: Dest<'o>,
+) -> Task<'o> {
     let seg = p.seg.expect("only assembled columns have missing pieces");
-    Task { out_col, piece, seg, col: p.col, rows: p.rows, want_validity, dest }
+    Task { key: &keys[seg], out_col, piece, seg, col: p.col, rows: p.rows, want_validity, dest }
+}
+
+/// An error met while fetching or decoding the segment `key`, with the key in its message.
+fn in_segment(e: impl Into<Error>, key: &AtomKey) -> Error {
+    e.into().context(format!("segment {key}"))
+}
+
+/// Checks that a data or index segment's bytes are the ones its key names: the key carries the xxh3-64
+/// of the bytes written. This catches what the segment's own checksums cannot: a whole, valid segment
+/// stored under another key (swapped objects), besides any flipped bit or truncation.
+///
+/// # Errors
+/// `CorruptData` naming the key when the hash differs.
+pub(crate) fn verify_object(key: &AtomKey, bytes: &[u8]) -> Result<()> {
+    if !matches!(key.key_type(), KeyType::TableData | KeyType::TableIndex) {
+        return Ok(());
+    }
+    let hash = xxhash_rust::xxh3::xxh3_64(bytes);
+    if hash != key.content_hash() {
+        return Err(Error::corrupt(format!(
+            "object {key} holds {} bytes hashing to {hash:#018x}, not the hash its key records: it was damaged \
+             or replaced",
+            bytes.len()
+        )));
+    }
+    Ok(())
 }
