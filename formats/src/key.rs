@@ -440,6 +440,43 @@ pub fn object_version_prefix(library: &str, key_type: KeyType, symbol: &str, ver
     Ok(out)
 }
 
+/// The object-name prefix (ending in `/`) under which every key of `library` lives.
+///
+/// # Errors
+/// [`FormatError::InvalidName`] for a bad library name.
+pub fn object_library_prefix(library: &str) -> Result<String> {
+    validate_library(library)?;
+    let mut out = String::with_capacity(library.len() + 1);
+    percent_encode_into(library, &mut out);
+    out.push('/');
+    Ok(out)
+}
+
+/// The object-name prefix shared by every key of `key_type` whose symbol starts with `symbol_prefix`
+/// (`<library>/<type>/<encoded prefix>`, no trailing `/`). Encoding is per byte, so a symbol starts
+/// with the prefix exactly when its encoding starts with the prefix's encoding. The prefix need not
+/// be a valid name (it may be empty).
+///
+/// # Errors
+/// [`FormatError::InvalidName`] for a bad library name.
+pub fn object_symbol_prefix(library: &str, key_type: KeyType, symbol_prefix: &str) -> Result<String> {
+    let mut out = object_prefix(library, key_type, None)?;
+    percent_encode_into(symbol_prefix, &mut out);
+    Ok(out)
+}
+
+/// Decodes the library part of an object name (the first `/`-separated part, as listed by an object
+/// store's delimiter listing) back into the library name.
+///
+/// # Errors
+/// [`FormatError::Malformed`] for a non-canonical encoding; [`FormatError::InvalidName`] if the
+/// decoded name is not a valid library name.
+pub fn library_from_object_part(part: &str) -> Result<String> {
+    let library = percent_decode(part)?;
+    validate_library(&library)?;
+    Ok(library)
+}
+
 /// Maps an `i64` to a `u64` whose unsigned order matches the signed order (flip the sign bit).
 fn sortable(v: i64) -> u64 {
     (v as u64) ^ (1 << 63)

@@ -131,3 +131,21 @@ fn binary_decode_rejects_trailing_bytes_and_unknown_versions() {
     bytes[0] = 9;
     assert!(matches!(Key::from_binary(&bytes), Err(FormatError::UnsupportedVersion { .. })));
 }
+
+#[test]
+fn library_and_symbol_prefix_helpers_agree_with_object_names() {
+    let key = Key::Ref(RefKey::new(KeyType::VersionRef, "fx/EUR USD").expect("valid"));
+    let name = key.to_object_name("my lib").expect("valid");
+    let lib = object_library_prefix("my lib").expect("valid");
+    assert_eq!(lib, "my%20lib/");
+    assert!(name.starts_with(&lib));
+    assert_eq!(library_from_object_part(lib.trim_end_matches('/')).expect("canonical"), "my lib");
+    for prefix in ["", "f", "fx/", "fx/EUR ", "fx/EUR USD"] {
+        let p = object_symbol_prefix("my lib", KeyType::VersionRef, prefix).expect("valid");
+        assert!(name.starts_with(&p), "{p:?} should prefix {name:?}");
+    }
+    let other = object_symbol_prefix("my lib", KeyType::VersionRef, "fx/EUR_").expect("valid");
+    assert!(!name.starts_with(&other));
+    assert!(library_from_object_part("my%2").is_err());
+    assert!(library_from_object_part("%2E").is_err());
+}
