@@ -13,9 +13,11 @@ pub mod faulty;
 pub mod lmdb;
 pub mod memory;
 mod rng;
+pub mod s3;
 pub mod storage;
 
 pub use error::{Result, StorageError};
 pub use lmdb::{LmdbConfig, LmdbStorage, LmdbStore};
 pub use memory::{MemoryStorage, MemoryStore};
+pub use s3::{S3Config, S3Storage, S3Store};
 pub use storage::{ListIter, ListPage, ListScope, RefExpectation, RefToken, RefValue, Storage, Store};
