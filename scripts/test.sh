@@ -17,6 +17,17 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo test (workspace)"
 cargo test --workspace --locked
 
+step "S3 backend: conformance suite and batch timing against moto on loopback"
+scripts/s3-server.sh install
+# Reuse a server that is already running; one started here is stopped when this script exits.
+if ! scripts/s3-server.sh endpoint >/dev/null 2>&1; then
+    scripts/s3-server.sh start >/dev/null
+    trap 'scripts/s3-server.sh stop >/dev/null' EXIT
+fi
+# One test at a time, so the printed batch-read timings are not skewed by the conformance run.
+FLOE_S3_ENDPOINT="$(scripts/s3-server.sh endpoint | sed 's/^FLOE_S3_ENDPOINT=//')" \
+    cargo test -p floe-backends --locked --test s3_moto -- --nocapture --test-threads=1
+
 step "fuzz targets: build and smoke-run"
 scripts/fuzz.sh smoke
 
