@@ -9,6 +9,10 @@
 //! answer arrives), and how long it is delayed. Single-threaded callers therefore see the same faults
 //! on every run with the same seed.
 //!
+//! `commit_ref` is not forwarded as one call: it runs as the trait's default through the wrapper
+//! (`put_batch`, then `write_ref`), so its objects and its reference fail separately, as they may on
+//! a backend without transactions.
+//!
 //! Injected errors are [`StorageError::Unavailable`] with backend `"faulty"` and a message starting
 //! with `injected fault`; [`is_injected`] recognises them.
 //!

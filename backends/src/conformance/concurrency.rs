@@ -10,14 +10,14 @@ use std::sync::{Barrier, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use floe_formats::KeyType;
+use floe_formats::{KeyType, RefKey};
 
 use super::ConformanceConfig;
 use super::support::{
     CheckError, During, Outcome, byte_diff, data, ensure, is_already_exists, is_conflict, no_panic, pattern, reference,
 };
 use crate::rng::SplitMix64;
-use crate::storage::{RefExpectation, Storage};
+use crate::storage::{RefExpectation, RefToken, Storage};
 
 /// The first failure of any thread; later ones are usually consequences.
 #[derive(Default)]
@@ -50,11 +50,52 @@ fn parse_round(bytes: &[u8]) -> Option<(usize, usize)> {
 /// # Errors
 /// A [`super::CheckError`] naming the round, the number of winners or the value found.
 pub fn cas_race_one_winner_per_round(config: &ConformanceConfig, storage: &dyn Storage) -> Outcome {
-    let threads = config.cas_threads.max(2);
-    let rounds = config.cas_rounds;
     let key = reference(KeyType::VersionRef, "cas race");
-    storage.write_ref(&key, Bytes::from("round 0 by 0"), RefExpectation::Absent).during(|| format!("create {key}"))?;
+    let attempt =
+        |_: usize, _: usize, value: Bytes, token: &RefToken| storage.write_ref(&key, value, RefExpectation::At(token));
+    race_rounds(storage, &key, config.cas_threads.max(2), config.cas_rounds, "write_ref", &attempt).map(|_| ())
+}
 
+/// The object thread `me` commits with its attempt in `round` of [`commit_ref_race_one_winner_per_round`].
+fn commit_race_object(round: usize, me: usize) -> (floe_formats::AtomKey, Bytes) {
+    (data("commit race", (round * 1_000 + me) as u64), Bytes::from(format!("object of thread {me} in round {round}")))
+}
+
+/// As [`cas_race_one_winner_per_round`], with `commit_ref` writing one object per attempt along
+/// with the reference, for `commit_rounds` rounds (default 100): exactly one commit wins each round,
+/// and every winner's object is readable afterwards.
+///
+/// # Errors
+/// A [`super::CheckError`] naming the round, the number of winners, the value found or the winner's
+/// missing object.
+pub fn commit_ref_race_one_winner_per_round(config: &ConformanceConfig, storage: &dyn Storage) -> Outcome {
+    let key = reference(KeyType::VersionRef, "commit race");
+    let attempt = |me: usize, round: usize, value: Bytes, token: &RefToken| {
+        storage.commit_ref(vec![commit_race_object(round, me)], &key, value, RefExpectation::At(token))
+    };
+    let winners = race_rounds(storage, &key, config.cas_threads.max(2), config.commit_rounds, "commit_ref", &attempt)?;
+    for (round, winner) in winners.into_iter().enumerate() {
+        let (object, bytes) = commit_race_object(round, winner);
+        let got = storage.get(&object).during(|| format!("get {object}, committed by the winner of round {round}"))?;
+        super::support::same_bytes(&bytes, &got, || format!("get {object}, committed by the winner of round {round}"))?;
+    }
+    Ok(())
+}
+
+/// What one thread does to advance the reference: `(thread, round, new value, token read)`.
+type Attempt<'a> = dyn Fn(usize, usize, Bytes, &RefToken) -> crate::Result<RefToken> + Sync + 'a;
+
+/// Runs the barrier-per-round race of [`cas_race_one_winner_per_round`] with `attempt` as the write;
+/// returns the winner of each round.
+fn race_rounds(
+    storage: &dyn Storage,
+    key: &RefKey,
+    threads: usize,
+    rounds: usize,
+    op: &str,
+    attempt: &Attempt<'_>,
+) -> Outcome<Vec<usize>> {
+    storage.write_ref(key, Bytes::from("round 0 by 0"), RefExpectation::Absent).during(|| format!("create {key}"))?;
     let barrier = Barrier::new(threads);
     let stop = AtomicBool::new(false);
     let failure = FirstFailure::default();
@@ -67,7 +108,7 @@ pub fn cas_race_one_winner_per_round(config: &ConformanceConfig, storage: &dyn S
 
     std::thread::scope(|s| {
         for me in 0..threads {
-            let (barrier, stop, wins, winner_of, key, fail) = (&barrier, &stop, &wins, &winner_of, &key, &fail);
+            let (barrier, stop, wins, winner_of, fail) = (&barrier, &stop, &wins, &winner_of, &fail);
             s.spawn(move || {
                 for round in 0..rounds {
                     // Phase 1: everyone reads the state the previous round left.
@@ -131,7 +172,7 @@ pub fn cas_race_one_winner_per_round(config: &ConformanceConfig, storage: &dyn S
                     }
                     let Some(token) = token else { continue };
                     let value = Bytes::from(format!("round {} by {me}", round + 1));
-                    match no_panic(|| format!("write_ref {key}"), || storage.write_ref(key, value, RefExpectation::At(&token))) {
+                    match no_panic(|| format!("{op} {key}"), || attempt(me, round, value, &token)) {
                         Ok(Ok(new_token)) => {
                             if new_token == token {
                                 fail(CheckError::new(format!(
@@ -144,7 +185,7 @@ pub fn cas_race_one_winner_per_round(config: &ConformanceConfig, storage: &dyn S
                         }
                         Ok(Err(e)) if is_conflict(&e) => {}
                         Ok(Err(e)) => fail(CheckError::new(format!(
-                            "round {round}: thread {me}'s write_ref failed with {e} ({e:?}) instead of succeeding or \
+                            "round {round}: thread {me}'s {op} failed with {e} ({e:?}) instead of succeeding or \
                              reporting Conflict"
                         ))),
                         Err(e) => fail(e),
@@ -159,10 +200,10 @@ pub fn cas_race_one_winner_per_round(config: &ConformanceConfig, storage: &dyn S
         let n = wins[last].load(Ordering::SeqCst);
         ensure!(n == 1, "round {last}: {n} of {threads} threads won the compare-and-swap; exactly one must");
     }
-    let end = storage.read_ref(&key).during(|| format!("read_ref {key} after the race"))?;
+    let end = storage.read_ref(key).during(|| format!("read_ref {key} after the race"))?;
     let end = end.and_then(|v| parse_round(&v.bytes));
     ensure!(end.is_some_and(|(r, _)| r == rounds), "after {rounds} rounds {key} says {end:?}, expected round {rounds}");
-    Ok(())
+    Ok(winner_of.iter().map(|w| w.load(Ordering::SeqCst)).collect())
 }
 
 /// `cas_threads` threads each make `cas_increments_per_thread` successful read-increment-CAS updates

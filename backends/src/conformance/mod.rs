@@ -50,7 +50,8 @@ use floe_formats::KeyType;
 use crate::storage::{ListScope, Storage};
 
 pub use concurrency::{
-    cas_counter_loses_no_update, cas_race_one_winner_per_round, put_race_one_creator, readers_see_whole_values,
+    cas_counter_loses_no_update, cas_race_one_winner_per_round, commit_ref_race_one_winner_per_round,
+    put_race_one_creator, readers_see_whole_values,
 };
 pub use listing::{
     list_after_deletes, list_during_writes, list_pages_without_gaps_or_duplicates, list_separates_key_types,
@@ -62,8 +63,9 @@ pub use objects::{
     round_trip_small, visit_batch_visits_each_key,
 };
 pub use refs::{
-    ref_absent_reads_none, ref_create_only_once, ref_delete, ref_stale_token_conflicts,
-    ref_tokens_change_on_every_write, refs_are_independent,
+    commit_ref_failures_leave_ref_unchanged, commit_ref_writes_objects_and_ref, ref_absent_reads_none,
+    ref_create_only_once, ref_delete, ref_stale_token_conflicts, ref_tokens_change_on_every_write,
+    refs_are_independent,
 };
 pub use support::CheckError;
 
@@ -84,6 +86,8 @@ pub struct ConformanceConfig {
     pub cas_threads: usize,
     /// Rounds of [`cas_race_one_winner_per_round`] (default 1,000).
     pub cas_rounds: usize,
+    /// Rounds of [`commit_ref_race_one_winner_per_round`] (default 100).
+    pub commit_rounds: usize,
     /// Successful increments each thread makes in [`cas_counter_loses_no_update`] (default 25).
     pub cas_increments_per_thread: usize,
     /// Reader threads of [`readers_see_whole_values`] (default 4).
@@ -104,6 +108,7 @@ impl Default for ConformanceConfig {
             list_small_limit: 7,
             cas_threads: 16,
             cas_rounds: 1_000,
+            commit_rounds: 100,
             cas_increments_per_thread: 25,
             readers: 4,
             reader_writes: 200,
@@ -159,7 +164,10 @@ checks! {
     ref_tokens_change_on_every_write: "every write gets a new token, even of the same bytes (no ABA)",
     ref_delete: "delete_ref removes; re-creation gets a token no old holder can use",
     refs_are_independent: "references of other types or symbols are untouched by writes",
+    commit_ref_writes_objects_and_ref: "commit_ref writes its objects and the reference, creating or replacing",
+    commit_ref_failures_leave_ref_unchanged: "a conflicting or clashing commit_ref leaves the reference as it was",
     cas_race_one_winner_per_round: "threads race to advance one reference: exactly one wins each round",
+    commit_ref_race_one_winner_per_round: "threads race commit_ref: one winner per round, its objects readable",
     cas_counter_loses_no_update: "a read-increment-CAS counter under contention loses no update",
     put_race_one_creator: "racing create-only puts: one value wins, identical bytes all succeed",
     readers_see_whole_values: "readers racing a writer see only whole written values, never older ones",
@@ -341,7 +349,9 @@ macro_rules! conformance_tests {
             list_separates_key_types list_unicode_symbols list_after_deletes list_during_writes
             ref_absent_reads_none ref_create_only_once ref_stale_token_conflicts
             ref_tokens_change_on_every_write ref_delete refs_are_independent
-            cas_race_one_winner_per_round cas_counter_loses_no_update put_race_one_creator
+            commit_ref_writes_objects_and_ref commit_ref_failures_leave_ref_unchanged
+            cas_race_one_winner_per_round commit_ref_race_one_winner_per_round cas_counter_loses_no_update
+            put_race_one_creator
             readers_see_whole_values
         ]);
     };

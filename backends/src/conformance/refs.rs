@@ -3,10 +3,10 @@
 use std::collections::BTreeSet;
 
 use bytes::Bytes;
-use floe_formats::{KeyType, RefKey};
+use floe_formats::{AtomKey, KeyType, RefKey};
 
 use super::ConformanceConfig;
-use super::support::{During, Outcome, ensure, expect_error, is_conflict, reference, same_bytes};
+use super::support::{During, Outcome, atom, data, ensure, expect_error, is_conflict, pattern, reference, same_bytes};
 use crate::storage::{RefExpectation, RefToken, Storage};
 
 /// Reads `key` and checks it holds `expected` (or is absent for `None`); returns its token.
@@ -223,5 +223,94 @@ pub fn refs_are_independent(_config: &ConformanceConfig, storage: &dyn Storage) 
             .write_ref(key, Bytes::from_static(b"still at its own token"), RefExpectation::At(&tokens[i]))
             .during(|| format!("update {key} with its creation token after its neighbours changed"))?;
     }
+    Ok(())
+}
+
+/// `commit_ref` with objects writes every object and the reference: creating (`Absent`) and
+/// replacing (`At`), with and without objects; its tokens work like `write_ref`'s.
+///
+/// # Errors
+/// A [`super::CheckError`] naming the object or reference in the wrong state.
+pub fn commit_ref_writes_objects_and_ref(config: &ConformanceConfig, storage: &dyn Storage) -> Outcome {
+    let key = reference(KeyType::VersionRef, "commit");
+    let objects: Vec<(AtomKey, Bytes)> =
+        [KeyType::TableData, KeyType::TableData, KeyType::TableIndex, KeyType::Version]
+            .into_iter()
+            .enumerate()
+            .map(|(i, t)| (atom(t, "commit", 1, i as u64), pattern(config.seed ^ (0xC0 + i as u64), 100 * i)))
+            .collect();
+    let t1 = storage
+        .commit_ref(objects.clone(), &key, Bytes::from_static(b"v1"), RefExpectation::Absent)
+        .during(|| format!("commit_ref creating {key} with {} objects", objects.len()))?;
+    for (object, bytes) in &objects {
+        let got = storage.get(object).during(|| format!("get {object} after its commit_ref"))?;
+        same_bytes(bytes, &got, || format!("get {object} after its commit_ref"))?;
+    }
+    let read = read_is(storage, &key, Some(b"v1"), "after commit_ref created it")?.expect("read_is returned a value");
+    let more = vec![(atom(KeyType::TableData, "commit", 2, 9), Bytes::from_static(b"second"))];
+    let t2 = storage
+        .commit_ref(more.clone(), &key, Bytes::from_static(b"v2"), RefExpectation::At(&t1))
+        .during(|| format!("commit_ref replacing {key} at the token of the previous commit_ref"))?;
+    same_bytes(b"second", &storage.get(&more[0].0).during(|| format!("get {}", more[0].0))?, || {
+        format!("get {} after its commit_ref", more[0].0)
+    })?;
+    ensure!(t2 != t1 && t2 != read, "commit_ref on {key} issued {t2:?}, the token of the write it replaced");
+    let t3 = storage
+        .commit_ref(Vec::new(), &key, Bytes::from_static(b"v3"), RefExpectation::At(&t2))
+        .during(|| format!("commit_ref with no objects on {key}"))?;
+    // Retrying with objects that already exist with the same bytes is fine (create-only puts).
+    storage
+        .commit_ref(objects, &key, Bytes::from_static(b"v4"), RefExpectation::At(&t3))
+        .during(|| format!("commit_ref on {key} re-writing existing objects with the same bytes"))?;
+    read_is(storage, &key, Some(b"v4"), "after four commits")?;
+    Ok(())
+}
+
+/// A `commit_ref` whose expectation fails is a `Conflict` and leaves the reference unchanged; one whose
+/// object conflicts (`AlreadyExists`) fails without touching the reference; a retry at the current
+/// token with the same objects then succeeds.
+///
+/// # Errors
+/// A [`super::CheckError`] naming the commit and the reference's state.
+pub fn commit_ref_failures_leave_ref_unchanged(_config: &ConformanceConfig, storage: &dyn Storage) -> Outcome {
+    let key = reference(KeyType::VersionRef, "commit fails");
+    let t1 = storage
+        .write_ref(&key, Bytes::from_static(b"v1"), RefExpectation::Absent)
+        .during(|| format!("create {key}"))?;
+    let t2 = storage
+        .write_ref(&key, Bytes::from_static(b"v2"), RefExpectation::At(&t1))
+        .during(|| format!("update {key}"))?;
+    let objects = vec![
+        (data("commit fails", 1), Bytes::from_static(b"one")),
+        (data("commit fails", 2), Bytes::from_static(b"two")),
+    ];
+    for (what, expected) in
+        [("Absent while it exists", RefExpectation::Absent), ("a stale token", RefExpectation::At(&t1))]
+    {
+        expect_error(
+            storage.commit_ref(objects.clone(), &key, Bytes::from_static(b"lost"), expected),
+            "Conflict",
+            is_conflict,
+            || format!("commit_ref on {key} expecting {what}"),
+        )?;
+        read_is(storage, &key, Some(b"v2"), &format!("after a commit_ref expecting {what}"))?;
+    }
+    let taken = data("commit fails", 3);
+    storage.put(&taken, Bytes::from_static(b"original")).during(|| format!("put {taken}"))?;
+    let clashing = vec![(taken.clone(), Bytes::from_static(b"different"))];
+    expect_error(
+        storage.commit_ref(clashing, &key, Bytes::from_static(b"lost"), RefExpectation::At(&t2)),
+        "AlreadyExists",
+        super::support::is_already_exists,
+        || format!("commit_ref on {key} with an object that exists with other bytes"),
+    )?;
+    read_is(storage, &key, Some(b"v2"), "after a commit_ref whose object clashed")?;
+    storage
+        .commit_ref(objects.clone(), &key, Bytes::from_static(b"v3"), RefExpectation::At(&t2))
+        .during(|| format!("commit_ref on {key} retried at the current token after conflicts"))?;
+    for (object, bytes) in &objects {
+        same_bytes(bytes, &storage.get(object).during(|| format!("get {object}"))?, || format!("get {object}"))?;
+    }
+    read_is(storage, &key, Some(b"v3"), "after the retried commit")?;
     Ok(())
 }

@@ -34,6 +34,10 @@ enum Bug {
     DeleteRefIgnored,
     /// `get_batch` returns results in reverse order.
     BatchReversed,
+    /// `commit_ref` writes the reference but forgets the objects.
+    CommitDropsObjects,
+    /// `commit_ref` writes the reference even when an object clashes.
+    CommitIgnoresObjectErrors,
 }
 
 #[derive(Debug)]
@@ -152,6 +156,23 @@ impl Storage for Broken {
         }
     }
 
+    fn commit_ref(
+        &self,
+        objects: Vec<(AtomKey, Bytes)>,
+        key: &RefKey,
+        value: Bytes,
+        expected: RefExpectation<'_>,
+    ) -> Result<RefToken> {
+        match self.bug {
+            Bug::CommitDropsObjects => self.inner.write_ref(key, value, expected),
+            Bug::CommitIgnoresObjectErrors => {
+                let _ = self.inner.put_batch(objects);
+                self.inner.write_ref(key, value, expected)
+            }
+            _ => self.inner.commit_ref(objects, key, value, expected),
+        }
+    }
+
     fn delete_ref(&self, key: &RefKey) -> Result<()> {
         if self.bug == Bug::DeleteRefIgnored { Ok(()) } else { self.inner.delete_ref(key) }
     }
@@ -170,6 +191,7 @@ fn small() -> ConformanceConfig {
         list_keys: 1_100,
         cas_threads: 4,
         cas_rounds: 100,
+        commit_rounds: 20,
         cas_increments_per_thread: 10,
         readers: 2,
         reader_writes: 50,
@@ -251,6 +273,19 @@ fn an_ignored_delete_ref_is_caught() {
 #[test]
 fn reordered_batches_are_caught() {
     assert_contains(&caught(Bug::BatchReversed, get_batch_results_in_order), "get_batch item 0");
+}
+
+#[test]
+fn careless_commits_are_caught() {
+    assert_contains(
+        &caught(Bug::CommitDropsObjects, commit_ref_writes_objects_and_ref),
+        "failed unexpectedly: not found",
+    );
+    assert_contains(&caught(Bug::CommitDropsObjects, commit_ref_race_one_winner_per_round), "committed by the winner");
+    assert_contains(
+        &caught(Bug::CommitIgnoresObjectErrors, commit_ref_failures_leave_ref_unchanged),
+        "expected AlreadyExists, but it succeeded",
+    );
 }
 
 #[test]

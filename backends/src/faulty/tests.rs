@@ -154,3 +154,19 @@ fn without_faults_the_wrapper_conforms() {
         panic!("{report}");
     }
 }
+
+#[test]
+fn commit_ref_fails_part_by_part() {
+    // commit_ref runs as the trait's default through the wrapper: objects (one call each), then the CAS.
+    let s = wrapped(FaultPlan::fail_call(1, Timing::Before));
+    let rk = RefKey::new(KeyType::VersionRef, "faulty").expect("valid key");
+    let err = s.commit_ref(vec![item(0), item(1)], &rk, Bytes::from_static(b"head"), RefExpectation::Absent);
+    assert!(err.is_err_and(|e| is_injected(&e)));
+    assert!(s.inner().exists(&key(0)).expect("exists") && !s.inner().exists(&key(1)).expect("exists"));
+    assert!(s.inner().read_ref(&rk).expect("read").is_none(), "the reference is not touched after an object fails");
+
+    s.set_plan(FaultPlan::fail_call(2, Timing::After));
+    let err = s.commit_ref(vec![item(0), item(1)], &rk, Bytes::from_static(b"head"), RefExpectation::Absent);
+    assert!(err.is_err_and(|e| is_injected(&e) && e.to_string().contains("write_ref")));
+    assert_eq!(s.inner().read_ref(&rk).expect("read").expect("written").bytes, "head");
+}
