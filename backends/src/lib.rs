@@ -15,9 +15,11 @@ pub mod memory;
 mod rng;
 pub mod s3;
 pub mod storage;
+pub mod uri;
 
 pub use error::{Result, StorageError};
 pub use lmdb::{LmdbConfig, LmdbStorage, LmdbStore};
 pub use memory::{MemoryStorage, MemoryStore};
 pub use s3::{S3Config, S3Storage, S3Store};
 pub use storage::{ListIter, ListPage, ListScope, RefExpectation, RefToken, RefValue, Storage, Store};
+pub use uri::open_store;
