@@ -9,7 +9,7 @@
 # moto, not s3s-fs, and wrapped by scripts/moto_server_atomic.py: plain moto 5.2 checks If-Match /
 # If-None-Match and stores in two unlocked steps, which lets two compare-and-swaps win under
 # contention; the wrapper serializes writes so conditional puts are atomic as on real S3
-# (design/backends-s3.md). Buckets are not created here: each test
+# (design/backends.md#s3). Buckets are not created here: each test
 # creates its own fresh bucket with an anonymous `PUT /<bucket>`, which moto accepts.
 # State (port, pid, log) lives in $FLOE_S3_STATE (default .tools/s3-server), ignored by git.
 set -euo pipefail

@@ -17,7 +17,7 @@ use crate::error::{Result, StorageError};
 /// The backend name used in errors.
 pub(crate) const BACKEND: &str = "lmdb";
 
-/// Named databases of every environment; see `design/backends-lmdb.md`.
+/// Named databases of every environment; see `design/backends.md#lmdb`.
 const ATOMS_DB: &str = "atoms";
 const REFS_DB: &str = "refs";
 const META_DB: &str = "meta";
@@ -27,7 +27,7 @@ const META_FORMAT: &[u8] = b"format";
 const META_LIBRARY: &[u8] = b"library";
 const META_NEXT_GENERATION: &[u8] = b"next_generation";
 
-/// The layout version written to `meta/format`: key and value layouts of `design/backends-lmdb.md`.
+/// The layout version written to `meta/format`: key and value layouts of `design/backends.md#lmdb`.
 const FORMAT_VERSION: u32 = 1;
 
 /// Reader slots in the lock file (each live read transaction takes one, across all processes).

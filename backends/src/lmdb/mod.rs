@@ -2,7 +2,7 @@
 //!
 //! One LMDB environment per library, in `<root>/<encoded library name>/`, with three named databases:
 //! `atoms` (binary key -> object bytes), `refs` (binary key -> 8-byte LE generation + bytes) and
-//! `meta`. Layout, token scheme, threading and map growth are specified in `design/backends-lmdb.md`.
+//! `meta`. Layout, token scheme, threading and map growth are specified in `design/backends.md#lmdb`.
 //!
 //! `lmdb-rkv` leaves two LMDB rules to its users, and this module enforces both:
 //! - a folder must be opened once per process: a process-wide registry shares one environment

@@ -17,7 +17,7 @@ use crate::storage::{ListPage, ListScope, RefExpectation, RefToken, RefValue, St
 /// the work redone when a full map forces a retry.
 const BATCH_TXN_BYTES: usize = 256 << 20;
 
-/// The storage of one library in an LMDB store (see `design/backends-lmdb.md`).
+/// The storage of one library in an LMDB store (see `design/backends.md#lmdb`).
 ///
 /// Cheap to clone; every clone and every storage of the same library in this process shares one
 /// environment. All methods may be called from any thread.

@@ -16,7 +16,7 @@ use crate::storage::{Storage, Store};
 const DATA_FILE: &str = "data.mdb";
 
 /// An `lmdb://` store: the folder `config.path`, holding one sub-folder per library (see
-/// `design/backends-lmdb.md`). Any number of stores, threads and processes may use the same folder.
+/// `design/backends.md#lmdb`). Any number of stores, threads and processes may use the same folder.
 #[derive(Debug, Clone)]
 pub struct LmdbStore {
     config: LmdbConfig,

@@ -9,7 +9,7 @@
 //! - object_store retries network errors, throttling and 5xx with exponential backoff; what still
 //!   fails becomes [`crate::StorageError::Unavailable`].
 //!
-//! Design notes: `design/backends-s3.md`.
+//! Design notes: `design/backends.md#s3`.
 
 mod config;
 mod errors;
