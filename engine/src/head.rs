@@ -31,8 +31,10 @@ pub(crate) struct ReadHead {
 /// # Errors
 /// Storage errors; `CorruptData` if the head does not decode.
 pub(crate) fn read_head(storage: &dyn Storage, symbol: &str) -> Result<Option<ReadHead>> {
-    let Some(v) = storage.read_ref(&head_key(symbol)?)? else { return Ok(None) };
-    let head = Head::decode(&v.bytes).map_err(|e| Error::from(e).context(format!("head of symbol {symbol:?}")))?;
+    let key = head_key(symbol)?;
+    let Some(v) = storage.read_ref(&key)? else { return Ok(None) };
+    let head =
+        Head::decode(&v.bytes).map_err(|e| Error::from(e).context(format!("head of symbol {symbol:?} ({key})")))?;
     if head.record.index_key.symbol() != symbol {
         return Err(Error::corrupt(format!(
             "the head of symbol {symbol:?} holds a version of {:?} (swapped references?)",
@@ -55,16 +57,15 @@ pub(crate) fn record_of(storage: &dyn Storage, symbol: &str, head: &Head, v: u64
     if v == head.latest() {
         return Ok(head.record.clone());
     }
-    let bytes = storage
-        .get(&version_key(symbol, v)?)
-        .map_err(|e| Error::from(e).context(format!("version {v} of symbol {symbol:?}")))?;
-    let record =
-        VersionRecord::decode(&bytes).map_err(|e| Error::from(e).context(format!("version {v} of symbol {symbol:?}")))?;
+    let key = version_key(symbol, v)?;
+    let context = || format!("version {v} of symbol {symbol:?} (record {key})");
+    let bytes = storage.get(&key).map_err(|e| Error::from(e).context(context()))?;
+    let record = VersionRecord::decode(&bytes).map_err(|e| Error::from(e).context(context()))?;
     // A valid record stored under another version's or symbol's key (swapped objects) must not be used.
     if record.version != v || record.index_key.symbol() != symbol {
         return Err(Error::corrupt(format!(
-            "version record {} says it is v{} of {:?}",
-            version_key(symbol, v)?,
+            "{}: the record says it is v{} of {:?}",
+            context(),
             record.version,
             record.index_key.symbol()
         )));
@@ -112,7 +113,18 @@ pub(crate) fn commit(
         let current = read_head(storage, symbol)?;
         let head = current.as_ref().map(|c| &c.head);
         let mut objects: Vec<(AtomKey, Bytes)> = Vec::new();
-        let new_head = match attempt(head)? {
+        let change = match attempt(head) {
+            Ok(c) => c,
+            // The attempt read objects of the head's live version (its index, segments to merge) that a
+            // concurrent delete or prune removed after moving the head: a lost race like a CAS conflict,
+            // so rebase on the new head rather than fail.
+            Err(e) if e.kind() == ErrorKind::NotFound && head_moved(storage, symbol, current.as_ref())? => {
+                backoff.wait();
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let new_head = match change {
             Change::Tombstones(None) => return Ok(None),
             Change::Tombstones(Some(t)) => {
                 let Some(h) = head else { return Err(Error::internal("tombstones for a symbol without a head")) };
@@ -151,6 +163,12 @@ pub(crate) fn commit(
         ErrorKind::Conflict,
         format!("symbol {symbol:?}: lost the commit race {max_attempts} times in a row; nothing was committed"),
     ))
+}
+
+/// Whether the head of `symbol` is no longer the one read as `seen`.
+fn head_moved(storage: &dyn Storage, symbol: &str, seen: Option<&ReadHead>) -> Result<bool> {
+    let now = storage.read_ref(&head_key(symbol)?)?;
+    Ok(now.map(|v| v.token) != seen.map(|s| s.token.clone()))
 }
 
 /// After a reference write failed in an unknown way, decides whether `attempted` was committed: it

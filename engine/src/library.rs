@@ -1003,7 +1003,7 @@ impl Library {
             .storage
             .read_ref(&snapshot_key(name)?)?
             .ok_or_else(|| Error::snapshot_not_found(format!("snapshot {name:?} does not exist")))?;
-        Ok(SnapshotRecord::decode(&v.bytes)?)
+        SnapshotRecord::decode(&v.bytes).map_err(|e| Error::from(e).context(format!("snapshot {name:?}")))
     }
 
     fn read_all_snapshots(&self) -> Result<Vec<(String, SnapshotRecord)>> {
