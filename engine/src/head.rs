@@ -37,7 +37,7 @@ pub(crate) fn read_head(storage: &dyn Storage, symbol: &str) -> Result<Option<Re
         Head::decode(&v.bytes).map_err(|e| Error::from(e).context(format!("head of symbol {symbol:?} ({key})")))?;
     if head.record.index_key.symbol() != symbol {
         return Err(Error::corrupt(format!(
-            "the head of symbol {symbol:?} holds a version of {:?} (swapped references?)",
+            "the head of symbol {symbol:?} ({key}) holds a version of {:?} (swapped references?)",
             head.record.index_key.symbol()
         )));
     }

@@ -90,9 +90,7 @@ impl Task<'_> {
             }),
         };
         let out = ColumnOut { validity: validity.as_mut().map(|v| BitsOut { bytes: v, bit_offset: 0 }), values };
-        reader
-            .decode_column_into(self.col, out)
-            .map_err(|e| in_segment(e, self.key))?;
+        reader.decode_column_into(self.col, out).map_err(|e| in_segment(e, self.key))?;
         Ok(TaskBits { out_col: self.out_col, piece: self.piece, validity, values: value_bits })
     }
 }
