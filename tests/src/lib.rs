@@ -2,7 +2,9 @@
 //! this library holds what they share: a table generator, a plain reference model of a symbol's
 //! versions, and the engine suite every backend runs ([`suite`]).
 
+pub mod harness;
 pub mod model;
+pub mod stress;
 pub mod suite;
 pub mod tmp;
 
