@@ -167,6 +167,13 @@ pub trait Storage: Send + Sync + fmt::Debug {
         fetched.into_par_iter().enumerate().try_for_each(|(i, r)| visit(i, &r?))
     }
 
+    /// Whether [`visit_batch`](Storage::visit_batch) lends the backend's own pages (no copy, so a
+    /// reader may visit twice instead of fetching once). `false` by default: then `visit_batch` fetches,
+    /// and callers needing two passes should fetch once with [`get_batch`](Storage::get_batch).
+    fn lends_pages(&self) -> bool {
+        false
+    }
+
     /// Whether an immutable object exists.
     fn exists(&self, key: &AtomKey) -> Result<bool>;
 

@@ -53,9 +53,9 @@ impl LibraryOptions {
 /// How many threads and how much buffering the pipelines use. Defaults follow the core count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PipelineOptions {
-    /// Threads storing segments concurrently (I/O bound: more than cores helps on S3).
+    /// Threads storing waves of segments concurrently (each wave is itself one concurrent batch).
     pub io_workers: usize,
-    /// Encoded segments that may wait between the encoders and the I/O workers.
+    /// Encoded waves that may wait between the encoders and the I/O workers.
     pub queue_capacity: usize,
     /// Segments encoded in parallel per wave on the rayon pool.
     pub encode_wave: usize,
@@ -67,8 +67,8 @@ impl Default for PipelineOptions {
     fn default() -> Self {
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
         PipelineOptions {
-            io_workers: (cores * 4).clamp(4, 32),
-            queue_capacity: cores * 2,
+            io_workers: (cores * 2).clamp(2, 16),
+            queue_capacity: 2,
             encode_wave: cores * 2,
             max_commit_attempts: 200,
         }

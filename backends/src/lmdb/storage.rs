@@ -139,6 +139,11 @@ impl Storage for LmdbStorage {
         results
     }
 
+    /// `visit_batch` hands out slices of the memory map.
+    fn lends_pages(&self) -> bool {
+        true
+    }
+
     fn get(&self, key: &AtomKey) -> Result<Bytes> {
         let binary = atom_binary(key);
         self.env.read("get", |txn| match optional(txn.get(self.env.atoms, &binary))? {

@@ -4,17 +4,18 @@
 use std::sync::Arc;
 
 use arrow_array::{Array, ArrayRef, RecordBatch, RecordBatchOptions, make_array, new_null_array};
-use arrow_buffer::{Buffer, MutableBuffer, bit_mask};
+use arrow_buffer::{Buffer, bit_mask};
 use arrow_data::ArrayData;
 use arrow_schema::{DataType, Field, Schema};
 use bytes::Bytes;
 use floe_backends::Storage;
-use floe_formats::segment::{BitsOut, ColumnOut, ValuesOut};
+use floe_formats::segment::{BitsOut, ColumnInfo, ColumnOut, ValuesOut};
 use floe_formats::{AtomKey, KeyType, SegmentReader};
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::index::{IndexEntry, TableIndex};
+use crate::sync::{Mutex, lock};
 
 /// One output column's pieces: which segment column fills which rows. `seg` is `None` where no
 /// segment of the slice holds the column (added later under dynamic schema): those rows are null.
@@ -76,8 +77,7 @@ struct TaskBits {
 }
 
 impl Task<'_> {
-    fn run(self, readers: &[SegmentReader<'_>]) -> Result<TaskBits> {
-        let reader = &readers[self.seg];
+    fn run(self, reader: &SegmentReader<'_>) -> Result<TaskBits> {
         let bitmap_len = self.rows.div_ceil(8);
         let mut validity = self.want_validity.then(|| vec![0u8; bitmap_len]);
         let mut value_bits = matches!(self.dest, Dest::Bits).then(|| vec![0u8; bitmap_len]);
@@ -147,24 +147,38 @@ pub(crate) fn read_slices(
         return Ok(RecordBatch::new_empty(schema));
     }
 
-    let fetched: Vec<Bytes> = storage
-        .get_batch(&keys)
-        .into_iter()
-        .zip(&keys)
-        .map(|(r, k)| r.map_err(|e| in_segment(e, k)))
-        .collect::<Result<_>>()?;
-    let readers: Vec<SegmentReader<'_>> = fetched
-        .par_iter()
-        .zip(&keys)
-        .map(|(b, k)| {
-            verify_object(k, b)?;
-            SegmentReader::new(b).map_err(|e| in_segment(e, k))
-        })
-        .collect::<Result<_>>()?;
+    let source = Source::fetch(storage, &keys)?;
+    // Pass 1: verify every segment and learn the sizes of the columns needed from it.
+    let mut needed: Vec<Vec<usize>> = vec![Vec::new(); keys.len()];
+    for p in pieces.iter().flatten() {
+        if let Some(seg) = p.seg {
+            needed[seg].push(p.col);
+        }
+    }
+    let infos: Vec<Mutex<Vec<(usize, ColumnInfo)>>> = keys.iter().map(|_| Mutex::new(Vec::new())).collect();
+    source.visit(storage, &keys, &|seg, bytes| {
+        verify_object(&keys[seg], bytes)?;
+        let reader = SegmentReader::new(bytes).map_err(|e| in_segment(e, &keys[seg]))?;
+        let mut out = Vec::with_capacity(needed[seg].len());
+        for &c in &needed[seg] {
+            out.push((c, reader.column_info(c).map_err(|e| in_segment(e, &keys[seg]))?));
+        }
+        *lock(&infos[seg]) = out;
+        Ok(())
+    })?;
+    let infos: Vec<Vec<(usize, ColumnInfo)>> =
+        infos.into_iter().map(|m| m.into_inner().unwrap_or_else(|p| p.into_inner())).collect();
+    let info = |seg: usize, col: usize| -> Result<&ColumnInfo> {
+        infos[seg]
+            .iter()
+            .find(|(c, _)| *c == col)
+            .map(|(_, i)| i)
+            .ok_or_else(|| Error::internal(format!("no size for column {col} of segment {}", keys[seg])))
+    };
 
     // Size and allocate every output buffer, then cut it into one disjoint piece per task.
-    let mut value_bufs: Vec<MutableBuffer> = Vec::with_capacity(columns.len());
-    let mut offset_bufs: Vec<Option<MutableBuffer>> = Vec::with_capacity(columns.len());
+    let mut value_bufs: Vec<Vec<u8>> = Vec::with_capacity(columns.len());
+    let mut offset_bufs: Vec<Option<Vec<u8>>> = Vec::with_capacity(columns.len());
     let mut want_validity = Vec::with_capacity(columns.len());
     let mut layouts = Vec::with_capacity(columns.len());
     for (oc, field) in fields.iter().enumerate() {
@@ -176,7 +190,7 @@ pub(crate) fn read_slices(
                 lay = Layout::Assembled;
                 continue;
             };
-            let info = readers[seg].column_info(p.col).map_err(|e| in_segment(e, &keys[seg]))?;
+            let info = info(seg, p.col)?;
             if info.field.data_type() != field.data_type() {
                 if crate::table::widen(info.field.data_type(), field.data_type()).as_ref() != Some(field.data_type()) {
                     return Err(Error::corrupt(format!(
@@ -193,8 +207,8 @@ pub(crate) fn read_slices(
             data_len += info.data_len;
         }
         let (values, offsets) = match lay {
-            Layout::Fixed(w) => (MutableBuffer::from_len_zeroed(total_rows * w), None),
-            Layout::Bits => (MutableBuffer::from_len_zeroed(total_rows.div_ceil(8)), None),
+            Layout::Fixed(w) => (zeroed(total_rows * w), None),
+            Layout::Bits => (zeroed(total_rows.div_ceil(8)), None),
             Layout::Var { offset_width } => {
                 if offset_width == 4 && data_len > i32::MAX as u64 {
                     return Err(Error::invalid(format!(
@@ -204,12 +218,9 @@ pub(crate) fn read_slices(
                     )));
                 }
                 let len = usize::try_from(data_len).map_err(|_| Error::invalid("column too large for memory"))?;
-                (
-                    MutableBuffer::from_len_zeroed(len),
-                    Some(MutableBuffer::from_len_zeroed((total_rows + 1) * offset_width)),
-                )
+                (zeroed(len), Some(zeroed((total_rows + 1) * offset_width)))
             }
-            Layout::Dictionary | Layout::Assembled => (MutableBuffer::new(0), None),
+            Layout::Dictionary | Layout::Assembled => (Vec::new(), None),
         };
         value_bufs.push(values);
         offset_bufs.push(offsets);
@@ -223,7 +234,7 @@ pub(crate) fn read_slices(
         match layouts[oc] {
             Layout::Dictionary | Layout::Assembled => assembled_cols.push(oc),
             Layout::Fixed(w) => {
-                let mut rest = values.as_slice_mut();
+                let mut rest = values.as_mut_slice();
                 for (i, p) in pieces[oc].iter().enumerate() {
                     let (head, tail) = rest.split_at_mut(p.rows * w);
                     rest = tail;
@@ -237,13 +248,12 @@ pub(crate) fn read_slices(
             }
             Layout::Var { offset_width } => {
                 let offsets = offsets.as_mut().expect("allocated for variable-length columns");
-                let mut ends_rest = &mut offsets.as_slice_mut()[offset_width..];
-                let mut data_rest = values.as_slice_mut();
+                let mut ends_rest = &mut offsets.as_mut_slice()[offset_width..];
+                let mut data_rest = values.as_mut_slice();
                 let mut base = 0u64;
                 for (i, p) in pieces[oc].iter().enumerate() {
                     let seg = p.seg.expect("only assembled columns have missing pieces");
-                    let data_len =
-                        readers[seg].column_info(p.col).map_err(|e| in_segment(e, &keys[seg]))?.data_len as usize;
+                    let data_len = info(seg, p.col)?.data_len as usize;
                     let (ends, et) = ends_rest.split_at_mut(p.rows * offset_width);
                     let (data, dt) = data_rest.split_at_mut(data_len);
                     ends_rest = et;
@@ -254,18 +264,51 @@ pub(crate) fn read_slices(
             }
         }
     }
-    let bits: Vec<TaskBits> = tasks.into_par_iter().map(|t| t.run(&readers)).collect::<Result<_>>()?;
+    // Pass 2: decode, each segment's columns straight into their pieces.
+    let mut by_seg: Vec<Vec<Task<'_>>> = keys.iter().map(|_| Vec::new()).collect();
+    for t in tasks {
+        by_seg[t.seg].push(t);
+    }
+    let by_seg: Vec<Mutex<Vec<Task<'_>>>> = by_seg.into_iter().map(Mutex::new).collect();
+    let mut assembled_pieces: Vec<Vec<(usize, usize)>> = vec![Vec::new(); keys.len()];
+    for &oc in &assembled_cols {
+        for (pi, p) in pieces[oc].iter().enumerate() {
+            if let Some(seg) = p.seg {
+                assembled_pieces[seg].push((oc, pi));
+            }
+        }
+    }
+    let bits: Mutex<Vec<TaskBits>> = Mutex::new(Vec::new());
+    let assembled: Mutex<Vec<(usize, usize, ArrayRef)>> = Mutex::new(Vec::new());
+    source.visit(storage, &keys, &|seg, bytes| {
+        let reader = SegmentReader::new(bytes).map_err(|e| in_segment(e, &keys[seg]))?;
+        let tasks = std::mem::take(&mut *lock(&by_seg[seg]));
+        let done: Vec<TaskBits> = tasks.into_par_iter().map(|t| t.run(&reader)).collect::<Result<_>>()?;
+        lock(&bits).extend(done);
+        for &(oc, pi) in &assembled_pieces[seg] {
+            let a = reader.decode_column(pieces[oc][pi].col).map_err(|e| in_segment(e, &keys[seg]))?;
+            lock(&assembled).push((oc, pi, a));
+        }
+        Ok(())
+    })?;
+    let bits = bits.into_inner().unwrap_or_else(|p| p.into_inner());
+    let mut assembled_arrays: std::collections::HashMap<(usize, usize), ArrayRef> = assembled
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner())
+        .into_iter()
+        .map(|(oc, pi, a)| ((oc, pi), a))
+        .collect();
 
     // Merge the per-piece bitmaps (small: one bit per row) into whole-column bitmaps.
-    let mut validity_bufs: Vec<Option<MutableBuffer>> =
-        want_validity.iter().map(|&w| w.then(|| MutableBuffer::from_len_zeroed(total_rows.div_ceil(8)))).collect();
+    let mut validity_bufs: Vec<Option<Vec<u8>>> =
+        want_validity.iter().map(|&w| w.then(|| zeroed(total_rows.div_ceil(8)))).collect();
     for tb in bits {
         let p = &pieces[tb.out_col][tb.piece];
         if let (Some(src), Some(dst)) = (&tb.validity, validity_bufs[tb.out_col].as_mut()) {
-            bit_mask::set_bits(dst.as_slice_mut(), src, p.row_off, 0, p.rows);
+            bit_mask::set_bits(dst.as_mut_slice(), src, p.row_off, 0, p.rows);
         }
         if let Some(src) = &tb.values {
-            bit_mask::set_bits(value_bufs[tb.out_col].as_slice_mut(), src, p.row_off, 0, p.rows);
+            bit_mask::set_bits(value_bufs[tb.out_col].as_mut_slice(), src, p.row_off, 0, p.rows);
         }
     }
 
@@ -274,9 +317,14 @@ pub(crate) fn read_slices(
         if assembled_cols.contains(&oc) {
             let parts: Vec<ArrayRef> = pieces[oc]
                 .iter()
-                .map(|p| -> Result<ArrayRef> {
-                    let Some(seg) = p.seg else { return Ok(new_null_array(field.data_type(), p.rows)) };
-                    let a = readers[seg].decode_column(p.col).map_err(|e| in_segment(e, &keys[seg]))?;
+                .enumerate()
+                .map(|(pi, p)| -> Result<ArrayRef> {
+                    if p.seg.is_none() {
+                        return Ok(new_null_array(field.data_type(), p.rows));
+                    }
+                    let a = assembled_arrays
+                        .remove(&(oc, pi))
+                        .ok_or_else(|| Error::internal("a decoded piece went missing"))?;
                     Ok(if a.data_type() == field.data_type() { a } else { arrow_cast::cast(&a, field.data_type())? })
                 })
                 .collect::<Result<_>>()?;
@@ -284,14 +332,14 @@ pub(crate) fn read_slices(
             arrays.push(arrow_select::concat::concat(&refs)?);
             continue;
         }
-        let values: Buffer = std::mem::take(&mut value_bufs[oc]).into();
+        let values = Buffer::from_vec(std::mem::take(&mut value_bufs[oc]));
         let mut builder = ArrayData::builder(field.data_type().clone()).len(total_rows);
         if let Some(offsets) = offset_bufs[oc].take() {
-            builder = builder.add_buffer(offsets.into());
+            builder = builder.add_buffer(Buffer::from_vec(offsets));
         }
         builder = builder.add_buffer(values);
         if let Some(v) = validity_bufs[oc].take() {
-            builder = builder.null_bit_buffer(Some(v.into()));
+            builder = builder.null_bit_buffer(Some(Buffer::from_vec(v)));
         }
         let data = builder.build().map_err(|e| Error::corrupt(format!("column {:?}: {e}", field.name())))?;
         arrays.push(make_array(data));
@@ -336,4 +384,61 @@ pub(crate) fn verify_object(key: &AtomKey, bytes: &[u8]) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// A zero-filled buffer from the allocator's zeroed pages (calloc): large buffers come straight from the
+/// kernel already zero, so unlike a memset this costs nothing before the decoder's first write. glibc
+/// returns 16-byte-aligned blocks, enough for every Arrow primitive type Floe stores.
+fn zeroed(len: usize) -> Vec<u8> {
+    vec![0u8; len]
+}
+
+/// Where pass 1 and pass 2 get segment bytes from: borrowed straight from the backend's pages (LMDB's
+/// memory map, through `visit_batch`, once per pass) or fetched once and owned (every other backend).
+enum Source {
+    Lent,
+    Owned(Vec<Bytes>),
+}
+
+impl Source {
+    fn fetch(storage: &dyn Storage, keys: &[AtomKey]) -> Result<Self> {
+        if storage.lends_pages() {
+            return Ok(Source::Lent);
+        }
+        let fetched = storage
+            .get_batch(keys)
+            .into_iter()
+            .zip(keys)
+            .map(|(r, k)| r.map_err(|e| in_segment(e, k)))
+            .collect::<Result<_>>()?;
+        Ok(Source::Owned(fetched))
+    }
+
+    /// Calls `f(segment number, bytes)` for every segment, in parallel; the first error wins.
+    fn visit(
+        &self,
+        storage: &dyn Storage,
+        keys: &[AtomKey],
+        f: &(dyn Fn(usize, &[u8]) -> Result<()> + Sync),
+    ) -> Result<()> {
+        match self {
+            Source::Owned(bytes) => bytes.par_iter().enumerate().try_for_each(|(i, b)| f(i, b)),
+            Source::Lent => {
+                // The backend's visitor speaks StorageError: park the engine's own error and hand back a
+                // placeholder that stops the visit.
+                let first: Mutex<Option<Error>> = Mutex::new(None);
+                let result = storage.visit_batch(keys, &|i, b| {
+                    f(i, b).map_err(|e| {
+                        let msg = e.to_string();
+                        lock(&first).get_or_insert(e);
+                        floe_backends::StorageError::other("engine", msg)
+                    })
+                });
+                if let Some(e) = first.into_inner().unwrap_or_else(|p| p.into_inner()) {
+                    return Err(e);
+                }
+                Ok(result?)
+            }
+        }
+    }
 }

@@ -1,10 +1,8 @@
 //! The write pipeline: slice → encode, compress and hash in parallel (rayon) → hand over through a
 //! bounded channel to I/O workers that store the segments concurrently → index entries in order.
 //!
-//! Memory is bounded: at most one wave of encoded segments (`encode_wave`) plus `queue_capacity`
-//! queued and `io_workers` in flight exist at a time, whatever the table's size.
-
-use std::collections::VecDeque;
+//! Memory is bounded: the wave being encoded, `queue_capacity` waves queued and `io_workers` waves being
+//! stored exist at a time (each wave `encode_wave` segments), whatever the table's size.
 
 use arrow_array::RecordBatch;
 use bytes::Bytes;
@@ -89,25 +87,29 @@ pub(crate) fn write_segments(
         Ok(Encoded { entry, bytes: Bytes::from(bytes) })
     };
 
+    // Each wave of segments is encoded in parallel on the rayon pool (CPU work) and handed over whole to
+    // an I/O worker, which stores it with one `put_batch`: concurrent requests on S3, one transaction
+    // (one fsync) on LMDB.
     let wave = options.encode_wave.max(1);
     let mut next = 0usize;
-    let mut ready: VecDeque<Encoded> = VecDeque::new();
-    let produce = |cancelled: &crate::sync::AtomicBool| -> Option<Result<Encoded>> {
-        if ready.is_empty() && next < plan.len() && !cancelled.load(Ordering::SeqCst) {
-            let end = (next + wave).min(plan.len());
-            // Encoding is CPU work: run the wave on the rayon pool; storing happens on the I/O workers.
-            match plan[next..end].par_iter().map(encode_one).collect::<Result<Vec<_>>>() {
-                Ok(batch) => ready.extend(batch),
-                Err(e) => return Some(Err(e)),
-            }
-            next = end;
+    let produce = |cancelled: &crate::sync::AtomicBool| -> Option<Result<Vec<Encoded>>> {
+        if next >= plan.len() || cancelled.load(Ordering::SeqCst) {
+            return None;
         }
-        ready.pop_front().map(Ok)
+        let end = (next + wave).min(plan.len());
+        let encoded = plan[next..end].par_iter().map(encode_one).collect::<Result<Vec<_>>>();
+        next = end;
+        Some(encoded)
     };
     let storage = std::sync::Arc::clone(storage);
-    let store = move |e: Encoded| -> Result<IndexEntry> {
-        storage.put(&e.entry.key, e.bytes)?;
-        Ok(e.entry)
+    let store = move |wave: Vec<Encoded>| -> Result<Vec<IndexEntry>> {
+        let (entries, items): (Vec<IndexEntry>, Vec<_>) =
+            wave.into_iter().map(|e| (e.entry.clone(), (e.entry.key, e.bytes))).unzip();
+        for (r, e) in storage.put_batch(items).into_iter().zip(&entries) {
+            r.map_err(|err| Error::from(err).context(format!("storing segment {}", e.key)))?;
+        }
+        Ok(entries)
     };
-    handover::run(options.io_workers, options.queue_capacity, produce, store)
+    let waves = handover::run(options.io_workers, options.queue_capacity, produce, store)?;
+    Ok(waves.into_iter().flatten().collect())
 }
