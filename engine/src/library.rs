@@ -1174,7 +1174,7 @@ impl Library {
         let fields = AtomFields {
             version,
             creation_ts: crate::clock::now_ns(),
-            content_hash: xxhash_rust::xxh3::xxh3_64(&bytes),
+            content_hash: floe_formats::content_hash(&bytes)?,
             start: index_start,
             end: index_end,
         };

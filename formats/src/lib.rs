@@ -24,4 +24,4 @@ pub mod segment;
 
 pub use error::{FormatError, Result};
 pub use key::{AtomFields, AtomKey, Key, KeyClass, KeyType, RefKey};
-pub use segment::{Segment, SegmentReader, decode_segment, encode_segment};
+pub use segment::{Segment, SegmentReader, content_hash, decode_segment, encode_segment};

@@ -282,6 +282,8 @@ pub(crate) fn read_slices(
     let assembled: Mutex<Vec<(usize, usize, ArrayRef)>> = Mutex::new(Vec::new());
     source.visit(storage, &keys, &|seg, bytes| {
         let reader = SegmentReader::new(bytes).map_err(|e| in_segment(e, &keys[seg]))?;
+        // Every block is verified: the decoded ones as they decode, the others here.
+        reader.verify_others(&needed[seg]).map_err(|e| in_segment(e, &keys[seg]))?;
         let tasks = std::mem::take(&mut *lock(&by_seg[seg]));
         let done: Vec<TaskBits> = tasks.into_par_iter().map(|t| t.run(&reader)).collect::<Result<_>>()?;
         lock(&bits).extend(done);
@@ -365,9 +367,10 @@ fn in_segment(e: impl Into<Error>, key: &AtomKey) -> Error {
     e.into().context(format!("segment {key}"))
 }
 
-/// Checks that a data or index segment's bytes are the ones its key names: the key carries the xxh3-64
-/// of the bytes written. This catches what the segment's own checksums cannot: a whole, valid segment
-/// stored under another key (swapped objects), besides any flipped bit or truncation.
+/// Checks that a data or index segment's bytes are the ones its key names: the key carries the
+/// segment's content hash (`floe_formats::content_hash`: header and descriptor, which name every
+/// block's checksum). This catches what the segment's own checksums cannot: a whole, valid segment
+/// stored under another key (swapped objects).
 ///
 /// # Errors
 /// `CorruptData` naming the key when the hash differs.
@@ -375,11 +378,13 @@ pub(crate) fn verify_object(key: &AtomKey, bytes: &[u8]) -> Result<()> {
     if !matches!(key.key_type(), KeyType::TableData | KeyType::TableIndex) {
         return Ok(());
     }
-    let hash = xxhash_rust::xxh3::xxh3_64(bytes);
+    // The content hash covers header and descriptor, which name every block's checksum; the decoder
+    // then checks each block it reads against the descriptor. Together: everything used is verified.
+    let hash = floe_formats::content_hash(bytes).map_err(|e| in_segment(e, key))?;
     if hash != key.content_hash() {
         return Err(Error::corrupt(format!(
-            "object {key} holds {} bytes hashing to {hash:#018x}, not the hash its key records: it was damaged \
-             or replaced",
+            "object {key} holds {} bytes with content hash {hash:#018x}, not the hash its key records: it was \
+             damaged or replaced",
             bytes.len()
         )));
     }

@@ -76,7 +76,7 @@ pub(crate) fn write_segments(
         let fields = AtomFields {
             version: job.version,
             creation_ts: now,
-            content_hash: xxhash_rust::xxh3::xxh3_64(&bytes),
+            content_hash: floe_formats::content_hash(&bytes)?,
             start: index_start,
             end: index_end,
         };

@@ -11,6 +11,7 @@ use super::block::decode_block;
 use super::layout::{ColumnDesc, Descriptor, HEADER_LEN, Header, StreamDesc, parse_descriptor};
 use super::types::{Physical, StreamKind};
 use crate::error::{FormatError, Result};
+use crate::le::{checksum, checksum_matches};
 
 /// A run of bits in a caller's bitmap: bits `bit_offset .. bit_offset + rows` of `bytes` are written,
 /// every other bit is left as it was (so neighbouring segments may share a byte, if written in turn).
@@ -168,6 +169,49 @@ impl<'a> SegmentReader<'a> {
             decode_block(meta, stored, dest, &location)?;
             stored_at += meta.stored_len as usize;
             out_at += meta.raw_len as usize;
+        }
+        Ok(())
+    }
+
+    /// Checks the checksum of every block of `stream` without decoding it.
+    fn verify_stream(&self, stream: &StreamDesc, column: &str) -> Result<()> {
+        let mut stored_at = stream.body_offset as usize;
+        for (i, meta) in stream.blocks.iter().enumerate() {
+            let stored = self
+                .body
+                .get(stored_at..stored_at + meta.stored_len as usize)
+                .ok_or_else(|| FormatError::malformed("segment", "block outside the body"))?;
+            let computed = checksum(stored);
+            if !checksum_matches(meta.checksum, computed) {
+                return Err(FormatError::ChecksumMismatch {
+                    location: format!("column {column:?} block {i} ({})", stream.kind.name()),
+                    stored: meta.checksum,
+                    computed,
+                });
+            }
+            stored_at += meta.stored_len as usize;
+        }
+        Ok(())
+    }
+
+    /// Verifies the checksum of every block of the columns whose indexes are not in `except` (they
+    /// will be verified as they are decoded) and of the metadata stream, without decoding anything: a
+    /// reader that decodes a subset still learns of damage anywhere in the segment.
+    ///
+    /// # Errors
+    /// [`FormatError::ChecksumMismatch`] naming the column and block.
+    pub fn verify_others(&self, except: &[usize]) -> Result<()> {
+        for (i, c) in self.descriptor.columns.iter().enumerate() {
+            if except.contains(&i) {
+                continue;
+            }
+            let name = c.field.name().as_str();
+            for stream in c.validity.iter().chain(c.streams.iter()) {
+                self.verify_stream(stream, name)?;
+            }
+        }
+        if let Some(m) = &self.descriptor.metadata {
+            self.verify_stream(m, "(metadata)")?;
         }
         Ok(())
     }
