@@ -13,6 +13,7 @@ pub mod faulty;
 pub mod lmdb;
 pub mod memory;
 mod rng;
+#[cfg(feature = "s3")]
 pub mod s3;
 pub mod storage;
 pub mod uri;
@@ -20,6 +21,7 @@ pub mod uri;
 pub use error::{Result, StorageError};
 pub use lmdb::{LmdbConfig, LmdbStorage, LmdbStore};
 pub use memory::{MemoryStorage, MemoryStore};
+#[cfg(feature = "s3")]
 pub use s3::{S3Config, S3Storage, S3Store};
 pub use storage::{ListIter, ListPage, ListScope, RefExpectation, RefToken, RefValue, Storage, Store};
 pub use uri::open_store;

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use crate::error::{Result, StorageError};
 use crate::lmdb::{LmdbConfig, LmdbStore};
 use crate::memory::MemoryStore;
+#[cfg(feature = "s3")]
 use crate::s3::{S3Config, S3Store};
 use crate::storage::Store;
 
@@ -57,7 +58,10 @@ pub fn open_store(uri: &str) -> Result<Arc<dyn Store>> {
             Ok(Arc::new(MemoryStore::new()))
         }
         "lmdb" => Ok(Arc::new(LmdbStore::open(LmdbConfig::from_uri(&normalized)?)?)),
+        #[cfg(feature = "s3")]
         "s3" | "s3s" => Ok(Arc::new(S3Store::open(S3Config::from_uri(&normalized)?)?)),
+        #[cfg(not(feature = "s3"))]
+        "s3" | "s3s" => Err(invalid("this build of floe-backends has no S3 support (feature \"s3\")".into())),
         "" => Err(invalid(format!("the storage URI {:?} has an empty scheme; {EXPECTED}", redacted(uri)))),
         "file" => {
             Err(invalid("file:// storage is not supported; use lmdb://<path> for a store in a local folder".to_owned()))
@@ -130,6 +134,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "s3")]
     fn s3_dispatches_to_the_s3_backend() {
         // Nothing listens on port 1, so opening fails in the S3 backend itself.
         let err = open_store("s3://127.0.0.1:bucket?port=1&https=false&access=a&secret=b&max_retries=0&timeout_secs=2")
