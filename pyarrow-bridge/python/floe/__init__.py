@@ -1,0 +1,82 @@
+"""Floe: a versioned, log-structured dataframe store, with ArcticDB's Python API.
+
+::
+
+    import floe
+    store = floe.Store("lmdb:///tmp/floe-data")
+    lib = store.get_library("prices", create_if_missing=True)
+    lib.write("AAPL", df, metadata={"source": "demo"})
+    lib.read("AAPL", date_range=(start, end), columns=["bid"]).data
+
+``Arctic`` is an alias of :class:`Store` for code written against ArcticDB.
+"""
+
+from . import errors
+from ._floe import __version__
+from ._library import Library, Store
+from ._types import (
+    DataError,
+    LibraryOptions,
+    NameWithDType,
+    OutputFormat,
+    ReadInfoRequest,
+    ReadRequest,
+    SymbolDescription,
+    SymbolVersion,
+    VersionedItem,
+    VersionInfo,
+    WritePayload,
+)
+from .errors import (
+    AlreadyExists,
+    CommitConflict,
+    CorruptData,
+    FloeError,
+    InternalError,
+    InvalidConfig,
+    InvalidInput,
+    LibraryNotFound,
+    NotFound,
+    SchemaMismatch,
+    SnapshotNotFound,
+    StorageError,
+    SymbolNotFound,
+    UnsortedIndex,
+    VersionNotFound,
+)
+
+Arctic = Store
+
+__all__ = [
+    "Arctic",
+    "Store",
+    "Library",
+    "LibraryOptions",
+    "OutputFormat",
+    "VersionedItem",
+    "DataError",
+    "SymbolVersion",
+    "VersionInfo",
+    "NameWithDType",
+    "SymbolDescription",
+    "ReadRequest",
+    "ReadInfoRequest",
+    "WritePayload",
+    "errors",
+    "FloeError",
+    "NotFound",
+    "SymbolNotFound",
+    "VersionNotFound",
+    "SnapshotNotFound",
+    "LibraryNotFound",
+    "InvalidInput",
+    "SchemaMismatch",
+    "UnsortedIndex",
+    "InvalidConfig",
+    "AlreadyExists",
+    "CommitConflict",
+    "CorruptData",
+    "StorageError",
+    "InternalError",
+    "__version__",
+]

@@ -1,0 +1,385 @@
+"""Input normalization and output restoration: pandas / pyarrow / polars / PyCapsule producers to the
+Arrow table the engine stores, and back.
+
+Writing: a pandas DataFrame's index becomes the engine's index (a DatetimeIndex -> a timestamp index
+column, a RangeIndex -> a row count, any other index -> ordinary columns); the normalization record
+(see ``_envelope``) keeps what is needed to give the frame back. Arrow types the codec cannot store
+but that convert without loss (timestamp[us] -> [ns], string_view -> large_string) are converted; the
+rest raise ``InvalidInput`` naming the column, before anything is written.
+
+Reading: the engine's Arrow table comes in without a copy; ``pyarrow`` output is that table,
+``polars`` output is converted by polars, ``pandas`` output restores index, names and dtypes.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .errors import InvalidInput
+
+# Names the index columns of a pandas frame get in storage when the index has no usable name.
+DEFAULT_INDEX_COLUMN = "index"
+_ARROW_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError)
+_JSON_SCALARS = (str, int, float, bool, type(None))
+
+
+@dataclass
+class Normalized:
+    """An input ready for the engine: the Arrow table, its timestamp index column (or None) and the
+    normalization record for the metadata envelope."""
+
+    table: pa.Table
+    index: Optional[str]
+    norm: dict
+
+
+# ----- writing --------------------------------------------------------------------------------------
+
+
+def normalize(data: Any, index_column: Optional[str] = None) -> Normalized:
+    """Converts any supported input to an Arrow table the engine can store.
+
+    ``index_column`` names the timestamp index column of Arrow-like input (ArcticDB's
+    ``index_column``); pandas input takes its index from the frame itself.
+    """
+    if isinstance(data, pd.Series):
+        if index_column is not None:
+            raise InvalidInput("index_column applies to Arrow and polars input, not to a pandas Series")
+        return _from_pandas(data.to_frame(name=_series_column(data.name)), series=True, series_name=data.name)
+    if isinstance(data, pd.DataFrame):
+        if index_column is not None:
+            raise InvalidInput("index_column applies to Arrow and polars input; a pandas frame's index is its index")
+        return _from_pandas(data)
+    table = _arrow_table(data)
+    table = _storable(table)
+    if index_column is not None and index_column not in table.column_names:
+        raise InvalidInput(f"index_column {index_column!r} is not a column; the columns are {table.column_names}")
+    _check_unique(table.column_names)
+    return Normalized(table, index_column, {"kind": "arrow", "index_column": index_column})
+
+
+def _series_column(name: Any) -> str:
+    return name if isinstance(name, str) else "__series__"
+
+
+def _arrow_table(data: Any) -> pa.Table:
+    if isinstance(data, pa.Table):
+        return data
+    if isinstance(data, pa.RecordBatch):
+        return pa.Table.from_batches([data])
+    if isinstance(data, pa.RecordBatchReader):
+        return data.read_all()
+    try:
+        if hasattr(data, "__arrow_c_stream__"):
+            return pa.table(data)
+        if hasattr(data, "__arrow_c_array__"):
+            return pa.Table.from_batches([pa.record_batch(data)])
+    except _ARROW_ERRORS as e:
+        raise InvalidInput(f"the input's Arrow data cannot be read: {e}") from e
+    raise InvalidInput(
+        f"cannot write an object of type {type(data).__module__}.{type(data).__name__}: pass a pandas DataFrame or "
+        "Series, a pyarrow Table or RecordBatch, a polars DataFrame, or any object with __arrow_c_stream__ or "
+        "__arrow_c_array__"
+    )
+
+
+def _json_name(name: Any, what: str) -> Any:
+    if isinstance(name, _JSON_SCALARS) and not (isinstance(name, float) and not np.isfinite(name)):
+        return name
+    if isinstance(name, np.generic):
+        return name.item()
+    raise InvalidInput(f"{what} {name!r} has type {type(name).__name__}; names must be str, int, float or None")
+
+
+def _check_unique(names: list) -> None:
+    dups = sorted(n for n, c in Counter(names).items() if c > 1)
+    if dups:
+        raise InvalidInput(f"duplicate column names: {dups}")
+
+
+def _free_name(preferred: Any, taken: set) -> str:
+    """A storage column name for an index level: its own name if that is a free string, else
+    ``index``, ``__index__``, ``__index_1__``..."""
+    if isinstance(preferred, str) and preferred and preferred not in taken:
+        return preferred
+    for candidate in (DEFAULT_INDEX_COLUMN, "__index__"):
+        if candidate not in taken:
+            return candidate
+    i = 1
+    while f"__index_{i}__" in taken:
+        i += 1
+    return f"__index_{i}__"
+
+
+def _from_pandas(df: pd.DataFrame, series: bool = False, series_name: Any = None) -> Normalized:
+    if isinstance(df.columns, pd.MultiIndex):
+        raise InvalidInput("frames with MultiIndex columns are not supported; flatten the column names")
+    stored: list[str] = []
+    renamed: dict[str, Any] = {}
+    for name in df.columns:
+        if isinstance(name, str):
+            stored.append(name)
+        else:
+            s = str(_json_name(name, "column name"))
+            renamed[s] = _json_name(name, "column name")
+            stored.append(s)
+    _check_unique(stored)
+    try:
+        data = pa.Table.from_pandas(df.set_axis(stored, axis=1), preserve_index=False)
+    except _ARROW_ERRORS as e:
+        raise InvalidInput(f"a column cannot be stored: {e}") from e
+    dtypes = {s: str(t) for s, t in zip(stored, df.dtypes)}
+
+    idx = df.index
+    taken = set(stored)
+    index_cols: list[tuple[str, pd.Index]] = []
+    ts_index: Optional[str] = None
+    if isinstance(idx, pd.MultiIndex):
+        names = [_json_name(n, "index level name") for n in idx.names]
+        for level, name in enumerate(idx.names):
+            col = _free_name(name, taken)
+            taken.add(col)
+            index_cols.append((col, idx.get_level_values(level)))
+        if isinstance(idx.levels[0], pd.DatetimeIndex):
+            ts_index = index_cols[0][0]
+        index = {"type": "multi", "names": names, "columns": [c for c, _ in index_cols]}
+    elif isinstance(idx, pd.RangeIndex):
+        index = {"type": "range", "start": idx.start, "step": idx.step, "name": _json_name(idx.name, "index name")}
+    else:
+        col = _free_name(idx.name, taken)
+        index_cols.append((col, idx))
+        if isinstance(idx, pd.DatetimeIndex):
+            ts_index = col
+        kind = "datetime" if ts_index else "column"
+        index = {"type": kind, "name": _json_name(idx.name, "index name"), "column": col}
+
+    if index_cols:
+        arrays, names = [], []
+        for col, values in index_cols:
+            try:
+                arrays.append(pa.array(values, from_pandas=True))
+            except _ARROW_ERRORS as e:
+                raise InvalidInput(f"the index cannot be stored: {e}") from e
+            names.append(col)
+            dtypes[col] = str(values.dtype)
+        data = pa.Table.from_arrays(arrays + data.columns, names=names + data.column_names)
+    data = _storable(data)
+    norm: dict[str, Any] = {"kind": "pandas", "index": index, "dtypes": dtypes}
+    if renamed:
+        norm["renamed"] = renamed
+    if df.columns.name is not None:
+        norm["columns_name"] = _json_name(df.columns.name, "columns name")
+    if series:
+        norm["series"] = {"name": _json_name(series_name, "Series name"), "column": stored[0]}
+    return Normalized(data, ts_index, norm)
+
+
+def _storable_type(name: str, t: pa.DataType) -> pa.DataType:
+    """The type ``t`` is stored as (itself, or a lossless conversion); raises InvalidInput otherwise."""
+    if pa.types.is_timestamp(t):
+        return t if t.unit == "ns" else pa.timestamp("ns", t.tz)
+    if pa.types.is_string_view(t):
+        return pa.large_string()
+    if pa.types.is_binary_view(t):
+        return pa.large_binary()
+    if pa.types.is_dictionary(t):
+        value = t.value_type
+        if pa.types.is_string_view(value):
+            value = pa.large_string()
+        if not (pa.types.is_string(value) or pa.types.is_large_string(value)):
+            raise InvalidInput(
+                f"column {name!r} is categorical with {t.value_type} categories; only string categories are supported"
+            )
+        return pa.dictionary(t.index_type, value)
+    if pa.types.is_floating(t) and t.bit_width == 16:
+        raise InvalidInput(f"column {name!r} has type float16, which Floe cannot store; convert it to float32")
+    if (
+        pa.types.is_integer(t)
+        or pa.types.is_floating(t)
+        or pa.types.is_boolean(t)
+        or pa.types.is_string(t)
+        or pa.types.is_large_string(t)
+        or pa.types.is_binary(t)
+        or pa.types.is_large_binary(t)
+    ):
+        return t
+    if pa.types.is_null(t):
+        raise InvalidInput(
+            f"column {name!r} has no type (every value is None, or it is an empty object column); "
+            "give it a dtype, e.g. .astype('float64')"
+        )
+    hint = ""
+    if pa.types.is_date(t):
+        hint = "; convert it to datetime64[ns]"
+    elif pa.types.is_duration(t):
+        hint = "; convert it to int64 nanoseconds"
+    raise InvalidInput(
+        f"column {name!r} has type {t}, which Floe cannot store (supported: integers, floats, bool, timestamp, "
+        f"string, binary, categorical of strings){hint}"
+    )
+
+
+def _storable(table: pa.Table) -> pa.Table:
+    """Casts lossless conversions; raises InvalidInput for types that cannot be stored."""
+    target = pa.schema([pa.field(f.name, _storable_type(f.name, f.type)) for f in table.schema])
+    if all(a.type == b.type for a, b in zip(table.schema, target)):
+        return table.replace_schema_metadata(None)
+    try:
+        return table.cast(target, safe=True)
+    except _ARROW_ERRORS as e:
+        raise InvalidInput(f"a column cannot be converted to a storable type: {e}") from e
+
+
+# ----- reading --------------------------------------------------------------------------------------
+
+
+def storage_columns(columns: Optional[list], norm: Optional[dict]) -> Optional[list[str]]:
+    """The stored column names a ``columns=`` argument asks for: non-string names mapped to their
+    stored form, plus the index columns of a pandas frame whose index is stored as columns."""
+    if columns is None:
+        return None
+    names = [c if isinstance(c, str) else str(c) for c in columns]
+    if norm and norm.get("kind") == "pandas":
+        index = norm["index"]
+        extra = index.get("columns") or ([index["column"]] if index["type"] == "column" else [])
+        names = [c for c in extra if c not in names] + names
+    return names
+
+
+def uses_row_offset(norm: Optional[dict]) -> bool:
+    """Whether restoring the pandas frame needs the row number of the first row read (RangeIndex)."""
+    return bool(norm and norm.get("kind") == "pandas" and norm["index"]["type"] == "range")
+
+
+def _unique_dictionary(arr: pa.DictionaryArray) -> pa.DictionaryArray:
+    """The same values with each dictionary entry once, in order of first appearance.
+
+    A read that spans several stored segments returns the segments' dictionaries one after the
+    other (valid Arrow, but pandas and polars want unique categories); the first segment's
+    dictionary holds the original categories, so their order is kept.
+    """
+    dictionary = arr.dictionary
+    unique = pc.unique(dictionary)
+    if len(unique) == len(dictionary):
+        return arr
+    remap = pc.index_in(dictionary, value_set=unique).cast(arr.indices.type)
+    return pa.DictionaryArray.from_arrays(pc.take(remap, arr.indices), unique)
+
+
+def _unique_dictionaries(table: pa.Table) -> pa.Table:
+    for i, field in enumerate(table.schema):
+        if pa.types.is_dictionary(field.type):
+            column = table.column(i)
+            chunks = [_unique_dictionary(c) for c in column.chunks]
+            if any(a is not b for a, b in zip(chunks, column.chunks)):
+                table = table.set_column(i, field, pa.chunked_array(chunks, field.type))
+    return table
+
+
+def to_output(table: pa.Table, norm: Optional[dict], output_format: str, row_offset: int = 0) -> Any:
+    """The read's table in the requested output format."""
+    if output_format == "pyarrow":
+        return table
+    table = _unique_dictionaries(table)
+    if output_format == "polars":
+        import polars as pl
+
+        return pl.from_arrow(table)
+    return to_pandas(table, norm, row_offset)
+
+
+def _extension_dtype(name: str) -> Optional[Any]:
+    """The pandas extension dtype ``name`` denotes, if it is one pyarrow can build directly."""
+    if name in ("category",) or name.startswith("datetime64"):
+        return None
+    try:
+        dtype = pd.api.types.pandas_dtype(name)
+    except TypeError:
+        return None
+    return dtype if isinstance(dtype, pd.api.extensions.ExtensionDtype) and hasattr(dtype, "__from_arrow__") else None
+
+
+def to_pandas(table: pa.Table, norm: Optional[dict], row_offset: int = 0) -> Any:
+    """Restores the pandas object a normalization record describes (or a plain frame without one)."""
+    if not norm or norm.get("kind") != "pandas":
+        df = table.to_pandas()
+        index_column = (norm or {}).get("index_column")
+        if index_column and index_column in df.columns:
+            df = df.set_index(index_column)
+        return df
+    dtypes: dict[str, str] = norm.get("dtypes", {})
+    names = table.column_names
+    extension = {c: d for c in names if c in dtypes and (d := _extension_dtype(dtypes[c])) is not None}
+    df = (table.drop_columns(list(extension)) if extension else table).to_pandas()
+    for c, dtype in extension.items():
+        df[c] = table.column(c).to_pandas(types_mapper=lambda _t, d=dtype: d)
+    if extension:
+        df = df[names]
+    for c in names:
+        want = dtypes.get(c)
+        if want == "object" and str(df[c].dtype) != want:
+            # Straight from Arrow: nulls come back as None, as they were written (not NaN).
+            df[c] = pd.Series(table.column(c).to_numpy(zero_copy_only=False), index=df.index, dtype=object)
+        elif want is not None and str(df[c].dtype) != want and want != "category":
+            try:
+                df[c] = df[c].astype(want)
+            except (TypeError, ValueError):
+                pass  # written by another pandas version whose dtype this one lacks: keep the default
+    df = _restore_index(df, norm["index"], row_offset)
+    renamed = norm.get("renamed")
+    if renamed:
+        df.columns = [renamed.get(c, c) for c in df.columns]
+    if "columns_name" in norm:
+        df.columns.name = norm["columns_name"]
+    series = norm.get("series")
+    if series:
+        s = df[series["column"]] if series["column"] in df.columns else df.iloc[:, 0]
+        s.name = series["name"]
+        return s
+    return df
+
+
+def _restore_index(df: pd.DataFrame, index: dict, row_offset: int) -> pd.DataFrame:
+    kind = index["type"]
+    if kind == "range":
+        start = index["start"] + row_offset * index["step"]
+        df.index = pd.RangeIndex(start, start + len(df) * index["step"], index["step"], name=index["name"])
+        return df
+    if kind == "multi":
+        df = df.set_index(index["columns"])
+        df.index.names = index["names"]
+        return df
+    df = df.set_index(index["column"])
+    df.index.name = index["name"]
+    return df
+
+
+# ----- argument conversion ----------------------------------------------------------------------------
+
+
+def timestamp_ns(value: Any, what: str) -> int:
+    """A datetime-like value (datetime, date, pandas/numpy timestamp, ISO string) or int of ns as ns
+    since the epoch, UTC. Naive values are taken as UTC."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return int(value)
+    try:
+        ts = pd.Timestamp(value)
+    except (TypeError, ValueError) as e:
+        raise InvalidInput(f"{what} {value!r} is not a timestamp: {e}") from e
+    if ts is pd.NaT:
+        raise InvalidInput(f"{what} is NaT")
+    if ts.tzinfo is not None:
+        ts = ts.tz_convert("UTC").tz_localize(None)
+    return int(ts.as_unit("ns").value)
+
+
+def is_datetime_like(value: Any) -> bool:
+    return isinstance(value, (_dt.datetime, _dt.date, np.datetime64, pd.Timestamp))

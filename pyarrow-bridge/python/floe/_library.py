@@ -1,0 +1,569 @@
+"""``floe.Store`` and ``floe.Library``: ArcticDB's ``Arctic`` / ``Library`` API over the engine.
+
+Each method converts its arguments (pandas -> Arrow, metadata -> envelope, ``as_of`` -> a tagged
+tuple), calls the Rust extension (which releases the GIL for the engine call) and builds ArcticDB's
+result types. Batch methods return a :class:`DataError` in the slot of an item that failed.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple, Union
+
+import pandas as pd
+import pyarrow as pa
+
+from . import _convert, _envelope, _floe
+from ._types import (
+    DataError,
+    LibraryOptions,
+    NameWithDType,
+    OutputFormat,
+    ReadInfoRequest,
+    ReadRequest,
+    SymbolDescription,
+    SymbolVersion,
+    VersionedItem,
+    VersionInfo,
+    WritePayload,
+)
+from .errors import FloeError, InvalidInput, NotFound, SnapshotNotFound, SymbolNotFound
+
+_I64_MIN = -(2**63)
+_I64_MAX = 2**63 - 1
+
+
+def _as_of(as_of: Any) -> Optional[Tuple[str, Any]]:
+    """ArcticDB's ``as_of`` (None, version int, snapshot name, or a datetime) as the tagged tuple
+    the extension takes."""
+    if as_of is None:
+        return None
+    if isinstance(as_of, bool):
+        raise InvalidInput("as_of must be a version number, a snapshot name or a datetime, not a bool")
+    if isinstance(as_of, int) or (hasattr(as_of, "__index__") and not _convert.is_datetime_like(as_of)):
+        return ("version", int(as_of))
+    if isinstance(as_of, str):
+        return ("snapshot", as_of)
+    if _convert.is_datetime_like(as_of):
+        return ("timestamp", _convert.timestamp_ns(as_of, "as_of"))
+    raise InvalidInput(f"as_of {as_of!r} must be a version number, a snapshot name or a datetime")
+
+
+def _date_range(date_range: Any) -> Optional[Tuple[Optional[int], Optional[int]]]:
+    if date_range is None:
+        return None
+    try:
+        start, end = date_range
+    except (TypeError, ValueError) as e:
+        raise InvalidInput(f"date_range must be a (start, end) pair, got {date_range!r}") from e
+    conv = lambda v, w: None if v is None or v is pd.NaT else _convert.timestamp_ns(v, w)  # noqa: E731
+    return (conv(start, "date_range start"), conv(end, "date_range end"))
+
+
+def _row_range(row_range: Any) -> Optional[Tuple[int, int]]:
+    if row_range is None:
+        return None
+    try:
+        start, end = row_range
+    except (TypeError, ValueError) as e:
+        raise InvalidInput(f"row_range must be a (start, end) pair, got {row_range!r}") from e
+    return (0 if start is None else int(start), _I64_MAX if end is None else int(end))
+
+
+def _ts(ns: Optional[int]) -> Optional[pd.Timestamp]:
+    return None if ns is None else pd.Timestamp(ns, unit="ns", tz="UTC")
+
+
+def _data_error(symbol: str, exc: BaseException, as_of: Any = None) -> DataError:
+    request = None if as_of is None else ("snapshot" if isinstance(as_of, str) else "version" if isinstance(as_of, int) else "timestamp")
+    return DataError(
+        symbol=symbol,
+        version_request_type=request,
+        version_request_data=as_of,
+        error_code=type(exc).__name__,
+        error_category=next((c.__name__ for c in type(exc).__mro__[1:] if c is not FloeError and issubclass(c, FloeError)), type(exc).__name__),
+        exception_string=str(exc),
+        exception=exc,
+    )
+
+
+class Library:
+    """A library: the symbols it holds and every operation on them (ArcticDB's ``Library``).
+
+    Handles are cheap and thread-safe; every call that touches storage releases the GIL, so threads
+    reading or writing different symbols run in parallel.
+    """
+
+    def __init__(self, inner: _floe.Library, store: "Store") -> None:
+        self._lib = inner
+        self._store_uri = store.get_uri()
+        self._output_format = store._output_format
+
+    def __repr__(self) -> str:
+        return f"Library(store={self._store_uri!r}, name={self.name!r})"
+
+    @property
+    def name(self) -> str:
+        """The library's name."""
+        return self._lib.name
+
+    def options(self) -> LibraryOptions:
+        """The options the library was created with."""
+        rows, cols, dynamic = self._lib.options()
+        return LibraryOptions(rows, cols, dynamic)
+
+    def __contains__(self, symbol: str) -> bool:
+        return self.has_symbol(symbol)
+
+    def __getitem__(self, symbol: str) -> VersionedItem:
+        return self.read(symbol)
+
+    # ----- helpers ----------------------------------------------------------------------------
+
+    def _item(self, t: Tuple[str, int, int], data: Any = None, metadata: Any = None) -> VersionedItem:
+        symbol, version, ts = t
+        return VersionedItem(symbol, self.name, data, version, metadata, None, ts)
+
+    def _old_envelope(self, symbol: str) -> Optional[_envelope.Envelope]:
+        """The envelope of the symbol's newest live version, or None if it has none."""
+        try:
+            _, blob = self._lib.read_metadata(symbol, None)
+        except SymbolNotFound:
+            return None
+        return _envelope.decode(blob)
+
+    def _prepare(self, data: Any, metadata: Any, index_column: Optional[str], inherit: Optional[_envelope.Envelope]):
+        """(normalized input, envelope bytes). An existing version's normalization record is kept, so
+        a frame appended or updated reads back with the index the symbol was written with."""
+        n = _convert.normalize(data, index_column)
+        norm = inherit.norm if inherit is not None and inherit.norm is not None else n.norm
+        return n, _envelope.encode(norm, metadata, metadata is not None)
+
+    # ----- writes -----------------------------------------------------------------------------
+
+    def write(
+        self,
+        symbol: str,
+        data: Any,
+        metadata: Any = None,
+        prune_previous_versions: bool = False,
+        index_column: Optional[str] = None,
+    ) -> VersionedItem:
+        """Writes ``data`` as a new version of ``symbol``, replacing its contents.
+
+        ``data``: a pandas DataFrame or Series, a pyarrow Table or RecordBatch, a polars DataFrame, or
+        any Arrow PyCapsule producer. ``metadata``: any picklable object. ``index_column`` names the
+        timestamp index column of Arrow-like input. Bad input raises InvalidInput before anything is
+        written.
+        """
+        n, blob = self._prepare(data, metadata, index_column, None)
+        return self._item(self._lib.write(symbol, n.table, n.index, blob, prune_previous_versions))
+
+    def append(
+        self,
+        symbol: str,
+        data: Any,
+        metadata: Any = None,
+        prune_previous_versions: bool = False,
+        index_column: Optional[str] = None,
+    ) -> VersionedItem:
+        """Appends ``data``'s rows after the symbol's last row (creating the symbol if needed). The
+        schema must match; a timestamp index must not start before the symbol's last timestamp.
+        The new version's metadata is ``metadata`` (not combined with the previous version's)."""
+        n, blob = self._prepare(data, metadata, index_column, self._old_envelope(symbol))
+        return self._item(self._lib.append(symbol, n.table, n.index, blob, prune_previous_versions))
+
+    def update(
+        self,
+        symbol: str,
+        data: Any,
+        metadata: Any = None,
+        upsert: bool = False,
+        date_range: Any = None,
+        prune_previous_versions: bool = False,
+        index_column: Optional[str] = None,
+    ) -> VersionedItem:
+        """Replaces the rows in ``date_range`` (default: ``data``'s first to last timestamp) with
+        ``data``'s rows. Timestamp-indexed symbols only. Without ``upsert`` a missing symbol raises
+        SymbolNotFound. With ``metadata=None`` the previous version's metadata is kept."""
+        old = self._old_envelope(symbol)
+        if old is None and not upsert:
+            raise SymbolNotFound(f'update "{symbol}": the symbol does not exist (pass upsert=True to create it)')
+        n = _convert.normalize(data, index_column)
+        norm = old.norm if old is not None and old.norm is not None else n.norm
+        blob = _envelope.encode(norm, metadata, True) if metadata is not None or old is None else None
+        dr = _date_range(date_range)
+        if dr is not None:
+            dr = (_I64_MIN if dr[0] is None else dr[0], _I64_MAX if dr[1] is None else dr[1])
+        return self._item(self._lib.update(symbol, n.table, n.index, dr, blob, prune_previous_versions))
+
+    def delete_data_in_range(self, symbol: str, date_range: Any, prune_previous_versions: bool = False) -> VersionedItem:
+        """Removes the rows whose timestamp lies in ``date_range`` (inclusive), as a new version."""
+        dr = _date_range(date_range)
+        if dr is None:
+            raise InvalidInput("delete_data_in_range needs a date_range")
+        dr = (_I64_MIN if dr[0] is None else dr[0], _I64_MAX if dr[1] is None else dr[1])
+        return self._item(self._lib.delete_data_in_range(symbol, dr, prune_previous_versions))
+
+    def write_metadata(self, symbol: str, metadata: Any, prune_previous_versions: bool = False) -> VersionedItem:
+        """Makes a new version with the same data and ``metadata``."""
+        old = self._old_envelope(symbol)
+        if old is None:
+            raise SymbolNotFound(f'write_metadata "{symbol}": the symbol does not exist')
+        blob = _envelope.encode(old.norm, metadata, metadata is not None)
+        return self._item(self._lib.write_metadata(symbol, blob, prune_previous_versions))
+
+    def _write_many(self, payloads: List[WritePayload], append: bool, prune: bool) -> List[Union[VersionedItem, DataError]]:
+        symbols = [p.symbol for p in payloads]
+        dups = sorted({s for s in symbols if symbols.count(s) > 1})
+        if dups:
+            raise InvalidInput(f"symbols appear more than once in the batch: {dups}")
+        out: List[Any] = [None] * len(payloads)
+        items, slots = [], []
+        for i, p in enumerate(payloads):
+            p = p if isinstance(p, WritePayload) else WritePayload(*p)
+            try:
+                inherit = self._old_envelope(p.symbol) if append else None
+                n, blob = self._prepare(p.data, p.metadata, p.index_column, inherit)
+            except FloeError as e:
+                out[i] = _data_error(p.symbol, e)
+                continue
+            items.append((p.symbol, n.table, n.index, blob))
+            slots.append(i)
+        for i, r in zip(slots, self._lib.write_batch(items, append, prune)):
+            out[i] = _data_error(payloads[i].symbol, r) if isinstance(r, BaseException) else self._item(r)
+        return out
+
+    def write_batch(self, payloads: List[WritePayload], prune_previous_versions: bool = False) -> List[Union[VersionedItem, DataError]]:
+        """Writes several symbols concurrently; one VersionedItem or DataError per payload, in order."""
+        return self._write_many(payloads, False, prune_previous_versions)
+
+    def append_batch(self, payloads: List[WritePayload], prune_previous_versions: bool = False) -> List[Union[VersionedItem, DataError]]:
+        """Appends to several symbols; one VersionedItem or DataError per payload, in order."""
+        return self._write_many(payloads, True, prune_previous_versions)
+
+    # ----- reads ------------------------------------------------------------------------------
+
+    def _row_offset(self, symbol: str, version: int, row_range: Optional[Tuple[int, int]], tail: Optional[int], rows: int) -> int:
+        """Row number of the first row a read returned (to rebuild a RangeIndex)."""
+        if tail is not None:
+            if tail < 0:
+                return -tail
+            total = self._lib.get_description(symbol, ("version", version))[3]
+            return total - rows
+        if row_range is None or row_range[0] >= 0:
+            return 0 if row_range is None else row_range[0]
+        total = self._lib.get_description(symbol, ("version", version))[3]
+        return max(total + row_range[0], 0)
+
+    def _finish_read(self, t, output_format: Optional[str], row_range=None, tail=None) -> VersionedItem:
+        (item, table, blob) = t
+        env = _envelope.decode(blob)
+        data = pa.table(table)
+        fmt = OutputFormat.parse(output_format, self._output_format)
+        offset = 0
+        if fmt == "pandas" and _convert.uses_row_offset(env.norm):
+            offset = self._row_offset(item[0], item[1], row_range, tail, data.num_rows)
+        return self._item(item, _convert.to_output(data, env.norm, fmt, offset), env.user)
+
+    def _columns(self, symbol: str, columns: Optional[List[Any]], as_of: Any) -> Optional[List[str]]:
+        if columns is None:
+            return None
+        needs_norm = any(not isinstance(c, str) for c in columns)
+        norm = None
+        try:
+            _, blob = self._lib.read_metadata(symbol, as_of)
+            norm = _envelope.decode(blob).norm
+        except NotFound:
+            if needs_norm:
+                raise
+        return _convert.storage_columns(list(columns), norm)
+
+    def read(
+        self,
+        symbol: str,
+        as_of: Any = None,
+        date_range: Any = None,
+        row_range: Any = None,
+        columns: Optional[List[Any]] = None,
+        output_format: Optional[str] = None,
+    ) -> VersionedItem:
+        """Reads a version of ``symbol`` (latest by default).
+
+        as_of: version number (negative counts back from the newest), snapshot name or datetime.
+        date_range: (start, end), inclusive, either side None (timestamp index only).
+        row_range: (start, end), end exclusive, negatives count from the end.
+        columns: the columns to return (the index always comes with them).
+        output_format: "pandas" (default, index restored), "pyarrow" or "polars".
+        """
+        a = _as_of(as_of)
+        rr = _row_range(row_range)
+        args = (a, _date_range(date_range), rr, self._columns(symbol, columns, a))
+        t, _ = self._lib.read(symbol, args)
+        return self._finish_read(t, output_format, rr)
+
+    def _read_debug(self, symbol: str) -> Tuple[pa.Table, List[int], Tuple[int, int]]:
+        """Test hook: a pyarrow read, the addresses of the engine's value buffers taken in Rust before
+        the hand-over (zero-copy means the table points at the same memory), and the engine call's
+        wall-clock span in ns, measured while the GIL was released."""
+        t, (addresses, span) = self._lib.read(symbol, (None, None, None, None), True)
+        return pa.table(t[1]), addresses, span
+
+    def read_batch(self, symbols: List[Union[str, ReadRequest]], output_format: Optional[str] = None) -> List[Union[VersionedItem, DataError]]:
+        """Reads several symbols concurrently; one VersionedItem or DataError per request, in order."""
+        requests = [ReadRequest(s) if isinstance(s, str) else s for s in symbols]
+        out: List[Any] = [None] * len(requests)
+        args, slots = [], []
+        for i, r in enumerate(requests):
+            try:
+                a = _as_of(r.as_of)
+                args.append((r.symbol, (a, _date_range(r.date_range), _row_range(r.row_range), self._columns(r.symbol, r.columns, a))))
+                slots.append(i)
+            except FloeError as e:
+                out[i] = _data_error(r.symbol, e, r.as_of)
+        for i, res in zip(slots, self._lib.read_batch(args)):
+            r = requests[i]
+            if isinstance(res, BaseException):
+                out[i] = _data_error(r.symbol, res, r.as_of)
+                continue
+            try:
+                out[i] = self._finish_read(res, r.output_format or output_format, _row_range(r.row_range))
+            except FloeError as e:
+                out[i] = _data_error(r.symbol, e, r.as_of)
+        return out
+
+    def head(self, symbol: str, n: int = 5, as_of: Any = None, columns: Optional[List[Any]] = None, output_format: Optional[str] = None) -> VersionedItem:
+        """The first ``n`` rows (all but the last ``-n`` if negative)."""
+        a = _as_of(as_of)
+        t = self._lib.head(symbol, int(n), a, self._columns(symbol, columns, a))
+        return self._finish_read(t, output_format, (0, 0))
+
+    def tail(self, symbol: str, n: int = 5, as_of: Any = None, columns: Optional[List[Any]] = None, output_format: Optional[str] = None) -> VersionedItem:
+        """The last ``n`` rows (all but the first ``-n`` if negative)."""
+        a = _as_of(as_of)
+        t = self._lib.tail(symbol, int(n), a, self._columns(symbol, columns, a))
+        return self._finish_read(t, output_format, tail=int(n))
+
+    def iter_batches(
+        self,
+        symbol: str,
+        as_of: Any = None,
+        date_range: Any = None,
+        row_range: Any = None,
+        columns: Optional[List[Any]] = None,
+        output_format: Optional[str] = None,
+    ) -> Iterator[Any]:
+        """Streams a read: yields the data about one stored row slice (``rows_per_segment`` rows) at a
+        time, fetching each slice only when it is reached, so memory stays bounded."""
+        a = _as_of(as_of)
+        rr = _row_range(row_range)
+        stream = self._lib.read_stream(symbol, (a, _date_range(date_range), rr, self._columns(symbol, columns, a)))
+        (item, blob) = stream.info()
+        env = _envelope.decode(blob)
+        fmt = OutputFormat.parse(output_format, self._output_format)
+        offset = None
+        for batch in stream:
+            table = pa.Table.from_batches([pa.record_batch(batch)])
+            if offset is None:
+                offset = 0
+                if fmt == "pandas" and _convert.uses_row_offset(env.norm):
+                    offset = self._row_offset(item[0], item[1], rr, None, table.num_rows)
+            yield _convert.to_output(table, env.norm, fmt, offset)
+            offset += table.num_rows
+
+    def read_metadata(self, symbol: str, as_of: Any = None) -> VersionedItem:
+        """The metadata of a version (data=None), reading only its index."""
+        item, blob = self._lib.read_metadata(symbol, _as_of(as_of))
+        return self._item(item, None, _envelope.decode(blob).user)
+
+    def read_metadata_batch(self, symbols: List[Union[str, ReadInfoRequest]]) -> List[Union[VersionedItem, DataError]]:
+        """read_metadata for several symbols; one VersionedItem or DataError each."""
+        out: List[Any] = []
+        for s in symbols:
+            r = ReadInfoRequest(s) if isinstance(s, str) else s
+            try:
+                out.append(self.read_metadata(r.symbol, r.as_of))
+            except FloeError as e:
+                out.append(_data_error(r.symbol, e, r.as_of))
+        return out
+
+    def get_description(self, symbol: str, as_of: Any = None) -> SymbolDescription:
+        """Columns, index, row count and date range of a version, from its index alone."""
+        a = _as_of(as_of)
+        item, schema, index_col, rows, index_range, segments, operation = self._lib.get_description(symbol, a)
+        schema = pa.schema(schema)
+        _, blob = self._lib.read_metadata(symbol, ("version", item[1]))
+        norm = _envelope.decode(blob).norm
+        index_cols: List[str] = []
+        index_names: List[Any] = []
+        index_type = "NA"
+        if norm and norm.get("kind") == "pandas":
+            idx = norm["index"]
+            if idx["type"] == "multi":
+                index_cols, index_names, index_type = idx["columns"], idx["names"], "multi_index"
+            elif idx["type"] in ("datetime", "column"):
+                index_cols, index_names, index_type = [idx["column"]], [idx["name"]], "index"
+        elif index_col is not None:
+            index_cols, index_names, index_type = [index_col], [index_col], "index"
+        renamed = (norm or {}).get("renamed", {})
+        columns = tuple(NameWithDType(renamed.get(f.name, f.name), f.type) for f in schema if f.name not in index_cols)
+        index = tuple(NameWithDType(n, schema.field(c).type) for c, n in zip(index_cols, index_names))
+        date_range = (_ts(index_range[0]), _ts(index_range[1])) if index_col and index_range else (pd.NaT, pd.NaT)
+        return SymbolDescription(
+            columns=columns,
+            index=index,
+            index_type=index_type,
+            row_count=rows,
+            last_update_time=_ts(item[2]),
+            date_range=date_range,
+            sorted="ASCENDING" if index_col else "UNKNOWN",
+            schema=schema,
+            segment_count=segments,
+            operation=operation,
+            version=item[1],
+        )
+
+    # ----- symbols and versions ---------------------------------------------------------------
+
+    def list_symbols(self, snapshot_name: Optional[str] = None, regex: Optional[str] = None) -> List[str]:
+        """The symbols with a live version (or those in snapshot ``snapshot_name``), sorted;
+        ``regex`` keeps those it matches (``re.search``)."""
+        if snapshot_name is None:
+            symbols = self._lib.list_symbols()
+        else:
+            if snapshot_name not in dict(self._lib.list_snapshots()):
+                raise SnapshotNotFound(f'snapshot "{snapshot_name}" does not exist')
+            symbols = sorted({v[0] for v in self._lib.list_versions(None) if snapshot_name in v[4]})
+        if regex is not None:
+            pattern = re.compile(regex)
+            symbols = [s for s in symbols if pattern.search(s)]
+        return symbols
+
+    def has_symbol(self, symbol: str, as_of: Any = None) -> bool:
+        """Whether ``symbol`` has a live version (or the version ``as_of`` names exists)."""
+        return self._lib.has_symbol(symbol, _as_of(as_of))
+
+    def list_versions(
+        self,
+        symbol: Optional[str] = None,
+        snapshot: Optional[str] = None,
+        latest_only: bool = False,
+        skip_snapshots: bool = False,
+    ) -> Dict[SymbolVersion, VersionInfo]:
+        """Versions of ``symbol`` (or of every symbol), newest first: live ones, plus deleted ones
+        that snapshots keep. ``snapshot`` keeps only the versions in that snapshot."""
+        if snapshot is not None and snapshot not in dict(self._lib.list_snapshots()):
+            raise SnapshotNotFound(f'snapshot "{snapshot}" does not exist')
+        out: Dict[SymbolVersion, VersionInfo] = {}
+        seen = set()
+        for sym, version, ts, deleted, snaps in self._lib.list_versions(symbol):
+            if snapshot is not None and snapshot not in snaps:
+                continue
+            if skip_snapshots and deleted:
+                continue
+            if latest_only and (sym in seen or deleted):
+                continue
+            seen.add(sym)
+            out[SymbolVersion(sym, version)] = VersionInfo(_ts(ts), deleted, [] if skip_snapshots else list(snaps))
+        return out
+
+    def delete(self, symbol: str, versions: Union[None, int, Iterable[int]] = None) -> None:
+        """Deletes every version of ``symbol``, or only ``versions``. Snapshots keep what they hold."""
+        if versions is None:
+            self._lib.delete(symbol)
+        else:
+            self._lib.delete_versions(symbol, [versions] if isinstance(versions, int) else [int(v) for v in versions])
+
+    def prune_previous_versions(self, symbol: str) -> None:
+        """Deletes every version of ``symbol`` older than its newest live one."""
+        self._lib.prune_previous_versions(symbol)
+
+    def rename_symbol(self, from_symbol: str, to_symbol: str) -> VersionedItem:
+        """Renames ``from_symbol`` to ``to_symbol`` (its newest version moves; older ones are deleted)."""
+        return self._item(self._lib.rename_symbol(from_symbol, to_symbol))
+
+    # ----- snapshots --------------------------------------------------------------------------
+
+    def snapshot(
+        self,
+        snapshot_name: str,
+        metadata: Any = None,
+        skip_symbols: Optional[List[str]] = None,
+        versions: Optional[Dict[str, int]] = None,
+    ) -> None:
+        """Takes snapshot ``snapshot_name`` of the newest version of every symbol (minus
+        ``skip_symbols``), or of exactly the ``versions`` given ({symbol: version})."""
+        if skip_symbols and versions:
+            raise InvalidInput("snapshot takes skip_symbols or versions, not both")
+        symbols: Optional[List[str]] = None
+        if versions:
+            symbols = list(versions)
+        elif skip_symbols:
+            skip = set(skip_symbols)
+            symbols = [s for s in self._lib.list_symbols() if s not in skip]
+        blob = _envelope.encode(None, metadata, True) if metadata is not None else None
+        self._lib.snapshot(snapshot_name, blob, symbols, {k: int(v) for k, v in (versions or {}).items()})
+
+    def list_snapshots(self, load_metadata: bool = True) -> Union[Dict[str, Any], List[str]]:
+        """Snapshot names mapped to their metadata (or just the names)."""
+        snaps = self._lib.list_snapshots()
+        if not load_metadata:
+            return [n for n, _ in snaps]
+        return {n: _envelope.decode(m).user for n, m in snaps}
+
+    def delete_snapshot(self, snapshot_name: str) -> None:
+        """Deletes a snapshot and the data only it kept alive."""
+        self._lib.delete_snapshot(snapshot_name)
+
+
+class Store:
+    """The libraries at one storage URI (ArcticDB's ``Arctic``).
+
+    URIs: ``mem://`` (in process), ``lmdb:///path/to/folder?map_size=...`` (embedded, local folder),
+    ``s3://host:bucket?region=...&access=...&secret=...`` (S3 or any S3-compatible server).
+    """
+
+    def __init__(self, uri: str, output_format: str = OutputFormat.PANDAS) -> None:
+        self._output_format = OutputFormat.parse(output_format)
+        self._store = _floe.Store(uri)
+        self._uri = self._store.uri()
+
+    def __repr__(self) -> str:
+        return f"Store({self._uri!r})"
+
+    def get_uri(self) -> str:
+        """The URI, secrets removed."""
+        return self._uri
+
+    @staticmethod
+    def _opts(options: Optional[LibraryOptions]) -> Tuple[int, int, bool]:
+        o = options or LibraryOptions()
+        return (int(o.rows_per_segment), int(o.columns_per_segment), bool(o.dynamic_schema))
+
+    def create_library(self, name: str, library_options: Optional[LibraryOptions] = None) -> Library:
+        """Creates library ``name``; AlreadyExists if it exists."""
+        return Library(self._store.create_library(name, self._opts(library_options)), self)
+
+    def get_library(self, name: str, create_if_missing: bool = False, library_options: Optional[LibraryOptions] = None) -> Library:
+        """Opens library ``name`` (LibraryNotFound if missing, unless ``create_if_missing``)."""
+        if create_if_missing:
+            return Library(self._store.get_or_create_library(name, self._opts(library_options)), self)
+        return Library(self._store.get_library(name), self)
+
+    def __getitem__(self, name: str) -> Library:
+        return self.get_library(name)
+
+    def __contains__(self, name: str) -> bool:
+        return self.has_library(name)
+
+    def has_library(self, name: str) -> bool:
+        """Whether library ``name`` exists."""
+        return self._store.has_library(name)
+
+    def list_libraries(self) -> List[str]:
+        """The libraries, sorted."""
+        return self._store.list_libraries()
+
+    def delete_library(self, name: str) -> None:
+        """Deletes library ``name`` and everything in it (absent is not an error)."""
+        self._store.delete_library(name)

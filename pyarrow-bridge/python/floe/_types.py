@@ -1,0 +1,141 @@
+"""Result and request types, named and shaped as ArcticDB's so code written for it reads the same."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, List, NamedTuple, Optional, Tuple
+
+import pandas as pd
+import pyarrow as pa
+
+
+class OutputFormat:
+    """What ``read`` returns: ``"pandas"`` (default), ``"pyarrow"`` or ``"polars"``."""
+
+    PANDAS = "pandas"
+    PYARROW = "pyarrow"
+    POLARS = "polars"
+
+    @staticmethod
+    def parse(value: Optional[str], default: str = "pandas") -> str:
+        from .errors import InvalidInput
+
+        fmt = (value or default).lower()
+        if fmt not in (OutputFormat.PANDAS, OutputFormat.PYARROW, OutputFormat.POLARS):
+            raise InvalidInput(f"output_format {value!r} is not one of 'pandas', 'pyarrow', 'polars'")
+        return fmt
+
+
+@dataclass(frozen=True)
+class LibraryOptions:
+    """Options fixed when a library is created.
+
+    rows_per_segment: rows per stored segment (default 100,000).
+    columns_per_segment: data columns per segment (default 127).
+    dynamic_schema: whether appends may change the schema (not supported yet: must be False).
+    """
+
+    rows_per_segment: int = 100_000
+    columns_per_segment: int = 127
+    dynamic_schema: bool = False
+
+
+@dataclass
+class VersionedItem:
+    """A version a call wrote or read: ``data`` holds the read's data (None for writes)."""
+
+    symbol: str
+    library: str
+    data: Any
+    version: int
+    metadata: Any = None
+    host: Optional[str] = None
+    timestamp: Optional[int] = None  # commit time, ns since the epoch (UTC)
+
+    def __repr__(self) -> str:
+        return (
+            f"VersionedItem(symbol={self.symbol!r}, library={self.library!r}, version={self.version}, "
+            f"metadata={self.metadata!r}, data={type(self.data).__name__}, timestamp={self.timestamp})"
+        )
+
+
+@dataclass
+class DataError:
+    """A failed item of a batch call, in that item's slot (the batch itself does not raise).
+
+    ``exception`` is the exception the single-item call would have raised; ``error_category`` its
+    class name and ``exception_string`` its message.
+    """
+
+    symbol: str
+    version_request_type: Optional[str]
+    version_request_data: Any
+    error_code: Optional[str]
+    error_category: str
+    exception_string: str
+    exception: Optional[BaseException] = field(default=None, repr=False, compare=False)
+
+
+class SymbolVersion(NamedTuple):
+    """Key of :meth:`Library.list_versions`."""
+
+    symbol: str
+    version: int
+
+
+class VersionInfo(NamedTuple):
+    """Value of :meth:`Library.list_versions`."""
+
+    date: pd.Timestamp
+    deleted: bool
+    snapshots: List[str]
+
+
+class NameWithDType(NamedTuple):
+    """A column and its (Arrow) type."""
+
+    name: Any
+    dtype: pa.DataType
+
+
+class SymbolDescription(NamedTuple):
+    """What :meth:`Library.get_description` returns (read from the version's index alone)."""
+
+    columns: Tuple[NameWithDType, ...]
+    index: Tuple[NameWithDType, ...]
+    index_type: str  # "NA" (row count), "index" or "multi_index"
+    row_count: int
+    last_update_time: pd.Timestamp
+    date_range: Tuple[Any, Any]
+    sorted: str
+    schema: pa.Schema  # the stored Arrow schema, index columns included
+    segment_count: int
+    operation: str
+    version: int
+
+
+class ReadRequest(NamedTuple):
+    """One read of :meth:`Library.read_batch`."""
+
+    symbol: str
+    as_of: Any = None
+    date_range: Any = None
+    row_range: Optional[Tuple[Optional[int], Optional[int]]] = None
+    columns: Optional[List[Any]] = None
+    output_format: Optional[str] = None
+
+
+class ReadInfoRequest(NamedTuple):
+    """One request of :meth:`Library.read_metadata_batch`."""
+
+    symbol: str
+    as_of: Any = None
+
+
+class WritePayload(NamedTuple):
+    """One item of :meth:`Library.write_batch` / :meth:`Library.append_batch`."""
+
+    symbol: str
+    data: Any
+    metadata: Any = None
+    index_column: Optional[str] = None

@@ -1,0 +1,98 @@
+//! Arrow in and out, and the small argument types the Python layer passes (`as_of`, ranges).
+//!
+//! In: any Arrow PyCapsule producer (`__arrow_c_stream__` or `__arrow_c_array__`) is imported without
+//! copying. Field nullability and schema metadata are normalized (every field nullable, no metadata) so
+//! that the same data from pandas, pyarrow or polars has the same schema, and the codec is asked up front
+//! whether it can store every column, so an unsupported type fails before anything is written.
+//!
+//! Out: the engine's record batches are handed over as a `__arrow_c_stream__` producer; the consumer
+//! (pyarrow, polars) takes ownership of the batches' buffers through the C data interface's release
+//! callbacks, so the data outlives the library and store handles that produced it.
+
+use std::sync::Arc;
+
+use arrow_array::{Array, RecordBatch, RecordBatchOptions};
+use arrow_schema::{Field, Schema, SchemaRef};
+use floe_engine::{AsOf, Error, IndexKind, ReadRequest, Table, VersionedItem};
+use pyo3::prelude::*;
+use pyo3_arrow::PyTable;
+use pyo3_arrow::input::AnyRecordBatch;
+
+/// Imports `data` (holding the GIL: a stream may be implemented in Python) into record batches.
+pub fn import_batches(data: AnyRecordBatch) -> PyResult<(SchemaRef, Vec<RecordBatch>)> {
+    let reader = data.into_reader()?;
+    let schema = reader.schema();
+    let batches = reader.collect::<Result<Vec<_>, _>>().map_err(|e| {
+        pyo3::exceptions::PyValueError::new_err(format!("reading the input's Arrow stream failed: {e}"))
+    })?;
+    Ok((schema, batches))
+}
+
+/// Builds the engine's [`Table`]: normalizes the schema, checks every column's type against the codec
+/// and validates the index. Runs without the GIL (the index check reads every timestamp).
+///
+/// # Errors
+/// `InvalidInput` naming the column for an unsupported type, a missing or unsorted index...
+pub fn make_table(schema: &SchemaRef, batches: Vec<RecordBatch>, index: Option<&str>) -> Result<Table, Error> {
+    let fields: Vec<Field> =
+        schema.fields().iter().map(|f| Field::new(f.name(), f.data_type().clone(), true)).collect();
+    let normalized = Arc::new(Schema::new(fields));
+    let batches = batches
+        .into_iter()
+        .map(|b| {
+            let options = RecordBatchOptions::new().with_row_count(Some(b.num_rows()));
+            RecordBatch::try_new_with_options(Arc::clone(&normalized), b.columns().to_vec(), &options)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    // The codec's own rule decides which types are storable: encode zero rows of the schema.
+    floe_formats::encode_segment(&RecordBatch::new_empty(Arc::clone(&normalized)), None)?;
+    let kind = match index {
+        Some(name) => IndexKind::Timestamp(name.to_owned()),
+        None => IndexKind::RowCount,
+    };
+    Table::new(normalized, batches, kind)
+}
+
+/// The table a read produced, as a Python object exporting `__arrow_c_stream__`.
+pub fn export_table(batch: RecordBatch) -> PyResult<PyTable> {
+    let schema = batch.schema();
+    PyTable::try_new(vec![batch], schema)
+}
+
+/// The addresses of the value buffers of each column of `batch` (the last buffer of each array: the
+/// values of a primitive array, the character data of a string array), for the zero-copy test.
+pub fn buffer_addresses(batch: &RecordBatch) -> Vec<usize> {
+    batch.columns().iter().filter_map(|c| c.to_data().buffers().last().map(|b| b.as_ptr() as usize)).collect()
+}
+
+/// `as_of` from the Python layer: `None`, or `("version", int)`, `("snapshot", str)`,
+/// `("timestamp", int ns)`.
+pub fn as_of(value: Option<(String, Bound<'_, PyAny>)>) -> PyResult<AsOf> {
+    let Some((kind, value)) = value else { return Ok(AsOf::Latest) };
+    Ok(match kind.as_str() {
+        "version" => AsOf::Version(value.extract()?),
+        "snapshot" => AsOf::Snapshot(value.extract()?),
+        "timestamp" => AsOf::Timestamp(value.extract()?),
+        other => {
+            return Err(pyo3::exceptions::PyValueError::new_err(format!("unknown as_of kind {other:?}")));
+        }
+    })
+}
+
+/// The read arguments the Python layer passes, as one tuple per request.
+pub type ReadArgs<'py> =
+    (Option<(String, Bound<'py, PyAny>)>, Option<(Option<i64>, Option<i64>)>, Option<(i64, i64)>, Option<Vec<String>>);
+
+/// A [`ReadRequest`] from [`ReadArgs`].
+pub fn read_request(args: ReadArgs<'_>) -> PyResult<ReadRequest> {
+    let (as_of_arg, date_range, row_range, columns) = args;
+    Ok(ReadRequest { as_of: as_of(as_of_arg)?, date_range, row_range, columns })
+}
+
+/// `(symbol, version, timestamp_ns)`.
+pub type ItemTuple = (String, u64, i64);
+
+/// A [`VersionedItem`] as the tuple the Python layer turns into `floe.VersionedItem`.
+pub fn item_tuple(item: &VersionedItem) -> ItemTuple {
+    (item.symbol.clone(), item.version, item.timestamp_ns)
+}

@@ -1,0 +1,483 @@
+//! `floe._floe.Library` and `floe._floe.ReadStream`: the engine's [`Library`] behind Python handles.
+//!
+//! Arguments arrive already normalized by the Python layer (Arrow producers, metadata as bytes, `as_of`
+//! as a tagged tuple); results go back as tuples and Arrow producers that `floe/_library.py` turns into
+//! ArcticDB's result types. Every engine call runs inside `py.detach`, so other Python threads run
+//! meanwhile; batch calls return the exception object of a failed item in its slot instead of raising.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use floe_engine::{Error, IndexKind, Library, ReadResult, ReadStream, Table, VersionedItem};
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+use pyo3_arrow::input::AnyRecordBatch;
+use pyo3_arrow::{PyRecordBatch, PySchema, PyTable};
+
+use crate::convert::{self, ItemTuple, ReadArgs};
+use crate::errors::to_py;
+
+/// A library handle. Cheap to share between threads: the engine's [`Library`] is `Sync`.
+#[pyclass(name = "Library", module = "floe._floe", frozen)]
+pub struct PyLibrary {
+    inner: Library,
+}
+
+impl PyLibrary {
+    /// Wraps an engine library.
+    pub fn new(inner: Library) -> Self {
+        PyLibrary { inner }
+    }
+}
+
+/// `(item, data, user metadata)` of one read.
+type ReadTuple = (ItemTuple, PyTable, Option<Py<PyBytes>>);
+
+/// One valid item of a batch write, as the engine takes it.
+type BatchItem = (String, Table, Option<Vec<u8>>);
+
+/// Test hooks of a read: value-buffer addresses, and the engine call's `(start, end)` in ns.
+type Debug = (Vec<usize>, (i64, i64));
+
+fn now_ns() -> i64 {
+    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
+}
+
+/// One write or append of a batch call: `(symbol, data, index column, metadata)`.
+type WriteItem = (String, AnyRecordBatch, Option<String>, Option<Vec<u8>>);
+
+fn bytes_of(b: Option<&Bound<'_, PyBytes>>) -> Option<Vec<u8>> {
+    b.map(|b| b.as_bytes().to_vec())
+}
+
+fn py_bytes(py: Python<'_>, b: Option<Vec<u8>>) -> Option<Py<PyBytes>> {
+    b.map(|b| PyBytes::new(py, &b).unbind())
+}
+
+fn read_tuple(py: Python<'_>, r: ReadResult) -> PyResult<ReadTuple> {
+    Ok((convert::item_tuple(&r.item), convert::export_table(r.data)?, py_bytes(py, r.metadata)))
+}
+
+/// The per-item slot of a batch result: the value, or the exception object (not raised).
+fn slot<T>(
+    py: Python<'_>,
+    r: Result<T, Error>,
+    symbol: &str,
+    op: &str,
+    ok: impl FnOnce(T) -> PyResult<Py<PyAny>>,
+) -> PyResult<Py<PyAny>> {
+    match r {
+        Ok(v) => ok(v),
+        Err(e) => Ok(to_py(py, &e, &format!("{op} {symbol:?}")).into_value(py).into_any()),
+    }
+}
+
+#[pymethods]
+impl PyLibrary {
+    /// The library's name.
+    #[getter]
+    fn name(&self) -> String {
+        self.inner.name().to_owned()
+    }
+
+    /// `(rows_per_segment, columns_per_segment, dynamic_schema)`.
+    fn options(&self) -> (usize, usize, bool) {
+        let o = self.inner.options();
+        (o.rows_per_segment, o.columns_per_segment, o.dynamic_schema)
+    }
+
+    // ----- writes -------------------------------------------------------------------------------
+
+    #[pyo3(signature = (symbol, data, index, metadata, prune))]
+    fn write(
+        &self,
+        py: Python<'_>,
+        symbol: &str,
+        data: AnyRecordBatch,
+        index: Option<&str>,
+        metadata: Option<&Bound<'_, PyBytes>>,
+        prune: bool,
+    ) -> PyResult<ItemTuple> {
+        let ctx = format!("write {symbol:?}");
+        let (schema, batches) = convert::import_batches(data)?;
+        let metadata = bytes_of(metadata);
+        py.detach(|| {
+            let table = convert::make_table(&schema, batches, index)?;
+            if prune {
+                self.inner.write_pruned(symbol, &table, metadata.as_deref())
+            } else {
+                self.inner.write(symbol, &table, metadata.as_deref())
+            }
+        })
+        .map(|i| convert::item_tuple(&i))
+        .map_err(|e| to_py(py, &e, &ctx))
+    }
+
+    #[pyo3(signature = (symbol, data, index, metadata, prune))]
+    fn append(
+        &self,
+        py: Python<'_>,
+        symbol: &str,
+        data: AnyRecordBatch,
+        index: Option<&str>,
+        metadata: Option<&Bound<'_, PyBytes>>,
+        prune: bool,
+    ) -> PyResult<ItemTuple> {
+        let ctx = format!("append {symbol:?}");
+        let (schema, batches) = convert::import_batches(data)?;
+        let metadata = bytes_of(metadata);
+        py.detach(|| {
+            let table = convert::make_table(&schema, batches, index)?;
+            let item = self.inner.append(symbol, &table, metadata.as_deref())?;
+            self.prune_if(symbol, prune, item)
+        })
+        .map(|i| convert::item_tuple(&i))
+        .map_err(|e| to_py(py, &e, &ctx))
+    }
+
+    #[pyo3(signature = (symbol, data, index, date_range, metadata, prune))]
+    #[allow(clippy::too_many_arguments)]
+    fn update(
+        &self,
+        py: Python<'_>,
+        symbol: &str,
+        data: AnyRecordBatch,
+        index: Option<&str>,
+        date_range: Option<(i64, i64)>,
+        metadata: Option<&Bound<'_, PyBytes>>,
+        prune: bool,
+    ) -> PyResult<ItemTuple> {
+        let ctx = format!("update {symbol:?}");
+        let (schema, batches) = convert::import_batches(data)?;
+        let metadata = bytes_of(metadata);
+        py.detach(|| {
+            let table = convert::make_table(&schema, batches, index)?;
+            let item = self.inner.update(symbol, &table, date_range, metadata.as_deref())?;
+            self.prune_if(symbol, prune, item)
+        })
+        .map(|i| convert::item_tuple(&i))
+        .map_err(|e| to_py(py, &e, &ctx))
+    }
+
+    fn delete_data_in_range(
+        &self,
+        py: Python<'_>,
+        symbol: &str,
+        date_range: (i64, i64),
+        prune: bool,
+    ) -> PyResult<ItemTuple> {
+        py.detach(|| {
+            let item = self.inner.delete_data_in_range(symbol, date_range)?;
+            self.prune_if(symbol, prune, item)
+        })
+        .map(|i| convert::item_tuple(&i))
+        .map_err(|e| to_py(py, &e, &format!("delete_data_in_range {symbol:?}")))
+    }
+
+    fn write_metadata(
+        &self,
+        py: Python<'_>,
+        symbol: &str,
+        metadata: Option<&Bound<'_, PyBytes>>,
+        prune: bool,
+    ) -> PyResult<ItemTuple> {
+        let metadata = bytes_of(metadata);
+        py.detach(|| {
+            let item = self.inner.write_metadata(symbol, metadata.as_deref())?;
+            self.prune_if(symbol, prune, item)
+        })
+        .map(|i| convert::item_tuple(&i))
+        .map_err(|e| to_py(py, &e, &format!("write_metadata {symbol:?}")))
+    }
+
+    /// Writes (or with `append`, appends) several symbols; one slot per item: an item tuple or the
+    /// exception object. An item whose data is invalid fails alone; the others are still written.
+    #[pyo3(signature = (items, append, prune))]
+    fn write_batch(
+        &self,
+        py: Python<'_>,
+        items: Vec<WriteItem>,
+        append: bool,
+        prune: bool,
+    ) -> PyResult<Vec<Py<PyAny>>> {
+        let op = if append { "append" } else { "write" };
+        let mut imported = Vec::with_capacity(items.len());
+        for (symbol, data, index, metadata) in items {
+            imported.push((symbol, convert::import_batches(data)?, index, metadata));
+        }
+        let symbols: Vec<String> = imported.iter().map(|i| i.0.clone()).collect();
+        let results: Vec<Result<VersionedItem, Error>> = py.detach(|| {
+            // Items whose data fails validation keep their error; the rest go to the engine together.
+            let mut failed: Vec<Option<Error>> = Vec::new();
+            let mut valid: Vec<BatchItem> = Vec::new();
+            for (symbol, (schema, batches), index, metadata) in imported {
+                match convert::make_table(&schema, batches, index.as_deref()) {
+                    Ok(t) => {
+                        failed.push(None);
+                        valid.push((symbol, t, metadata));
+                    }
+                    Err(e) => failed.push(Some(e)),
+                }
+            }
+            let done = if append { self.inner.append_batch(&valid) } else { self.inner.write_batch(&valid) };
+            let mut done = done.into_iter().zip(valid.iter().map(|v| v.0.as_str()));
+            failed
+                .into_iter()
+                .map(|f| match f {
+                    Some(e) => Err(e),
+                    None => {
+                        let (r, symbol) = done.next().expect("one engine result per valid item");
+                        r.and_then(|item| self.prune_if(symbol, prune, item))
+                    }
+                })
+                .collect()
+        });
+        results
+            .into_iter()
+            .zip(symbols)
+            .map(|(r, s)| slot(py, r, &s, op, |i| Ok(convert::item_tuple(&i).into_pyobject(py)?.into_any().unbind())))
+            .collect()
+    }
+
+    // ----- reads --------------------------------------------------------------------------------
+
+    /// Reads one version: `(item, table, metadata)`. With `debug`, also the value-buffer address of
+    /// each column and the wall-clock span (ns since the epoch) of the engine call, measured on the
+    /// thread that ran it without the GIL: the zero-copy and GIL-release tests use these.
+    #[pyo3(signature = (symbol, args, debug=false))]
+    fn read(
+        &self,
+        py: Python<'_>,
+        symbol: &str,
+        args: ReadArgs<'_>,
+        debug: bool,
+    ) -> PyResult<(ReadTuple, Option<Debug>)> {
+        let request = convert::read_request(args)?;
+        let (r, span) = py.detach(|| {
+            let start = now_ns();
+            let r = self.inner.read(symbol, &request);
+            (r, (start, now_ns()))
+        });
+        let r = r.map_err(|e| to_py(py, &e, &format!("read {symbol:?}")))?;
+        let debug = debug.then(|| (convert::buffer_addresses(&r.data), span));
+        Ok((read_tuple(py, r)?, debug))
+    }
+
+    /// Reads several symbols; one slot per request: a read tuple or the exception object.
+    fn read_batch(&self, py: Python<'_>, requests: Vec<(String, ReadArgs<'_>)>) -> PyResult<Vec<Py<PyAny>>> {
+        let mut parsed = Vec::with_capacity(requests.len());
+        for (symbol, args) in requests {
+            parsed.push((symbol, convert::read_request(args)?));
+        }
+        let results = py.detach(|| self.inner.read_batch(&parsed));
+        results
+            .into_iter()
+            .zip(parsed)
+            .map(|(r, (s, _))| {
+                slot(py, r, &s, "read", |r| Ok(read_tuple(py, r)?.into_pyobject(py)?.into_any().unbind()))
+            })
+            .collect()
+    }
+
+    #[pyo3(signature = (symbol, n, as_of, columns))]
+    fn head(
+        &self,
+        py: Python<'_>,
+        symbol: &str,
+        n: i64,
+        as_of: Option<(String, Bound<'_, PyAny>)>,
+        columns: Option<Vec<String>>,
+    ) -> PyResult<ReadTuple> {
+        let as_of = convert::as_of(as_of)?;
+        let r = py
+            .detach(|| self.inner.head(symbol, n, as_of, columns))
+            .map_err(|e| to_py(py, &e, &format!("head {symbol:?}")))?;
+        read_tuple(py, r)
+    }
+
+    #[pyo3(signature = (symbol, n, as_of, columns))]
+    fn tail(
+        &self,
+        py: Python<'_>,
+        symbol: &str,
+        n: i64,
+        as_of: Option<(String, Bound<'_, PyAny>)>,
+        columns: Option<Vec<String>>,
+    ) -> PyResult<ReadTuple> {
+        let as_of = convert::as_of(as_of)?;
+        let r = py
+            .detach(|| self.inner.tail(symbol, n, as_of, columns))
+            .map_err(|e| to_py(py, &e, &format!("tail {symbol:?}")))?;
+        read_tuple(py, r)
+    }
+
+    /// A streaming read: batches of about one row slice each, fetched as they are iterated.
+    fn read_stream(&self, py: Python<'_>, symbol: &str, args: ReadArgs<'_>) -> PyResult<PyReadStream> {
+        let request = convert::read_request(args)?;
+        let stream = py
+            .detach(|| self.inner.read_stream(symbol, &request))
+            .map_err(|e| to_py(py, &e, &format!("iter_batches {symbol:?}")))?;
+        Ok(PyReadStream { symbol: symbol.to_owned(), inner: Mutex::new(stream) })
+    }
+
+    fn read_metadata(
+        &self,
+        py: Python<'_>,
+        symbol: &str,
+        as_of: Option<(String, Bound<'_, PyAny>)>,
+    ) -> PyResult<(ItemTuple, Option<Py<PyBytes>>)> {
+        let as_of = convert::as_of(as_of)?;
+        let (item, meta) = py
+            .detach(|| self.inner.read_metadata(symbol, &as_of))
+            .map_err(|e| to_py(py, &e, &format!("read_metadata {symbol:?}")))?;
+        Ok((convert::item_tuple(&item), py_bytes(py, meta)))
+    }
+
+    /// `(item, schema, index column or None, row count, index range or None, segment count, operation)`.
+    #[allow(clippy::type_complexity)]
+    fn get_description(
+        &self,
+        py: Python<'_>,
+        symbol: &str,
+        as_of: Option<(String, Bound<'_, PyAny>)>,
+    ) -> PyResult<(ItemTuple, PySchema, Option<String>, u64, Option<(i64, i64)>, usize, String)> {
+        let as_of = convert::as_of(as_of)?;
+        let d = py
+            .detach(|| self.inner.get_description(symbol, &as_of))
+            .map_err(|e| to_py(py, &e, &format!("get_description {symbol:?}")))?;
+        let index = match d.index {
+            IndexKind::Timestamp(name) => Some(name),
+            _ => None,
+        };
+        let operation = format!("{:?}", d.operation).to_lowercase();
+        Ok((
+            convert::item_tuple(&d.item),
+            PySchema::new(d.schema),
+            index,
+            d.row_count,
+            d.index_range,
+            d.segment_count,
+            operation,
+        ))
+    }
+
+    // ----- symbols and versions -----------------------------------------------------------------
+
+    fn list_symbols(&self, py: Python<'_>) -> PyResult<Vec<String>> {
+        py.detach(|| self.inner.list_symbols()).map_err(|e| to_py(py, &e, "list_symbols"))
+    }
+
+    fn has_symbol(&self, py: Python<'_>, symbol: &str, as_of: Option<(String, Bound<'_, PyAny>)>) -> PyResult<bool> {
+        let as_of = convert::as_of(as_of)?;
+        py.detach(|| self.inner.has_symbol(symbol, &as_of))
+            .map_err(|e| to_py(py, &e, &format!("has_symbol {symbol:?}")))
+    }
+
+    /// `[(symbol, version, timestamp_ns, deleted, snapshots)]`, newest first per symbol.
+    #[allow(clippy::type_complexity)]
+    fn list_versions(
+        &self,
+        py: Python<'_>,
+        symbol: Option<&str>,
+    ) -> PyResult<Vec<(String, u64, i64, bool, Vec<String>)>> {
+        let versions = py.detach(|| self.inner.list_versions(symbol)).map_err(|e| {
+            to_py(py, &e, &symbol.map_or_else(|| "list_versions".to_owned(), |s| format!("list_versions {s:?}")))
+        })?;
+        Ok(versions.into_iter().map(|v| (v.symbol, v.version, v.timestamp_ns, v.deleted, v.snapshots)).collect())
+    }
+
+    fn delete(&self, py: Python<'_>, symbol: &str) -> PyResult<()> {
+        py.detach(|| self.inner.delete(symbol)).map_err(|e| to_py(py, &e, &format!("delete {symbol:?}")))
+    }
+
+    fn delete_versions(&self, py: Python<'_>, symbol: &str, versions: Vec<u64>) -> PyResult<()> {
+        py.detach(|| self.inner.delete_versions(symbol, &versions))
+            .map_err(|e| to_py(py, &e, &format!("delete {symbol:?}")))
+    }
+
+    fn prune_previous_versions(&self, py: Python<'_>, symbol: &str) -> PyResult<()> {
+        py.detach(|| self.inner.prune_previous_versions(symbol))
+            .map_err(|e| to_py(py, &e, &format!("prune_previous_versions {symbol:?}")))
+    }
+
+    fn rename_symbol(&self, py: Python<'_>, from: &str, to: &str) -> PyResult<ItemTuple> {
+        py.detach(|| self.inner.rename_symbol(from, to))
+            .map(|i| convert::item_tuple(&i))
+            .map_err(|e| to_py(py, &e, &format!("rename_symbol {from:?}")))
+    }
+
+    // ----- snapshots ----------------------------------------------------------------------------
+
+    #[pyo3(signature = (name, metadata, symbols, versions))]
+    fn snapshot(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        metadata: Option<&Bound<'_, PyBytes>>,
+        symbols: Option<Vec<String>>,
+        versions: BTreeMap<String, u64>,
+    ) -> PyResult<()> {
+        let metadata = bytes_of(metadata);
+        py.detach(|| self.inner.snapshot(name, metadata.as_deref(), symbols.as_deref(), &versions))
+            .map_err(|e| to_py(py, &e, &format!("snapshot {name:?}")))
+    }
+
+    fn list_snapshots(&self, py: Python<'_>) -> PyResult<Vec<(String, Option<Py<PyBytes>>)>> {
+        let snaps = py.detach(|| self.inner.list_snapshots()).map_err(|e| to_py(py, &e, "list_snapshots"))?;
+        Ok(snaps.into_iter().map(|(n, m)| (n, py_bytes(py, m))).collect())
+    }
+
+    fn delete_snapshot(&self, py: Python<'_>, name: &str) -> PyResult<()> {
+        py.detach(|| self.inner.delete_snapshot(name)).map_err(|e| to_py(py, &e, &format!("delete_snapshot {name:?}")))
+    }
+}
+
+impl PyLibrary {
+    /// Prunes older versions after a successful change when asked to; returns the change's item.
+    fn prune_if(&self, symbol: &str, prune: bool, item: VersionedItem) -> Result<VersionedItem, Error> {
+        if prune {
+            self.inner.prune_previous_versions(symbol)?;
+        }
+        Ok(item)
+    }
+}
+
+/// The iterator `Library.iter_batches` wraps: each `__next__` fetches and decodes the next row slice
+/// without the GIL.
+#[pyclass(name = "ReadStream", module = "floe._floe", frozen)]
+pub struct PyReadStream {
+    symbol: String,
+    inner: Mutex<ReadStream>,
+}
+
+#[pymethods]
+impl PyReadStream {
+    /// `(item, metadata)` of the version being read.
+    fn info(&self, py: Python<'_>) -> PyResult<(ItemTuple, Option<Py<PyBytes>>)> {
+        let s = self.inner.lock().map_err(|_| pyo3::exceptions::PyRuntimeError::new_err("stream poisoned"))?;
+        Ok((convert::item_tuple(s.item()), s.metadata().map(|m| PyBytes::new(py, m).unbind())))
+    }
+
+    /// The schema of the batches.
+    fn schema(&self) -> PyResult<PySchema> {
+        let s = self.inner.lock().map_err(|_| pyo3::exceptions::PyRuntimeError::new_err("stream poisoned"))?;
+        Ok(PySchema::new(s.schema()))
+    }
+
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__(&self, py: Python<'_>) -> PyResult<Option<PyRecordBatch>> {
+        let next = py.detach(|| match self.inner.lock() {
+            Ok(mut s) => s.next(),
+            Err(_) => Some(Err(Error::internal("a previous read of this stream panicked"))),
+        });
+        match next {
+            None => Ok(None),
+            Some(Ok(b)) => Ok(Some(PyRecordBatch::new(b))),
+            Some(Err(e)) => Err(to_py(py, &e, &format!("iter_batches {:?}", self.symbol))),
+        }
+    }
+}

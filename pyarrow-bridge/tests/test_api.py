@@ -1,0 +1,322 @@
+"""Every method of floe.Store and floe.Library, with ArcticDB's semantics."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import floe
+from conftest import assert_frame_equal, ts_frame
+
+
+# ----- Store --------------------------------------------------------------------------------------
+
+
+def test_store_library_management(store):
+    assert store.list_libraries() == []
+    lib = store.create_library("a", floe.LibraryOptions(rows_per_segment=1000, columns_per_segment=10))
+    assert lib.name == "a"
+    assert lib.options() == floe.LibraryOptions(1000, 10, False)
+    with pytest.raises(floe.AlreadyExists, match='"a"'):
+        store.create_library("a")
+    with pytest.raises(floe.LibraryNotFound):
+        store.get_library("b")
+    with pytest.raises(floe.LibraryNotFound):
+        store["b"]
+    b = store.get_library("b", create_if_missing=True)
+    assert store.has_library("b") and "b" in store and "c" not in store
+    assert store.list_libraries() == ["a", "b"]
+    assert store["a"].options().rows_per_segment == 1000  # options are persisted
+    b.write("x", ts_frame(3))
+    store.delete_library("b")
+    assert store.list_libraries() == ["a"]
+    store.delete_library("never-existed")
+    assert repr(store).startswith("Store(") and "secret" not in store.get_uri()
+
+
+def test_bad_uri_and_options():
+    with pytest.raises(floe.InvalidConfig):
+        floe.Store("nosuch://x")
+    with pytest.raises(floe.InvalidConfig):
+        floe.Store("s3://:bucket")
+    with pytest.raises(floe.InvalidInput):
+        floe.Store("mem://").create_library("x", floe.LibraryOptions(rows_per_segment=0))
+    with pytest.raises(floe.InvalidInput):
+        floe.Store("mem://", output_format="excel")
+
+
+def test_arctic_alias():
+    assert floe.Arctic is floe.Store
+
+
+# ----- writes and reads -------------------------------------------------------------------------
+
+
+def test_write_read_versions_and_metadata(lib):
+    v0 = ts_frame(10, seed=1)
+    v1 = ts_frame(12, seed=2)
+    w0 = lib.write("s", v0, metadata={"k": [1, 2, 3]})
+    assert (w0.symbol, w0.library, w0.version, w0.data) == ("s", lib.name, 0, None)
+    assert w0.metadata is None and isinstance(w0.timestamp, int)
+    time.sleep(0.002)
+    w1 = lib.write("s", v1, metadata=("tuple", 1.5))
+    assert w1.version == 1 and w1.timestamp > w0.timestamp
+    r = lib.read("s")
+    assert r.version == 1 and r.metadata == ("tuple", 1.5)
+    assert_frame_equal(r.data, v1)
+    assert_frame_equal(lib.read("s", as_of=0).data, v0)
+    assert lib.read("s", as_of=0).metadata == {"k": [1, 2, 3]}
+    assert_frame_equal(lib.read("s", as_of=-2).data, v0)
+    assert_frame_equal(lib.read("s", as_of=pd.Timestamp(w0.timestamp, unit="ns", tz="UTC")).data, v0)
+    assert lib.read("s", as_of=pd.Timestamp(w1.timestamp, unit="ns", tz="UTC")).version == 1
+    with pytest.raises(floe.VersionNotFound):
+        lib.read("s", as_of=7)
+    with pytest.raises(floe.VersionNotFound):
+        lib.read("s", as_of=pd.Timestamp("2000-01-01", tz="UTC"))
+    with pytest.raises(floe.SymbolNotFound, match='"missing"'):
+        lib.read("missing")
+    assert_frame_equal(lib["s"].data, v1)
+    assert "s" in lib and "missing" not in lib
+
+
+def test_read_ranges_columns_head_tail(small_lib):
+    lib = small_lib
+    df = ts_frame(40)
+    lib.write("s", df)
+    assert_frame_equal(lib.read("s", date_range=(df.index[5], df.index[25])).data, df.iloc[5:26])
+    assert_frame_equal(lib.read("s", date_range=(None, df.index[2])).data, df.iloc[:3])
+    assert_frame_equal(lib.read("s", date_range=(df.index[37], None)).data, df.iloc[37:])
+    # Strings and datetimes are accepted as bounds; naive is UTC.
+    assert_frame_equal(lib.read("s", date_range=("2024-01-01 02:00", "2024-01-01 04:00")).data, df.iloc[2:5])
+    assert_frame_equal(lib.read("s", row_range=(8, 30)).data, df.iloc[8:30])
+    assert_frame_equal(lib.read("s", row_range=(-5, None)).data, df.iloc[-5:])
+    assert_frame_equal(lib.read("s", columns=["venue", "price"]).data, df[["venue", "price"]])
+    assert_frame_equal(lib.read("s", columns=[]).data, df[[]])
+    assert_frame_equal(lib.head("s").data, df.head(5))
+    assert_frame_equal(lib.head("s", 12, columns=["size"]).data, df.head(12)[["size"]])
+    assert_frame_equal(lib.head("s", -35).data, df.head(-35))
+    assert_frame_equal(lib.tail("s", 9).data, df.tail(9))
+    assert_frame_equal(lib.tail("s", -33).data, df.tail(-33))
+    with pytest.raises(floe.InvalidInput, match="nope"):
+        lib.read("s", columns=["nope"])
+
+
+def test_append(small_lib):
+    lib = small_lib
+    df = ts_frame(30)
+    lib.write("s", df.iloc[:10])
+    for lo, hi in [(10, 13), (13, 14), (14, 30)]:
+        lib.append("s", df.iloc[lo:hi])
+    assert_frame_equal(lib.read("s").data, df)
+    assert lib.read("s").version == 3
+    # Appending before the end is refused, and nothing is written.
+    with pytest.raises(floe.UnsortedIndex, match='"s"'):
+        lib.append("s", df.iloc[:2])
+    with pytest.raises(floe.SchemaMismatch, match='"s"'):
+        lib.append("s", df.iloc[:2].rename(columns={"price": "px"}))
+    assert lib.read("s").version == 3
+    # Append creates a missing symbol; RangeIndex frames continue their range.
+    r = pd.DataFrame({"v": np.arange(5)})
+    lib.append("r", r)
+    lib.append("r", pd.DataFrame({"v": np.arange(5, 8)}, index=pd.RangeIndex(5, 8)))
+    assert_frame_equal(lib.read("r").data, pd.DataFrame({"v": np.arange(8)}))
+    lib.append("s", ts_frame(2, start="2030-01-01"), metadata="appended")
+    assert lib.read_metadata("s").metadata == "appended"
+
+
+def test_update(small_lib):
+    lib = small_lib
+    df = ts_frame(30)
+    lib.write("s", df, metadata="m0")
+    patch = ts_frame(5, start=str(df.index[10]), seed=9)
+    lib.update("s", patch)
+    expected = pd.concat([df.iloc[:10], patch, df.iloc[15:]])
+    assert_frame_equal(lib.read("s").data, expected)
+    assert lib.read("s").metadata == "m0"  # kept when not given
+    # With a date range wider than the new rows, the rows in between are removed.
+    lib.update("s", patch.iloc[:1], date_range=(df.index[10], df.index[20]), metadata="m2")
+    expected2 = pd.concat([df.iloc[:10], patch.iloc[:1], df.iloc[21:]])
+    assert_frame_equal(lib.read("s").data, expected2)
+    assert lib.read("s").metadata == "m2"
+    with pytest.raises(floe.SymbolNotFound):
+        lib.update("new", patch)
+    lib.update("new", patch, upsert=True)
+    assert_frame_equal(lib.read("new").data, patch)
+    with pytest.raises(floe.InvalidInput):
+        lib.write("rows", pd.DataFrame({"v": [1, 2]}))
+        lib.update("rows", pd.DataFrame({"v": [1, 2]}))
+
+
+def test_delete_data_in_range(small_lib):
+    lib = small_lib
+    df = ts_frame(30)
+    lib.write("s", df, metadata={"keep": True})
+    v = lib.delete_data_in_range("s", (df.index[3], df.index[17]))
+    assert v.version == 1
+    assert_frame_equal(lib.read("s").data, pd.concat([df.iloc[:3], df.iloc[18:]]))
+    assert lib.read("s").metadata == {"keep": True}
+    assert_frame_equal(lib.read("s", as_of=0).data, df)
+    lib.delete_data_in_range("s", (None, df.index[25]), prune_previous_versions=True)
+    assert_frame_equal(lib.read("s").data, df.iloc[26:])
+    assert [k.version for k in lib.list_versions("s")] == [2]
+
+
+def test_write_and_read_metadata(lib):
+    df = ts_frame(5)
+    lib.write("s", df, metadata=1)
+    w = lib.write_metadata("s", {"new": "meta"})
+    assert w.version == 1
+    r = lib.read_metadata("s")
+    assert (r.version, r.metadata, r.data) == (1, {"new": "meta"}, None)
+    assert lib.read_metadata("s", as_of=0).metadata == 1
+    assert_frame_equal(lib.read("s").data, df)  # data and index unchanged
+    lib.write_metadata("s", None, prune_previous_versions=True)
+    assert lib.read_metadata("s").metadata is None
+    assert len(lib.list_versions("s")) == 1
+    with pytest.raises(floe.SymbolNotFound):
+        lib.write_metadata("missing", 1)
+    out = lib.read_metadata_batch(["s", "missing"])
+    assert out[0].version == 2 and isinstance(out[1], floe.DataError)
+
+
+def test_get_description(lib):
+    df = ts_frame(12, tz="UTC")
+    w = lib.write("s", df)
+    d = lib.get_description("s")
+    assert [c.name for c in d.columns] == ["price", "size", "venue"]
+    assert d.index[0].name == "time" and d.index_type == "index"
+    assert d.row_count == 12 and d.sorted == "ASCENDING" and d.version == 0
+    assert d.date_range == (df.index[0], df.index[-1])
+    assert d.last_update_time == pd.Timestamp(w.timestamp, unit="ns", tz="UTC")
+    lib.write("r", pd.DataFrame({0: [1, 2], "b": [1.0, 2.0]}))
+    d = lib.get_description("r")
+    assert d.index_type == "NA" and [c.name for c in d.columns] == [0, "b"]
+    assert d.date_range == (pd.NaT, pd.NaT) or all(pd.isna(x) for x in d.date_range)
+
+
+# ----- symbols, versions, deletes, snapshots ---------------------------------------------------
+
+
+def test_symbols_versions_and_deletes(lib):
+    df = ts_frame(5)
+    for s in ["b", "a", "c"]:
+        lib.write(s, df)
+    lib.write("a", df)
+    lib.write("a", df)
+    assert lib.list_symbols() == ["a", "b", "c"]
+    assert lib.list_symbols(regex="^[ab]$") == ["a", "b"]
+    assert lib.has_symbol("a") and not lib.has_symbol("zz")
+    assert lib.has_symbol("a", as_of=1) and not lib.has_symbol("a", as_of=9)
+    versions = lib.list_versions("a")
+    assert list(versions) == [floe.SymbolVersion("a", 2), floe.SymbolVersion("a", 1), floe.SymbolVersion("a", 0)]
+    info = versions[floe.SymbolVersion("a", 2)]
+    assert info.deleted is False and info.snapshots == [] and info.date.tz is not None
+    assert set(lib.list_versions()) >= {floe.SymbolVersion("b", 0), floe.SymbolVersion("c", 0)}
+    assert sorted(lib.list_versions(latest_only=True)) == [
+        floe.SymbolVersion("a", 2),
+        floe.SymbolVersion("b", 0),
+        floe.SymbolVersion("c", 0),
+    ]
+    lib.delete("a", versions=1)
+    assert [k.version for k in lib.list_versions("a")] == [2, 0]
+    lib.prune_previous_versions("a")
+    assert [k.version for k in lib.list_versions("a")] == [2]
+    with pytest.raises(floe.VersionNotFound):
+        lib.read("a", as_of=0)
+    lib.delete("c")
+    assert lib.list_symbols() == ["a", "b"]
+    with pytest.raises(floe.SymbolNotFound):
+        lib.read("c")
+    lib.write("w", df)
+    lib.write("w", df, prune_previous_versions=True)
+    assert [k.version for k in lib.list_versions("w")] == [1]
+    w = lib.rename_symbol("w", "w2")
+    assert w.symbol == "w2" and "w" not in lib.list_symbols()
+    assert_frame_equal(lib.read("w2").data, df)
+    with pytest.raises(floe.AlreadyExists):
+        lib.rename_symbol("a", "b")
+
+
+def test_snapshots(lib):
+    df1, df2 = ts_frame(5, seed=1), ts_frame(6, seed=2)
+    lib.write("x", df1)
+    lib.write("y", df1)
+    lib.write("z", df1)
+    lib.snapshot("snap1", metadata={"why": "eod"})
+    lib.write("x", df2)
+    lib.snapshot("snap2", skip_symbols=["z"])
+    lib.snapshot("snap3", versions={"x": 0})
+    assert lib.list_snapshots() == {"snap1": {"why": "eod"}, "snap2": None, "snap3": None}
+    assert lib.list_snapshots(load_metadata=False) == ["snap1", "snap2", "snap3"]
+    assert lib.list_symbols(snapshot_name="snap2") == ["x", "y"]
+    assert lib.list_symbols(snapshot_name="snap3") == ["x"]
+    assert_frame_equal(lib.read("x", as_of="snap1").data, df1)
+    assert_frame_equal(lib.read("x", as_of="snap2").data, df2)
+    with pytest.raises(floe.AlreadyExists):
+        lib.snapshot("snap1")
+    with pytest.raises(floe.SnapshotNotFound):
+        lib.read("z", as_of="snap2")
+    with pytest.raises(floe.SnapshotNotFound):
+        lib.read("x", as_of="nosnap")
+    # A deleted version held by a snapshot stays readable through it and is listed as deleted.
+    lib.delete("x", versions=[0])
+    assert_frame_equal(lib.read("x", as_of="snap1").data, df1)
+    info = lib.list_versions("x")[floe.SymbolVersion("x", 0)]
+    assert info.deleted and sorted(info.snapshots) == ["snap1", "snap3"]
+    assert list(lib.list_versions("x", snapshot="snap2")) == [floe.SymbolVersion("x", 1)]
+    lib.delete_snapshot("snap1")
+    lib.delete_snapshot("snap3")
+    assert lib.list_snapshots(load_metadata=False) == ["snap2"]
+    with pytest.raises(floe.SnapshotNotFound):
+        lib.delete_snapshot("snap1")
+    with pytest.raises(floe.VersionNotFound):
+        lib.read("x", as_of=0)
+
+
+# ----- batches ----------------------------------------------------------------------------------
+
+
+def test_batches_report_per_item_errors(lib):
+    df = ts_frame(8)
+    out = lib.write_batch(
+        [
+            floe.WritePayload("a", df, metadata=1),
+            floe.WritePayload("bad", pd.DataFrame({"x": [1, "mixed"]})),
+            floe.WritePayload("", df),
+            floe.WritePayload("b", df.iloc[:3]),
+        ]
+    )
+    assert [type(o).__name__ for o in out] == ["VersionedItem", "DataError", "DataError", "VersionedItem"]
+    assert out[1].symbol == "bad" and out[1].error_code == "InvalidInput"
+    assert isinstance(out[1].exception, floe.InvalidInput)
+    assert out[2].error_category == "InvalidInput"
+    assert lib.list_symbols() == ["a", "b"]
+    with pytest.raises(floe.InvalidInput, match="more than once"):
+        lib.write_batch([floe.WritePayload("a", df), floe.WritePayload("a", df)])
+
+    more = ts_frame(4, start="2030-01-01")
+    out = lib.append_batch([floe.WritePayload("a", more), floe.WritePayload("b", df.iloc[:2]), floe.WritePayload("c", more)])
+    assert isinstance(out[0], floe.VersionedItem) and out[0].version == 1
+    assert isinstance(out[1], floe.DataError) and out[1].error_code == "UnsortedIndex"
+    assert isinstance(out[2], floe.VersionedItem)  # append creates the symbol
+    assert_frame_equal(lib.read("a").data, pd.concat([df, more]))
+
+    reads = lib.read_batch(
+        [
+            "a",
+            floe.ReadRequest("a", as_of=0, columns=["price"]),
+            floe.ReadRequest("b", row_range=(1, 2), output_format="pyarrow"),
+            "missing",
+            floe.ReadRequest("a", as_of=99),
+        ]
+    )
+    assert_frame_equal(reads[0].data, pd.concat([df, more]))
+    assert reads[0].metadata is None and reads[1].metadata == 1
+    assert_frame_equal(reads[1].data, df[["price"]])
+    assert reads[2].data.num_rows == 1
+    assert isinstance(reads[3], floe.DataError) and reads[3].error_code == "SymbolNotFound"
+    assert isinstance(reads[4], floe.DataError) and reads[4].error_code == "VersionNotFound"
+    assert reads[4].version_request_type == "version" and reads[4].version_request_data == 99
