@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every test Floe has: formatting, lints, the Rust test suite, the fuzz smoke run and the
-# S3 conformance run against a real S3-speaking server on loopback. This is what .ci/run calls.
+# Runs every test Floe has: formatting, lints, the Rust test suite, the fuzz smoke run, the S3
+# conformance run against a real S3-speaking server on loopback, and the Python package's pytest
+# suite (memory, LMDB, S3). This is what .ci/run calls.
 #
 #   scripts/test.sh            # everything
 #   FLOE_FUZZ_SECONDS=60 scripts/test.sh   # longer fuzz smoke runs (default 10 s per target)
@@ -30,5 +31,16 @@ FLOE_S3_ENDPOINT="$(scripts/s3-server.sh endpoint | sed 's/^FLOE_S3_ENDPOINT=//'
 
 step "fuzz targets: build and smoke-run"
 scripts/fuzz.sh smoke
+
+step "python: build the floe package into .venv, run its pytest suite (mem, LMDB, S3 on loopback)"
+scripts/python-env.sh
+# The S3 cases use the server the S3 step left running, or one started here (stopped at exit).
+if ! scripts/s3-server.sh endpoint >/dev/null 2>&1; then
+    scripts/s3-server.sh install
+    scripts/s3-server.sh start >/dev/null
+    trap 'scripts/s3-server.sh stop >/dev/null' EXIT
+fi
+FLOE_S3_ENDPOINT="$(scripts/s3-server.sh endpoint | sed 's/^FLOE_S3_ENDPOINT=//')" \
+    .venv/bin/python -m pytest -q pyarrow-bridge/tests
 
 step "all tests passed"

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Sets up the Python side: a virtual environment in .venv with pinned maturin, pyarrow, pandas,
+# polars, numpy and pytest, then builds the `floe` package (pyarrow-bridge/, distribution floe-db)
+# in release mode and installs it into that environment. Idempotent: packages already at their pins
+# are left alone, and cargo rebuilds only what changed.
+#
+#   scripts/python-env.sh          # then: .venv/bin/python -c "import floe"
+#
+# FLOE_VENV overrides where the environment lives (default: .venv in the clone).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+
+VENV="${FLOE_VENV:-$PWD/.venv}"
+# Versions checked together on this machine (design/python.md, shared deps notes).
+PINS=(maturin==1.16.0 pyarrow==26.0.1 pandas==3.1.1 polars==2.1.0 numpy==2.4.6 pytest==9.2.0)
+
+if [[ ! -x "$VENV/bin/python" ]]; then
+    step "creating $VENV"
+    python3 -m venv "$VENV"
+fi
+# pip's own check is quick when everything is already installed at the pinned versions.
+if ! "$VENV/bin/python" - "${PINS[@]}" <<'PY' 2>/dev/null; then
+import sys
+from importlib.metadata import version
+for pin in sys.argv[1:]:
+    name, want = pin.split("==")
+    if version(name) != want:
+        sys.exit(1)
+PY
+    step "installing ${PINS[*]}"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check "${PINS[@]}"
+fi
+
+step "building and installing floe (maturin develop --release)"
+# maturin develop needs the environment active (VIRTUAL_ENV) to know where to install. It builds in
+# its own target folder: its artifacts (release, pyo3 configured for an extension module) are never
+# shared with cargo's own builds, so this keeps both caches warm and the two off each other's lock.
+VIRTUAL_ENV="$VENV" PATH="$VENV/bin:$PATH" CARGO_TARGET_DIR="${FLOE_PY_TARGET:-$PWD/target/python}" \
+    "$VENV/bin/maturin" develop --release --locked --manifest-path pyarrow-bridge/Cargo.toml
+"$VENV/bin/python" -c "import floe; print('floe', floe.__version__, 'installed in $VENV')"
