@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Sets up the Python side: a virtual environment in .venv with pinned maturin, pyarrow, pandas,
 # polars, numpy and pytest, then builds the `floe` package (pyarrow-bridge/, distribution floe-db)
-# in release mode and installs it into that environment. Idempotent: packages already at their pins
-# are left alone, and cargo rebuilds only what changed.
+# and installs it into that environment. Idempotent: packages already at their pins are left alone,
+# and cargo rebuilds only what changed.
 #
-#   scripts/python-env.sh          # then: .venv/bin/python -c "import floe"
+#   scripts/python-env.sh          # release build (the demo); then: .venv/bin/python -c "import floe"
+#   scripts/python-env.sh --dev    # dev-profile build sharing target/ with cargo test (the test suite)
 #
 # FLOE_VENV overrides where the environment lives (default: .venv in the clone).
 set -euo pipefail
@@ -32,10 +33,19 @@ PY
     "$VENV/bin/pip" install --quiet --disable-pip-version-check "${PINS[@]}"
 fi
 
-step "building and installing floe (maturin develop --release)"
-# maturin develop needs the environment active (VIRTUAL_ENV) to know where to install. It builds in
-# its own target folder: its artifacts (release, pyo3 configured for an extension module) are never
-# shared with cargo's own builds, so this keeps both caches warm and the two off each other's lock.
-VIRTUAL_ENV="$VENV" PATH="$VENV/bin:$PATH" CARGO_TARGET_DIR="${FLOE_PY_TARGET:-$PWD/target/python}" \
-    "$VENV/bin/maturin" develop --release --locked --manifest-path pyarrow-bridge/Cargo.toml
+if [[ "${1:-}" == "--dev" ]]; then
+    # The dev profile in the workspace's target/ reuses what `cargo test` built: only the crates
+    # that depend on pyo3 are rebuilt for the extension module's configuration.
+    step "building and installing floe (maturin develop, dev profile)"
+    profile=(); target="$PWD/target"
+else
+    # Release builds get their own target folder: their artifacts (release, pyo3 configured for an
+    # extension module) are never shared with cargo's own builds, so this keeps both caches warm and
+    # the two off each other's lock.
+    step "building and installing floe (maturin develop --release)"
+    profile=(--release); target="${FLOE_PY_TARGET:-$PWD/target/python}"
+fi
+# maturin develop needs the environment active (VIRTUAL_ENV) to know where to install.
+VIRTUAL_ENV="$VENV" PATH="$VENV/bin:$PATH" CARGO_TARGET_DIR="$target" \
+    "$VENV/bin/maturin" develop "${profile[@]}" --locked --manifest-path pyarrow-bridge/Cargo.toml
 "$VENV/bin/python" -c "import floe; print('floe', floe.__version__, 'installed in $VENV')"

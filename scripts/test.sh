@@ -25,15 +25,26 @@ if ! scripts/s3-server.sh endpoint >/dev/null 2>&1; then
     scripts/s3-server.sh start >/dev/null
     trap 'scripts/s3-server.sh stop >/dev/null' EXIT
 fi
-# One test at a time, so the printed batch-read timings are not skewed by the conformance run.
-FLOE_S3_ENDPOINT="$(scripts/s3-server.sh endpoint | sed 's/^FLOE_S3_ENDPOINT=//')" \
+# One test at a time, so the printed batch-read timings are not skewed by the conformance run. The CAS
+# race runs 200 rounds here (moto is slow); unset FLOE_S3_CAS_ROUNDS for the full 1,000.
+FLOE_S3_ENDPOINT="$(scripts/s3-server.sh endpoint | sed 's/^FLOE_S3_ENDPOINT=//')" FLOE_S3_CAS_ROUNDS=200 \
     cargo test -p floe-backends --locked --test s3_moto -- --nocapture --test-threads=1
+
+step "engine suite on S3 (the same checks as on memory and LMDB)"
+FLOE_S3_ENDPOINT="$(scripts/s3-server.sh endpoint | sed 's/^FLOE_S3_ENDPOINT=//')" \
+    cargo test -p floe-tests --locked --test engine_s3
+
+step "loom: model-check the commit loop and the pipeline hand-over (engine built with --cfg loom)"
+# Its own target folder: --cfg loom changes every crate's build flags. No S3 (tokio cannot build under
+# loom); release, because loom explores thousands of interleavings.
+RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom \
+    cargo test --release --locked -p floe-engine --no-default-features --lib loom
 
 step "fuzz targets: build and smoke-run"
 scripts/fuzz.sh smoke
 
 step "python: build the floe package into .venv, run its pytest suite (mem, LMDB, S3 on loopback)"
-scripts/python-env.sh
+scripts/python-env.sh --dev
 # The S3 cases use the server the S3 step left running, or one started here (stopped at exit).
 if ! scripts/s3-server.sh endpoint >/dev/null 2>&1; then
     scripts/s3-server.sh install
