@@ -3,8 +3,8 @@
 
 use floe_backends::{LmdbConfig, LmdbStore};
 use floe_engine::{AsOf, ErrorKind, Floe, Library, ReadRequest};
-use floe_tests::tmp::TempDir;
 use floe_tests::model::SymbolModel;
+use floe_tests::tmp::TempDir;
 use floe_tests::{rows, rows_of, suite::small_options, table};
 use proptest::prelude::*;
 
