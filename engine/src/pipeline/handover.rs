@@ -251,10 +251,16 @@ mod tests {
 mod loom_tests {
     use super::*;
 
-    /// Two workers, capacity 1, three items: every interleaving delivers all results in order.
+    /// Two workers, capacity 1, three items: every interleaving delivers all results in order. Explored
+    /// up to 2 preemptions by default (seconds; 3 took 100 s here, unbounded many minutes); set
+    /// `LOOM_MAX_PREEMPTIONS` for a deeper run.
     #[test]
     fn bounded_handover_collects_in_order() {
-        loom::model(|| {
+        let mut model = loom::model::Builder::new();
+        if std::env::var_os("LOOM_MAX_PREEMPTIONS").is_none() {
+            model.preemption_bound = Some(2);
+        }
+        model.check(|| {
             let mut next = 0u32;
             let out = run(
                 2,
