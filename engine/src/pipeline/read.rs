@@ -330,8 +330,12 @@ pub(crate) fn read_slices(
                     Ok(if a.data_type() == field.data_type() { a } else { arrow_cast::cast(&a, field.data_type())? })
                 })
                 .collect::<Result<_>>()?;
-            let refs: Vec<&dyn Array> = parts.iter().map(|a| a.as_ref()).collect();
-            arrays.push(arrow_select::concat::concat(&refs)?);
+            if matches!(field.data_type(), DataType::Dictionary(_, _)) {
+                arrays.push(merge_dictionaries(&parts, field.data_type())?);
+            } else {
+                let refs: Vec<&dyn Array> = parts.iter().map(|a| a.as_ref()).collect();
+                arrays.push(arrow_select::concat::concat(&refs)?);
+            }
             continue;
         }
         let values = Buffer::from_vec(std::mem::take(&mut value_bufs[oc]));
@@ -446,4 +450,58 @@ impl Source {
             }
         }
     }
+}
+
+/// Concatenates dictionary-encoded string pieces into one array with **one** dictionary holding each
+/// distinct value once (each segment has its own dictionary; plain concatenation would repeat values,
+/// which pandas' categoricals reject). Keys keep the column's key type.
+///
+/// # Errors
+/// `InvalidInput` if the distinct values no longer fit the key type; `CorruptData` for a value type the
+/// codec does not store.
+fn merge_dictionaries(parts: &[ArrayRef], data_type: &DataType) -> Result<ArrayRef> {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::Int64Type;
+    use arrow_array::{DictionaryArray, Int64Array, LargeStringArray, StringArray};
+
+    let mut ids: std::collections::HashMap<&str, i64> = std::collections::HashMap::new();
+    let mut values: Vec<&str> = Vec::new();
+    let mut keys: Vec<Option<i64>> = Vec::with_capacity(parts.iter().map(|p| p.len()).sum());
+    for part in parts {
+        let dict = part
+            .as_any_dictionary_opt()
+            .ok_or_else(|| Error::corrupt(format!("expected a dictionary piece, found {}", part.data_type())))?;
+        let dict_values = dict.values();
+        let value = |k: usize| -> Result<Option<&str>> {
+            if dict_values.is_null(k) {
+                return Ok(None);
+            }
+            match dict_values.data_type() {
+                DataType::Utf8 => Ok(Some(dict_values.as_string::<i32>().value(k))),
+                DataType::LargeUtf8 => Ok(Some(dict_values.as_string::<i64>().value(k))),
+                other => Err(Error::corrupt(format!("dictionary values of type {other}"))),
+            }
+        };
+        for (i, &k) in dict.normalized_keys().iter().enumerate() {
+            if part.is_null(i) {
+                keys.push(None);
+                continue;
+            }
+            keys.push(match value(k)? {
+                None => None,
+                Some(v) => Some(*ids.entry(v).or_insert_with(|| {
+                    values.push(v);
+                    values.len() as i64 - 1
+                })),
+            });
+        }
+    }
+    let value_array: ArrayRef = match data_type {
+        DataType::Dictionary(_, v) if **v == DataType::LargeUtf8 => Arc::new(LargeStringArray::from(values)),
+        _ => Arc::new(StringArray::from(values)),
+    };
+    let merged = DictionaryArray::<Int64Type>::try_new(Int64Array::from(keys), value_array)?;
+    // Back to the column's own key type; fails cleanly if the distinct values outgrow it.
+    arrow_cast::cast(&merged, data_type)
+        .map_err(|e| Error::invalid(format!("the merged dictionary does not fit the column's type {data_type}: {e}")))
 }
