@@ -59,7 +59,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let seg_a = lib.get_description("appended", &Default::default())?.segment_count;
     let seg_w = lib.get_description("written", &Default::default())?.segment_count;
     println!("{appends} appends of {rows} rows on {uri}: {:.2} ms per append", per_append * 1e3);
-    println!("read after appends {appended:.4} s ({seg_a} segments); written at once {written:.4} s ({seg_w} segments)");
+    println!(
+        "read after appends {appended:.4} s ({seg_a} segments); written at once {written:.4} s ({seg_w} segments)"
+    );
     println!("ratio {:.2}", appended / written);
     drop(lib);
     floe.delete_library("appends")?;

@@ -487,13 +487,12 @@ fn merge_dictionaries(parts: &[ArrayRef], data_type: &DataType) -> Result<ArrayR
                 keys.push(None);
                 continue;
             }
-            keys.push(match value(k)? {
-                None => None,
-                Some(v) => Some(*ids.entry(v).or_insert_with(|| {
+            keys.push(value(k)?.map(|v| {
+                *ids.entry(v).or_insert_with(|| {
                     values.push(v);
                     values.len() as i64 - 1
-                })),
-            });
+                })
+            }));
         }
     }
     let value_array: ArrayRef = match data_type {
