@@ -32,7 +32,8 @@ class LibraryOptions:
 
     rows_per_segment: rows per stored segment (default 100,000).
     columns_per_segment: data columns per segment (default 127).
-    dynamic_schema: whether appends may change the schema (not supported yet: must be False).
+    dynamic_schema: whether appends and updates may add columns (null for older rows) and widen types
+        (wider integers, integers to float64).
     """
 
     rows_per_segment: int = 100_000
