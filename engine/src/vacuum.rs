@@ -1,6 +1,6 @@
 //! Vacuum: removes the objects nothing can reach any more. A crash between writing a version's segments
 //! and its commit, or between a delete's commit and its garbage collection, leaves objects behind that no
-//! live version or snapshot names; `vacuum` finds and deletes them (design/concurrency.md, "Vacuum").
+//! live version or snapshot names; `vacuum` finds and deletes them (design/reliability.md, "Vacuum").
 //!
 //! Safety against concurrent writers rests on three orderings:
 //! 1. Keys are listed **before** the head and snapshots are read, so a version record or index that was
