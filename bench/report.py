@@ -1,0 +1,228 @@
+"""Turns a results JSON from harness.py into Markdown: one table per section and the targets of issue 6.
+
+    python bench/report.py scratch/bench/results-full.json > scratch/bench/results-full.md
+
+Times are medians of the timed repetitions (warm-ups excluded); "floe/adb" is Floe's median time over
+ArcticDB's (below 1 = Floe faster). Peak MB is the most resident memory an operation added (median).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from collections import defaultdict
+from typing import Any, Dict, List, Optional
+
+SYSTEMS = ["floe", "arcticdb", "parquet", "physical"]
+
+
+class Results:
+    def __init__(self, path: str) -> None:
+        with open(path) as f:
+            doc = json.load(f)
+        self.facts: Dict[str, Any] = doc["facts"]
+        self.by: Dict[tuple, List[dict]] = defaultdict(list)
+        self.order: Dict[str, List[str]] = defaultdict(list)
+        for r in doc["records"]:
+            key = (r["section"], r["op"])
+            if r["op"] not in self.order[r["section"]]:
+                self.order[r["section"]].append(r["op"])
+            if not r.get("warmup"):
+                self.by[key + (r["system"],)].append(r)
+
+    def runs(self, section: str, op: str, system: str) -> List[dict]:
+        return [r for r in self.by.get((section, op, system), []) if "s" in r]
+
+    def error(self, section: str, op: str, system: str) -> Optional[str]:
+        for r in self.by.get((section, op, system), []):
+            if "error" in r:
+                return r["error"]
+        return None
+
+    def stat(self, section: str, op: str, system: str, field: str = "s", q: float = 0.5) -> Optional[float]:
+        xs = sorted(r[field] for r in self.runs(section, op, system) if r.get(field) == r.get(field))
+        if not xs:
+            return None
+        if q == 0.5:
+            return statistics.median(xs)
+        return xs[min(len(xs) - 1, int(q * len(xs)))]
+
+    def find(self, section: str, prefix: str) -> Optional[str]:
+        for op in self.order.get(section, []):
+            if op.startswith(prefix):
+                return op
+        return None
+
+
+def fmt_s(x: Optional[float]) -> str:
+    if x is None:
+        return ""
+    if x >= 10:
+        return f"{x:.1f}"
+    if x >= 0.1:
+        return f"{x:.3f}"
+    if x >= 0.001:
+        return f"{x * 1000:.2f} ms"
+    return f"{x * 1e6:.0f} µs"
+
+
+def ratio(a: Optional[float], b: Optional[float]) -> str:
+    return f"{a / b:.2f}" if a and b else ""
+
+
+def section_table(res: Results, section: str) -> List[str]:
+    ops = res.order[section]
+    present = [s for s in SYSTEMS if any(res.runs(section, op, s) for op in ops)]
+    head = ["operation", *[("alloc+touch" if s == "physical" else s) + " s" for s in present], "floe/adb",
+            "floe max/med", *[f"peak MB {s}" for s in present if s != "physical"], "cores floe", "other"]
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for op in ops:
+        cells = [op]
+        for s in present:
+            med = res.stat(section, op, s)
+            err = res.error(section, op, s)
+            n = len(res.runs(section, op, s))
+            cell = fmt_s(med)
+            if med is not None and "per call" in op:
+                cell += f" (p90 {fmt_s(res.stat(section, op, s, q=0.9))}, p99 {fmt_s(res.stat(section, op, s, q=0.99))}, n={n})"
+            if err and med is None:
+                cell = "error"
+            cells.append(cell)
+        f, a = res.stat(section, op, "floe"), res.stat(section, op, "arcticdb")
+        cells.append(ratio(f, a))
+        fmax = res.stat(section, op, "floe", q=1.0)
+        cells.append(ratio(fmax, f) if len(res.runs(section, op, "floe")) > 1 else "")
+        for s in present:
+            if s == "physical":
+                continue
+            pk = res.stat(section, op, s, "peak_mb")
+            cells.append("" if pk is None else f"{pk:.0f}")
+        c = res.stat(section, op, "floe", "cores")
+        cells.append("" if c is None else f"{c:.2f}")
+        others = [res.stat(section, op, s, "other") for s in present]
+        others = [o for o in others if o is not None]
+        cells.append(f"{statistics.median(others):.2f}" if others else "")
+        out.append("| " + " | ".join(cells) + " |")
+    return out
+
+
+def targets(res: Results) -> List[str]:
+    rows: List[List[str]] = []
+
+    def add(target: str, measured: str, ok: Optional[bool]) -> None:
+        rows.append([target, measured, "n/a" if ok is None else ("met" if ok else "**missed**")])
+
+    def med(sec, op, s):
+        return res.stat(sec, op, s) if op else None
+
+    for sec in ("wide-float", "ticks", "wide"):
+        for op in ("write (pandas in)", "write (pyarrow in)"):
+            f, a = med(sec, op, "floe"), med(sec, op, "arcticdb")
+            if f and a:
+                add(f"{sec}: {op} >= 2x ArcticDB's throughput", f"{a / f:.2f}x ({fmt_s(f)} vs {fmt_s(a)})", a / f >= 2)
+    for sec in [s for s in res.order if s.startswith("scaling")] + ["wide-float"]:
+        op = "read full -> pyarrow"
+        f, p = med(sec, op, "floe"), med(sec, op, "physical")
+        if f and p:
+            fmax = res.stat(sec, op, "floe", q=1.0)
+            add(f"{sec}: full read -> pyarrow <= 1.2x alloc+touch", f"{f / p:.2f}x ({fmt_s(f)} vs {fmt_s(p)})", f / p <= 1.2)
+            add(f"{sec}: slowest repetition <= 1.3x median", f"{fmax / f:.2f}x", fmax / f <= 1.3)
+    for sec in ("wide-float", "ticks", "wide"):
+        f_pa, f_pd = med(sec, "read full -> pyarrow", "floe"), med(sec, "read full -> pandas", "floe")
+        if f_pa and f_pd:
+            add(f"{sec}: full read -> pandas <= 1.5x Floe's pyarrow read", f"{f_pd / f_pa:.2f}x ({fmt_s(f_pd)} vs {fmt_s(f_pa)})", f_pd / f_pa <= 1.5)
+    for sec in ("wide-float", "ticks", "wide"):
+        facts = res.facts.get(sec) or {}
+        full = med(sec, "read full -> pyarrow", "floe")
+        if not full:
+            continue
+        for op, share in (("read date_range 10% -> pyarrow", 0.10), ("read date_range 0.1% -> pyarrow", 0.001)):
+            f = med(sec, op, "floe")
+            if f:
+                add(f"{sec}: {op[5:-11]} <= 1.3x its share of a full read", f"{f / (share * full):.2f}x ({fmt_s(f)} vs {fmt_s(share * full)})", f / (share * full) <= 1.3)
+        op = res.find(sec, "read ") if False else next((o for o in res.order[sec] if " columns -> pyarrow" in o), None)
+        if op and facts.get("cols"):
+            k = int(op.split()[1])
+            share = (k + 1) / (facts["cols"] + 1)  # the index comes along
+            f = med(sec, op, "floe")
+            if f:
+                add(f"{sec}: {op[5:-11]} <= 1.3x its share ({k + 1}/{facts['cols'] + 1} of the columns)", f"{f / (share * full):.2f}x", f / (share * full) <= 1.3)
+    for sec in ("wide-float", "ticks"):
+        op = res.find(sec, "append ")
+        if not op:
+            continue
+        f, a = med(sec, op, "floe"), med(sec, op, "arcticdb")
+        if f and a:
+            add(f"{sec}: append latency <= 0.5x ArcticDB's", f"{f / a:.2f}x ({fmt_s(f)} vs {fmt_s(a)})", f / a <= 0.5)
+        n = res.facts.get(f"{sec}/appends")
+        for fmt in ("pyarrow", "pandas"):
+            fr = med(sec, f"read after {n} appends -> {fmt}", "floe")
+            un = med(sec, f"read unfragmented (same rows) -> {fmt}", "floe")
+            ar = med(sec, f"read after {n} appends -> {fmt}", "arcticdb")
+            au = med(sec, f"read unfragmented (same rows) -> {fmt}", "arcticdb")
+            if fr and un:
+                extra = f"; ArcticDB {ar / au:.2f}x" if ar and au else ""
+                add(f"{sec}: read -> {fmt} after {n} appends <= 1.2x unfragmented", f"{fr / un:.2f}x{extra}", fr / un <= 1.2)
+    op = res.find("meta", "read(as_of=0)")
+    f, a = med("meta", op, "floe"), med("meta", op, "arcticdb")
+    if f and a:
+        add(f"{op}: >= 10x faster than ArcticDB", f"{a / f:.2f}x ({fmt_s(f)} vs {fmt_s(a)})", a / f >= 10)
+    op = res.find("meta", "list_versions")
+    f, a = med("meta", op, "floe"), med("meta", op, "arcticdb")
+    if f and a:
+        add(f"{op}: >= 5x faster than ArcticDB", f"{a / f:.2f}x ({fmt_s(f)} vs {fmt_s(a)})", a / f >= 5)
+    disk = {s: res.facts.get(f"ticks/disk/{s}") for s in ("floe", "arcticdb", "parquet")}
+    if all(disk.values()):
+        add("ticks on disk <= ArcticDB's", f"{disk['floe'] / 1e6:.1f} MB vs {disk['arcticdb'] / 1e6:.1f} MB", disk["floe"] <= disk["arcticdb"])
+        add("ticks on disk <= 1.2x Parquet (zstd)", f"{disk['floe'] / disk['parquet']:.2f}x ({disk['parquet'] / 1e6:.1f} MB)", disk["floe"] <= 1.2 * disk["parquet"])
+    for sec in ("wide-float", "ticks", "wide"):
+        facts = res.facts.get(sec) or {}
+        mb = facts.get("bytes", 0) / 1e6
+        if not mb:
+            continue
+        for op, base in (("write (pandas in)", 1.0), ("write (pyarrow in)", 1.0), ("read full -> pyarrow", 0.0), ("read full -> pandas", 0.0)):
+            pk = res.stat(sec, op, "floe", "peak_mb")
+            if pk is None:
+                continue
+            # Writes start with the data already in memory; reads start without it.
+            total = base * mb + pk
+            add(f"{sec}: peak memory of {op} <= 1.2x data ({mb:.0f} MB)", f"{total / mb:.2f}x (+{pk:.0f} MB)", total / mb <= 1.2)
+    out = ["| target | measured (same run) | verdict |", "|---|---|---|"]
+    out += ["| " + " | ".join(r) + " |" for r in rows]
+    return out
+
+
+def main() -> None:
+    res = Results(sys.argv[1])
+    m = res.facts.get("machine", {})
+    print(f"Mode `{res.facts.get('mode')}`, {res.facts.get('seconds', 0):.0f} s, git {m.get('git')}"
+          f"{' (engine/bridge files modified)' if m.get('git_dirty') else ''}; {m.get('cpu')}, {m.get('cores')} cores, "
+          f"{m.get('mem_gb')} GiB, Linux {m.get('kernel')}, Python {m.get('python')}, nice {m.get('nice')}; "
+          f"load average {', '.join(f'{x:.1f}' for x in m.get('loadavg_start', []))} at start, "
+          f"{', '.join(f'{x:.1f}' for x in res.facts.get('loadavg_end', []))} at end.")
+    print("Packages: " + ", ".join(f"{k} {v}" for k, v in m.get("packages", {}).items()) + ".")
+    print()
+    for sec in res.order:
+        facts = res.facts.get(sec) or {}
+        desc = f" ({facts['rows']:,} rows x {facts['cols']} columns, {facts['bytes'] / 1e6:.0f} MB in memory)" if facts.get("rows") else ""
+        print(f"### {sec}{desc}\n")
+        print("\n".join(section_table(res, sec)))
+        disk = {s: res.facts.get(f"{sec}/disk/{s}") for s in ("floe", "arcticdb", "parquet")}
+        if any(disk.values()):
+            print("\nOn disk after one write: " + ", ".join(f"{s} {v / 1e6:.1f} MB" for s, v in disk.items() if v) + ".")
+        n = res.facts.get(f"{sec}/appends")
+        if n:
+            grow = []
+            for s in ("floe", "arcticdb"):
+                b, a = res.facts.get(f"{sec}/disk_before_appends/{s}"), res.facts.get(f"{sec}/disk_after_appends/{s}")
+                if a and b:
+                    grow.append(f"{s} {(a - b) / n / 1e3:.1f} KB")
+            print(f"Disk growth per append of 1,000 rows: {', '.join(grow)}.")
+        print()
+    print("### Targets (issue 6)\n")
+    print("\n".join(targets(res)))
+
+
+if __name__ == "__main__":
+    main()
