@@ -22,10 +22,13 @@ fuzz_run() {
     mkdir -p "fuzz/corpus/$t"
     # Seed segment decoding with the checked-in golden segments so coverage starts past the header.
     if [ "$t" = segment_decode ]; then cp formats/tests/golden/*.seg "fuzz/corpus/$t/"; fi
+    # The engine target needs the engine's dependencies, which the decoder targets do without.
+    local features=()
+    if [ "$t" = engine_ops ]; then features=(--features engine); fi
     if [ "${FLOE_FUZZ_ASAN:-0}" = 1 ] && rustup toolchain list | grep -q '^nightly'; then
-        cargo +nightly fuzz run "$t" "fuzz/corpus/$t" -- -rss_limit_mb=2048 "$@"
+        cargo +nightly fuzz run "${features[@]}" "$t" "fuzz/corpus/$t" -- -rss_limit_mb=2048 "$@"
     else
-        cargo fuzz run -s none "$t" "fuzz/corpus/$t" -- -rss_limit_mb=2048 "$@"
+        cargo fuzz run -s none "${features[@]}" "$t" "fuzz/corpus/$t" -- -rss_limit_mb=2048 "$@"
     fi
 }
 
