@@ -18,6 +18,8 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo test (workspace)"
 cargo test --workspace --locked
 
+# The S3 steps select test targets with --workspace (not -p) so that features resolve as in the
+# workspace run above and nothing is rebuilt.
 step "S3 backend: conformance suite and batch timing against moto on loopback"
 scripts/s3-server.sh install
 # Reuse a server that is already running; one started here is stopped when this script exits.
@@ -28,11 +30,11 @@ fi
 # One test at a time, so the printed batch-read timings are not skewed by the conformance run. The CAS
 # race runs 200 rounds here (moto is slow); unset FLOE_S3_CAS_ROUNDS for the full 1,000.
 FLOE_S3_ENDPOINT="$(scripts/s3-server.sh endpoint | sed 's/^FLOE_S3_ENDPOINT=//')" FLOE_S3_CAS_ROUNDS=200 \
-    cargo test -p floe-backends --locked --test s3_moto -- --nocapture --test-threads=1
+    cargo test --workspace --locked --test s3_moto -- --nocapture --test-threads=1
 
 step "engine suite on S3 (the same checks as on memory and LMDB)"
 FLOE_S3_ENDPOINT="$(scripts/s3-server.sh endpoint | sed 's/^FLOE_S3_ENDPOINT=//')" \
-    cargo test -p floe-tests --locked --test engine_s3
+    cargo test --workspace --locked --test engine_s3
 
 step "loom: model-check the commit loop and the pipeline hand-over (engine built with --cfg loom)"
 # Its own target folder: --cfg loom changes every crate's build flags. No S3 (tokio cannot build under
