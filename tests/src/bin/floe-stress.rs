@@ -80,7 +80,8 @@ impl Opts {
     }
 }
 
-/// Appends `count` tagged tables of `rows` rows as writer `writer`: `ack <writer> <seq> <version>` each.
+/// Appends `count` tagged tables of `rows` rows as writer `writer`: `ack <writer> <seq> <version> <µs>`
+/// each (the last field: how long the append took, retries included).
 fn append(opts: &Opts) {
     let lib = opts.library();
     let symbol = opts.str("symbol");
@@ -88,8 +89,9 @@ fn append(opts: &Opts) {
     say("ready");
     for seq in 0..count as i64 {
         let table = tagged_table(writer, seq, rows as usize);
+        let started = Instant::now();
         match lib.append(&symbol, &table, None) {
-            Ok(item) => say(format!("ack {writer} {seq} {}", item.version)),
+            Ok(item) => say(format!("ack {writer} {seq} {} {}", item.version, started.elapsed().as_micros())),
             Err(e) => fail(&format!("writer {writer} append {seq}: {e}")),
         }
     }
