@@ -26,8 +26,8 @@ import worker
 
 SIZES = {
     "quick": {
-        "wide-float": 1_000_000, "ticks": 1_000_000, "wide": 1_000, "appends": 50, "versions": 100,
-        "symbols": 200, "scaling": [2_000_000], "reps": 2, "scaling_reps": 3,
+        "wide-float": 1_000_000, "ticks": 500_000, "wide": 1_000, "appends": 20, "versions": 50,
+        "symbols": 100, "scaling": [1_000_000], "reps": 2, "scaling_reps": 3,
     },
     "full": {
         "wide-float": 10_000_000, "ticks": 10_000_000, "wide": 10_000, "appends": 1000, "versions": 10_000,
@@ -187,8 +187,9 @@ def meta_section(run: Run, versions: int, symbols: int) -> None:
     run.log(f"[meta] {versions:,} versions of one symbol, {symbols:,} symbols")
     run.per_call("meta", "write 10-row version (per call)", LIB_SYSTEMS, versions, "write_tiny", lambda i: {"sym": "ver", "i": i})
     run.timed("meta", f"list_versions ({versions:,} versions)", {s: ("list_versions", {"sym": "ver"}) for s in LIB_SYSTEMS})
-    run.timed("meta", f"read(as_of=0) ({versions:,} versions) -> pandas", {s: ("read", {"fmt": "pandas", "sym": "ver", "as_of": 0}) for s in LIB_SYSTEMS})
-    run.timed("meta", f"read latest ({versions:,} versions) -> pandas", {s: ("read", {"fmt": "pandas", "sym": "ver"}) for s in LIB_SYSTEMS})
+    for fmt in ("pyarrow", "pandas"):
+        run.timed("meta", f"read(as_of=0) ({versions:,} versions) -> {fmt}", {s: ("read", {"fmt": fmt, "sym": "ver", "as_of": 0}) for s in LIB_SYSTEMS})
+        run.timed("meta", f"read latest ({versions:,} versions) -> {fmt}", {s: ("read", {"fmt": fmt, "sym": "ver"}) for s in LIB_SYSTEMS})
     chunk = min(500, symbols)
     run.per_call("meta", f"write_batch {chunk} symbols (per call)", LIB_SYSTEMS, symbols // chunk, "write_batch_tiny", lambda i: {"start": i * chunk, "count": chunk})
     run.timed("meta", f"list_symbols ({symbols + 1:,} symbols)", {s: ("list_symbols", {}) for s in LIB_SYSTEMS})

@@ -164,10 +164,10 @@ def targets(res: Results) -> List[str]:
             if fr and un:
                 extra = f"; ArcticDB {ar / au:.2f}x" if ar and au else ""
                 add(f"{sec}: read -> {fmt} after {n} appends <= 1.2x unfragmented", f"{fr / un:.2f}x{extra}", fr / un <= 1.2)
-    op = res.find("meta", "read(as_of=0)")
-    f, a = med("meta", op, "floe"), med("meta", op, "arcticdb")
-    if f and a:
-        add(f"{op}: >= 10x faster than ArcticDB", f"{a / f:.2f}x ({fmt_s(f)} vs {fmt_s(a)})", a / f >= 10)
+    for op in [o for o in res.order.get("meta", []) if o.startswith("read(as_of=0)")]:
+        f, a = med("meta", op, "floe"), med("meta", op, "arcticdb")
+        if f and a:
+            add(f"{op}: >= 10x faster than ArcticDB", f"{a / f:.2f}x ({fmt_s(f)} vs {fmt_s(a)})", a / f >= 10)
     op = res.find("meta", "list_versions")
     f, a = med("meta", op, "floe"), med("meta", op, "arcticdb")
     if f and a:

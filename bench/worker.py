@@ -97,7 +97,7 @@ class Worker:
             return fig
         if op == "append":
             chunk = self._chunk(a["i"])
-            fig, _ = measure(lambda: s.append(a.get("sym", "app"), chunk))
+            fig, _ = measure(lambda: s.append(a.get("sym", "app"), chunk), fresh=False)
             return fig
         if op == "update":
             n = max(1, self.rows // 100)
@@ -109,11 +109,11 @@ class Worker:
             return fig
         if op == "write_tiny":
             df = data.tiny(a["i"])
-            fig, _ = measure(lambda: s.write(a["sym"], df))
+            fig, _ = measure(lambda: s.write(a["sym"], df), fresh=False)
             return fig
         if op == "write_batch_tiny":
             items = [(f"sym{j:06d}", data.tiny(j)) for j in range(a["start"], a["start"] + a["count"])]
-            fig, _ = measure(lambda: s.write_batch(items))
+            fig, _ = measure(lambda: s.write_batch(items), fresh=False)
             return fig
         if op == "list_versions":
             fig, out = measure(lambda: s.list_versions(a["sym"]))
