@@ -156,14 +156,22 @@ impl Library {
     /// writers won `max_commit_attempts` races in a row.
     pub fn write(&self, symbol: &str, table: &Table, metadata: Option<&[u8]>) -> Result<VersionedItem> {
         validate_symbol(symbol)?;
-        let mut prepared: Option<NewVersion> = None;
+        // The segments and index, written once and reused by rebased attempts while young enough
+        // (`max_reuse_age`), with the time just before they were written.
+        let mut prepared: Option<(i64, Vec<AtomKey>, NewVersion)> = None;
         let head = head::commit(&*self.storage, symbol, self.pipeline.max_commit_attempts, |h| {
+            if let Some((_, mut keys, _)) = prepared.take_if(|(t, _, _)| self.too_old_to_reuse(*t)) {
+                self.discard(&mut keys);
+            }
             if prepared.is_none() {
+                let started = crate::clock::now_ns();
                 let next = h.map_or(0, |h| h.latest() + 1);
                 let entries = self.write_rows(symbol, next, table, 0, None)?;
-                prepared = Some(self.write_index(symbol, next, Operation::Write, table, entries, metadata)?);
+                let keys = entries.iter().map(|e| e.key.clone()).collect();
+                prepared =
+                    Some((started, keys, self.write_index(symbol, next, Operation::Write, table, entries, metadata)?));
             }
-            Ok(Change::Append(prepared.clone().expect("prepared above")))
+            Ok(Change::Append(prepared.as_ref().map(|(_, _, nv)| nv.clone()).expect("prepared above")))
         })?;
         let head = head.ok_or_else(|| Error::internal("write committed nothing"))?;
         Ok(item(symbol, &head.record))
@@ -193,6 +201,8 @@ impl Library {
         // The new rows as plain segments numbered from row 0, written at most once and reused by every
         // rebased attempt, so that under contention a retry only writes a new index.
         let mut plain: Option<(SchemaRef, Vec<IndexEntry>)> = None;
+        // When the plain segments were written (just before): past `max_reuse_age` they are written anew.
+        let mut plain_since = i64::MAX;
         let mut first_attempt = true;
         let result = head::commit(&*self.storage, symbol, self.pipeline.max_commit_attempts, |h| {
             self.discard(&mut scratch);
@@ -213,12 +223,16 @@ impl Library {
                             (schema, conformed, old.descriptor.index.clone(), old.entries, rec.row_count)
                         }
                     };
-                    // Rewrite the plain segments only if the head's schema changed under us.
-                    if plain.as_ref().is_none_or(|(s, _)| s.fields() != schema.fields()) {
+                    // Rewrite the plain segments only if the head's schema changed under us, or they
+                    // are so old that a vacuum might take them for a crashed writer's garbage.
+                    if plain.as_ref().is_none_or(|(s, _)| s.fields() != schema.fields())
+                        || self.too_old_to_reuse(plain_since)
+                    {
                         if let Some((_, old_plain)) = plain.take() {
                             let mut keys: Vec<AtomKey> = old_plain.into_iter().map(|e| e.key).collect();
                             self.discard(&mut keys);
                         }
+                        plain_since = crate::clock::now_ns();
                         plain = Some((Arc::clone(&schema), self.write_rows(symbol, next, &conformed, 0, None)?));
                     }
                     let new_rows = plain.as_ref().map(|(_, e)| e.clone()).expect("written above");
@@ -1181,6 +1195,14 @@ impl Library {
         let index_key = AtomKey::new(KeyType::TableIndex, symbol, fields)?;
         // Stored by the commit, together with the head's CAS.
         Ok(NewVersion { operation, index_key, index_bytes: Bytes::from(bytes), row_count, index_start, index_end })
+    }
+
+    /// Whether objects written at `since_ns` (this process's clock) are past `max_reuse_age`, so that a
+    /// rebased commit must write them again rather than name them: a vacuum whose grace is shorter
+    /// than the commit's whole duration could otherwise delete them just before the commit lands.
+    fn too_old_to_reuse(&self, since_ns: i64) -> bool {
+        let limit = i64::try_from(self.pipeline.max_reuse_age.as_nanos()).unwrap_or(i64::MAX);
+        since_ns != i64::MAX && crate::clock::now_ns().saturating_sub(since_ns) > limit
     }
 
     /// Best-effort removal of objects a lost commit attempt wrote (they are unreachable either way).

@@ -61,6 +61,12 @@ pub struct PipelineOptions {
     pub encode_wave: usize,
     /// Commit attempts before a write gives up with a conflict error.
     pub max_commit_attempts: u32,
+    /// How old the segments and index an operation wrote may grow while it keeps losing commit races
+    /// and rebasing: past this age a rebased attempt writes them again under fresh keys instead of
+    /// reusing them. This bounds how long before its commit any object a commit names was created
+    /// (the longest single attempt plus this limit), which is what [`crate::Library::vacuum`]'s grace
+    /// period must exceed (default 10 s; design/reliability.md, "Vacuum").
+    pub max_reuse_age: std::time::Duration,
 }
 
 impl Default for PipelineOptions {
@@ -71,6 +77,7 @@ impl Default for PipelineOptions {
             queue_capacity: 2,
             encode_wave: cores * 2,
             max_commit_attempts: 200,
+            max_reuse_age: std::time::Duration::from_secs(10),
         }
     }
 }

@@ -74,8 +74,9 @@ impl Library {
     /// created more than `grace` ago. Version records of deleted version ids, or of ids above the head's
     /// newest, are deleted whatever their age (ids are never reused).
     ///
-    /// Safe to run while other threads or processes write, as long as `grace` is longer than any
-    /// commit takes (writers' clocks included): objects written by an uncommitted attempt are young.
+    /// Safe to run while other threads or processes write, as long as `grace` is longer than the
+    /// longest single commit attempt plus the writers' `PipelineOptions::max_reuse_age` (clock skew
+    /// included): a commit only names objects created that recently, however many races it loses.
     /// Symbols whose head or a live index does not decode are skipped whole (listed in the report).
     ///
     /// # Errors

@@ -192,3 +192,99 @@ fn objects_of_a_symbol_that_never_committed_are_removed() {
     assert!(lib.read("kept", &ReadRequest::default()).is_ok());
     assert_eq!(lib.vacuum(Some("kept"), Duration::ZERO).expect("vacuum").deleted(), 0);
 }
+
+/// A storage that makes the first `losses` commits lose the race (a conflict, after a pause), as a
+/// commit would under heavy contention, so that an operation's commit loop runs long.
+#[derive(Debug)]
+struct SlowLosses {
+    inner: MemoryStorage,
+    losses: std::sync::atomic::AtomicU32,
+    pause: Duration,
+}
+
+impl Storage for SlowLosses {
+    fn describe(&self) -> String {
+        "slow-losses".into()
+    }
+    fn put(&self, key: &AtomKey, value: Bytes) -> floe_backends::Result<()> {
+        self.inner.put(key, value)
+    }
+    fn get(&self, key: &AtomKey) -> floe_backends::Result<Bytes> {
+        self.inner.get(key)
+    }
+    fn exists(&self, key: &AtomKey) -> floe_backends::Result<bool> {
+        self.inner.exists(key)
+    }
+    fn delete_batch(&self, keys: &[AtomKey]) -> floe_backends::Result<()> {
+        self.inner.delete_batch(keys)
+    }
+    fn list_page(
+        &self,
+        key_type: KeyType,
+        scope: ListScope<'_>,
+        after: Option<&floe_formats::Key>,
+        limit: usize,
+    ) -> floe_backends::Result<floe_backends::ListPage> {
+        self.inner.list_page(key_type, scope, after, limit)
+    }
+    fn read_ref(&self, key: &floe_formats::RefKey) -> floe_backends::Result<Option<floe_backends::RefValue>> {
+        self.inner.read_ref(key)
+    }
+    fn write_ref(
+        &self,
+        key: &floe_formats::RefKey,
+        value: Bytes,
+        expected: floe_backends::RefExpectation<'_>,
+    ) -> floe_backends::Result<floe_backends::RefToken> {
+        let lose =
+            self.losses.fetch_update(std::sync::atomic::Ordering::SeqCst, std::sync::atomic::Ordering::SeqCst, |n| {
+                n.checked_sub(1)
+            });
+        if lose.is_ok() {
+            std::thread::sleep(self.pause);
+            return Err(floe_backends::StorageError::Conflict { key: key.to_string() });
+        }
+        self.inner.write_ref(key, value, expected)
+    }
+    fn delete_ref(&self, key: &floe_formats::RefKey) -> floe_backends::Result<()> {
+        self.inner.delete_ref(key)
+    }
+}
+
+#[test]
+fn a_long_commit_loop_rewrites_what_it_wrote_instead_of_naming_old_objects() {
+    // Four lost races of 300 ms each: without the reuse limit the committed version would name
+    // segments written 1.2 s before the commit, which a vacuum with a 1 s grace could have deleted.
+    for op in ["write", "append"] {
+        let storage = Arc::new(SlowLosses {
+            inner: MemoryStorage::new(),
+            losses: std::sync::atomic::AtomicU32::new(0),
+            pause: Duration::from_millis(300),
+        });
+        let pipeline = PipelineOptions { max_reuse_age: Duration::from_millis(100), ..PipelineOptions::default() };
+        let options = LibraryOptions { rows_per_segment: 4, columns_per_segment: 1, dynamic_schema: false };
+        let lib = Library::new("vacuum", Arc::clone(&storage) as Arc<dyn Storage>, options, pipeline);
+        lib.write("s", &table(0..10), None).expect("first write");
+        storage.losses.store(4, std::sync::atomic::Ordering::SeqCst);
+        match op {
+            "write" => lib.write("s", &table(0..10), None).expect("write commits after losing 4 races"),
+            _ => lib.append("s", &table(10..20), None).expect("append commits after losing 4 races"),
+        };
+        // Objects kept from the previous version are older, by design (they were live all along, so a
+        // vacuum keeps them); look at the new version's own segments.
+        let own_age = {
+            let head = crate::head::read_head(&*storage, "s").expect("head").expect("committed").head;
+            let idx = crate::index::TableIndex::decode(&storage.get(&head.record.index_key).expect("index"))
+                .expect("decodes");
+            let now = crate::clock::now_ns();
+            idx.entries.iter().filter(|e| e.key.version() == 1).map(|e| now - e.key.creation_ts()).max()
+        };
+        let own_age = own_age.expect("the new version wrote segments");
+        assert!(own_age < 900_000_000, "{op}: the commit named segments written {own_age} ns before it");
+        // Everything the losing attempts wrote is garbage a vacuum removes; the version reads back.
+        lib.vacuum(Some("s"), Duration::ZERO).expect("vacuum");
+        let rows = lib.read("s", &ReadRequest::default()).expect("reads").data.num_rows();
+        assert_eq!(rows, if op == "write" { 10 } else { 20 });
+        assert_eq!(lib.vacuum(Some("s"), Duration::ZERO).expect("vacuum").deleted(), 0);
+    }
+}
