@@ -11,7 +11,7 @@ use std::sync::Arc;
 use arrow_array::builder::{StringBuilder, StringDictionaryBuilder};
 use arrow_array::types::Int8Type;
 use arrow_array::{
-    ArrayRef, BinaryArray, BooleanArray, Float64Array, Int32Array, RecordBatch, RecordBatchOptions,
+    ArrayRef, BinaryArray, BooleanArray, Float64Array, Int32Array, Int64Array, RecordBatch, RecordBatchOptions,
     TimestampNanosecondArray, UInt8Array,
 };
 use arrow_schema::{Field, Schema};
@@ -34,6 +34,40 @@ fn batch(columns: Vec<(&str, ArrayRef, bool)>, rows: usize) -> RecordBatch {
         &options,
     )
     .expect("consistent fixture")
+}
+
+/// A larger fixture whose blocks use the LZ4 and delta codecs (the small fixtures' blocks are too short
+/// to compress): 1000 rows of sorted timestamps, a random-walk int64, strings from five values and
+/// random floats.
+fn codecs() -> RecordBatch {
+    let mut state = 0x853c_49e6_748f_ea9bu64;
+    let mut next = move || {
+        state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        state >> 33
+    };
+    let rows = 1000;
+    let (mut t, mut px) = (1_700_000_000_000_000_000i64, 10_000i64);
+    let mut ts = Vec::new();
+    let mut walk = Vec::new();
+    let mut floats = Vec::new();
+    let mut words = StringBuilder::new();
+    for _ in 0..rows {
+        t += 1_000_000 + (next() % 20_000_000) as i64;
+        px += (next() % 5) as i64 - 2;
+        ts.push(t);
+        walk.push(px);
+        floats.push(f64::from_bits(next() << 31 ^ next()));
+        words.append_value(["AAPL", "MSFT", "GOOG", "数据", ""][(next() % 5) as usize]);
+    }
+    batch(
+        vec![
+            ("ts", Arc::new(TimestampNanosecondArray::from(ts)), false),
+            ("walk", Arc::new(Int64Array::from(walk)), false),
+            ("word", Arc::new(words.finish()), false),
+            ("noise", Arc::new(Float64Array::from(floats)), false),
+        ],
+        rows,
+    )
 }
 
 /// The fixture segments: name, batch, metadata.
@@ -80,6 +114,7 @@ fn segments() -> Vec<(&'static str, RecordBatch, Option<&'static [u8]>)> {
             ),
             None,
         ),
+        ("codecs", codecs(), None),
     ]
 }
 
