@@ -20,8 +20,7 @@ use floe_formats::{SegmentReader, decode_segment, encode_segment};
 const SEGMENT_ROWS: usize = 100_000;
 
 /// Parquet-zstd per 1M rows, from `bench/RESULTS.findings.md` section 7 (MB).
-const PARQUET_MB: [(&str, f64); 5] =
-    [("ts", 6.1), ("price", 1.2), ("size", 0.8), ("symbol", 1.0), ("is_buy", 0.1)];
+const PARQUET_MB: [(&str, f64); 5] = [("ts", 6.1), ("price", 1.2), ("size", 0.8), ("symbol", 1.0), ("is_buy", 0.1)];
 
 /// splitmix64: deterministic, so every run sees the same table.
 struct Rng(u64);
@@ -128,7 +127,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let parquet_total: f64 = PARQUET_MB.iter().map(|(_, p)| p).sum();
     let floe_total = total as f64 * scale / 1e6;
-    println!("{:<8} {floe_total:>8.2} {parquet_total:>8.1} {:>8.2}  (whole segments)", "total", floe_total / parquet_total);
+    println!(
+        "{:<8} {floe_total:>8.2} {parquet_total:>8.1} {:>8.2}  (whole segments)",
+        "total",
+        floe_total / parquet_total
+    );
     let arrow = batch.get_array_memory_size() as f64 / 1e6;
     println!("encode {:.0} MB/s, decode {:.0} MB/s (of Arrow bytes, one core)", arrow / encode_s, arrow / decode_s);
     Ok(())
