@@ -80,6 +80,9 @@ pub(crate) struct NewVersion {
     pub index_key: AtomKey,
     /// The encoded index segment, stored together with the head's CAS (`Storage::commit_ref`).
     pub index_bytes: Bytes,
+    /// Data segments of a small write, stored with the commit too rather than before it (one LMDB
+    /// transaction per append instead of two; nothing left behind by an attempt that loses).
+    pub segments: Vec<(AtomKey, Bytes)>,
     pub row_count: u64,
     pub index_start: i64,
     pub index_end: i64,
@@ -131,6 +134,7 @@ pub(crate) fn commit(
                 Head { record: h.record.clone(), tombstones: t }
             }
             Change::Append(nv) => {
+                objects.extend(nv.segments);
                 objects.push((nv.index_key.clone(), nv.index_bytes));
                 if let Some(h) = head {
                     objects.extend(repair_forward(storage, symbol, h)?);
@@ -343,6 +347,7 @@ mod loom_tests {
             operation: Operation::Append,
             index_key: AtomKey::new(KeyType::TableIndex, "s", fields).expect("valid key"),
             index_bytes: Bytes::from_static(b"index"),
+            segments: Vec::new(),
             row_count: n,
             index_start: 0,
             index_end: 0,

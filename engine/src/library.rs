@@ -16,6 +16,7 @@ use crate::head::{self, Change, NewVersion};
 use crate::index::{IndexEntry, TableIndex, schema_bytes};
 use crate::options::{LibraryOptions, PipelineOptions};
 use crate::pipeline::{read::read_slices, write};
+use crate::sync::{Mutex, lock};
 use crate::table::{self, Table};
 
 /// Which version to read.
@@ -166,10 +167,10 @@ impl Library {
             if prepared.is_none() {
                 let started = crate::clock::now_ns();
                 let next = h.map_or(0, |h| h.latest() + 1);
-                let entries = self.write_rows(symbol, next, table, 0, None)?;
-                let keys = entries.iter().map(|e| e.key.clone()).collect();
+                let rows = self.write_rows(symbol, next, table, 0, None)?;
+                let keys = rows.entries.iter().map(|e| e.key.clone()).collect();
                 prepared =
-                    Some((started, keys, self.write_index(symbol, next, Operation::Write, table, entries, metadata)?));
+                    Some((started, keys, self.write_index(symbol, next, Operation::Write, table, rows, metadata)?));
             }
             Ok(Change::Append(prepared.as_ref().map(|(_, _, nv)| nv.clone()).expect("prepared above")))
         })?;
@@ -200,7 +201,7 @@ impl Library {
         let mut scratch: Vec<AtomKey> = Vec::new();
         // The new rows as plain segments numbered from row 0, written at most once and reused by every
         // rebased attempt, so that under contention a retry only writes a new index.
-        let mut plain: Option<(SchemaRef, Vec<IndexEntry>)> = None;
+        let mut plain: Option<(SchemaRef, write::Written)> = None;
         // When the plain segments were written (just before): past `max_reuse_age` they are written anew.
         let mut plain_since = i64::MAX;
         let mut first_attempt = true;
@@ -229,13 +230,14 @@ impl Library {
                         || self.too_old_to_reuse(plain_since)
                     {
                         if let Some((_, old_plain)) = plain.take() {
-                            let mut keys: Vec<AtomKey> = old_plain.into_iter().map(|e| e.key).collect();
+                            let mut keys: Vec<AtomKey> = old_plain.entries.into_iter().map(|e| e.key).collect();
                             self.discard(&mut keys);
                         }
                         plain_since = crate::clock::now_ns();
                         plain = Some((Arc::clone(&schema), self.write_rows(symbol, next, &conformed, 0, None)?));
                     }
-                    let new_rows = plain.as_ref().map(|(_, e)| e.clone()).expect("written above");
+                    let (new_rows, deferred) =
+                        plain.as_ref().map(|(_, w)| (w.entries.clone(), w.deferred.clone())).expect("written above");
                     let row_count_index = matches!(index, IndexKind::RowCount);
                     entries.extend(new_rows.into_iter().map(|mut e| {
                         e.row_start += base;
@@ -246,7 +248,8 @@ impl Library {
                         }
                         e
                     }));
-                    self.finish_index(symbol, next, Operation::Append, &schema, &index, entries, metadata)?
+                    let rows = write::Written { entries, deferred };
+                    self.finish_index(symbol, next, Operation::Append, &schema, &index, rows, metadata)?
                 }
             };
             scratch.push(nv.index_key.clone());
@@ -259,7 +262,7 @@ impl Library {
                 if e.detail() != Detail::CommitOutcomeUnknown {
                     self.discard(&mut scratch);
                     let mut plain_keys: Vec<AtomKey> =
-                        plain.iter().flat_map(|(_, e)| e.iter().map(|e| e.key.clone())).collect();
+                        plain.iter().flat_map(|(_, w)| w.entries.iter().map(|e| e.key.clone())).collect();
                     self.discard(&mut plain_keys);
                 }
                 Err(e)
@@ -329,11 +332,11 @@ impl Library {
         }
         batches.extend(table.batches().iter().cloned());
         let combined = Table::new(Arc::clone(&schema), batches, old.descriptor.index.clone())?;
-        let new_entries = self.write_rows(symbol, next, &combined, row_base, Some(written))?;
+        let new_rows = self.write_rows(symbol, next, &combined, row_base, Some(written))?;
         let mut entries = keep;
-        entries.extend(new_entries);
-        let nv =
-            self.finish_index(symbol, next, Operation::Append, &schema, &old.descriptor.index, entries, metadata)?;
+        entries.extend(new_rows.entries);
+        let rows = write::Written { entries, deferred: new_rows.deferred };
+        let nv = self.finish_index(symbol, next, Operation::Append, &schema, &old.descriptor.index, rows, metadata)?;
         Ok(nv)
     }
 
@@ -405,8 +408,8 @@ impl Library {
                 if operation == Operation::DeleteRange {
                     return Err(Error::symbol_not_found(format!("symbol {symbol:?} has no live version")));
                 }
-                let entries = self.write_rows(symbol, next, table, 0, Some(&mut written))?;
-                let nv = self.write_index(symbol, next, operation, table, entries, metadata)?;
+                let rows = self.write_rows(symbol, next, table, 0, Some(&mut written))?;
+                let nv = self.write_index(symbol, next, operation, table, rows, metadata)?;
                 written.push(nv.index_key.clone());
                 return Ok(Change::Append(nv));
             };
@@ -439,8 +442,8 @@ impl Library {
             let middle = Table::new(Arc::clone(&schema), batches, old.descriptor.index.clone())?;
             let mut entries: Vec<IndexEntry> = before.iter().flat_map(|s| s.iter().cloned()).collect();
             let row_base = entries.last().map_or(0, |e| e.row_end);
-            let mid_entries = self.write_rows(symbol, next, &middle, row_base, Some(&mut written))?;
-            entries.extend(mid_entries);
+            let mid = self.write_rows(symbol, next, &middle, row_base, Some(&mut written))?;
+            entries.extend(mid.entries);
             let mut row = entries.last().map_or(0, |e| e.row_end);
             for s in after {
                 let rows = s[0].rows();
@@ -459,7 +462,7 @@ impl Library {
                 operation,
                 &schema,
                 &old.descriptor.index,
-                entries,
+                write::Written { entries, deferred: mid.deferred },
                 metadata.as_deref(),
             )?;
             written.push(nv.index_key.clone());
@@ -495,7 +498,7 @@ impl Library {
                 Operation::WriteMetadata,
                 &old.schema,
                 &old.descriptor.index,
-                old.entries,
+                write::Written { entries: old.entries, deferred: Vec::new() },
                 metadata,
             )?;
             Ok(Change::Append(nv))
@@ -709,16 +712,15 @@ impl Library {
                 .filter(|&&v| v != h.latest())
                 .map(|&v| head::version_key(&sym, v))
                 .collect::<Result<_>>()?;
-            let mut fetched = self.storage.get_batch(&keys).into_iter();
+            let mut fetched = self.version_timestamps(&keys)?.into_iter();
             let mut seen = HashSet::new();
             for v in live {
-                let rec = if v == h.latest() {
-                    h.record.clone()
+                let timestamp_ns = if v == h.latest() {
+                    h.record.timestamp_ns
                 } else {
                     match fetched.next() {
-                        Some(Ok(b)) => VersionRecord::decode(&b)?,
-                        Some(Err(StorageError::NotFound { .. })) => continue, // deleted concurrently
-                        Some(Err(e)) => return Err(e.into()),
+                        Some(Some(t)) => t,
+                        Some(None) => continue, // deleted concurrently
                         None => break,
                     }
                 };
@@ -727,7 +729,7 @@ impl Library {
                 out.push(VersionInfo {
                     symbol: sym.clone(),
                     version: v,
-                    timestamp_ns: rec.timestamp_ns,
+                    timestamp_ns,
                     deleted: false,
                     snapshots: snaps,
                 });
@@ -743,6 +745,39 @@ impl Library {
                     });
                 }
             }
+        }
+        Ok(out)
+    }
+
+    /// The timestamps of the version records `keys`, `None` for a record deleted meanwhile. Records are
+    /// decoded in place where the backend lends its pages (one read transaction on LMDB).
+    fn version_timestamps(&self, keys: &[AtomKey]) -> Result<Vec<Option<i64>>> {
+        let decode = |key: &AtomKey, bytes: &[u8]| -> Result<i64> {
+            let rec = VersionRecord::decode(bytes).map_err(|e| Error::from(e).context(format!("record {key}")))?;
+            Ok(rec.timestamp_ns)
+        };
+        if self.storage.lends_pages() {
+            // Decoded in place; any failure (a record deleted meanwhile, a damaged one) falls back to the
+            // one-by-one path below, which tells those cases apart and names the key.
+            let slots: Mutex<Vec<Option<i64>>> = Mutex::new(vec![None; keys.len()]);
+            let visited = self.storage.visit_batch(keys, &|i, bytes| {
+                let t = VersionRecord::decode(bytes)
+                    .map_err(|e| StorageError::other("engine", e.to_string()))?
+                    .timestamp_ns;
+                lock(&slots)[i] = Some(t);
+                Ok(())
+            });
+            if visited.is_ok() {
+                return Ok(slots.into_inner().unwrap_or_else(|p| p.into_inner()));
+            }
+        }
+        let mut out = Vec::with_capacity(keys.len());
+        for (key, fetched) in keys.iter().zip(self.storage.get_batch(keys)) {
+            out.push(match fetched {
+                Ok(b) => Some(decode(key, &b)?),
+                Err(StorageError::NotFound { .. }) => None,
+                Err(e) => return Err(e.into()),
+            });
         }
         Ok(out)
     }
@@ -891,7 +926,7 @@ impl Library {
                     rec.operation,
                     &idx.schema,
                     &idx.descriptor.index,
-                    entries.clone(),
+                    write::Written { entries: entries.clone(), deferred: Vec::new() },
                     idx.descriptor.user_metadata.as_deref(),
                 )?);
             }
@@ -1124,7 +1159,8 @@ impl Library {
         Ok((Arc::clone(&old.schema), table.clone()))
     }
 
-    /// Slices and stores `table`'s rows (numbered from `row_base`); records the keys in `written`.
+    /// Slices and stores `table`'s rows (numbered from `row_base`), or hands small ones back for the
+    /// commit to store ([`write::Written::deferred`]); records the keys in `written`.
     fn write_rows(
         &self,
         symbol: &str,
@@ -1132,7 +1168,7 @@ impl Library {
         table: &Table,
         row_base: u64,
         written: Option<&mut Vec<AtomKey>>,
-    ) -> Result<Vec<IndexEntry>> {
+    ) -> Result<write::Written> {
         let data_cols = table::data_columns(table.schema(), table.index_pos());
         let job = write::SliceJob {
             symbol,
@@ -1142,11 +1178,11 @@ impl Library {
             index_pos: table.index_pos(),
             groups: table::column_groups(data_cols.len(), self.options.columns_per_segment),
         };
-        let entries = write::write_segments(&self.storage, &self.pipeline, job)?;
+        let out = write::write_segments(&self.storage, &self.pipeline, job)?;
         if let Some(w) = written {
-            w.extend(entries.iter().map(|e| e.key.clone()));
+            w.extend(out.entries.iter().map(|e| e.key.clone()));
         }
-        Ok(entries)
+        Ok(out)
     }
 
     fn write_index(
@@ -1155,10 +1191,10 @@ impl Library {
         version: u64,
         operation: Operation,
         table: &Table,
-        entries: Vec<IndexEntry>,
+        rows: write::Written,
         metadata: Option<&[u8]>,
     ) -> Result<NewVersion> {
-        self.finish_index(symbol, version, operation, table.schema(), table.index(), entries, metadata)
+        self.finish_index(symbol, version, operation, table.schema(), table.index(), rows, metadata)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1169,9 +1205,10 @@ impl Library {
         operation: Operation,
         schema: &SchemaRef,
         index: &IndexKind,
-        entries: Vec<IndexEntry>,
+        rows: write::Written,
         metadata: Option<&[u8]>,
     ) -> Result<NewVersion> {
+        let write::Written { entries, deferred } = rows;
         let row_count = entries.last().map_or(0, |e| e.row_end);
         let (index_start, index_end) = match (entries.first(), entries.last()) {
             (Some(f), Some(l)) => (f.index_start, l.index_end),
@@ -1194,7 +1231,15 @@ impl Library {
         };
         let index_key = AtomKey::new(KeyType::TableIndex, symbol, fields)?;
         // Stored by the commit, together with the head's CAS.
-        Ok(NewVersion { operation, index_key, index_bytes: Bytes::from(bytes), row_count, index_start, index_end })
+        Ok(NewVersion {
+            operation,
+            index_key,
+            index_bytes: Bytes::from(bytes),
+            segments: deferred,
+            row_count,
+            index_start,
+            index_end,
+        })
     }
 
     /// Whether objects written at `since_ns` (this process's clock) are past `max_reuse_age`, so that a

@@ -39,7 +39,21 @@ pub(crate) struct SliceJob<'a> {
     pub groups: Vec<(usize, usize)>,
 }
 
-/// Encodes and stores every segment of `job`, returning their index entries in row then column order.
+/// Encoded segments up to this many bytes in all (and one wave) are not stored by the pipeline but handed
+/// back to travel with the commit.
+pub(crate) const DEFER_BYTES: usize = 8 << 20;
+
+/// What [`write_segments`] produced.
+#[derive(Debug, Default)]
+pub(crate) struct Written {
+    /// Index entries of every segment, in row then column order.
+    pub entries: Vec<IndexEntry>,
+    /// Segments not stored yet (a small job): the commit stores them with the head's CAS.
+    pub deferred: Vec<(AtomKey, Bytes)>,
+}
+
+/// Encodes every segment of `job` and stores them, except that a small job (one wave, at most
+/// [`DEFER_BYTES`]) is handed back unstored in [`Written::deferred`] for the commit to store.
 ///
 /// # Errors
 /// The first encoding or storage error; segments already stored stay (unreachable until committed).
@@ -47,8 +61,8 @@ pub(crate) fn write_segments(
     storage: &std::sync::Arc<dyn Storage>,
     options: &PipelineOptions,
     job: SliceJob<'_>,
-) -> Result<Vec<IndexEntry>> {
-    let Some(first) = job.row_slices.first() else { return Ok(Vec::new()) };
+) -> Result<Written> {
+    let Some(first) = job.row_slices.first() else { return Ok(Written::default()) };
     let data_cols = table::data_columns(&first.schema(), job.index_pos);
     let now = crate::clock::now_ns();
     // (slice number, group number, first row) for every segment, in order.
@@ -110,6 +124,16 @@ pub(crate) fn write_segments(
         }
         Ok(entries)
     };
+    // A job of one wave (every small write and append) needs no I/O workers: if small it goes back to
+    // the caller for the commit to store, else it is stored from this thread.
+    if plan.len() <= wave {
+        let encoded = plan.par_iter().map(encode_one).collect::<Result<Vec<_>>>()?;
+        if encoded.iter().map(|e| e.bytes.len()).sum::<usize>() <= DEFER_BYTES {
+            let (entries, deferred) = encoded.into_iter().map(|e| (e.entry.clone(), (e.entry.key, e.bytes))).unzip();
+            return Ok(Written { entries, deferred });
+        }
+        return Ok(Written { entries: store(encoded)?, deferred: Vec::new() });
+    }
     let waves = handover::run(options.io_workers, options.queue_capacity, produce, store)?;
-    Ok(waves.into_iter().flatten().collect())
+    Ok(Written { entries: waves.into_iter().flatten().collect(), deferred: Vec::new() })
 }
