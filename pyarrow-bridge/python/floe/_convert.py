@@ -5,7 +5,8 @@ Writing: a pandas DataFrame's index becomes the engine's index (a DatetimeIndex 
 column, a RangeIndex -> a row count, any other index -> ordinary columns); the normalization record
 (see ``_envelope``) keeps what is needed to give the frame back. Arrow types the codec cannot store
 but that convert without loss (timestamp[us] -> [ns], string_view -> large_string) are converted; the
-rest raise ``InvalidInput`` naming the column, before anything is written.
+rest raise ``InvalidInput`` naming the column, before anything is written. Numeric numpy columns are
+handed to Arrow without a copy, NaN kept as NaN.
 
 Reading: the engine's Arrow table comes in without a copy; ``pyarrow`` output is that table,
 ``polars`` output is converted by polars, ``pandas`` output restores index, names and dtypes.
@@ -119,6 +120,24 @@ def _free_name(preferred: Any, taken: set) -> str:
     return f"__index_{i}__"
 
 
+def _column_array(col: pd.Series, name: str) -> pa.Array:
+    """One pandas column as Arrow.
+
+    numpy integer, float and bool columns go straight to ``pa.array`` (integers and floats without a
+    copy) and NaN stays NaN, as in ArcticDB: ``from_pandas=True`` would scan every float column for
+    NaN and store it as null. Every other dtype (objects, strings, categoricals, datetimes with NaT,
+    pandas extension arrays with ``pd.NA``) takes pyarrow's pandas conversion, as
+    ``pa.Table.from_pandas`` does, so missing values become nulls.
+    """
+    try:
+        dtype = col.dtype
+        if isinstance(dtype, np.dtype) and dtype.kind in "iufb" and dtype.isnative:
+            return pa.array(col.to_numpy())
+        return pa.array(col, from_pandas=True)
+    except _ARROW_ERRORS as e:
+        raise InvalidInput(f"column {name!r} cannot be stored: {e}") from e
+
+
 def _from_pandas(df: pd.DataFrame, series: bool = False, series_name: Any = None) -> Normalized:
     if isinstance(df.columns, pd.MultiIndex):
         raise InvalidInput("frames with MultiIndex columns are not supported; flatten the column names")
@@ -132,10 +151,9 @@ def _from_pandas(df: pd.DataFrame, series: bool = False, series_name: Any = None
             renamed[s] = _json_name(name, "column name")
             stored.append(s)
     _check_unique(stored)
-    try:
-        data = pa.Table.from_pandas(df.set_axis(stored, axis=1), preserve_index=False)
-    except _ARROW_ERRORS as e:
-        raise InvalidInput(f"a column cannot be stored: {e}") from e
+    # Column by column under the stored names: renaming the frame (set_axis) would copy all of it
+    # under pandas < 3, which has no copy-on-write.
+    data = pa.Table.from_arrays([_column_array(df.iloc[:, i], s) for i, s in enumerate(stored)], names=stored)
     dtypes = {s: str(t) for s, t in zip(stored, df.dtypes)}
 
     idx = df.index
