@@ -9,7 +9,8 @@ rest raise ``InvalidInput`` naming the column, before anything is written. Numer
 handed to Arrow without a copy, NaN kept as NaN.
 
 Reading: the engine's Arrow table comes in without a copy; ``pyarrow`` output is that table,
-``polars`` output is converted by polars, ``pandas`` output restores index, names and dtypes.
+``polars`` output is converted by polars, ``pandas`` output restores index, names and dtypes with one
+copy of the data (``to_pandas``) and none of the whole frame after it.
 """
 
 from __future__ import annotations
@@ -325,22 +326,17 @@ def _extension_dtype(name: str) -> Optional[Any]:
     return dtype if isinstance(dtype, pd.api.extensions.ExtensionDtype) and hasattr(dtype, "__from_arrow__") else None
 
 
-def to_pandas(table: pa.Table, norm: Optional[dict], row_offset: int = 0) -> Any:
-    """Restores the pandas object a normalization record describes (or a plain frame without one)."""
-    if not norm or norm.get("kind") != "pandas":
-        df = table.to_pandas()
-        index_column = (norm or {}).get("index_column")
-        if index_column and index_column in df.columns:
-            df = df.set_index(index_column)
-        return df
-    dtypes: dict[str, str] = norm.get("dtypes", {})
+def _frame(table: pa.Table, dtypes: dict[str, str]) -> pd.DataFrame:
+    """``table.to_pandas()`` (a RangeIndex, the table's column order) with the pandas dtypes of the
+    normalization record restored."""
     names = table.column_names
     extension = {c: d for c in names if c in dtypes and (d := _extension_dtype(dtypes[c])) is not None}
     df = (table.drop_columns(list(extension)) if extension else table).to_pandas()
-    for c, dtype in extension.items():
-        df[c] = table.column(c).to_pandas(types_mapper=lambda _t, d=dtype: d)
-    if extension:
-        df = df[names]
+    # Inserted at their places in table order, not appended and then reordered: ``df[names]`` would
+    # copy the frame under pandas < 3.
+    for pos, c in enumerate(names):
+        if c in extension:
+            df.insert(pos, c, table.column(c).to_pandas(types_mapper=lambda _t, d=extension[c]: d))
     for c in names:
         want = dtypes.get(c)
         if want == "object" and str(df[c].dtype) != want:
@@ -351,7 +347,76 @@ def to_pandas(table: pa.Table, norm: Optional[dict], row_offset: int = 0) -> Any
                 df[c] = df[c].astype(want)
             except (TypeError, ValueError):
                 pass  # written by another pandas version whose dtype this one lacks: keep the default
-    df = _restore_index(df, norm["index"], row_offset)
+        if isinstance(df[c].dtype, pd.CategoricalDtype):
+            # pyarrow hands a dictionary column's indices over without a copy when it can (no nulls):
+            # the categorical's codes are then read-only and ``df.iloc[i, j] = x`` fails. A copy of the
+            # codes (1-4 bytes a row) makes the column the user's like every other one.
+            df[c] = df[c].copy()
+    return df
+
+
+def _index(table: pa.Table, columns: list[str], dtypes: dict[str, str]) -> pd.Index:
+    """The index made of ``columns`` of ``table``: what ``DataFrame.set_index(columns)`` makes of them,
+    without ``set_index``'s copy of the whole frame (pandas < 3 deep-copies it)."""
+    ix = _frame(table.select(columns), dtypes)
+    dtype = ix.dtypes.iloc[0]
+    if len(columns) == 1 and (isinstance(dtype, pd.DatetimeTZDtype) or (isinstance(dtype, np.dtype) and dtype.kind == "M")):
+        # A datetime column becomes a DatetimeIndex over the same array (set_index does the same,
+        # after copying).
+        return pd.DatetimeIndex(ix.iloc[:, 0])
+    # Other kinds (rare, and only the index columns are copied): pandas' own rules, which differ
+    # between versions (pandas 3 makes a RangeIndex of an evenly spaced integer column).
+    return ix.set_index(columns).index
+
+
+def _without_index_columns(table: pa.Table, index_columns: list[str], dtypes: dict[str, str]) -> pd.DataFrame:
+    """The frame of the table's other columns (``_frame``), before its index is attached."""
+    df = _frame(table.drop_columns(index_columns), dtypes)
+    if df.shape[1] == 0:
+        # Only index columns were read: give the empty column labels the Index type that
+        # set_index(index_columns) leaves (str under pandas 3, object before), as reads did before.
+        df.columns = pd.Index(index_columns)[:0]
+    return df
+
+
+def _index_columns(index: dict) -> list[str]:
+    """The stored columns that make up the pandas index of a normalization record's ``index``."""
+    if index["type"] == "multi":
+        return list(index["columns"])
+    if index["type"] in ("datetime", "column"):
+        return [index["column"]]
+    return []
+
+
+def to_pandas(table: pa.Table, norm: Optional[dict], row_offset: int = 0) -> Any:
+    """Restores the pandas object a normalization record describes (or a plain frame without one).
+
+    The frame is ``to_pandas`` of the table without its index columns (one copy of the data, into
+    writable pandas blocks); the index is built from the index columns alone and attached, so no
+    step copies the whole frame again. Every column is writable: ``to_pandas`` copies into fresh
+    blocks, and categoricals get their own codes (``_frame``).
+    """
+    if not norm or norm.get("kind") != "pandas":
+        index_column = (norm or {}).get("index_column")
+        if not index_column or index_column not in table.column_names:
+            return table.to_pandas()
+        df = _without_index_columns(table, [index_column], {})
+        df.index = _index(table, [index_column], {})
+        df.index.name = index_column
+        return df
+    dtypes: dict[str, str] = norm.get("dtypes", {})
+    index = norm["index"]
+    index_columns = _index_columns(index)
+    df = _without_index_columns(table, index_columns, dtypes) if index_columns else _frame(table, dtypes)
+    if index["type"] == "range":
+        start = index["start"] + row_offset * index["step"]
+        df.index = pd.RangeIndex(start, start + len(df) * index["step"], index["step"], name=index["name"])
+    elif index["type"] == "multi":
+        df.index = _index(table, index_columns, dtypes)
+        df.index.names = index["names"]
+    else:
+        df.index = _index(table, index_columns, dtypes)
+        df.index.name = index["name"]
     renamed = norm.get("renamed")
     if renamed:
         df.columns = [renamed.get(c, c) for c in df.columns]
@@ -362,21 +427,6 @@ def to_pandas(table: pa.Table, norm: Optional[dict], row_offset: int = 0) -> Any
         s = df[series["column"]] if series["column"] in df.columns else df.iloc[:, 0]
         s.name = series["name"]
         return s
-    return df
-
-
-def _restore_index(df: pd.DataFrame, index: dict, row_offset: int) -> pd.DataFrame:
-    kind = index["type"]
-    if kind == "range":
-        start = index["start"] + row_offset * index["step"]
-        df.index = pd.RangeIndex(start, start + len(df) * index["step"], index["step"], name=index["name"])
-        return df
-    if kind == "multi":
-        df = df.set_index(index["columns"])
-        df.index.names = index["names"]
-        return df
-    df = df.set_index(index["column"])
-    df.index.name = index["name"]
     return df
 
 
