@@ -76,15 +76,20 @@ def test_time_zones(lib, tz):
 
 
 def test_empty_frames(lib):
-    empty_range = pd.DataFrame({"a": pd.Series([], dtype="int64"), "b": pd.Series([], dtype="str")})
+    # pandas < 3 reads dtype "str" as object, and an empty object column has no type to store
+    # (refused): there, the empty string column is "string" and ts_frame goes without its one.
+    pandas3 = int(pd.__version__.split(".")[0]) >= 3
+    string = "str" if pandas3 else "string"
+    frame = ts_frame if pandas3 else lambda n: ts_frame(n).drop(columns="venue")
+    empty_range = pd.DataFrame({"a": pd.Series([], dtype="int64"), "b": pd.Series([], dtype=string)})
     lib.write("empty_range", empty_range)
     assert_frame_equal(lib.read("empty_range").data, empty_range)
 
-    empty_ts = ts_frame(0)
+    empty_ts = frame(0)
     lib.write("empty_ts", empty_ts)
     assert_frame_equal(lib.read("empty_ts").data, empty_ts)
     # Appending to an empty symbol gives the appended rows.
-    more = ts_frame(5)
+    more = frame(5)
     lib.append("empty_ts", more)
     assert_frame_equal(lib.read("empty_ts").data, more)
 
