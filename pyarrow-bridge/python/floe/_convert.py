@@ -328,7 +328,8 @@ def _extension_dtype(name: str) -> Optional[Any]:
 
 def _frame(table: pa.Table, dtypes: dict[str, str]) -> pd.DataFrame:
     """``table.to_pandas()`` (a RangeIndex, the table's column order) with the pandas dtypes of the
-    normalization record restored."""
+    normalization record restored. Every column is writable: ``to_pandas`` copies into fresh
+    blocks, and categoricals get codes of their own."""
     names = table.column_names
     extension = {c: d for c in names if c in dtypes and (d := _extension_dtype(dtypes[c])) is not None}
     df = (table.drop_columns(list(extension)) if extension else table).to_pandas()
@@ -337,45 +338,21 @@ def _frame(table: pa.Table, dtypes: dict[str, str]) -> pd.DataFrame:
     for pos, c in enumerate(names):
         if c in extension:
             df.insert(pos, c, table.column(c).to_pandas(types_mapper=lambda _t, d=extension[c]: d))
-    for c in names:
+    for c, have in zip(names, df.dtypes):
         want = dtypes.get(c)
-        if want == "object" and str(df[c].dtype) != want:
+        if want == "object" and str(have) != want:
             # Straight from Arrow: nulls come back as None, as they were written (not NaN).
             df[c] = pd.Series(table.column(c).to_numpy(zero_copy_only=False), index=df.index, dtype=object)
-        elif want is not None and str(df[c].dtype) != want and want != "category":
+        elif want is not None and str(have) != want and want != "category":
             try:
                 df[c] = df[c].astype(want)
             except (TypeError, ValueError):
                 pass  # written by another pandas version whose dtype this one lacks: keep the default
-        if isinstance(df[c].dtype, pd.CategoricalDtype):
+        elif isinstance(have, pd.CategoricalDtype):
             # pyarrow hands a dictionary column's indices over without a copy when it can (no nulls):
             # the categorical's codes are then read-only and ``df.iloc[i, j] = x`` fails. A copy of the
             # codes (1-4 bytes a row) makes the column the user's like every other one.
             df[c] = df[c].copy()
-    return df
-
-
-def _index(table: pa.Table, columns: list[str], dtypes: dict[str, str]) -> pd.Index:
-    """The index made of ``columns`` of ``table``: what ``DataFrame.set_index(columns)`` makes of them,
-    without ``set_index``'s copy of the whole frame (pandas < 3 deep-copies it)."""
-    ix = _frame(table.select(columns), dtypes)
-    dtype = ix.dtypes.iloc[0]
-    if len(columns) == 1 and (isinstance(dtype, pd.DatetimeTZDtype) or (isinstance(dtype, np.dtype) and dtype.kind == "M")):
-        # A datetime column becomes a DatetimeIndex over the same array (set_index does the same,
-        # after copying).
-        return pd.DatetimeIndex(ix.iloc[:, 0])
-    # Other kinds (rare, and only the index columns are copied): pandas' own rules, which differ
-    # between versions (pandas 3 makes a RangeIndex of an evenly spaced integer column).
-    return ix.set_index(columns).index
-
-
-def _without_index_columns(table: pa.Table, index_columns: list[str], dtypes: dict[str, str]) -> pd.DataFrame:
-    """The frame of the table's other columns (``_frame``), before its index is attached."""
-    df = _frame(table.drop_columns(index_columns), dtypes)
-    if df.shape[1] == 0:
-        # Only index columns were read: give the empty column labels the Index type that
-        # set_index(index_columns) leaves (str under pandas 3, object before), as reads did before.
-        df.columns = pd.Index(index_columns)[:0]
     return df
 
 
@@ -388,34 +365,51 @@ def _index_columns(index: dict) -> list[str]:
     return []
 
 
+def _move_to_index(df: pd.DataFrame, columns: list[str]) -> None:
+    """Makes ``columns`` the frame's index, in place: what ``df.set_index(columns)`` returns, without
+    its copy of the whole frame (pandas < 3 deep-copies it)."""
+    dtype = df.dtypes.iloc[df.columns.get_loc(columns[0])]
+    if len(columns) == 1 and (isinstance(dtype, pd.DatetimeTZDtype) or (isinstance(dtype, np.dtype) and dtype.kind == "M")):
+        # A datetime column becomes a DatetimeIndex over the same array, as set_index makes it.
+        index = pd.DatetimeIndex(df[columns[0]])
+    else:
+        # Other kinds (rare; only the index columns are copied): pandas' own rules, which differ
+        # between versions (pandas 3 makes a RangeIndex of an evenly spaced integer column).
+        index = df[columns].set_index(columns).index
+    for c in columns:
+        # No copy: pandas splits the column's block into views of the rest.
+        del df[c]
+    if df.shape[1] == 0:
+        # Only index columns were read: give the empty column labels the Index type that set_index
+        # leaves (str under pandas 3, object before), as reads did before.
+        df.columns = pd.Index(columns)[:0]
+    df.index = index
+
+
 def to_pandas(table: pa.Table, norm: Optional[dict], row_offset: int = 0) -> Any:
     """Restores the pandas object a normalization record describes (or a plain frame without one).
 
-    The frame is ``to_pandas`` of the table without its index columns (one copy of the data, into
-    writable pandas blocks); the index is built from the index columns alone and attached, so no
-    step copies the whole frame again. Every column is writable: ``to_pandas`` copies into fresh
-    blocks, and categoricals get their own codes (``_frame``).
+    One copy of the data (``to_pandas``, into writable pandas blocks), then the index columns are
+    moved into the index in place, so no step copies the whole frame again (as ``set_index`` did
+    under pandas < 3).
     """
     if not norm or norm.get("kind") != "pandas":
+        df = table.to_pandas()
         index_column = (norm or {}).get("index_column")
-        if not index_column or index_column not in table.column_names:
-            return table.to_pandas()
-        df = _without_index_columns(table, [index_column], {})
-        df.index = _index(table, [index_column], {})
-        df.index.name = index_column
+        if index_column and index_column in df.columns:
+            _move_to_index(df, [index_column])
+            df.index.name = index_column
         return df
-    dtypes: dict[str, str] = norm.get("dtypes", {})
+    df = _frame(table, norm.get("dtypes", {}))
     index = norm["index"]
-    index_columns = _index_columns(index)
-    df = _without_index_columns(table, index_columns, dtypes) if index_columns else _frame(table, dtypes)
     if index["type"] == "range":
         start = index["start"] + row_offset * index["step"]
         df.index = pd.RangeIndex(start, start + len(df) * index["step"], index["step"], name=index["name"])
     elif index["type"] == "multi":
-        df.index = _index(table, index_columns, dtypes)
+        _move_to_index(df, _index_columns(index))
         df.index.names = index["names"]
     else:
-        df.index = _index(table, index_columns, dtypes)
+        _move_to_index(df, _index_columns(index))
         df.index.name = index["name"]
     renamed = norm.get("renamed")
     if renamed:
