@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import ctypes
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -69,12 +70,18 @@ def main() -> None:
     ap.add_argument("--store", choices=["lmdb", "mem"], default="lmdb")
     ap.add_argument("--only", default="write,read,versions")
     args = ap.parse_args()
-    only = set(args.only.split(","))
+    tmp = tempfile.mkdtemp(prefix="floe-perf-")
+    try:
+        run(args, f"lmdb://{tmp}/store" if args.store == "lmdb" else "mem://")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
+
+def run(args: argparse.Namespace, uri: str) -> None:
+    """Runs the operations on a store at ``uri`` and prints the table."""
     import pandas as pd
 
-    tmp = tempfile.mkdtemp(prefix="floe-perf-")
-    uri = "mem://" if args.store == "mem" else f"lmdb://{tmp}/store"
+    only = set(args.only.split(","))
     lib = floe.Store(uri).get_library("perf", create_if_missing=True)
     df = data.wide_float(args.rows)
     table = pa.Table.from_pandas(df, preserve_index=True).replace_schema_metadata(None)
