@@ -1,11 +1,11 @@
 //! The one place the engine takes its concurrency primitives from, so that loom can replace them in
-//! model-checking builds (`RUSTFLAGS="--cfg loom"`). Engine code imports from here, never from
+//! model-checking builds (the `loom` feature: `cargo test -p floe-engine --features loom --lib loom`). Engine code imports from here, never from
 //! `std::sync` directly.
 
-#[cfg(loom)]
+#[cfg(feature = "loom")]
 pub(crate) use loom::sync::{Arc, Condvar, Mutex, MutexGuard, atomic::AtomicBool};
 
-#[cfg(not(loom))]
+#[cfg(not(feature = "loom"))]
 pub(crate) use std::sync::{Arc, Mutex, MutexGuard, atomic::AtomicBool};
 
 pub(crate) use std::sync::atomic::Ordering;

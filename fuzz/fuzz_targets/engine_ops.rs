@@ -8,7 +8,9 @@
 //! effect; one that failed because of an injected fault may or may not have (the store must then match
 //! the model either before or after it); one that failed without a fault must be one the model refuses
 //! too, and change nothing.
-#![no_main]
+// Built by cargo-fuzz (cfg `fuzzing`) as a libFuzzer target, and included as a module by the test
+// suite's fuzz smoke test (tests/tests/fuzz_smoke.rs), which calls `run` directly.
+#![cfg_attr(fuzzing, no_main)]
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -20,7 +22,6 @@ use floe_engine::{AsOf, ErrorKind, Library, PipelineOptions, ReadRequest};
 use floe_tests::model::SymbolModel;
 use floe_tests::suite::small_options;
 use floe_tests::{Row, rows, rows_of, table};
-use libfuzzer_sys::fuzz_target;
 
 const SYMBOL: &str = "s";
 
@@ -182,7 +183,8 @@ fn decode_ops(data: &[u8]) -> Vec<Op> {
     ops
 }
 
-fuzz_target!(|data: &[u8]| {
+/// One input: checks the target's properties on `data` (panics on a violation).
+pub fn run(data: &[u8]) {
     if data.len() < 3 {
         return;
     }
@@ -230,10 +232,7 @@ fuzz_target!(|data: &[u8]| {
                 continue;
             }
             (Err(e), Err(_)) => {
-                assert!(
-                    matches!(e.kind(), ErrorKind::InvalidInput | ErrorKind::NotFound),
-                    "step {step} {op:?}: {e}"
-                );
+                assert!(matches!(e.kind(), ErrorKind::InvalidInput | ErrorKind::NotFound), "step {step} {op:?}: {e}");
                 assert_eq!(now, before, "step {step} {op:?} was refused ({e}) but changed the store");
             }
             (Err(e), Ok(())) => panic!("step {step} {op:?} failed without a fault: {e}"),
@@ -242,4 +241,7 @@ fuzz_target!(|data: &[u8]| {
             model = after_model;
         }
     }
-});
+}
+
+#[cfg(fuzzing)]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| run(data));

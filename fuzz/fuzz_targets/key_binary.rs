@@ -1,11 +1,16 @@
 //! Binary key decoding never panics, and whatever decodes re-encodes to the same bytes.
-#![no_main]
+// Built by cargo-fuzz (cfg `fuzzing`) as a libFuzzer target, and included as a module by the test
+// suite's fuzz smoke test (tests/tests/fuzz_smoke.rs), which calls `run` directly.
+#![cfg_attr(fuzzing, no_main)]
 
 use floe_formats::Key;
-use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| {
+/// One input: checks the target's properties on `data` (panics on a violation).
+pub fn run(data: &[u8]) {
     if let Ok(key) = Key::from_binary(data) {
         assert_eq!(key.to_binary(), data, "binary keys have one encoding");
     }
-});
+}
+
+#[cfg(fuzzing)]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| run(data));

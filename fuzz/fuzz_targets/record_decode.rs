@@ -1,12 +1,14 @@
 //! Record decoding (head, version record, snapshot, library config, table descriptor) never panics on
 //! hostile bytes, and whatever decodes re-encodes to bytes that decode to the same record. (Byte equality
 //! is not asserted: fuzz builds accept any checksum, so the input's checksum field may differ.)
-#![no_main]
+// Built by cargo-fuzz (cfg `fuzzing`) as a libFuzzer target, and included as a module by the test
+// suite's fuzz smoke test (tests/tests/fuzz_smoke.rs), which calls `run` directly.
+#![cfg_attr(fuzzing, no_main)]
 
 use floe_formats::record::{Head, LibraryConfigRecord, SnapshotRecord, TableDescriptor, VersionRecord};
-use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| {
+/// One input: checks the target's properties on `data` (panics on a violation).
+pub fn run(data: &[u8]) {
     if let Ok(r) = VersionRecord::decode(data) {
         assert_eq!(VersionRecord::decode(&r.encode()).expect("re-encoded record decodes"), r);
     }
@@ -22,4 +24,7 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(d) = TableDescriptor::decode(data) {
         assert_eq!(TableDescriptor::decode(&d.encode()).expect("re-encoded record decodes"), d);
     }
-});
+}
+
+#[cfg(fuzzing)]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| run(data));

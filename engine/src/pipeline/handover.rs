@@ -1,18 +1,18 @@
 //! A bounded hand-over between one producer and several workers, with results collected in
 //! production order and the first error cancelling the rest.
 //!
-//! Production builds use `crossbeam-channel`'s bounded channel; under `cfg(loom)` a small Mutex +
+//! Production builds use `crossbeam-channel`'s bounded channel; under `cfg(feature = "loom")` a small Mutex +
 //! Condvar channel from the `sync` shim stands in, so loom can check the hand-over and collection
 //! logic (`tests` below).
 
 use crate::sync::{Arc, AtomicBool, Mutex, Ordering, lock};
 
-#[cfg(not(loom))]
+#[cfg(not(feature = "loom"))]
 mod channel {
     pub(crate) use crossbeam_channel::bounded;
 }
 
-#[cfg(loom)]
+#[cfg(feature = "loom")]
 mod channel {
     //! A minimal bounded MPMC channel over the loom primitives (same semantics as crossbeam's for the
     //! calls used here: `send` blocks while full and fails once every receiver is gone; `recv` blocks
@@ -100,10 +100,10 @@ mod channel {
     }
 }
 
-#[cfg(not(loom))]
+#[cfg(not(feature = "loom"))]
 use std::thread::{JoinHandle, spawn};
 
-#[cfg(loom)]
+#[cfg(feature = "loom")]
 use loom::thread::{JoinHandle, spawn};
 
 /// Runs `work` on `workers` threads over the items `produce` yields on the calling thread, with at
@@ -193,7 +193,7 @@ where
     Ok(results.into_iter().map(|(_, r)| r).collect())
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(feature = "loom")))]
 mod tests {
     use super::*;
 
@@ -247,7 +247,7 @@ mod tests {
     }
 }
 
-#[cfg(all(test, loom))]
+#[cfg(all(test, feature = "loom"))]
 mod loom_tests {
     use super::*;
 
