@@ -61,6 +61,36 @@ def _date_range(date_range: Any) -> Optional[Tuple[Optional[int], Optional[int]]
     return (conv(start, "date_range start"), conv(end, "date_range end"))
 
 
+def _mutation_range(date_range: Any, what: str) -> Optional[Tuple[int, int]]:
+    """The (start, end) range of an update or delete_data_in_range, open ends filled in; a range
+    whose start is after its end is refused (it would select nothing, or everything around it)."""
+    dr = _date_range(date_range)
+    if dr is None:
+        return None
+    if dr[0] is not None and dr[1] is not None and dr[0] > dr[1]:
+        raise InvalidInput(f"{what}: date_range starts at {_ts(dr[0])}, after its end {_ts(dr[1])}; pass (start, end)")
+    return (_I64_MIN if dr[0] is None else dr[0], _I64_MAX if dr[1] is None else dr[1])
+
+
+_OPENING = 'opening store "'
+_SECRET_VALUE = re.compile(r"((?:secret|access)=)[^&\"\s]*", re.IGNORECASE)
+
+
+def _hide_query(message: str, uri: Any) -> str:
+    """``message`` with the URI the extension quotes at its start (``opening store "<uri>": ...``)
+    shown without its query string, where S3 credentials live, as the engine's own messages do;
+    any ``secret=`` / ``access=`` value left elsewhere is hidden too."""
+    if message.startswith(_OPENING) and isinstance(uri, str):
+        # The URI is quoted with Rust's Debug escapes: find the closing quote.
+        i, escaped = len(_OPENING), False
+        while i < len(message) and (escaped or message[i] != '"'):
+            escaped = not escaped and message[i] == "\\"
+            i += 1
+        shown = uri.split("?", 1)[0] + ("?<options hidden>" if "?" in uri else "")
+        message = f"{_OPENING}{shown}{message[i:]}"
+    return _SECRET_VALUE.sub(r"\1<hidden>", message)
+
+
 def _row_range(row_range: Any) -> Optional[Tuple[int, int]]:
     if row_range is None:
         return None
@@ -202,17 +232,14 @@ class Library:
         n = _convert.normalize(data, index_column)
         norm = old.norm if old is not None and old.norm is not None else n.norm
         blob = _envelope.encode(norm, metadata, True) if metadata is not None or old is None else None
-        dr = _date_range(date_range)
-        if dr is not None:
-            dr = (_I64_MIN if dr[0] is None else dr[0], _I64_MAX if dr[1] is None else dr[1])
+        dr = _mutation_range(date_range, f'update "{symbol}"')
         return self._item(self._lib.update(symbol, n.table, n.index, dr, blob, prune_previous_versions))
 
     def delete_data_in_range(self, symbol: str, date_range: Any, prune_previous_versions: bool = False) -> VersionedItem:
         """Removes the rows whose timestamp lies in ``date_range`` (inclusive), as a new version."""
-        dr = _date_range(date_range)
+        dr = _mutation_range(date_range, f'delete_data_in_range "{symbol}"')
         if dr is None:
             raise InvalidInput("delete_data_in_range needs a date_range")
-        dr = (_I64_MIN if dr[0] is None else dr[0], _I64_MAX if dr[1] is None else dr[1])
         return self._item(self._lib.delete_data_in_range(symbol, dr, prune_previous_versions))
 
     def write_metadata(self, symbol: str, metadata: Any, prune_previous_versions: bool = False) -> VersionedItem:
@@ -224,6 +251,10 @@ class Library:
         return self._item(self._lib.write_metadata(symbol, blob, prune_previous_versions))
 
     def _write_many(self, payloads: List[WritePayload], append: bool, prune: bool) -> List[Union[VersionedItem, DataError]]:
+        try:
+            payloads = [p if isinstance(p, WritePayload) else WritePayload(*p) for p in payloads]
+        except TypeError as e:
+            raise InvalidInput(f"batch items must be WritePayload(symbol, data, metadata=None, index_column=None): {e}") from e
         symbols = [p.symbol for p in payloads]
         dups = sorted({s for s in symbols if symbols.count(s) > 1})
         if dups:
@@ -231,7 +262,6 @@ class Library:
         out: List[Any] = [None] * len(payloads)
         items, slots = [], []
         for i, p in enumerate(payloads):
-            p = p if isinstance(p, WritePayload) else WritePayload(*p)
             try:
                 inherit = self._old_envelope(p.symbol) if append else None
                 n, blob = self._prepare(p.data, p.metadata, p.index_column, inherit)
@@ -276,9 +306,27 @@ class Library:
             offset = self._row_offset(item[0], item[1], row_range, tail, data.num_rows)
         return self._item(item, _convert.to_output(data, env.norm, fmt, offset), env.user)
 
+    def _read_columns(self, columns: Optional[List[Any]], as_of: Any, fetch):
+        """Runs ``fetch(as_of, stored_columns)`` (a read returning ``(item, table, blob)``) for a
+        ``columns=`` argument in one read in the common case: the names are mapped without the stored
+        frame description first, and only if that description shows index columns the read left out
+        (a pandas index stored as columns) is the same version read again with them."""
+        if columns is None:
+            return fetch(as_of, None)
+        if isinstance(columns, (str, bytes)):
+            raise InvalidInput(f"columns must be a list of column names, e.g. columns=[{columns!r}], not a single name")
+        first = _convert.storage_columns(list(columns), None)
+        t = fetch(as_of, first)
+        need = _convert.storage_columns(list(columns), _envelope.decode(t[2]).norm)
+        if need == first:
+            return t
+        return fetch(("version", t[0][1]), need)
+
     def _columns(self, symbol: str, columns: Optional[List[Any]], as_of: Any) -> Optional[List[str]]:
         if columns is None:
             return None
+        if isinstance(columns, (str, bytes)):
+            raise InvalidInput(f"columns must be a list of column names, e.g. columns=[{columns!r}], not a single name")
         needs_norm = any(not isinstance(c, str) for c in columns)
         norm = None
         try:
@@ -306,10 +354,9 @@ class Library:
         columns: the columns to return (the index always comes with them).
         output_format: "pandas" (default, index restored), "pyarrow" or "polars".
         """
-        a = _as_of(as_of)
         rr = _row_range(row_range)
-        args = (a, _date_range(date_range), rr, self._columns(symbol, columns, a))
-        t, _ = self._lib.read(symbol, args)
+        dr = _date_range(date_range)
+        t = self._read_columns(columns, _as_of(as_of), lambda a, cols: self._lib.read(symbol, (a, dr, rr, cols))[0])
         return self._finish_read(t, output_format, rr)
 
     def _read_debug(self, symbol: str) -> Tuple[pa.Table, List[int], Tuple[int, int]]:
@@ -344,14 +391,12 @@ class Library:
 
     def head(self, symbol: str, n: int = 5, as_of: Any = None, columns: Optional[List[Any]] = None, output_format: Optional[str] = None) -> VersionedItem:
         """The first ``n`` rows (all but the last ``-n`` if negative)."""
-        a = _as_of(as_of)
-        t = self._lib.head(symbol, int(n), a, self._columns(symbol, columns, a))
+        t = self._read_columns(columns, _as_of(as_of), lambda a, cols: self._lib.head(symbol, int(n), a, cols))
         return self._finish_read(t, output_format, (0, 0))
 
     def tail(self, symbol: str, n: int = 5, as_of: Any = None, columns: Optional[List[Any]] = None, output_format: Optional[str] = None) -> VersionedItem:
         """The last ``n`` rows (all but the first ``-n`` if negative)."""
-        a = _as_of(as_of)
-        t = self._lib.tail(symbol, int(n), a, self._columns(symbol, columns, a))
+        t = self._read_columns(columns, _as_of(as_of), lambda a, cols: self._lib.tail(symbol, int(n), a, cols))
         return self._finish_read(t, output_format, tail=int(n))
 
     def iter_batches(
@@ -540,7 +585,15 @@ class Store:
 
     def __init__(self, uri: str, output_format: str = OutputFormat.PANDAS) -> None:
         self._output_format = OutputFormat.parse(output_format)
-        self._store = _floe.Store(uri)
+        error: Optional[FloeError] = None
+        try:
+            self._store = _floe.Store(uri)
+        except FloeError as e:
+            # The extension's message quotes the URI, query string (and so the secret) included.
+            # Raised outside the except block, so the original is not kept as __context__ either.
+            error = type(e)(_hide_query(str(e), uri))
+        if error is not None:
+            raise error
         self._uri = self._store.uri()
 
     def __repr__(self) -> str:
