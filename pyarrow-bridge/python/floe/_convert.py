@@ -248,6 +248,13 @@ def _storable_type(name: str, t: pa.DataType) -> pa.DataType:
 
 def _storable(table: pa.Table) -> pa.Table:
     """Casts lossless conversions; raises InvalidInput for types that cannot be stored."""
+    for name in table.column_names:
+        if "\x00" in name:
+            # The Arrow C data interface carries names as NUL-terminated C strings: "a\x00b" would
+            # arrive in the engine as "a" and be stored under that name.
+            raise InvalidInput(
+                f"column or index name {name!r} contains a NUL character (\\x00), which Floe cannot store; rename it"
+            )
     target = pa.schema([pa.field(f.name, _storable_type(f.name, f.type)) for f in table.schema])
     if all(a.type == b.type for a, b in zip(table.schema, target)):
         return table.replace_schema_metadata(None)
@@ -356,6 +363,44 @@ def _frame(table: pa.Table, dtypes: dict[str, str]) -> pd.DataFrame:
     return df
 
 
+# Tables up to this many rows may take the small-frame path (fixed costs dominate there; larger ones
+# go through ``to_pandas``, which converts columns on several threads).
+SMALL_FRAME_ROWS = 1 << 16
+
+
+def _small_frame(table: pa.Table, index: dict, dtypes: dict[str, str]) -> Optional[pd.DataFrame]:
+    """The frame of a small table with a DatetimeIndex and only null-free numeric or boolean columns
+    stored in their pandas dtypes, built from numpy arrays in one step: the common tiny read (a few
+    rows, a few columns) spends ~1 ms in ``to_pandas`` and index handling, this path ~0.2 ms. ``None``
+    when the table is anything else (the general path then runs)."""
+    if table.num_rows > SMALL_FRAME_ROWS or index["type"] != "datetime":
+        return None
+    ts_type = table.schema.field(index["column"]).type if index["column"] in table.column_names else None
+    if ts_type is None or not pa.types.is_timestamp(ts_type) or ts_type.unit != "ns":
+        return None
+    data = {}
+    for name, column in zip(table.column_names, table.columns):
+        if name == index["column"]:
+            continue
+        t = column.type
+        if column.null_count or not (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)):
+            return None
+        values = column.to_numpy()
+        if dtypes.get(name, str(values.dtype)) != str(values.dtype):
+            return None
+        # Our own writable copy (the array may be a read-only view of Arrow memory).
+        data[name] = np.array(values, copy=True)
+    if not data:
+        return None  # an index-only read: the general path gives the empty labels their pandas type
+    stamps = pd.DatetimeIndex(table.column(index["column"]).to_numpy(), name=index["name"])
+    if ts_type.tz is not None:
+        stamps = stamps.tz_localize("UTC").tz_convert(ts_type.tz)
+    # Passing the index to the constructor would align every column to it (~1.5 ms); set it after.
+    df = pd.DataFrame(data, copy=False)
+    df.index = stamps
+    return df
+
+
 def _index_columns(index: dict) -> list[str]:
     """The stored columns that make up the pandas index of a normalization record's ``index``."""
     if index["type"] == "multi":
@@ -400,15 +445,20 @@ def to_pandas(table: pa.Table, norm: Optional[dict], row_offset: int = 0) -> Any
             _move_to_index(df, [index_column])
             df.index.name = index_column
         return df
-    df = _frame(table, norm.get("dtypes", {}))
     index = norm["index"]
-    if index["type"] == "range":
+    small = _small_frame(table, index, norm.get("dtypes", {}))
+    if small is not None:
+        df = small
+    elif index["type"] == "range":
+        df = _frame(table, norm.get("dtypes", {}))
         start = index["start"] + row_offset * index["step"]
         df.index = pd.RangeIndex(start, start + len(df) * index["step"], index["step"], name=index["name"])
     elif index["type"] == "multi":
+        df = _frame(table, norm.get("dtypes", {}))
         _move_to_index(df, _index_columns(index))
         df.index.names = index["names"]
     else:
+        df = _frame(table, norm.get("dtypes", {}))
         _move_to_index(df, _index_columns(index))
         df.index.name = index["name"]
     renamed = norm.get("renamed")
