@@ -7,7 +7,8 @@
 //! - [`key`]: [`Key`]s naming immutable objects ([`AtomKey`]) and mutable references ([`RefKey`]), with
 //!   a compact binary encoding and a printable object-store name.
 //! - [`segment`]: [`encode_segment`] / [`SegmentReader`], a columnar codec over Arrow arrays with LZ4,
-//!   delta coding and xxh3 checksums on every block.
+//!   delta and zigzag coding and byte shuffling of integers, dictionary coding of low-cardinality
+//!   strings, and xxh3 checksums on every block.
 //! - [`names`]: the rules for symbol and library names.
 //!
 //! The byte layouts are specified in `design/format.md`.

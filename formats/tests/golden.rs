@@ -1,9 +1,11 @@
-//! Golden-byte fixtures: small segments and keys encoded by this format version and checked in under
-//! `tests/golden/`. A change that alters the bytes, or can no longer read old files, fails here.
+//! Golden-byte fixtures: small segments and keys checked in under `tests/golden/`, as
+//! `<name>.v<format>.seg`. A change that alters the bytes the encoder writes, or can no longer read
+//! files an earlier format version wrote, fails here.
 //!
-//! The fixtures are made by this test: `FLOE_BLESS=1 cargo test -p floe-formats --test golden` rewrites
-//! them. Bless only for a deliberate format change, together with a new format version and an entry in
-//! `design/format.md`'s version log; old fixtures must stay readable.
+//! The current format's fixtures are made by this test: `FLOE_BLESS=1 cargo test -p floe-formats --test
+//! golden` rewrites them. Bless only for a deliberate format change, together with a new format version
+//! and an entry in `design/format.md`'s version log. Older versions' fixtures are never rewritten: they
+//! are the files earlier builds wrote, and must keep decoding to the same values.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -11,11 +13,13 @@ use std::sync::Arc;
 use arrow_array::builder::{StringBuilder, StringDictionaryBuilder};
 use arrow_array::types::Int8Type;
 use arrow_array::{
-    ArrayRef, BinaryArray, BooleanArray, Float64Array, Int32Array, Int64Array, RecordBatch, RecordBatchOptions,
-    TimestampNanosecondArray, UInt8Array,
+    ArrayRef, BinaryArray, BooleanArray, Float64Array, Int8Array, Int32Array, Int64Array, LargeBinaryArray,
+    LargeStringArray, RecordBatch, RecordBatchOptions, StringArray, TimestampNanosecondArray, UInt8Array, UInt16Array,
+    UInt32Array, UInt64Array,
 };
 use arrow_schema::{Field, Schema};
-use floe_formats::{AtomFields, AtomKey, Key, KeyType, RefKey, decode_segment, encode_segment};
+use floe_formats::segment::SEGMENT_FORMAT_VERSION;
+use floe_formats::{AtomFields, AtomKey, Key, KeyType, RefKey, SegmentReader, decode_segment, encode_segment};
 
 fn dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden")
@@ -36,15 +40,20 @@ fn batch(columns: Vec<(&str, ArrayRef, bool)>, rows: usize) -> RecordBatch {
     .expect("consistent fixture")
 }
 
-/// A larger fixture whose blocks use the LZ4 and delta codecs (the small fixtures' blocks are too short
-/// to compress): 1000 rows of sorted timestamps, a random-walk int64, strings from five values and
-/// random floats.
-fn codecs() -> RecordBatch {
-    let mut state = 0x853c_49e6_748f_ea9bu64;
-    let mut next = move || {
+/// A deterministic generator of 31-bit numbers.
+fn numbers(seed: u64) -> impl FnMut() -> u64 {
+    let mut state = seed;
+    move || {
         state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
         state >> 33
-    };
+    }
+}
+
+/// A larger fixture whose blocks use the LZ4 and delta codecs (the small fixtures' blocks are too short
+/// to compress): 1000 rows of sorted timestamps, a random-walk int64, strings from five values and
+/// random floats. In format 2 the integers are shuffled and the strings dictionary-coded.
+fn codecs() -> RecordBatch {
+    let mut next = numbers(0x853c_49e6_748f_ea9b);
     let rows = 1000;
     let (mut t, mut px) = (1_700_000_000_000_000_000i64, 10_000i64);
     let mut ts = Vec::new();
@@ -70,8 +79,89 @@ fn codecs() -> RecordBatch {
     )
 }
 
-/// The fixture segments: name, batch, metadata.
-fn segments() -> Vec<(&'static str, RecordBatch, Option<&'static [u8]>)> {
+/// Format 2's integer codecs at every width: 600 rows of an int8 random walk (delta, 1 byte), sorted
+/// uint16 (delta), small random int32 (zigzag delta), uint32 sorted with a constant top byte (delta,
+/// constant planes dropped), int64 counting in sevens (every plane of the differences constant, but
+/// dropping them all would pass the 256x bound: the planes go through LZ4), nullable uint64 of a few
+/// values (zigzag delta), and int16 keys of a dictionary column (no transform, shuffled).
+fn integers() -> RecordBatch {
+    let mut next = numbers(0x2545_f491_4f6c_dd1d);
+    let rows = 600;
+    let mut walk = 0i8;
+    let (mut sorted, mut sorted32) = (0u16, 0x7f00_0000u32);
+    let (mut walk8, mut sorted16, mut small32, mut sorted32s) = (vec![], vec![], vec![], vec![]);
+    let (mut sevens, mut few) = (vec![], vec![]);
+    let mut dict = StringDictionaryBuilder::<arrow_array::types::Int16Type>::new();
+    for i in 0..rows {
+        walk = walk.wrapping_add((next() % 3) as i8 - 1);
+        sorted += (next() % 40) as u16;
+        sorted32 += (next() % 1000) as u32;
+        walk8.push(walk);
+        sorted16.push(sorted);
+        small32.push((next() % 200) as i32 - 100);
+        sorted32s.push(sorted32);
+        sevens.push(7 * i as i64 - 2100);
+        few.push((i % 9 != 0).then(|| [3u64, 1 << 40, u64::MAX][(next() % 3) as usize]));
+        dict.append_value(format!("k{}", next() % 300));
+    }
+    batch(
+        vec![
+            ("walk8", Arc::new(Int8Array::from(walk8)), false),
+            ("sorted16", Arc::new(UInt16Array::from(sorted16)), false),
+            ("small32", Arc::new(Int32Array::from(small32)), false),
+            ("sorted32", Arc::new(UInt32Array::from(sorted32s)), false),
+            ("sevens64", Arc::new(Int64Array::from(sevens)), false),
+            ("few64", Arc::new(UInt64Array::from(few)), true),
+            ("dict16", Arc::new(dict.finish()), false),
+        ],
+        rows,
+    )
+}
+
+/// Format 2's dictionary-coded variable-length columns, 40 rows: UTF-8 with nulls, unicode and the
+/// empty string; large UTF-8; binary with nulls; large binary; an all-null column (empty dictionary);
+/// all-distinct strings (stored plain, shuffled offsets); and uint64 counting in threes (every plane of
+/// the differences constant and dropped). Plus 600 distinct values among 1200 rows (2-byte keys).
+fn dictionary() -> RecordBatch {
+    let mut next = numbers(0x9e37_79b9_7f4a_7c15);
+    let rows = 40;
+    let words = ["bid", "ask", "", "数据", "🚀 launch", "naïve"];
+    let pick = |next: &mut dyn FnMut() -> u64| words[(next() % words.len() as u64) as usize];
+    let utf8: StringArray = (0..rows).map(|i| (i % 7 != 3).then(|| pick(&mut next))).collect();
+    let large: LargeStringArray = (0..rows).map(|_| Some(pick(&mut next))).collect();
+    let binary: BinaryArray = (0..rows)
+        .map(|i| (i % 5 != 0).then(|| [&b"\x00\x01"[..], b"", b"\xff\xfe\xfd"][(next() % 3) as usize]))
+        .collect();
+    let large_binary: LargeBinaryArray = (0..rows).map(|_| Some(&b"xyz"[..(next() % 4) as usize])).collect();
+    let nothing: StringArray = (0..rows).map(|_| None::<&str>).collect();
+    let distinct: StringArray = (0..rows).map(|i| Some(format!("row {i} · {}", next() % 1000))).collect();
+    let threes = UInt64Array::from_iter_values((0..rows as u64).map(|i| 1_000_000 + 3 * i));
+    batch(
+        vec![
+            ("utf8", Arc::new(utf8), true),
+            ("large_utf8", Arc::new(large), false),
+            ("binary", Arc::new(binary), true),
+            ("large_binary", Arc::new(large_binary), false),
+            ("nothing", Arc::new(nothing), true),
+            ("distinct", Arc::new(distinct), false),
+            ("threes", Arc::new(threes), false),
+        ],
+        rows,
+    )
+}
+
+/// 1200 rows of 600 distinct strings: dictionary-coded with 2-byte keys.
+fn wide_dictionary() -> RecordBatch {
+    let mut next = numbers(7);
+    let values: StringArray = (0..1200).map(|i| Some(format!("v{}", if i < 600 { i } else { next() % 600 }))).collect();
+    batch(vec![("v", Arc::new(values), false)], 1200)
+}
+
+/// A fixture segment: name, batch, metadata, and the format versions it exists in.
+type Fixture = (&'static str, RecordBatch, Option<&'static [u8]>, &'static [u16]);
+
+/// The fixture segments.
+fn segments() -> Vec<Fixture> {
     let mut names = StringBuilder::new();
     for v in [Some("alpha"), None, Some("数据"), Some("")] {
         names.append_option(v);
@@ -87,7 +177,7 @@ fn segments() -> Vec<(&'static str, RecordBatch, Option<&'static [u8]>)> {
         1_700_000_000_000_009_999,
     ]);
     vec![
-        ("empty", batch(vec![], 0), None),
+        ("empty", batch(vec![], 0), None, &[1, 2]),
         (
             "primitives",
             batch(
@@ -101,6 +191,7 @@ fn segments() -> Vec<(&'static str, RecordBatch, Option<&'static [u8]>)> {
                 4,
             ),
             Some(b"{\"user\": \"metadata\"}"),
+            &[1, 2],
         ),
         (
             "strings",
@@ -113,9 +204,23 @@ fn segments() -> Vec<(&'static str, RecordBatch, Option<&'static [u8]>)> {
                 4,
             ),
             None,
+            &[1, 2],
         ),
-        ("codecs", codecs(), None),
+        ("codecs", codecs(), None, &[1, 2]),
+        ("integers", integers(), None, &[2]),
+        ("dictionary", dictionary(), None, &[2]),
+        ("wide_dictionary", wide_dictionary(), None, &[2]),
     ]
+}
+
+/// Every fixture file: its name, format version and path.
+fn fixture_files() -> Vec<(String, u16, PathBuf)> {
+    segments()
+        .into_iter()
+        .flat_map(|(name, _, _, versions)| {
+            versions.iter().map(move |&v| (name.to_owned(), v, dir().join(format!("{name}.v{v}.seg"))))
+        })
+        .collect()
 }
 
 fn keys() -> Vec<Key> {
@@ -145,25 +250,80 @@ fn keys_text() -> String {
 
 #[test]
 fn segments_match_their_golden_bytes_and_decode() {
-    for (name, batch, metadata) in segments() {
-        let path = dir().join(format!("{name}.v1.seg"));
-        let encoded = encode_segment(&batch, metadata).expect("encodes");
-        if blessing() {
-            std::fs::write(&path, &encoded).expect("write fixture");
+    for (name, batch, metadata, versions) in segments() {
+        for &version in versions {
+            let path = dir().join(format!("{name}.v{version}.seg"));
+            let encoded = encode_segment(&batch, metadata).expect("encodes");
+            let current = version == SEGMENT_FORMAT_VERSION;
+            if blessing() && current {
+                std::fs::write(&path, &encoded).expect("write fixture");
+            }
+            let golden = std::fs::read(&path)
+                .unwrap_or_else(|e| panic!("{}: {e} (run with FLOE_BLESS=1 to create)", path.display()));
+            assert_eq!(u16::from_le_bytes([golden[4], golden[5]]), version, "{name}: format version");
+            let what = format!("{name} v{version}");
+            let decoded = decode_segment(&golden).unwrap_or_else(|e| panic!("{what}: no longer decodes: {e}"));
+            assert_eq!(decoded.batch, batch, "{what}: decoded values changed");
+            assert_eq!(decoded.metadata.as_deref(), metadata, "{what}: metadata changed");
+            if current {
+                assert_eq!(encoded, golden, "{what}: encoder output changed; a format change needs a new version");
+            }
         }
-        let golden = std::fs::read(&path)
-            .unwrap_or_else(|e| panic!("{}: {e} (run with FLOE_BLESS=1 to create)", path.display()));
-        let decoded = decode_segment(&golden).unwrap_or_else(|e| panic!("{name}: old file no longer decodes: {e}"));
-        assert_eq!(decoded.batch, batch, "{name}: decoded values changed");
-        assert_eq!(decoded.metadata.as_deref(), metadata, "{name}: metadata changed");
-        assert_eq!(encoded, golden, "{name}: encoder output changed; a format change needs a new version");
+    }
+}
+
+/// The sizes the read pipeline places segments with, and decoding into its buffers, agree with
+/// decoding to Arrow for every column of every fixture (dictionary-coded columns included).
+#[test]
+fn golden_columns_decode_into_buffers_as_they_decode_to_arrow() {
+    for (name, version, path) in fixture_files() {
+        let golden = std::fs::read(&path).expect("fixture present");
+        let reader = SegmentReader::new(&golden).expect("parses");
+        for i in 0..reader.num_columns() {
+            let expected = reader.decode_column(i).expect("decodes");
+            let info = reader.column_info(i).expect("in range");
+            let data = expected.to_data();
+            let rows = reader.num_rows();
+            let mut validity = vec![0u8; rows.div_ceil(8)];
+            let validity_out = Some(floe_formats::segment::BitsOut { bytes: &mut validity, bit_offset: 0 });
+            use arrow_schema::DataType as T;
+            let width = match data.data_type() {
+                T::Utf8 | T::Binary => 4,
+                T::LargeUtf8 | T::LargeBinary => 8,
+                _ => continue,
+            };
+            let (mut ends, mut bytes) = (vec![0u8; rows * width], vec![0u8; info.data_len as usize]);
+            let values = floe_formats::segment::ValuesOut::Var { ends: &mut ends, data: &mut bytes, base: 5 };
+            reader
+                .decode_column_into(i, floe_formats::segment::ColumnOut { validity: validity_out, values })
+                .unwrap_or_else(|e| panic!("{name} v{version} column {i}: {e}"));
+            // Same values: the end offsets (less the base), and the bytes of every non-null row.
+            let offsets = data.buffers()[0].as_slice();
+            let read = |b: &[u8], at: usize| -> u64 {
+                let mut w = [0u8; 8];
+                w[..width].copy_from_slice(&b[at * width..(at + 1) * width]);
+                u64::from_le_bytes(w)
+            };
+            let mut start = 0u64;
+            for row in 0..rows {
+                let end = read(&ends, row) - 5;
+                let (s, e) = (read(offsets, row), read(offsets, row + 1));
+                if expected.is_valid(row) {
+                    assert_eq!(
+                        bytes[start as usize..end as usize],
+                        data.buffers()[1].as_slice()[s as usize..e as usize]
+                    );
+                }
+                start = end;
+            }
+            assert_eq!(start, info.data_len, "{name} v{version} column {i}: data length");
+        }
     }
 }
 
 #[test]
 fn every_single_byte_flip_of_a_golden_segment_is_rejected() {
-    for (name, _, _) in segments() {
-        let path = dir().join(format!("{name}.v1.seg"));
+    for (name, _, path) in fixture_files() {
         let golden = std::fs::read(&path).expect("fixture present");
         for i in 0..golden.len() {
             for flip in [0x01u8, 0x80, 0xff] {

@@ -1,41 +1,96 @@
-//! One block: a chunk of a stream, compressed with LZ4 (after delta coding for sorted 8-byte integers)
-//! or stored raw when that does not make it smaller, and checksummed with xxh3-64 over the stored bytes.
+//! One block: a chunk of a stream, stored raw or compressed with LZ4 (integers first delta- or
+//! zigzag-delta-coded and byte-shuffled), and checksummed with xxh3-64 over the stored bytes.
 
+use std::cell::RefCell;
+
+use lz4_flex::block::{CompressTable, compress_into_with_table, decompress_into, get_maximum_output_size};
+
+use super::transform::{self, Transform};
 use crate::error::{FormatError, Result};
 use crate::le::{checksum, checksum_matches};
 
 /// The raw size of the blocks the encoder cuts streams into. A multiple of 8 so that fixed-width values
-/// never straddle blocks; about 1 MiB keeps LZ4's working set in cache and gives readers parallelism.
+/// never straddle blocks; 256 KiB keeps LZ4's working set in cache and gives readers parallelism.
 pub(crate) const BLOCK_BYTES: usize = 1 << 18;
 
 /// The largest raw block a decoder accepts, whatever an encoder chose.
 pub(crate) const MAX_BLOCK_RAW: u32 = 16 << 20;
+
+/// The encoder decides whether and how to compress a block from a sample of its first bytes (the
+/// whole block if it is at most twice this long). A multiple of 8.
+const SAMPLE_BYTES: usize = 8 << 10;
 
 /// LZ4 cannot expand more than ~255x; a compressed block claiming more is refused before allocating.
 pub(crate) fn lz4_raw_len_is_plausible(raw_len: u32, stored_len: u32) -> bool {
     u64::from(raw_len) <= u64::from(stored_len) * 256 + 64
 }
 
-/// How a block's bytes are stored. Persisted as one byte.
+/// How a block's bytes are stored. Persisted as one byte (see [`Codec::code`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
 pub(crate) enum Codec {
-    /// The raw bytes.
-    Raw = 0,
-    /// LZ4 block format (lz4_flex).
-    Lz4 = 1,
-    /// Little-endian 8-byte integers replaced by their wrapping differences (the first kept), then LZ4.
-    DeltaLz4 = 2,
+    /// The raw bytes (code 0).
+    Raw,
+    /// LZ4 block format, lz4_flex (code 1).
+    Lz4,
+    /// Little-endian 8-byte integers replaced by their wrapping differences (the first kept), then LZ4
+    /// (code 2). Written by format 1 encoders only; still decoded.
+    DeltaLz4,
+    /// `width`-byte little-endian integers rewritten by `transform` and byte-shuffled; constant byte
+    /// planes are replaced by their byte, the others LZ4-compressed (codes 16-27:
+    /// `16 + 4 * transform + log2(width)`; format 2). See [`encode_shuffled`] for the stored layout.
+    Shuffled { transform: Transform, width: u8 },
 }
 
+/// The first code of [`Codec::Shuffled`].
+const SHUFFLED_BASE: u8 = 16;
+
 impl Codec {
-    pub(crate) fn from_code(code: u8) -> Result<Self> {
-        match code {
-            0 => Ok(Codec::Raw),
-            1 => Ok(Codec::Lz4),
-            2 => Ok(Codec::DeltaLz4),
-            other => Err(FormatError::malformed("segment descriptor", format!("unknown block codec {other}"))),
+    /// The persisted code.
+    pub(crate) fn code(self) -> u8 {
+        match self {
+            Codec::Raw => 0,
+            Codec::Lz4 => 1,
+            Codec::DeltaLz4 => 2,
+            Codec::Shuffled { transform, width } => SHUFFLED_BASE + 4 * transform as u8 + width.trailing_zeros() as u8,
         }
+    }
+
+    /// Parses a persisted code; format 1 segments know only codes 0-2.
+    pub(crate) fn from_code(code: u8, format_version: u16) -> Result<Self> {
+        let codec = match code {
+            0 => Some(Codec::Raw),
+            1 => Some(Codec::Lz4),
+            2 => Some(Codec::DeltaLz4),
+            c if format_version >= 2 && c >= SHUFFLED_BASE => Transform::from_code((c - SHUFFLED_BASE) / 4)
+                .map(|transform| Codec::Shuffled { transform, width: 1 << ((c - SHUFFLED_BASE) % 4) }),
+            _ => None,
+        };
+        codec.ok_or_else(|| {
+            FormatError::malformed(
+                "segment descriptor",
+                format!("unknown block codec {code} in format {format_version}"),
+            )
+        })
+    }
+
+    /// The raw length must be a whole number of this many bytes.
+    pub(crate) fn value_width(self) -> u32 {
+        match self {
+            Codec::Raw | Codec::Lz4 => 1,
+            Codec::DeltaLz4 => 8,
+            Codec::Shuffled { width, .. } => u32::from(width),
+        }
+    }
+
+    /// Whether a block of this codec can hold `raw_len` bytes in `stored_len`: a raw block exactly,
+    /// a compressed one within LZ4's maximum ratio, and whole values for the integer codecs.
+    pub(crate) fn is_plausible(self, raw_len: u32, stored_len: u32) -> bool {
+        raw_len.is_multiple_of(self.value_width())
+            && match self {
+                Codec::Raw => raw_len == stored_len,
+                Codec::Lz4 | Codec::DeltaLz4 => lz4_raw_len_is_plausible(raw_len, stored_len),
+                Codec::Shuffled { .. } => raw_len > 0 && lz4_raw_len_is_plausible(raw_len, stored_len),
+            }
     }
 }
 
@@ -52,27 +107,173 @@ fn u32_len(n: usize) -> u32 {
     u32::try_from(n).expect("blocks are at most BLOCK_BYTES long, far below u32::MAX")
 }
 
-/// Whether `raw`, read as little-endian i64s, never decreases.
-fn is_sorted_i64(raw: &[u8]) -> bool {
-    let mut prev = i64::MIN;
-    for chunk in raw.chunks_exact(8) {
-        let v = i64::from_le_bytes(chunk.try_into().expect("chunks_exact yields 8 bytes"));
-        if v < prev {
-            return false;
-        }
-        prev = v;
-    }
-    true
+/// Per-thread buffers reused across blocks, so encoding allocates and zero-fills nothing per block: the
+/// LZ4 output goes to `compressed` (kept at the largest size needed so far) and is copied into the
+/// segment only if it is kept.
+struct EncodeScratch {
+    shuffled: Vec<u8>,
+    compressed: Vec<u8>,
+    /// Always the 32-bit-entry table, whatever the input size, so the output never depends on which
+    /// blocks this thread compressed before.
+    table: CompressTable,
 }
 
-fn delta_encode(raw: &[u8], out: &mut Vec<u8>) {
-    out.clear();
-    out.reserve(raw.len());
-    let mut prev = 0i64;
-    for chunk in raw.chunks_exact(8) {
-        let v = i64::from_le_bytes(chunk.try_into().expect("chunks_exact yields 8 bytes"));
-        out.extend_from_slice(&v.wrapping_sub(prev).to_le_bytes());
-        prev = v;
+thread_local! {
+    static ENCODE_SCRATCH: RefCell<EncodeScratch> = RefCell::new(EncodeScratch {
+        shuffled: Vec::new(),
+        compressed: Vec::new(),
+        table: CompressTable::large(),
+    });
+    static DECODE_SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// `buf[..len]`, growing (and zero-filling only the growth of) `buf` if it is shorter.
+fn at_least(buf: &mut Vec<u8>, len: usize) -> &mut [u8] {
+    if buf.len() < len {
+        buf.resize(len, 0);
+    }
+    &mut buf[..len]
+}
+
+/// Whether `stored` bytes are worth keeping in place of `raw` raw bytes: compression must save at
+/// least 1/16 (less is not worth the decompression).
+fn worth_it(raw: usize, stored: usize) -> bool {
+    stored <= raw - raw / 16 && lz4_raw_len_is_plausible(u32_len(raw), u32_len(stored))
+}
+
+/// LZ4-compresses `input` into `out` (grown as needed); returns the compressed length.
+fn lz4(input: &[u8], out: &mut Vec<u8>, table: &mut CompressTable) -> usize {
+    let dest = at_least(out, get_maximum_output_size(input.len()));
+    compress_into_with_table(input, dest, table).expect("the output holds LZ4's worst case")
+}
+
+/// The stored form of a [`Codec::Shuffled`] block of `raw` (n values of `width` bytes), written to
+/// `out`; returns its length:
+///
+/// ```text
+/// u8         constant-plane mask M: bit j set = byte plane j holds one byte throughout (bits >= width 0)
+/// popcnt(M)  that byte for each plane of M, lowest plane first
+/// width      the first value, little-endian (delta transforms only; they shuffle the n - 1 differences)
+/// rest       LZ4 block of the other planes, lowest first, each as many bytes as values shuffled
+///            (nothing when every plane is constant)
+/// ```
+///
+/// With `elide` false no plane is marked constant (M = 0) and LZ4 gets every plane.
+fn encode_shuffled(
+    raw: &[u8],
+    transform: Transform,
+    width: usize,
+    elide: bool,
+    shuffled: &mut Vec<u8>,
+    out: &mut Vec<u8>,
+    table: &mut CompressTable,
+) -> usize {
+    let m = transform.shuffled_count(raw.len() / width);
+    let planes = at_least(shuffled, m * width);
+    let stats = transform::forward(raw, width, transform, planes);
+    let constant = if elide { stats.constant_planes(width) } else { 0 };
+    let mut header = [0u8; 1 + 8 + 8];
+    header[0] = constant;
+    let mut h = 1;
+    let mut kept = 0;
+    for j in 0..width {
+        if constant & (1 << j) != 0 {
+            header[h] = stats.constant_byte(j);
+            h += 1;
+        } else {
+            if kept != j {
+                planes.copy_within(j * m..(j + 1) * m, kept * m);
+            }
+            kept += 1;
+        }
+    }
+    if transform.keeps_first() {
+        header[h..h + width].copy_from_slice(&stats.first.to_le_bytes()[..width]);
+        h += width;
+    }
+    let dest = at_least(out, h + get_maximum_output_size(kept * m));
+    dest[..h].copy_from_slice(&header[..h]);
+    if kept == 0 {
+        return h;
+    }
+    h + compress_into_with_table(&planes[..kept * m], &mut dest[h..], table).expect("the output holds LZ4's worst case")
+}
+
+impl EncodeScratch {
+    /// The stored form of `raw` under `codec`, in `self.compressed[..n]`; returns `n`.
+    fn compress(&mut self, raw: &[u8], codec: Codec) -> usize {
+        match codec {
+            Codec::Shuffled { transform, width } => {
+                let width = usize::from(width);
+                let (shuffled, out, table) = (&mut self.shuffled, &mut self.compressed, &mut self.table);
+                let n = encode_shuffled(raw, transform, width, true, shuffled, out, table);
+                if lz4_raw_len_is_plausible(u32_len(raw.len()), u32_len(n)) {
+                    n
+                } else {
+                    // Dropping the constant planes left too few bytes for the decoder's expansion
+                    // bound (an arithmetic sequence, say): let LZ4 shorten them instead.
+                    encode_shuffled(raw, transform, width, false, shuffled, out, table)
+                }
+            }
+            _ => lz4(raw, &mut self.compressed, &mut self.table),
+        }
+    }
+
+    /// The codec worth trying on `raw`, judged on its sample: plain LZ4, or for integers of `width`
+    /// bytes the transform with the fewest significant bytes, shuffled; `Raw` if neither saves 1/16.
+    fn choose(&mut self, raw: &[u8], ints: Option<usize>) -> Codec {
+        let sample = if raw.len() <= 2 * SAMPLE_BYTES { raw } else { &raw[..SAMPLE_BYTES] };
+        let mut best = (Codec::Raw, sample.len());
+        let mut consider = |codec: Codec, this: &mut Self| {
+            let n = this.compress(sample, codec);
+            if n < best.1 && worth_it(sample.len(), n) {
+                best = (codec, n);
+            }
+        };
+        consider(Codec::Lz4, self);
+        if let Some(width) = ints {
+            let transform = transform::choose(sample, width);
+            // One-byte values untransformed would be plain LZ4 under another name.
+            if width > 1 || transform != Transform::None {
+                consider(Codec::Shuffled { transform, width: u8::try_from(width).expect("1, 2, 4 or 8") }, self);
+            }
+        }
+        best.0
+    }
+}
+
+/// Encodes one block of at most [`BLOCK_BYTES`], appending its stored bytes to `body`.
+///
+/// `ints` is the width of the values when the stream holds little-endian integers (1, 2, 4 or 8 bytes;
+/// `raw` is then a whole number of them): such blocks may be delta- or zigzag-delta-coded and
+/// byte-shuffled before LZ4. Other blocks are LZ4-compressed or stored raw.
+pub(crate) fn encode_block(raw: &[u8], ints: Option<usize>, body: &mut Vec<u8>) -> BlockMeta {
+    debug_assert!(ints.is_none_or(|w| raw.len().is_multiple_of(w)));
+    let start = body.len();
+    let codec = if raw.is_empty() {
+        Codec::Raw
+    } else {
+        ENCODE_SCRATCH.with_borrow_mut(|s| {
+            let codec = s.choose(raw, ints);
+            if codec == Codec::Raw {
+                return Codec::Raw;
+            }
+            let n = s.compress(raw, codec);
+            if !worth_it(raw.len(), n) {
+                return Codec::Raw;
+            }
+            body.extend_from_slice(&s.compressed[..n]);
+            codec
+        })
+    };
+    if codec == Codec::Raw {
+        body.extend_from_slice(raw);
+    }
+    BlockMeta {
+        codec,
+        raw_len: u32_len(raw.len()),
+        stored_len: u32_len(body.len() - start),
+        checksum: checksum(&body[start..]),
     }
 }
 
@@ -85,51 +286,16 @@ fn delta_decode_in_place(buf: &mut [u8]) {
     }
 }
 
-/// Compresses `input` onto the end of `body`; returns the stored length, or `None` (and leaves `body`
-/// as it was) when LZ4 does not make it smaller.
-fn lz4_append(input: &[u8], body: &mut Vec<u8>) -> Option<usize> {
-    let start = body.len();
-    body.resize(start + lz4_flex::block::get_maximum_output_size(input.len()), 0);
-    let written = lz4_flex::block::compress_into(input, &mut body[start..]);
-    match written {
-        Ok(n) if n < input.len() && lz4_raw_len_is_plausible(u32_len(input.len()), u32_len(n)) => {
-            body.truncate(start + n);
-            Some(n)
-        }
-        _ => {
-            body.truncate(start);
-            None
-        }
+fn lz4_decode(stored: &[u8], out: &mut [u8], location: &dyn Fn() -> String) -> Result<()> {
+    let n = decompress_into(stored, out)
+        .map_err(|e| FormatError::malformed("segment", format!("{}: LZ4 data does not decode: {e}", location())))?;
+    if n != out.len() {
+        return Err(FormatError::malformed(
+            "segment",
+            format!("{}: decompressed to {n} bytes, expected {}", location(), out.len()),
+        ));
     }
-}
-
-/// Encodes one block of at most [`BLOCK_BYTES`], appending its stored bytes to `body`.
-///
-/// `delta` asks for delta coding, which is applied only if the block is whole 8-byte values that never
-/// decrease (sorted timestamps and the like). `scratch` is reused between calls.
-pub(crate) fn encode_block(raw: &[u8], delta: bool, body: &mut Vec<u8>, scratch: &mut Vec<u8>) -> BlockMeta {
-    let start = body.len();
-    let (codec, stored_len) = if delta && raw.len().is_multiple_of(8) && !raw.is_empty() && is_sorted_i64(raw) {
-        delta_encode(raw, scratch);
-        match lz4_append(scratch, body) {
-            Some(n) => (Codec::DeltaLz4, n),
-            None => lz4_append(raw, body).map_or((Codec::Raw, 0), |n| (Codec::Lz4, n)),
-        }
-    } else {
-        lz4_append(raw, body).map_or((Codec::Raw, 0), |n| (Codec::Lz4, n))
-    };
-    let stored_len = if codec == Codec::Raw {
-        body.extend_from_slice(raw);
-        raw.len()
-    } else {
-        stored_len
-    };
-    BlockMeta {
-        codec,
-        raw_len: u32_len(raw.len()),
-        stored_len: u32_len(stored_len),
-        checksum: checksum(&body[start..]),
-    }
+    Ok(())
 }
 
 /// Verifies and decodes one block into `out`, which must be exactly `meta.raw_len` bytes.
@@ -150,6 +316,10 @@ pub(crate) fn decode_block(
     if !checksum_matches(meta.checksum, computed) {
         return Err(FormatError::ChecksumMismatch { location: location(), stored: meta.checksum, computed });
     }
+    if !out.len().is_multiple_of(meta.codec.value_width() as usize) {
+        // The descriptor parser refuses such blocks; this keeps the function safe on its own.
+        return Err(FormatError::malformed("segment", format!("{}: ragged integer block", location())));
+    }
     match meta.codec {
         Codec::Raw => {
             if stored.len() != out.len() {
@@ -157,69 +327,249 @@ pub(crate) fn decode_block(
             }
             out.copy_from_slice(stored);
         }
-        Codec::Lz4 | Codec::DeltaLz4 => {
-            let n = lz4_flex::block::decompress_into(stored, out).map_err(|e| {
-                FormatError::malformed("segment", format!("{}: LZ4 data does not decode: {e}", location()))
-            })?;
-            if n != out.len() {
-                return Err(FormatError::malformed(
-                    "segment",
-                    format!("{}: decompressed to {n} bytes, expected {}", location(), out.len()),
-                ));
-            }
-            if meta.codec == Codec::DeltaLz4 {
-                delta_decode_in_place(out);
-            }
+        Codec::Lz4 => lz4_decode(stored, out, location)?,
+        Codec::DeltaLz4 => {
+            lz4_decode(stored, out, location)?;
+            delta_decode_in_place(out);
         }
+        Codec::Shuffled { transform, width } => DECODE_SCRATCH.with_borrow_mut(|buf| {
+            let result = decode_shuffled(stored, transform, usize::from(width), out, buf, location);
+            if buf.len() > 4 * BLOCK_BYTES {
+                // A foreign encoder's huge block: do not keep its buffer for the thread's lifetime.
+                *buf = Vec::new();
+            }
+            result
+        })?,
     }
     Ok(())
 }
 
+/// Decodes the layout written by [`encode_shuffled`] into `out` (a whole, non-zero number of `width`-byte
+/// values), using `scratch` for the planes.
+fn decode_shuffled(
+    stored: &[u8],
+    transform: Transform,
+    width: usize,
+    out: &mut [u8],
+    scratch: &mut Vec<u8>,
+    location: &dyn Fn() -> String,
+) -> Result<()> {
+    let bad = |reason: &str| FormatError::malformed("segment", format!("{}: {reason}", location()));
+    let n = out.len() / width;
+    if n == 0 || !out.len().is_multiple_of(width) {
+        return Err(bad("empty or ragged integer block"));
+    }
+    let (&constant, rest) = stored.split_first().ok_or_else(|| bad("no plane mask"))?;
+    if u16::from(constant) >> width != 0 {
+        return Err(bad("plane mask names planes past the value width"));
+    }
+    let count = constant.count_ones() as usize;
+    let (bytes, rest) = rest.split_at_checked(count).ok_or_else(|| bad("constant planes cut short"))?;
+    let (first, payload) = if transform.keeps_first() {
+        let (first, payload) = rest.split_at_checked(width).ok_or_else(|| bad("first value cut short"))?;
+        let mut word = [0u8; 8];
+        word[..width].copy_from_slice(first);
+        (u64::from_le_bytes(word), payload)
+    } else {
+        (0, rest)
+    };
+    let m = transform.shuffled_count(n);
+    let kept = width - count;
+    let planes = at_least(scratch, width * m);
+    let (compressed, constants) = planes.split_at_mut(kept * m);
+    if kept == 0 {
+        if !payload.is_empty() {
+            return Err(bad("bytes after a block of constant planes"));
+        }
+    } else {
+        lz4_decode(payload, compressed, location)?;
+    }
+    for (plane, &byte) in constants.chunks_exact_mut(m.max(1)).zip(bytes) {
+        plane.fill(byte);
+    }
+    let (compressed, constants) = (&*compressed, &*constants);
+    let mut refs: [&[u8]; 8] = [&[]; 8];
+    let (mut next_kept, mut next_constant) = (0, 0);
+    for (j, slot) in refs.iter_mut().enumerate().take(width) {
+        if constant & (1 << j) != 0 {
+            *slot = &constants[next_constant * m..(next_constant + 1) * m];
+            next_constant += 1;
+        } else {
+            *slot = &compressed[next_kept * m..(next_kept + 1) * m];
+            next_kept += 1;
+        }
+    }
+    transform::inverse(&refs[..width], width, transform, first, out);
+    Ok(())
+}
+
+/// Format 1's delta + LZ4 encoder, kept to test that such blocks still decode.
+#[cfg(test)]
+pub(crate) fn encode_delta_lz4_block(raw: &[u8], body: &mut Vec<u8>) -> BlockMeta {
+    let mut deltas = Vec::with_capacity(raw.len());
+    let mut prev = 0i64;
+    for chunk in raw.chunks_exact(8) {
+        let v = i64::from_le_bytes(chunk.try_into().expect("chunks_exact yields 8 bytes"));
+        deltas.extend_from_slice(&v.wrapping_sub(prev).to_le_bytes());
+        prev = v;
+    }
+    let start = body.len();
+    body.extend_from_slice(&lz4_flex::block::compress(&deltas));
+    BlockMeta {
+        codec: Codec::DeltaLz4,
+        raw_len: u32_len(raw.len()),
+        stored_len: u32_len(body.len() - start),
+        checksum: checksum(&body[start..]),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
-    fn round_trip(raw: &[u8], delta: bool) -> BlockMeta {
-        let (mut body, mut scratch) = (vec![7u8; 3], Vec::new());
-        let meta = encode_block(raw, delta, &mut body, &mut scratch);
+    fn decode(meta: &BlockMeta, stored: &[u8]) -> Vec<u8> {
+        let mut out = vec![0u8; meta.raw_len as usize];
+        decode_block(meta, stored, &mut out, &|| "test".into()).expect("decodes");
+        out
+    }
+
+    fn round_trip(raw: &[u8], ints: Option<usize>) -> BlockMeta {
+        let mut body = vec![7u8; 3];
+        let meta = encode_block(raw, ints, &mut body);
         assert_eq!(body.len(), 3 + meta.stored_len as usize);
-        let mut out = vec![0u8; raw.len()];
-        decode_block(&meta, &body[3..], &mut out, &|| "test".into()).expect("decodes");
-        assert_eq!(out, raw);
+        assert!(meta.codec.is_plausible(meta.raw_len, meta.stored_len));
+        assert_eq!(Codec::from_code(meta.codec.code(), 2).expect("known code"), meta.codec);
+        assert_eq!(decode(&meta, &body[3..]), raw);
         meta
     }
 
-    #[test]
-    fn chooses_the_right_codec() {
-        let sorted: Vec<u8> = (0..10_000i64).flat_map(|v| (v * 1_000 + 1_600_000_000).to_le_bytes()).collect();
-        assert_eq!(round_trip(&sorted, true).codec, Codec::DeltaLz4);
-        assert_eq!(round_trip(&sorted, false).codec, Codec::Lz4);
+    fn noise(len: usize) -> Vec<u8> {
         let mut x = 0x2545_f491_4f6c_dd1du64;
-        let noise: Vec<u8> = (0..4096)
+        (0..len)
             .map(|_| {
                 x ^= x << 13;
                 x ^= x >> 7;
                 x ^= x << 17;
                 x as u8
             })
-            .collect();
-        assert_eq!(round_trip(&noise, false).codec, Codec::Raw);
-        assert_eq!(round_trip(&[], true).codec, Codec::Raw);
-        let unsorted: Vec<u8> = [5i64, 3, 9, 9].iter().flat_map(|v| v.to_le_bytes()).collect();
-        round_trip(&unsorted, true);
+            .collect()
+    }
+
+    fn le(values: impl Iterator<Item = i64>) -> Vec<u8> {
+        values.flat_map(i64::to_le_bytes).collect()
+    }
+
+    #[test]
+    fn chooses_the_right_codec() {
+        let sorted = le((0..40_000i64).map(|v| v * 1_000_003 + 1_600_000_000));
+        assert_eq!(round_trip(&sorted, Some(8)).codec, Codec::Shuffled { transform: Transform::Delta, width: 8 });
+        assert_eq!(round_trip(&sorted, None).codec, Codec::Lz4);
+        let mut x = 10_000i64;
+        let steps = noise(40_000);
+        let walk = le(steps.iter().map(|s| {
+            x += i64::from(s % 5) - 2;
+            x
+        }));
+        assert_eq!(round_trip(&walk, Some(8)).codec, Codec::Shuffled { transform: Transform::ZigZag, width: 8 });
+        assert_eq!(round_trip(&noise(100_000), None).codec, Codec::Raw);
+        assert_eq!(round_trip(&noise(100_000), Some(8)).codec, Codec::Raw);
+        assert_eq!(round_trip(&noise(4096), Some(2)).codec, Codec::Raw);
+        assert_eq!(round_trip(&[], Some(8)).codec, Codec::Raw);
+        assert_eq!(round_trip(&[5], Some(1)).codec, Codec::Raw);
+        let unsorted = le([5i64, 3, 9, 9].into_iter());
+        round_trip(&unsorted, Some(8));
+        assert_eq!(round_trip(&vec![0u8; 1 << 18], None).codec, Codec::Lz4);
+    }
+
+    #[test]
+    fn constant_planes_are_dropped_within_the_expansion_bound() {
+        // 100 values 7 apart: every plane of the differences is constant; 17 bytes are stored.
+        let short = le((0..100i64).map(|v| 1_000_000 + 7 * v));
+        let meta = round_trip(&short, Some(8));
+        assert_eq!((meta.codec, meta.stored_len), (Codec::Shuffled { transform: Transform::Delta, width: 8 }, 17));
+        // 32k such values would be more than 256x: the planes go through LZ4 instead, still shuffled.
+        let long = le((0..32_768i64).map(|v| 1_000_000 + 7 * v));
+        let meta = round_trip(&long, Some(8));
+        assert_eq!(meta.codec, Codec::Shuffled { transform: Transform::Delta, width: 8 });
+        assert!(meta.stored_len < 2048, "{meta:?}");
+        // Constant values, and a high plane constant but not zero.
+        round_trip(&le(std::iter::repeat_n(-5i64, 5000)), Some(8));
+        round_trip(&le((0..5000i64).map(|v| 0x1700_0000_0000_0000 | (v * 7919 % 65_536))), Some(8));
+        for width in [1, 2, 4] {
+            round_trip(&vec![3u8; 4096 * width], Some(width));
+        }
+    }
+
+    #[test]
+    fn malformed_shuffled_blocks_are_refused() {
+        let codec = Codec::Shuffled { transform: Transform::Delta, width: 4 };
+        let mut out = vec![0u8; 16];
+        for stored in
+            [&[][..], &[0x10], &[0b11, 1], &[0b1111, 1, 2, 3, 4, 5, 6, 7], &[0b1111, 1, 2, 3, 4, 0, 0, 0, 0, 9]]
+        {
+            let meta = BlockMeta { codec, raw_len: 16, stored_len: stored.len() as u32, checksum: checksum(stored) };
+            let err = decode_block(&meta, stored, &mut out, &|| "test".into()).expect_err("refused");
+            assert!(matches!(err, FormatError::Malformed { .. }), "{stored:?}: {err}");
+        }
+        // A valid block of constant planes: first value 5, then differences of 0x04030201.
+        let stored = [0b1111, 1, 2, 3, 4, 5, 0, 0, 0];
+        let meta = BlockMeta { codec, raw_len: 16, stored_len: 9, checksum: checksum(&stored) };
+        decode_block(&meta, &stored, &mut out, &|| "test".into()).expect("valid");
+        let expected: Vec<u8> = (0..4u32).flat_map(|i| (5 + i * 0x0403_0201).to_le_bytes()).collect();
+        assert_eq!(out, expected);
+    }
+
+    #[test]
+    fn every_code_parses_back_and_format_1_knows_only_three() {
+        for code in 0..=255u8 {
+            let v2 = Codec::from_code(code, 2);
+            assert_eq!(v2.is_ok(), code <= 2 || (16..28).contains(&code), "code {code}");
+            if let Ok(c) = v2 {
+                assert_eq!(c.code(), code);
+            }
+            assert_eq!(Codec::from_code(code, 1).is_ok(), code <= 2, "code {code} in format 1");
+        }
+    }
+
+    #[test]
+    fn format_1_delta_blocks_still_decode() {
+        let sorted = le((0..10_000i64).map(|v| v * 1_000 + 1_600_000_000));
+        let mut body = Vec::new();
+        let meta = encode_delta_lz4_block(&sorted, &mut body);
+        assert_eq!(decode(&meta, &body), sorted);
     }
 
     #[test]
     fn checksum_catches_any_flip() {
         let raw: Vec<u8> = (0..1000u32).flat_map(|v| (v % 7).to_le_bytes()).collect();
-        let (mut body, mut scratch) = (Vec::new(), Vec::new());
-        let meta = encode_block(&raw, false, &mut body, &mut scratch);
-        let mut out = vec![0u8; raw.len()];
-        for i in 0..body.len() {
-            body[i] ^= 0x10;
-            let err = decode_block(&meta, &body, &mut out, &|| "col x".into()).expect_err("flip caught");
-            assert!(matches!(err, FormatError::ChecksumMismatch { .. }));
-            body[i] ^= 0x10;
+        for ints in [None, Some(4)] {
+            let mut body = Vec::new();
+            let meta = encode_block(&raw, ints, &mut body);
+            assert_ne!(meta.codec, Codec::Raw);
+            let mut out = vec![0u8; raw.len()];
+            for i in 0..body.len() {
+                body[i] ^= 0x10;
+                let err = decode_block(&meta, &body, &mut out, &|| "col x".into()).expect_err("flip caught");
+                assert!(matches!(err, FormatError::ChecksumMismatch { .. }));
+                body[i] ^= 0x10;
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn integer_blocks_round_trip(values in prop::collection::vec(any::<i64>(), 0..3000), w in 0usize..4,
+                                     step in 0i64..1000, walk in any::<bool>()) {
+            // A mix of random, sorted and random-walk values, at every width.
+            let width = 1usize << w;
+            let mut acc = 0i64;
+            let raw: Vec<u8> = values.iter().flat_map(|&v| {
+                acc = if walk { acc.wrapping_add(v % (step + 1)) } else { v };
+                acc.to_le_bytes()[..width].to_vec()
+            }).collect();
+            round_trip(&raw, Some(width));
         }
     }
 }

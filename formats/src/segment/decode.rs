@@ -8,7 +8,8 @@ use arrow_data::ArrayData;
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 
 use super::block::decode_block;
-use super::layout::{ColumnDesc, Descriptor, HEADER_LEN, Header, StreamDesc, parse_descriptor};
+use super::dict::{self, Entries};
+use super::layout::{ColumnDesc, Descriptor, DictCoding, HEADER_LEN, Header, StreamDesc, parse_descriptor};
 use super::types::{Physical, StreamKind};
 use crate::error::{FormatError, Result};
 use crate::le::{checksum, checksum_matches};
@@ -141,9 +142,9 @@ impl<'a> SegmentReader<'a> {
         Ok(ColumnInfo {
             field: Arc::clone(&c.field),
             has_nulls: c.validity.is_some(),
-            data_len: len(StreamKind::Data),
+            data_len: c.dict.map_or_else(|| len(StreamKind::Data), |d| d.data_len),
             dictionary_len,
-            stored_len: c.validity.iter().chain(&c.streams).map(StreamDesc::stored_len).sum(),
+            stored_len: c.stored_len(),
         })
     }
 
@@ -248,13 +249,23 @@ impl<'a> SegmentReader<'a> {
             Physical::Fixed { .. } | Physical::Bits => {
                 (vec![self.decode_to_buffer(self.value_stream(c, StreamKind::Values)?, name)?], vec![])
             }
-            Physical::Var { offset_width } => (
-                vec![
-                    self.decode_offsets(self.value_stream(c, StreamKind::Offsets)?, offset_width, name)?,
-                    self.decode_to_buffer(self.value_stream(c, StreamKind::Data)?, name)?,
-                ],
-                vec![],
-            ),
+            Physical::Var { offset_width } => match c.dict {
+                Some(coding) => {
+                    let mut offsets = MutableBuffer::from_len_zeroed((self.rows + 1) * offset_width);
+                    let mut data = MutableBuffer::from_len_zeroed(coding.data_len as usize);
+                    let validity = nulls.as_ref().map(Buffer::as_slice);
+                    let ends = &mut offsets.as_slice_mut()[offset_width..];
+                    self.materialize(c, coding, offset_width, validity, ends, data.as_slice_mut(), 0)?;
+                    (vec![offsets.into(), data.into()], vec![])
+                }
+                None => (
+                    vec![
+                        self.decode_offsets(self.value_stream(c, StreamKind::Offsets)?, offset_width, name)?,
+                        self.decode_to_buffer(self.value_stream(c, StreamKind::Data)?, name)?,
+                    ],
+                    vec![],
+                ),
+            },
             Physical::Dict { .. } => {
                 let keys = self.decode_to_buffer(self.value_stream(c, StreamKind::Values)?, name)?;
                 (vec![keys], vec![self.dictionary_data(c)?])
@@ -263,6 +274,42 @@ impl<'a> SegmentReader<'a> {
         let data = ArrayData::try_new(c.field.data_type().clone(), self.rows, nulls, 0, buffers, children)
             .map_err(|e| FormatError::malformed("segment", format!("column {name:?}: {e}")))?;
         Ok(make_array(data))
+    }
+
+    /// Decodes a dictionary-coded variable-length column's keys and dictionary, and writes its plain
+    /// form: end offsets (plus `base`) into `ends` and the values into `data` (exactly `data_len`
+    /// bytes). `validity`: the column's validity bits from bit 0, if it has nulls.
+    #[allow(clippy::too_many_arguments)]
+    fn materialize(
+        &self,
+        c: &ColumnDesc,
+        coding: DictCoding,
+        offset_width: usize,
+        validity: Option<&[u8]>,
+        ends: &mut [u8],
+        data: &mut [u8],
+        base: u64,
+    ) -> Result<()> {
+        let name = c.field.name().as_str();
+        if data.len() as u64 != coding.data_len {
+            return Err(invalid(format!(
+                "column {name:?}: data output is {} bytes, needs {}",
+                data.len(),
+                coding.data_len
+            )));
+        }
+        let keys_stream = self.value_stream(c, StreamKind::Values)?;
+        let mut keys = vec![0u8; keys_stream.raw_len as usize];
+        self.decode_stream(keys_stream, &mut keys, name)?;
+        let offsets_stream = self.value_stream(c, StreamKind::DictOffsets)?;
+        let mut dict_ends = vec![0u8; offsets_stream.raw_len as usize];
+        self.decode_stream(offsets_stream, &mut dict_ends, name)?;
+        let data_stream = self.value_stream(c, StreamKind::DictData)?;
+        let mut dict_data = vec![0u8; data_stream.raw_len as usize];
+        self.decode_stream(data_stream, &mut dict_data, name)?;
+        let utf8 = matches!(c.field.data_type(), DataType::Utf8 | DataType::LargeUtf8);
+        let entries = Entries::new(&dict_ends, offset_width, &dict_data, utf8, name)?;
+        dict::materialize(&keys, coding.key_width, &entries, validity, ends, offset_width, data, base, name)
     }
 
     fn dictionary_data(&self, c: &ColumnDesc) -> Result<ArrayData> {
@@ -334,8 +381,10 @@ impl<'a> SegmentReader<'a> {
     pub fn decode_column_into(&self, index: usize, out: ColumnOut<'_>) -> Result<()> {
         let c = self.column(index)?;
         let name = c.field.name().as_str();
+        // The decoded validity bits, kept when materializing a dictionary-coded column needs them.
+        let mut validity = None;
         match (&c.validity, out.validity) {
-            (Some(stream), Some(bits)) => self.decode_bits_into(stream, bits, name)?,
+            (Some(stream), Some(bits)) => validity = Some(self.decode_bits_into(stream, bits, name)?),
             (None, Some(bits)) => set_all_valid(bits, self.rows, name)?,
             (Some(_), None) => {
                 return Err(invalid(format!("column {name:?} has nulls; a validity output is required")));
@@ -343,6 +392,17 @@ impl<'a> SegmentReader<'a> {
             (None, None) => {}
         }
         match (c.physical, out.values) {
+            (Physical::Var { offset_width }, ValuesOut::Var { ends, data, base }) if c.dict.is_some() => {
+                let coding = c.dict.expect("checked by the guard");
+                if ends.len() != self.rows * offset_width {
+                    return Err(invalid(format!(
+                        "column {name:?}: offsets output is {} bytes, needs {}",
+                        ends.len(),
+                        self.rows * offset_width
+                    )));
+                }
+                self.materialize(c, coding, offset_width, validity.as_deref(), ends, data, base)
+            }
             (Physical::Fixed { .. }, ValuesOut::Fixed(dest)) => {
                 self.decode_stream(self.value_stream(c, StreamKind::Values)?, dest, name)
             }
@@ -350,7 +410,7 @@ impl<'a> SegmentReader<'a> {
                 self.decode_stream(self.value_stream(c, StreamKind::Values)?, dest, name)
             }
             (Physical::Bits, ValuesOut::Bits(bits)) => {
-                self.decode_bits_into(self.value_stream(c, StreamKind::Values)?, bits, name)
+                self.decode_bits_into(self.value_stream(c, StreamKind::Values)?, bits, name).map(drop)
             }
             (Physical::Var { offset_width }, ValuesOut::Var { ends, data, base }) => {
                 self.decode_stream(self.value_stream(c, StreamKind::Offsets)?, ends, name)?;
@@ -364,12 +424,13 @@ impl<'a> SegmentReader<'a> {
         }
     }
 
-    fn decode_bits_into(&self, stream: &StreamDesc, out: BitsOut<'_>, column: &str) -> Result<()> {
+    /// Decodes a bitmap stream into `out` at its bit offset; returns the bits as decoded (from bit 0).
+    fn decode_bits_into(&self, stream: &StreamDesc, out: BitsOut<'_>, column: &str) -> Result<Vec<u8>> {
         check_bits_room(&out, self.rows, column)?;
         let mut scratch = vec![0u8; stream.raw_len as usize];
         self.decode_stream(stream, &mut scratch, column)?;
         bit_mask::set_bits(out.bytes, &scratch, out.bit_offset, 0, self.rows);
-        Ok(())
+        Ok(scratch)
     }
 }
 

@@ -9,21 +9,24 @@ use arrow_data::ArrayData;
 use arrow_schema::Field;
 
 use super::block::{BLOCK_BYTES, encode_block};
-use super::layout::{FLAG_HAS_METADATA, HEADER_LEN, Header, StreamDesc, write_descriptor};
-use super::types::{Physical, StreamKind, is_delta_candidate, physical};
+use super::dict;
+use super::layout::{
+    ColumnDesc, DictCoding, FLAG_HAS_METADATA, HEADER_LEN, Header, MAX_EXPANSION, SEGMENT_FORMAT_VERSION, StreamDesc,
+    write_descriptor,
+};
+use super::types::{Physical, StreamKind, is_integer, physical};
 use crate::error::{FormatError, Result};
 
 /// Cuts a stream into blocks and appends them to the body.
 struct BodyWriter {
     out: Vec<u8>,
-    scratch: Vec<u8>,
 }
 
 impl BodyWriter {
-    fn stream(&mut self, kind: StreamKind, raw: &[u8], delta: bool) -> StreamDesc {
+    /// Appends the blocks of one stream. `ints`: the stream holds little-endian integers of this width.
+    fn stream(&mut self, kind: StreamKind, raw: &[u8], ints: Option<usize>) -> StreamDesc {
         let body_offset = (self.out.len() - HEADER_LEN) as u64;
-        let blocks =
-            raw.chunks(BLOCK_BYTES).map(|chunk| encode_block(chunk, delta, &mut self.out, &mut self.scratch)).collect();
+        let blocks = raw.chunks(BLOCK_BYTES).map(|chunk| encode_block(chunk, ints, &mut self.out)).collect();
         StreamDesc { kind, raw_len: raw.len() as u64, blocks, body_offset }
     }
 }
@@ -83,11 +86,35 @@ fn var<'a>(column: &str, data: &'a ArrayData, offset_width: usize) -> Result<(Co
     Ok((Cow::Owned(ends), values))
 }
 
-fn encode_column(
+/// Stores a variable-length column as keys and a dictionary if [`dict::build`] finds that worth it and
+/// the result stays within the decoder's expansion bound; otherwise leaves `body` as it was.
+fn encode_dictionary_coded(
     body: &mut BodyWriter,
-    field: &Arc<Field>,
-    array: &dyn Array,
-) -> Result<(Option<StreamDesc>, Vec<StreamDesc>)> {
+    data: &ArrayData,
+    ends: &[u8],
+    values: &[u8],
+    offset_width: usize,
+) -> Option<(DictCoding, Vec<StreamDesc>)> {
+    let nulls = data.nulls().filter(|n| n.null_count() > 0);
+    let d = dict::build(ends, offset_width, values, nulls.map(|n| n.inner()))?;
+    let mark = body.out.len();
+    let streams = vec![
+        body.stream(StreamKind::Values, &d.keys, Some(d.key_width)),
+        body.stream(StreamKind::DictOffsets, &d.ends, Some(offset_width)),
+        body.stream(StreamKind::DictData, &d.data, None),
+    ];
+    let stored: u64 = streams.iter().map(StreamDesc::stored_len).sum();
+    let materialized = u128::from(data.len() as u64) * offset_width as u128 + u128::from(d.data_len);
+    if materialized > u128::from(stored) * u128::from(MAX_EXPANSION) {
+        // So repetitive that the decoder would refuse to expand it this far; the plain form is stored
+        // within LZ4's own ratio instead.
+        body.out.truncate(mark);
+        return None;
+    }
+    Some((DictCoding { key_width: d.key_width, data_len: d.data_len }, streams))
+}
+
+fn encode_column(body: &mut BodyWriter, field: &Arc<Field>, array: &dyn Array) -> Result<ColumnDesc> {
     let name = field.name();
     let data = array.to_data();
     let physical = physical(name, data.data_type())?;
@@ -98,20 +125,32 @@ fn encode_column(
             }
             let inner = nulls.inner();
             let raw = bits(name, inner.inner(), inner.offset(), inner.len())?;
-            Some(body.stream(StreamKind::Validity, &raw, false))
+            Some(body.stream(StreamKind::Validity, &raw, None))
         }
         _ => None,
     };
-    let delta = is_delta_candidate(data.data_type());
+    let mut dict = None;
     let streams = match physical {
-        Physical::Fixed { width } => vec![body.stream(StreamKind::Values, fixed(name, &data, width)?, delta)],
+        Physical::Fixed { width } => {
+            let ints = is_integer(data.data_type()).then_some(width);
+            vec![body.stream(StreamKind::Values, fixed(name, &data, width)?, ints)]
+        }
         Physical::Bits => {
             let buffer = data.buffers().first().ok_or_else(|| internal(name, "no values buffer"))?;
-            vec![body.stream(StreamKind::Values, &bits(name, buffer, data.offset(), data.len())?, false)]
+            vec![body.stream(StreamKind::Values, &bits(name, buffer, data.offset(), data.len())?, None)]
         }
         Physical::Var { offset_width } => {
             let (ends, values) = var(name, &data, offset_width)?;
-            vec![body.stream(StreamKind::Offsets, &ends, false), body.stream(StreamKind::Data, values, false)]
+            match encode_dictionary_coded(body, &data, &ends, values, offset_width) {
+                Some((coding, streams)) => {
+                    dict = Some(coding);
+                    streams
+                }
+                None => vec![
+                    body.stream(StreamKind::Offsets, &ends, Some(offset_width)),
+                    body.stream(StreamKind::Data, values, None),
+                ],
+            }
         }
         Physical::Dict { key_width, offset_width } => {
             let dictionary = data.child_data().first().ok_or_else(|| internal(name, "no dictionary"))?;
@@ -120,16 +159,16 @@ fn encode_column(
                     "column {name:?}: null dictionary values are not supported; use null keys"
                 )));
             }
-            let keys = body.stream(StreamKind::Values, fixed(name, &data, key_width)?, false);
+            let keys = body.stream(StreamKind::Values, fixed(name, &data, key_width)?, Some(key_width));
             let (ends, values) = var(name, dictionary, offset_width)?;
             vec![
                 keys,
-                body.stream(StreamKind::DictOffsets, &ends, false),
-                body.stream(StreamKind::DictData, values, false),
+                body.stream(StreamKind::DictOffsets, &ends, Some(offset_width)),
+                body.stream(StreamKind::DictData, values, None),
             ]
         }
     };
-    Ok((validity, streams))
+    Ok(ColumnDesc { field: Arc::clone(field), physical, dict, validity, streams })
 }
 
 /// Encodes `batch` and optional user `metadata` into one segment (layout in `design/format.md`).
@@ -149,20 +188,23 @@ pub fn encode_segment(batch: &RecordBatch, metadata: Option<&[u8]>) -> Result<Ve
         }
         physical(field.name(), field.data_type())?;
     }
-    let estimate = batch.get_array_memory_size() / 2 + 4096;
-    let mut body = BodyWriter { out: vec![0u8; HEADER_LEN], scratch: Vec::new() };
+    // Room for the whole input stored raw: reserved, not touched, so the pages the segment does not
+    // use are never faulted in, and incompressible columns never make the buffer grow and copy.
+    let slices: usize = batch.columns().iter().map(|a| a.to_data().get_slice_memory_size().unwrap_or(0)).sum();
+    let estimate = slices + metadata.map_or(0, <[u8]>::len) + 4096;
+    let mut body = BodyWriter { out: vec![0u8; HEADER_LEN] };
     body.out.reserve(estimate);
-    let metadata = metadata.map(|m| body.stream(StreamKind::Metadata, m, false));
+    let metadata = metadata.map(|m| body.stream(StreamKind::Metadata, m, None));
     let mut columns = Vec::with_capacity(batch.num_columns());
     for (field, array) in schema.fields().iter().zip(batch.columns()) {
-        let (validity, streams) = encode_column(&mut body, field, array.as_ref())?;
-        columns.push((Arc::clone(field), validity, streams));
+        columns.push(encode_column(&mut body, field, array.as_ref())?);
     }
     let mut out = body.out;
     let body_len = (out.len() - HEADER_LEN) as u64;
     let descriptor_start = out.len();
     write_descriptor(&mut out, metadata.as_ref(), &columns)?;
     let header = Header {
+        version: SEGMENT_FORMAT_VERSION,
         flags: if metadata.is_some() { FLAG_HAS_METADATA } else { 0 },
         rows: batch.num_rows() as u64,
         columns: u32::try_from(columns.len())
@@ -174,5 +216,9 @@ pub fn encode_segment(batch: &RecordBatch, metadata: Option<&[u8]>) -> Result<Ve
     let head: &mut [u8; HEADER_LEN] =
         (&mut out[..HEADER_LEN]).try_into().expect("the buffer starts with HEADER_LEN reserved bytes");
     header.write(head);
+    if out.capacity() > out.len() + out.len() / 4 {
+        // Return the reserve the compression did not need (in place: no copy).
+        out.shrink_to_fit();
+    }
     Ok(out)
 }

@@ -16,15 +16,17 @@ use std::sync::Arc;
 
 use arrow_schema::{DataType, Field};
 
-use super::block::{BlockMeta, Codec, MAX_BLOCK_RAW, lz4_raw_len_is_plausible};
+use super::block::{BlockMeta, Codec, MAX_BLOCK_RAW};
 use super::types::{Physical, StreamKind, physical, read_type};
 use crate::error::{FormatError, Result};
 use crate::le::{Reader, WriteLe, checksum, checksum_matches};
 
 /// The four bytes every segment starts with.
 pub const SEGMENT_MAGIC: [u8; 4] = *b"FLSG";
-/// The segment format version this build writes.
-pub const SEGMENT_FORMAT_VERSION: u16 = 1;
+/// The segment format version this build writes. It reads this one and every earlier one (1).
+pub const SEGMENT_FORMAT_VERSION: u16 = 2;
+/// The oldest segment format version this build reads.
+const OLDEST_READABLE_VERSION: u16 = 1;
 /// Size of the fixed header.
 pub const HEADER_LEN: usize = 40;
 
@@ -45,7 +47,20 @@ const KNOWN_FLAGS: u16 = FLAG_HAS_METADATA;
 /// Column flags in the descriptor.
 const COLUMN_NULLABLE: u8 = 1;
 const COLUMN_HAS_VALIDITY: u8 = 2;
-const KNOWN_COLUMN_FLAGS: u8 = COLUMN_NULLABLE | COLUMN_HAS_VALIDITY;
+/// Format 2: a variable-length column stored as keys into a dictionary of distinct values.
+const COLUMN_DICTIONARY_CODED: u8 = 4;
+
+fn known_column_flags(format_version: u16) -> u8 {
+    if format_version >= 2 {
+        COLUMN_NULLABLE | COLUMN_HAS_VALIDITY | COLUMN_DICTIONARY_CODED
+    } else {
+        COLUMN_NULLABLE | COLUMN_HAS_VALIDITY
+    }
+}
+
+/// A decoder may allocate at most this many bytes per stored byte of a dictionary-coded column to
+/// materialize it (LZ4's own bound, so the whole segment keeps one bound).
+pub(crate) const MAX_EXPANSION: u64 = 256;
 
 /// Bytes of one block entry in the descriptor: codec u8, raw u32, stored u32, checksum u64.
 const BLOCK_ENTRY_LEN: usize = 1 + 4 + 4 + 8;
@@ -53,6 +68,7 @@ const BLOCK_ENTRY_LEN: usize = 1 + 4 + 4 + 8;
 /// The decoded fixed header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Header {
+    pub(crate) version: u16,
     pub(crate) flags: u16,
     pub(crate) rows: u64,
     pub(crate) columns: u32,
@@ -64,7 +80,7 @@ impl Header {
     pub(crate) fn write(&self, out: &mut [u8; HEADER_LEN]) {
         let mut v = Vec::with_capacity(HEADER_LEN);
         v.extend_from_slice(&SEGMENT_MAGIC);
-        v.put_u16(SEGMENT_FORMAT_VERSION);
+        v.put_u16(self.version);
         v.put_u16(self.flags);
         v.put_u64(self.rows);
         v.put_u32(self.columns);
@@ -88,11 +104,12 @@ impl Header {
             });
         }
         let version = r.u16()?;
-        if version != SEGMENT_FORMAT_VERSION {
-            return Err(FormatError::UnsupportedVersion { object: "segment", found: version, supported: "1" });
+        if !(OLDEST_READABLE_VERSION..=SEGMENT_FORMAT_VERSION).contains(&version) {
+            return Err(FormatError::UnsupportedVersion { object: "segment", found: version, supported: "1, 2" });
         }
         let flags = r.u16()?;
-        let header = Header { flags, rows: r.u64()?, columns: r.u32()?, descriptor_len: r.u32()?, body_len: r.u64()? };
+        let header =
+            Header { version, flags, rows: r.u64()?, columns: r.u32()?, descriptor_len: r.u32()?, body_len: r.u64()? };
         let stored = r.u64()?;
         let computed = checksum(&bytes[..HEADER_CHECKSUM_OFFSET]);
         if !checksum_matches(stored, computed) {
@@ -135,7 +152,7 @@ impl StreamDesc {
         out.put_u64(self.raw_len);
         out.put_u32(u32::try_from(self.blocks.len()).expect("a stream has far fewer than 2^32 blocks"));
         for b in &self.blocks {
-            out.put_u8(b.codec as u8);
+            out.put_u8(b.codec.code());
             out.put_u32(b.raw_len);
             out.put_u32(b.stored_len);
             out.put_u64(b.checksum);
@@ -149,7 +166,13 @@ impl StreamDesc {
 
     /// Reads a stream entry, checking its kind and that its blocks add up and are plausible, so that
     /// decoding it can allocate `raw_len` bytes safely. `body_offset` is where its blocks start.
-    fn read(r: &mut Reader<'_>, expected: StreamKind, body_offset: u64, what: &dyn Fn() -> String) -> Result<Self> {
+    fn read(
+        r: &mut Reader<'_>,
+        expected: StreamKind,
+        body_offset: u64,
+        format_version: u16,
+        what: &dyn Fn() -> String,
+    ) -> Result<Self> {
         let bad = |reason: String| FormatError::malformed("segment descriptor", format!("{}: {reason}", what()));
         let kind = r.u8()?;
         if kind != expected as u8 {
@@ -164,7 +187,7 @@ impl StreamDesc {
         let mut sum = 0u64;
         for i in 0..count {
             let meta = BlockMeta {
-                codec: Codec::from_code(r.u8()?)?,
+                codec: Codec::from_code(r.u8()?, format_version)?,
                 raw_len: r.u32()?,
                 stored_len: r.u32()?,
                 checksum: r.u64()?,
@@ -172,14 +195,7 @@ impl StreamDesc {
             if meta.raw_len > MAX_BLOCK_RAW {
                 return Err(bad(format!("block {i} is {} bytes raw, over the {MAX_BLOCK_RAW} limit", meta.raw_len)));
             }
-            let plausible = match meta.codec {
-                Codec::Raw => meta.raw_len == meta.stored_len,
-                Codec::Lz4 => lz4_raw_len_is_plausible(meta.raw_len, meta.stored_len),
-                Codec::DeltaLz4 => {
-                    meta.raw_len.is_multiple_of(8) && lz4_raw_len_is_plausible(meta.raw_len, meta.stored_len)
-                }
-            };
-            if !plausible {
+            if !meta.codec.is_plausible(meta.raw_len, meta.stored_len) {
                 return Err(bad(format!(
                     "block {i} ({:?}) claims {} raw bytes from {} stored",
                     meta.codec, meta.raw_len, meta.stored_len
@@ -195,20 +211,45 @@ impl StreamDesc {
     }
 }
 
+/// How a dictionary-coded variable-length column is stored (format 2, column flag bit 2): each row's
+/// value is the dictionary entry its key names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct DictCoding {
+    /// Bytes per key: 1, 2 or 4.
+    pub(crate) key_width: usize,
+    /// Bytes of the values once materialized: the data length of the plain layout.
+    pub(crate) data_len: u64,
+}
+
 /// One column: its schema field, layout and streams.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct ColumnDesc {
     pub(crate) field: Arc<Field>,
     pub(crate) physical: Physical,
+    /// `Some` for a variable-length column stored as keys and a dictionary.
+    pub(crate) dict: Option<DictCoding>,
     /// `Some` when the column has a validity stream (it has nulls).
     pub(crate) validity: Option<StreamDesc>,
-    /// The value streams, in the order of [`Physical::value_streams`].
+    /// The value streams, in the order of `value_streams(physical, dict.is_some())`.
     pub(crate) streams: Vec<StreamDesc>,
 }
 
 impl ColumnDesc {
     pub(crate) fn stream(&self, kind: StreamKind) -> Option<&StreamDesc> {
         self.streams.iter().find(|s| s.kind == kind)
+    }
+
+    /// Total stored bytes of the column.
+    pub(crate) fn stored_len(&self) -> u64 {
+        self.validity.iter().chain(&self.streams).map(StreamDesc::stored_len).sum()
+    }
+}
+
+fn value_streams(physical: Physical, dictionary_coded: bool) -> &'static [StreamKind] {
+    if dictionary_coded {
+        &[StreamKind::Values, StreamKind::DictOffsets, StreamKind::DictData]
+    } else {
+        physical.value_streams()
     }
 }
 
@@ -220,27 +261,31 @@ pub(crate) struct Descriptor {
 }
 
 /// Writes the descriptor of `columns` (and the metadata stream), ending in its checksum.
-pub(crate) fn write_descriptor(
-    out: &mut Vec<u8>,
-    metadata: Option<&StreamDesc>,
-    columns: &[(Arc<Field>, Option<StreamDesc>, Vec<StreamDesc>)],
-) -> Result<()> {
+pub(crate) fn write_descriptor(out: &mut Vec<u8>, metadata: Option<&StreamDesc>, columns: &[ColumnDesc]) -> Result<()> {
     let start = out.len();
     if let Some(m) = metadata {
         m.write(out);
     }
-    for (field, validity, streams) in columns {
+    for c in columns {
+        let field = &c.field;
         out.put_str16(field.name());
         let mut flags = 0;
         if field.is_nullable() {
             flags |= COLUMN_NULLABLE;
         }
-        if validity.is_some() {
+        if c.validity.is_some() {
             flags |= COLUMN_HAS_VALIDITY;
+        }
+        if c.dict.is_some() {
+            flags |= COLUMN_DICTIONARY_CODED;
         }
         out.put_u8(flags);
         super::types::write_type(out, field.name(), field.data_type())?;
-        for s in validity.iter().chain(streams) {
+        if let Some(d) = c.dict {
+            out.put_u8(u8::try_from(d.key_width).expect("1, 2 or 4"));
+            out.put_u64(d.data_len);
+        }
+        for s in c.validity.iter().chain(&c.streams) {
             s.write(out);
         }
     }
@@ -250,10 +295,11 @@ pub(crate) fn write_descriptor(
 }
 
 /// The raw length a stream must have, when the row count determines it.
-fn expected_raw_len(kind: StreamKind, physical: Physical, rows: u64) -> Option<u64> {
+fn expected_raw_len(kind: StreamKind, physical: Physical, dict: Option<DictCoding>, rows: u64) -> Option<u64> {
     let bits = rows.div_ceil(8);
     match (kind, physical) {
         (StreamKind::Validity, _) | (StreamKind::Values, Physical::Bits) => Some(bits),
+        (StreamKind::Values, Physical::Var { .. }) => rows.checked_mul(dict?.key_width as u64),
         (StreamKind::Values, Physical::Fixed { width }) => rows.checked_mul(width as u64),
         (StreamKind::Values, Physical::Dict { key_width, .. }) => rows.checked_mul(key_width as u64),
         (StreamKind::Offsets, Physical::Var { offset_width }) => rows.checked_mul(offset_width as u64),
@@ -279,8 +325,9 @@ pub(crate) fn parse_descriptor(bytes: &[u8], header: &Header) -> Result<Descript
     }
     let mut r = Reader::new(content, "segment descriptor");
     let mut body_offset = 0u64;
+    let version = header.version;
     let mut next = |r: &mut Reader<'_>, kind, what: &dyn Fn() -> String| -> Result<StreamDesc> {
-        let s = StreamDesc::read(r, kind, body_offset, what)?;
+        let s = StreamDesc::read(r, kind, body_offset, version, what)?;
         body_offset += s.stored_len();
         Ok(s)
     };
@@ -299,7 +346,7 @@ pub(crate) fn parse_descriptor(bytes: &[u8], header: &Header) -> Result<Descript
         let name = r.str16("column name")?.to_owned();
         let what = || format!("column {index} ({name:?})");
         let flags = r.u8()?;
-        if flags & !KNOWN_COLUMN_FLAGS != 0 {
+        if flags & !known_column_flags(version) != 0 {
             return Err(FormatError::malformed(
                 "segment descriptor",
                 format!("{}: unknown flags {flags:#04x}", what()),
@@ -315,13 +362,31 @@ pub(crate) fn parse_descriptor(bytes: &[u8], header: &Header) -> Result<Descript
         }
         let data_type: DataType = read_type(&mut r)?;
         let physical = physical(&name, &data_type)?;
+        let dict = if flags & COLUMN_DICTIONARY_CODED != 0 {
+            let Physical::Var { .. } = physical else {
+                return Err(FormatError::malformed(
+                    "segment descriptor",
+                    format!("{}: only variable-length columns can be dictionary-coded", what()),
+                ));
+            };
+            let key_width = usize::from(r.u8()?);
+            if ![1, 2, 4].contains(&key_width) {
+                return Err(FormatError::malformed(
+                    "segment descriptor",
+                    format!("{}: dictionary key width {key_width} is not 1, 2 or 4", what()),
+                ));
+            }
+            Some(DictCoding { key_width, data_len: r.u64()? })
+        } else {
+            None
+        };
         let validity = if has_validity { Some(next(&mut r, StreamKind::Validity, &what)?) } else { None };
         let mut streams = Vec::with_capacity(3);
-        for &kind in physical.value_streams() {
+        for &kind in value_streams(physical, dict.is_some()) {
             streams.push(next(&mut r, kind, &what)?);
         }
         for s in validity.iter().chain(&streams) {
-            if let Some(expected) = expected_raw_len(s.kind, physical, header.rows)
+            if let Some(expected) = expected_raw_len(s.kind, physical, dict, header.rows)
                 && s.raw_len != expected
             {
                 return Err(FormatError::malformed(
@@ -336,14 +401,23 @@ pub(crate) fn parse_descriptor(bytes: &[u8], header: &Header) -> Result<Descript
                 ));
             }
         }
-        if let (Physical::Dict { offset_width, .. }, Some(s)) = (physical, streams.get(1))
-            && s.raw_len % offset_width as u64 != 0
+        let offset_width = match physical {
+            Physical::Dict { offset_width, .. } | Physical::Var { offset_width } => offset_width as u64,
+            _ => 1,
+        };
+        if let Some(s) = streams.iter().find(|s| s.kind == StreamKind::DictOffsets)
+            && s.raw_len % offset_width != 0
         {
             return Err(FormatError::malformed("segment descriptor", format!("{}: ragged dictionary offsets", what())));
+        }
+        if let Some(d) = dict {
+            check_dictionary_bounds(d, offset_width, header.rows, &streams)
+                .map_err(|reason| FormatError::malformed("segment descriptor", format!("{}: {reason}", what())))?;
         }
         columns.push(ColumnDesc {
             field: Arc::new(Field::new(name, data_type, nullable)),
             physical,
+            dict,
             validity,
             streams,
         });
@@ -356,4 +430,28 @@ pub(crate) fn parse_descriptor(bytes: &[u8], header: &Header) -> Result<Descript
         ));
     }
     Ok(Descriptor { metadata, columns })
+}
+
+/// The checks on a dictionary-coded column that bound what materializing it allocates: the data length
+/// fits the type's offsets, and the materialized offsets and data together are at most
+/// [`MAX_EXPANSION`] times the bytes the column's value streams occupy in the segment.
+fn check_dictionary_bounds(
+    dict: DictCoding,
+    offset_width: u64,
+    rows: u64,
+    streams: &[StreamDesc],
+) -> std::result::Result<(), String> {
+    let limit = if offset_width == 4 { i32::MAX as u64 } else { i64::MAX as u64 };
+    if dict.data_len > limit {
+        return Err(format!("{} data bytes overflow {offset_width}-byte offsets", dict.data_len));
+    }
+    let stored: u64 = streams.iter().map(StreamDesc::stored_len).sum();
+    let materialized = u128::from(rows) * u128::from(offset_width) + u128::from(dict.data_len);
+    if materialized > u128::from(stored) * u128::from(MAX_EXPANSION) {
+        return Err(format!(
+            "{rows} rows of {} data bytes materialize to more than {MAX_EXPANSION}x the {stored} stored bytes",
+            dict.data_len
+        ));
+    }
+    Ok(())
 }

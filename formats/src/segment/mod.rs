@@ -5,11 +5,18 @@
 //! `Timestamp(Nanosecond, tz)`, `Utf8`, `LargeUtf8`, `Binary`, `LargeBinary`, and
 //! `Dictionary(<integer>, Utf8 | LargeUtf8)`; nulls in every type. The byte layout is specified in
 //! `design/format.md`.
+//!
+//! The encoder picks the stored form: integer blocks may be delta- or zigzag-delta-coded and
+//! byte-shuffled before LZ4 (`transform`, `block`), and a string or binary column with few distinct
+//! values is stored as keys into a dictionary (`dict`). Decoders hide both: they return the column's
+//! own type with plain offsets and data, and [`ColumnInfo::data_len`] is the plain data length.
 
 mod block;
 mod decode;
+mod dict;
 mod encode;
 mod layout;
+mod transform;
 mod types;
 
 pub use decode::{BitsOut, ColumnInfo, ColumnOut, SegmentReader, ValuesOut};

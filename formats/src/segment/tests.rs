@@ -10,6 +10,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::error::FormatError;
+use crate::segment::{block, layout, types};
 
 /// A small deterministic generator so that one `u64` seed describes a whole table.
 struct Rng(u64);
@@ -26,7 +27,7 @@ impl Rng {
     }
 }
 
-const TYPES: usize = 19;
+const TYPES: usize = 27;
 
 /// Builds column `kind` of `rows` rows; `nulls`: 0 none, 1 some, 2 all.
 fn column(kind: usize, rows: usize, nulls: u8, rng: &mut Rng) -> (Field, ArrayRef) {
@@ -102,18 +103,88 @@ fn column(kind: usize, rows: usize, nulls: u8, rng: &mut Rng) -> (Field, ArrayRe
             });
             Arc::new(b.finish())
         }
+        19 => {
+            // Low-cardinality binary (dictionary-coded when long enough).
+            let mut b = BinaryBuilder::new();
+            (0..rows).for_each(|_| {
+                if valid(rng) { b.append_value(&b"\x00\xffab"[..rng.below(5) as usize]) } else { b.append_null() }
+            });
+            Arc::new(b.finish())
+        }
+        20 => {
+            // All-distinct unicode strings (never dictionary-coded).
+            let mut b = StringBuilder::new();
+            (0..rows).for_each(|i| {
+                if valid(rng) {
+                    b.append_value(format!("{}#{i}", words[rng.below(7) as usize]))
+                } else {
+                    b.append_null()
+                }
+            });
+            Arc::new(b.finish())
+        }
+        21 => {
+            // Low-cardinality large binary, including long values (compared byte by byte).
+            let long: Vec<Vec<u8>> = (0..3u8).map(|k| vec![k; 20 + usize::from(k)]).collect();
+            let mut b = LargeBinaryBuilder::new();
+            (0..rows)
+                .for_each(|_| if valid(rng) { b.append_value(&long[rng.below(3) as usize]) } else { b.append_null() });
+            Arc::new(b.finish())
+        }
+        22 => {
+            // int16 random walk (zigzag delta).
+            let mut x = 0i16;
+            let v: Int16Array = (0..rows)
+                .map(|_| {
+                    x = x.wrapping_add(rng.below(7) as i16 - 3);
+                    valid(rng).then_some(x)
+                })
+                .collect();
+            Arc::new(v)
+        }
+        23 => {
+            // Sorted uint32 (delta).
+            let mut x = rng.next() as u32;
+            let v: UInt32Array = (0..rows)
+                .map(|_| {
+                    x = x.wrapping_add(rng.below(300) as u32);
+                    valid(rng).then_some(x)
+                })
+                .collect();
+            Arc::new(v)
+        }
+        24 => {
+            // An int64 arithmetic sequence (every byte plane of the differences constant).
+            let (start, step) = (rng.next() as i64, rng.below(1000) as i64 - 500);
+            let v: Int64Array = (0..rows as i64).map(|i| valid(rng).then_some(start.wrapping_add(i * step))).collect();
+            Arc::new(v)
+        }
+        25 => {
+            // uint8 from a few values (one-byte keys-like).
+            let v: UInt8Array = (0..rows).map(|_| valid(rng).then(|| [0u8, 7, 255][rng.below(3) as usize])).collect();
+            Arc::new(v)
+        }
+        26 => {
+            // Many distinct short strings among more rows (2-byte dictionary keys past 256 values).
+            let mut b = StringBuilder::new();
+            (0..rows).for_each(|_| {
+                if valid(rng) { b.append_value(format!("s{}", rng.below(400))) } else { b.append_null() }
+            });
+            Arc::new(b.finish())
+        }
         17 => {
             let mut b = StringDictionaryBuilder::<Int32Type>::new();
             (0..rows)
                 .for_each(|_| if valid(rng) { b.append_value(words[rng.below(7) as usize]) } else { b.append_null() });
             Arc::new(b.finish())
         }
-        _ => {
+        18 => {
             let mut b = StringDictionaryBuilder::<UInt16Type>::new();
             (0..rows)
                 .for_each(|_| if valid(rng) { b.append_value(words[rng.below(7) as usize]) } else { b.append_null() });
             Arc::new(b.finish())
         }
+        other => unreachable!("column kind {other}"),
     };
     let nullable = nulls > 0 || rng.below(2) == 0;
     (Field::new(format!("c{kind}_{}", rng.below(100)), array.data_type().clone(), nullable), array)
@@ -134,7 +205,7 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(200))]
 
     #[test]
-    fn every_type_and_null_pattern_round_trips(rows in 0usize..300, kinds in kinds(), seed in any::<u64>(),
+    fn every_type_and_null_pattern_round_trips(rows in prop_oneof![0usize..300, 1000usize..3000], kinds in kinds(), seed in any::<u64>(),
                                                 meta in prop::option::of(prop::collection::vec(any::<u8>(), 0..50))) {
         let batch = table(rows, &kinds, seed);
         let bytes = encode_segment(&batch, meta.as_deref()).expect("encodes");
@@ -412,4 +483,209 @@ fn content_hash_covers_every_byte() {
             assert!(crate::decode_segment(&b).is_err(), "flip at {i} undetected");
         }
     }
+}
+
+/// The parsed column descriptions of an encoded segment.
+fn layouts(bytes: &[u8]) -> Vec<layout::ColumnDesc> {
+    let header = layout::Header::parse(bytes).expect("header");
+    let body_end = HEADER_LEN + header.body_len as usize;
+    layout::parse_descriptor(&bytes[body_end..], &header).expect("descriptor").columns
+}
+
+/// One column to [`assemble`]: field, dictionary coding, and its streams (validity first) as raw bytes
+/// with the integer width the encoder may use on them.
+type RawColumn = (Field, Option<layout::DictCoding>, Vec<(types::StreamKind, Vec<u8>, Option<usize>)>);
+
+/// Builds a segment of `version` from raw streams, with valid checksums whatever the streams hold: the
+/// way to hand the decoder well-formed bytes with hostile contents.
+fn assemble(version: u16, rows: usize, columns: Vec<RawColumn>) -> Vec<u8> {
+    let mut out = vec![0u8; HEADER_LEN];
+    let mut descs = Vec::new();
+    for (field, dict, streams) in columns {
+        let physical = types::physical(field.name(), field.data_type()).expect("supported");
+        let mut validity = None;
+        let mut value_streams = Vec::new();
+        for (kind, raw, ints) in streams {
+            let body_offset = (out.len() - HEADER_LEN) as u64;
+            let blocks = raw.chunks(block::BLOCK_BYTES).map(|c| block::encode_block(c, ints, &mut out)).collect();
+            let s = layout::StreamDesc { kind, raw_len: raw.len() as u64, blocks, body_offset };
+            if kind == types::StreamKind::Validity { validity = Some(s) } else { value_streams.push(s) }
+        }
+        descs.push(layout::ColumnDesc { field: Arc::new(field), physical, dict, validity, streams: value_streams });
+    }
+    let body_len = (out.len() - HEADER_LEN) as u64;
+    let start = out.len();
+    layout::write_descriptor(&mut out, None, &descs).expect("descriptor");
+    let header = layout::Header {
+        version,
+        flags: 0,
+        rows: rows as u64,
+        columns: descs.len() as u32,
+        descriptor_len: (out.len() - start) as u32,
+        body_len,
+    };
+    header.write((&mut out[..HEADER_LEN]).try_into().expect("header room"));
+    out
+}
+
+fn le32(values: &[u32]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+/// A dictionary-coded Utf8 column of `keys` (one byte each) over `entries`, declaring `data_len`.
+fn dict_column(keys: &[u8], entries: &[&str], data_len: u64, validity: Option<u8>) -> RawColumn {
+    use types::StreamKind as K;
+    let mut ends = Vec::new();
+    let mut data = Vec::new();
+    for e in entries {
+        data.extend_from_slice(e.as_bytes());
+        ends.push(data.len() as u32);
+    }
+    let mut streams = vec![];
+    if let Some(v) = validity {
+        streams.push((K::Validity, vec![v], None));
+    }
+    streams.extend([
+        (K::Values, keys.to_vec(), Some(1)),
+        (K::DictOffsets, le32(&ends), Some(4)),
+        (K::DictData, data, None),
+    ]);
+    (Field::new("s", DataType::Utf8, validity.is_some()), Some(layout::DictCoding { key_width: 1, data_len }), streams)
+}
+
+fn decode_err(bytes: &[u8]) -> FormatError {
+    decode_segment(bytes).expect_err("refused")
+}
+
+#[test]
+fn low_cardinality_variable_length_columns_are_dictionary_coded_and_read_back_plain() {
+    let batch = table(2000, &[(13, 1), (14, 0), (19, 1), (21, 1), (26, 0), (20, 1), (15, 0)], 99);
+    let bytes = encode_segment(&batch, None).expect("encodes");
+    let coded: Vec<bool> = layouts(&bytes).iter().map(|c| c.dict.is_some()).collect();
+    // All-distinct strings and random 8-byte binary stay plain.
+    assert_eq!(coded, [true, true, true, true, true, false, false]);
+    let reader = SegmentReader::new(&bytes).expect("parses");
+    for (i, expected) in batch.columns().iter().enumerate() {
+        let got = reader.decode_column(i).expect("decodes");
+        assert_eq!(got.data_type(), expected.data_type(), "logical type unchanged");
+        assert_eq!(&got, expected);
+        // The materialized data length is what the plain values of the non-null rows hold.
+        let data = got.to_data();
+        let width = if matches!(expected.data_type(), DataType::Utf8 | DataType::Binary) { 4 } else { 8 };
+        let offsets = data.buffers()[0].as_slice();
+        let last = offsets[rows_end(2000, width)..].iter().rev().fold(0u64, |acc, &b| acc << 8 | u64::from(b));
+        assert_eq!(reader.column_info(i).expect("in range").data_len, last, "column {i}");
+    }
+    // An all-null column is dictionary-coded with an empty dictionary, until its all-zero keys compress
+    // so well that materializing them would pass the 256x bound: then it is stored plain.
+    for (rows, coded) in [(100, true), (20_000, false)] {
+        let nothing = table(rows, &[(13, 2)], 5);
+        let bytes = encode_segment(&nothing, None).expect("encodes");
+        assert_eq!(layouts(&bytes)[0].dict.is_some(), coded, "{rows} rows");
+        assert_eq!(decode_segment(&bytes).expect("decodes").batch, nothing);
+    }
+}
+
+/// Byte offset of the last end offset of a `rows`-row offsets buffer of `width`-byte entries.
+fn rows_end(rows: usize, width: usize) -> usize {
+    rows * width
+}
+
+#[test]
+fn integer_streams_are_shuffled() {
+    let batch = table(5000, &[(3, 0), (11, 0), (22, 1), (23, 0), (24, 0), (25, 0)], 3);
+    let bytes = encode_segment(&batch, None).expect("encodes");
+    let codecs: Vec<block::Codec> = layouts(&bytes).iter().map(|c| c.streams[0].blocks[0].codec).collect();
+    assert_eq!(codecs[0], block::Codec::Raw, "random int64 is incompressible");
+    for (i, codec) in codecs.iter().enumerate().skip(1) {
+        assert!(matches!(codec, block::Codec::Shuffled { .. } | block::Codec::Lz4), "column {i}: {codec:?}");
+    }
+    assert_eq!(decode_segment(&bytes).expect("decodes").batch, batch);
+}
+
+#[test]
+fn assembled_dictionary_segments_decode() {
+    // The assembler itself: a valid dictionary-coded column with a null row decodes.
+    let bytes = assemble(2, 4, vec![dict_column(&[1, 0, 0, 1], &["ab", "é"], 6, Some(0b1011))]);
+    let got = decode_segment(&bytes).expect("decodes").batch;
+    let expected: StringArray = vec![Some("é"), Some("ab"), None, Some("é")].into_iter().collect();
+    assert_eq!(got.column(0).as_ref(), &expected as &dyn Array);
+}
+
+#[test]
+fn hostile_dictionary_coded_columns_are_refused() {
+    let refused = |bytes: Vec<u8>, what: &str| {
+        let err = decode_err(&bytes);
+        assert!(matches!(err, FormatError::Malformed { .. }), "{what}: {err}");
+        // decode_column_into refuses too, whatever buffers it is given.
+        if let Ok(reader) = SegmentReader::new(&bytes) {
+            let info = reader.column_info(0).expect("in range");
+            let mut ends = vec![0u8; reader.num_rows() * 4];
+            let mut data = vec![0u8; info.data_len as usize];
+            let mut validity = vec![0u8; 1];
+            let out = ColumnOut {
+                validity: Some(BitsOut { bytes: &mut validity, bit_offset: 0 }),
+                values: ValuesOut::Var { ends: &mut ends, data: &mut data, base: 0 },
+            };
+            assert!(reader.decode_column_into(0, out).is_err(), "{what}: decode_column_into");
+        }
+    };
+    // A key past the dictionary.
+    refused(assemble(2, 4, vec![dict_column(&[1, 0, 2, 1], &["ab", "é"], 8, None)]), "key 2 of 2");
+    // A null row with a key other than 0.
+    refused(assemble(2, 4, vec![dict_column(&[1, 0, 1, 1], &["ab", "é"], 6, Some(0b1011))]), "null with key");
+    // Declared data lengths that the keys do not add up to.
+    refused(assemble(2, 4, vec![dict_column(&[1, 0, 0, 1], &["ab", "é"], 9, None)]), "data length too long");
+    refused(assemble(2, 4, vec![dict_column(&[1, 0, 0, 1], &["ab", "é"], 7, None)]), "data length too short");
+    // Dictionary offsets off a character boundary.
+    let mut bad_dict = dict_column(&[0, 0, 0, 0], &["é"], 4, None);
+    bad_dict.2[1].1 = le32(&[1]);
+    refused(assemble(2, 4, vec![bad_dict]), "offset inside a character");
+    // Dictionary offsets that decrease.
+    let mut bad_dict = dict_column(&[0, 1, 0, 1], &["ab", "c"], 6, None);
+    bad_dict.2[1].1 = le32(&[2, 1]);
+    refused(assemble(2, 4, vec![bad_dict]), "decreasing offsets");
+}
+
+#[test]
+fn dictionary_coded_descriptors_are_checked_before_anything_is_allocated() {
+    // Materialized length beyond what the stored bytes can expand to (here 2^30 bytes from ~40).
+    let err = decode_err(&assemble(2, 4, vec![dict_column(&[0, 0, 0, 0], &["ab"], 1 << 30, None)]));
+    assert!(err.to_string().contains("256x"), "{err}");
+    // Beyond 32-bit offsets.
+    let err = decode_err(&assemble(2, 4, vec![dict_column(&[0, 0, 0, 0], &["ab"], 1 << 31, None)]));
+    assert!(err.to_string().contains("overflow"), "{err}");
+    // A key width other than 1, 2 or 4.
+    let (field, _, streams) = dict_column(&[0, 0, 0, 0], &["ab"], 8, None);
+    let err =
+        decode_err(&assemble(2, 4, vec![(field, Some(layout::DictCoding { key_width: 3, data_len: 8 }), streams)]));
+    assert!(err.to_string().contains("key width"), "{err}");
+    // Keys stream of the wrong length for the rows.
+    let err = decode_err(&assemble(2, 5, vec![dict_column(&[0, 0, 0, 0], &["ab"], 8, None)]));
+    assert!(matches!(err, FormatError::Malformed { .. }), "{err}");
+    // Dictionary coding on a fixed-width column.
+    let int = (
+        Field::new("i", DataType::Int32, false),
+        Some(layout::DictCoding { key_width: 1, data_len: 0 }),
+        vec![(types::StreamKind::Values, vec![0u8; 16], None)],
+    );
+    let err = decode_err(&assemble(2, 4, vec![int]));
+    assert!(err.to_string().contains("only variable-length"), "{err}");
+}
+
+#[test]
+fn format_1_segments_cannot_use_format_2_features() {
+    // The dictionary flag in a format 1 segment.
+    let err = decode_err(&assemble(1, 4, vec![dict_column(&[0, 0, 0, 0], &["ab"], 8, None)]));
+    assert!(err.to_string().contains("unknown flags"), "{err}");
+    // A shuffled block in a format 1 segment.
+    let walk: Vec<u8> = (0..4000i64).flat_map(|i| (1000 + i % 3).to_le_bytes()).collect();
+    let int = (Field::new("i", DataType::Int64, false), None, vec![(types::StreamKind::Values, walk, Some(8))]);
+    let v2 = assemble(2, 4000, vec![int.clone()]);
+    assert!(matches!(layouts(&v2)[0].streams[0].blocks[0].codec, block::Codec::Shuffled { .. }));
+    let err = decode_err(&assemble(1, 4000, vec![int]));
+    assert!(err.to_string().contains("unknown block codec"), "{err}");
+    // Format 3 is not read.
+    let err = decode_err(&assemble(3, 0, vec![]));
+    assert!(matches!(err, FormatError::UnsupportedVersion { found: 3, .. }), "{err}");
 }

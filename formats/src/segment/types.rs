@@ -152,9 +152,9 @@ pub(crate) fn physical(column: &str, data_type: &DataType) -> Result<Physical> {
     })
 }
 
-/// Whether the values of this type are 8-byte integers that may be delta-encoded when sorted.
-pub(crate) fn is_delta_candidate(data_type: &DataType) -> bool {
-    matches!(data_type, DataType::Int64 | DataType::Timestamp(TimeUnit::Nanosecond, _))
+/// Whether the values of this type are integers, which the encoder may delta-code and byte-shuffle.
+pub(crate) fn is_integer(data_type: &DataType) -> bool {
+    data_type.is_integer() || matches!(data_type, DataType::Timestamp(TimeUnit::Nanosecond, _))
 }
 
 /// Appends the persisted type descriptor of `data_type`.

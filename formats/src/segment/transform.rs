@@ -1,0 +1,325 @@
+//! Integer block transforms applied before LZ4 (segment format 2): delta or zigzag delta, then a byte
+//! shuffle that stores byte 0 of every value, then byte 1 of every value, and so on, so that the
+//! high bytes of small numbers form constant planes the block codec drops and runs LZ4 can shorten
+//! (see `design/format.md` 2.5).
+//!
+//! Every function works on `W`-byte little-endian unsigned integers (`W` in 1, 2, 4, 8) held in a
+//! `u64`, with arithmetic modulo 2^(8W).
+
+/// How the integers of a block are rewritten before the byte shuffle. Persisted in the block codec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Transform {
+    /// The values as they are.
+    None = 0,
+    /// The first value is kept aside; then `v[i] - v[i-1]` (wrapping) for every later value: small for
+    /// sorted values with small gaps.
+    Delta = 1,
+    /// The differences of `Delta`, read as signed and zigzag-mapped (0, -1, 1, -2, .. to 0, 1, 2,
+    /// 3, ..): small for any series with small steps, such as random walks.
+    ZigZag = 2,
+}
+
+impl Transform {
+    pub(crate) const ALL: [Transform; 3] = [Transform::None, Transform::Delta, Transform::ZigZag];
+
+    pub(crate) fn from_code(code: u8) -> Option<Self> {
+        Self::ALL.get(usize::from(code)).copied()
+    }
+
+    /// Whether the first value is kept aside (and `n - 1` differences shuffled).
+    pub(crate) fn keeps_first(self) -> bool {
+        self != Transform::None
+    }
+
+    /// How many values the shuffled planes hold for a block of `n` values.
+    pub(crate) fn shuffled_count(self, n: usize) -> usize {
+        if self.keeps_first() { n.saturating_sub(1) } else { n }
+    }
+}
+
+/// What [`forward`] learnt about the transformed values: the first value (kept aside by delta
+/// transforms), and the OR and AND of all shuffled values, whose bytes tell which byte planes are
+/// constant (a plane is constant where OR and AND agree).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PlaneStats {
+    pub(crate) first: u64,
+    pub(crate) or: u64,
+    pub(crate) and: u64,
+}
+
+impl PlaneStats {
+    /// Bit `j` set: byte plane `j` holds one value throughout (`constant_byte(j)`).
+    pub(crate) fn constant_planes(&self, width: usize) -> u8 {
+        let differ = self.or ^ self.and;
+        (0..width).filter(|&j| (differ >> (8 * j)) & 0xff == 0).fold(0u8, |m, j| m | 1 << j)
+    }
+
+    pub(crate) fn constant_byte(&self, plane: usize) -> u8 {
+        (self.or >> (8 * plane)) as u8
+    }
+}
+
+const fn mask<const W: usize>() -> u64 {
+    if W == 8 { u64::MAX } else { (1u64 << (8 * W)) - 1 }
+}
+
+#[inline(always)]
+fn load<const W: usize>(bytes: &[u8]) -> u64 {
+    let mut word = [0u8; 8];
+    word[..W].copy_from_slice(&bytes[..W]);
+    u64::from_le_bytes(word)
+}
+
+/// Maps the `W`-byte two's-complement value `d` to its zigzag code.
+#[inline(always)]
+fn zigzag<const W: usize>(d: u64) -> u64 {
+    let shift = 64 - 8 * W as u32;
+    let signed = ((d << shift) as i64) >> shift; // sign-extend from W bytes
+    ((signed << 1) ^ (signed >> 63)) as u64 & mask::<W>()
+}
+
+#[inline(always)]
+fn unzigzag<const W: usize>(z: u64) -> u64 {
+    ((z >> 1) ^ (z & 1).wrapping_neg()) & mask::<W>()
+}
+
+#[inline(always)]
+fn forward_one<const W: usize>(t: Transform, v: u64, prev: u64) -> u64 {
+    match t {
+        Transform::None => v,
+        Transform::Delta => v.wrapping_sub(prev) & mask::<W>(),
+        Transform::ZigZag => zigzag::<W>(v.wrapping_sub(prev) & mask::<W>()),
+    }
+}
+
+/// Bytes needed to write `x` without its leading zero bytes (0 for 0).
+#[inline(always)]
+fn significant_bytes(x: u64) -> u64 {
+    u64::from(64 - x.leading_zeros()).div_ceil(8)
+}
+
+fn costs_w<const W: usize>(raw: &[u8]) -> [u64; 3] {
+    let (mut none, mut delta, mut zz) = (0u64, 0u64, 0u64);
+    let mut prev = if raw.len() >= W { load::<W>(raw) } else { 0 };
+    for chunk in raw.chunks_exact(W) {
+        // The first difference is 0: delta transforms keep the first value aside.
+        let v = load::<W>(chunk);
+        let d = v.wrapping_sub(prev) & mask::<W>();
+        none += significant_bytes(v);
+        delta += significant_bytes(d);
+        zz += significant_bytes(zigzag::<W>(d));
+        prev = v;
+    }
+    [none, delta, zz]
+}
+
+/// The transform whose output has the fewest significant bytes in total over `raw` (whole `width`-byte
+/// values): a cheap, exact stand-in for "which one the byte shuffle and LZ4 will squeeze most". Ties go
+/// to the simpler transform.
+pub(crate) fn choose(raw: &[u8], width: usize) -> Transform {
+    let costs = match width {
+        1 => costs_w::<1>(raw),
+        2 => costs_w::<2>(raw),
+        4 => costs_w::<4>(raw),
+        _ => costs_w::<8>(raw),
+    };
+    let mut best = 0;
+    for i in 1..3 {
+        if costs[i] < costs[best] {
+            best = i;
+        }
+    }
+    Transform::ALL[best]
+}
+
+/// Values are shuffled eight at a time: eight values make one little-endian `u64` word per byte plane.
+const LANES: usize = 8;
+
+fn forward_w<const W: usize>(raw: &[u8], t: Transform, out: &mut [u8]) -> PlaneStats {
+    let n = raw.len() / W;
+    let (first, skip) = if t.keeps_first() && n > 0 { (load::<W>(raw), 1) } else { (0, 0) };
+    let values = &raw[skip * W..];
+    let m = n - skip;
+    let whole = m / LANES * LANES;
+    let (mut prev, mut or, mut and) = (first, 0u64, u64::MAX);
+    for (c, chunk) in values[..whole * W].chunks_exact(W * LANES).enumerate() {
+        // words[j] holds byte j of the eight transformed values, value k in byte k.
+        let mut words = [0u64; W];
+        for (k, value) in chunk.chunks_exact(W).enumerate() {
+            let v = load::<W>(value);
+            let d = forward_one::<W>(t, v, prev);
+            prev = v;
+            or |= d;
+            and &= d;
+            for (j, word) in words.iter_mut().enumerate() {
+                *word |= ((d >> (8 * j)) & 0xff) << (8 * k);
+            }
+        }
+        let at = c * LANES;
+        for (j, word) in words.iter().enumerate() {
+            out[j * m + at..j * m + at + LANES].copy_from_slice(&word.to_le_bytes());
+        }
+    }
+    for i in whole..m {
+        let v = load::<W>(&values[i * W..]);
+        let d = forward_one::<W>(t, v, prev);
+        prev = v;
+        or |= d;
+        and &= d;
+        for j in 0..W {
+            out[j * m + i] = (d >> (8 * j)) as u8;
+        }
+    }
+    PlaneStats { first, or, and: and & mask::<W>() }
+}
+
+/// Writes `t` applied to the `width`-byte values of `raw`, byte-shuffled, into `out`, which holds
+/// `m = t.shuffled_count(n)` values for `n = raw.len() / width` (`m * width` bytes): `out[j * m + i]`
+/// is byte `j` of transformed value `i`. The first value, kept aside by delta transforms, is returned
+/// in the [`PlaneStats`].
+pub(crate) fn forward(raw: &[u8], width: usize, t: Transform, out: &mut [u8]) -> PlaneStats {
+    debug_assert!(raw.len().is_multiple_of(width));
+    debug_assert_eq!(out.len(), t.shuffled_count(raw.len() / width) * width);
+    match width {
+        1 => forward_w::<1>(raw, t, out),
+        2 => forward_w::<2>(raw, t, out),
+        4 => forward_w::<4>(raw, t, out),
+        _ => forward_w::<8>(raw, t, out),
+    }
+}
+
+#[inline(always)]
+fn inverse_one<const W: usize>(t: Transform, d: u64, prev: u64) -> u64 {
+    match t {
+        Transform::None => d,
+        Transform::Delta => prev.wrapping_add(d) & mask::<W>(),
+        Transform::ZigZag => prev.wrapping_add(unzigzag::<W>(d)) & mask::<W>(),
+    }
+}
+
+fn inverse_w<const W: usize>(planes: &[&[u8]], t: Transform, first: u64, out: &mut [u8]) {
+    let n = out.len() / W;
+    let skip = usize::from(t.keeps_first() && n > 0);
+    if skip == 1 {
+        out[..W].copy_from_slice(&first.to_le_bytes()[..W]);
+    }
+    let out = &mut out[skip * W..];
+    let m = n - skip;
+    let planes: [&[u8]; W] = std::array::from_fn(|j| &planes[j][..m]);
+    let whole = m / LANES * LANES;
+    let mut prev = first;
+    for (c, chunk) in out[..whole * W].chunks_exact_mut(W * LANES).enumerate() {
+        let at = c * LANES;
+        let words: [u64; W] =
+            std::array::from_fn(|j| u64::from_le_bytes(planes[j][at..at + LANES].try_into().expect("LANES bytes")));
+        for (k, value) in chunk.chunks_exact_mut(W).enumerate() {
+            let mut d = 0u64;
+            for (j, word) in words.iter().enumerate() {
+                d |= ((word >> (8 * k)) & 0xff) << (8 * j);
+            }
+            let v = inverse_one::<W>(t, d, prev);
+            prev = v;
+            value.copy_from_slice(&v.to_le_bytes()[..W]);
+        }
+    }
+    for i in whole..m {
+        let mut d = 0u64;
+        for (j, plane) in planes.iter().enumerate() {
+            d |= u64::from(plane[i]) << (8 * j);
+        }
+        let v = inverse_one::<W>(t, d, prev);
+        prev = v;
+        out[i * W..(i + 1) * W].copy_from_slice(&v.to_le_bytes()[..W]);
+    }
+}
+
+/// Undoes [`forward`]: `planes` are the `width` byte planes of `t.shuffled_count(n)` values each and
+/// `first` the value kept aside (ignored by [`Transform::None`]); writes the `n = out.len() / width`
+/// original little-endian values into `out`.
+pub(crate) fn inverse(planes: &[&[u8]], width: usize, t: Transform, first: u64, out: &mut [u8]) {
+    debug_assert!(out.len().is_multiple_of(width) && planes.len() == width);
+    debug_assert!(planes.iter().all(|p| p.len() == t.shuffled_count(out.len() / width)));
+    match width {
+        1 => inverse_w::<1>(planes, t, first, out),
+        2 => inverse_w::<2>(planes, t, first, out),
+        4 => inverse_w::<4>(planes, t, first, out),
+        _ => inverse_w::<8>(planes, t, first, out),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[test]
+    fn zigzag_maps_small_signed_to_small_unsigned() {
+        assert_eq!(zigzag::<8>(0), 0);
+        assert_eq!(zigzag::<8>(u64::MAX), 1); // -1
+        assert_eq!(zigzag::<8>(1), 2);
+        assert_eq!(zigzag::<2>(0xffff), 1); // -1 in 2 bytes
+        assert_eq!(zigzag::<2>(0x8000), 0xffff); // i16::MIN
+        assert_eq!(zigzag::<1>(0x7f), 0xfe);
+        for w in [0u64, 1, 2, 0x7f, 0x80, 0xff] {
+            assert_eq!(unzigzag::<1>(zigzag::<1>(w)), w);
+        }
+    }
+
+    #[test]
+    fn shuffle_layout_is_byte_planes() {
+        let raw: Vec<u8> = [0x0102u16, 0x0304, 0x0507].iter().flat_map(|v| v.to_le_bytes()).collect();
+        let mut out = vec![0u8; 6];
+        let stats = forward(&raw, 2, Transform::None, &mut out);
+        assert_eq!(out, [0x02, 0x04, 0x07, 0x01, 0x03, 0x05]);
+        assert_eq!(stats.constant_planes(2), 0);
+        let mut out = vec![0u8; 4];
+        let stats = forward(&raw, 2, Transform::Delta, &mut out);
+        assert_eq!(out, [0x02, 0x03, 0x02, 0x02]);
+        assert_eq!((stats.first, stats.constant_planes(2), stats.constant_byte(1)), (0x0102, 0b10, 0x02));
+    }
+
+    #[test]
+    fn choose_prefers_what_shrinks() {
+        let sorted: Vec<u8> = (0..1000i64).flat_map(|v| (1_700_000_000_000 + v * 977).to_le_bytes()).collect();
+        assert_eq!(choose(&sorted, 8), Transform::Delta);
+        let mut x = 10_000i64;
+        let walk: Vec<u8> = (0..1000i64)
+            .flat_map(|i| {
+                x += i % 5 - 2;
+                x.to_le_bytes()
+            })
+            .collect();
+        assert_eq!(choose(&walk, 8), Transform::ZigZag);
+        let keys: Vec<u8> =
+            (0..1000u32).flat_map(|i| ((i.wrapping_mul(2_654_435_761) >> 13) as u16 % 500).to_le_bytes()).collect();
+        assert_eq!(choose(&keys, 2), Transform::None);
+    }
+
+    proptest! {
+        #[test]
+        fn every_transform_round_trips(bytes in prop::collection::vec(any::<u8>(), 0..400), w in 0usize..4, t in 0u8..3) {
+            let width = 1 << w;
+            let raw = &bytes[..bytes.len() / width * width];
+            let t = Transform::from_code(t).expect("in range");
+            let m = t.shuffled_count(raw.len() / width);
+            let mut shuffled = vec![0u8; m * width];
+            let stats = forward(raw, width, t, &mut shuffled);
+            let planes: Vec<&[u8]> = shuffled.chunks(m.max(1)).take(width).collect();
+            let planes = if m == 0 { vec![&[][..]; width] } else { planes };
+            let mut back = vec![0u8; raw.len()];
+            inverse(&planes, width, t, stats.first, &mut back);
+            prop_assert_eq!(back.as_slice(), raw);
+            // The statistics describe the planes.
+            let constant = stats.constant_planes(width);
+            for (j, plane) in planes.iter().enumerate().filter(|_| m > 0) {
+                if constant & (1 << j) != 0 {
+                    prop_assert!(plane.iter().all(|&b| b == stats.constant_byte(j)));
+                } else {
+                    prop_assert!(plane.iter().any(|&b| b != plane[0]));
+                }
+            }
+        }
+    }
+}
