@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use arrow_array::builder::StringBuilder;
-use arrow_array::{ArrayRef, Float64Array, RecordBatch, TimestampNanosecondArray};
+use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch, TimestampNanosecondArray};
 use arrow_buffer::MutableBuffer;
 use arrow_schema::{Field, Schema};
 use divan::Bencher;
@@ -24,8 +24,8 @@ fn xorshift(state: &mut u64) -> u64 {
     *state
 }
 
-/// The three benchmark columns: random floats (incompressible), jittered sorted timestamps, and
-/// strings drawn from 500 tickers.
+/// The benchmark columns: random floats (incompressible), jittered sorted timestamps, an int64 random
+/// walk of steps -2..=2 (prices in cents), and strings drawn from 500 tickers.
 fn column(kind: &str) -> ArrayRef {
     let mut s = 0x9e37_79b9_7f4a_7c15u64;
     match kind {
@@ -37,6 +37,13 @@ fn column(kind: &str) -> ArrayRef {
             Arc::new(TimestampNanosecondArray::from_iter_values((0..ROWS).map(|_| {
                 t += 1_000_000 + (xorshift(&mut s) % 1_000) as i64;
                 t
+            })))
+        }
+        "int64" => {
+            let mut px = 10_000i64;
+            Arc::new(Int64Array::from_iter_values((0..ROWS).map(|_| {
+                px += (xorshift(&mut s) % 5) as i64 - 2;
+                px
             })))
         }
         _ => {
@@ -60,13 +67,13 @@ fn raw_bytes(batch: &RecordBatch) -> usize {
     batch.get_array_memory_size()
 }
 
-#[divan::bench(args = ["float64", "timestamp", "string"])]
+#[divan::bench(args = ["float64", "timestamp", "int64", "string"])]
 fn encode(bencher: Bencher, kind: &str) {
     let batch = batch(kind);
     bencher.counter(BytesCount::new(raw_bytes(&batch))).bench(|| encode_segment(&batch, None).expect("encodes"));
 }
 
-#[divan::bench(args = ["float64", "timestamp", "string"])]
+#[divan::bench(args = ["float64", "timestamp", "int64", "string"])]
 fn decode_to_arrow(bencher: Bencher, kind: &str) {
     let batch = batch(kind);
     let bytes = encode_segment(&batch, None).expect("encodes");
@@ -75,18 +82,25 @@ fn decode_to_arrow(bencher: Bencher, kind: &str) {
         .bench(|| SegmentReader::new(&bytes).expect("parses").decode(None).expect("decodes"));
 }
 
-/// Decoding into an already faulted-in output buffer: the read pipeline's case.
-#[divan::bench(args = ["float64", "timestamp"])]
+/// Decoding into an already faulted-in output buffer: the read pipeline's case. Counted in bytes
+/// written (values; offsets and data for strings).
+#[divan::bench(args = ["float64", "timestamp", "int64", "string"])]
 fn decode_into_buffer(bencher: Bencher, kind: &str) {
     let batch = batch(kind);
     let bytes = encode_segment(&batch, None).expect("encodes");
-    let mut out = MutableBuffer::from_len_zeroed(ROWS * 8);
-    out.as_slice_mut().fill(1);
-    bencher.counter(BytesCount::new(ROWS * 8)).bench_local(|| {
+    let data_len = SegmentReader::new(&bytes).expect("parses").column_info(0).expect("column 0").data_len as usize;
+    let ends_len = if kind == "string" { ROWS * 4 } else { ROWS * 8 };
+    let mut ends = MutableBuffer::from_len_zeroed(ends_len);
+    ends.as_slice_mut().fill(1);
+    let mut data = vec![1u8; data_len];
+    bencher.counter(BytesCount::new(ends_len + data_len)).bench_local(|| {
         let reader = SegmentReader::new(&bytes).expect("parses");
-        reader
-            .decode_column_into(0, ColumnOut { validity: None, values: ValuesOut::Fixed(out.as_slice_mut()) })
-            .expect("decodes");
+        let values = if kind == "string" {
+            ValuesOut::Var { ends: ends.as_slice_mut(), data: &mut data, base: 0 }
+        } else {
+            ValuesOut::Fixed(ends.as_slice_mut())
+        };
+        reader.decode_column_into(0, ColumnOut { validity: None, values }).expect("decodes");
     });
 }
 
@@ -99,7 +113,7 @@ fn memcpy_8mb(bencher: Bencher) {
 }
 
 /// Encoded size relative to the Arrow size, printed once (not timed).
-#[divan::bench(args = ["float64", "timestamp", "string"], sample_count = 1, sample_size = 1)]
+#[divan::bench(args = ["float64", "timestamp", "int64", "string"], sample_count = 1, sample_size = 1)]
 fn compression_ratio(kind: &str) {
     let batch = batch(kind);
     let encoded = encode_segment(&batch, None).expect("encodes").len();
