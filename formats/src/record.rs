@@ -443,7 +443,7 @@ impl SnapshotRecord {
 pub enum IndexKind {
     /// Rows are numbered 0..n; there is no index column.
     RowCount,
-    /// The named column, of type timestamp[ns], is sorted ascending and has no nulls.
+    /// The named column, of type `timestamp[ns]`, is sorted ascending and has no nulls.
     Timestamp(String),
 }
 
