@@ -294,15 +294,16 @@ pub(crate) fn write_descriptor(out: &mut Vec<u8>, metadata: Option<&StreamDesc>,
     Ok(())
 }
 
-/// The raw length a stream must have, when the row count determines it.
-fn expected_raw_len(kind: StreamKind, physical: Physical, dict: Option<DictCoding>, rows: u64) -> Option<u64> {
-    let bits = rows.div_ceil(8);
+/// The raw length a stream must have, when the row count determines it. In `u128`, so that a row
+/// count whose stream length would overflow `u64` is a mismatch, not an unchecked stream.
+fn expected_raw_len(kind: StreamKind, physical: Physical, dict: Option<DictCoding>, rows: u64) -> Option<u128> {
+    let rows = u128::from(rows);
     match (kind, physical) {
-        (StreamKind::Validity, _) | (StreamKind::Values, Physical::Bits) => Some(bits),
-        (StreamKind::Values, Physical::Var { .. }) => rows.checked_mul(dict?.key_width as u64),
-        (StreamKind::Values, Physical::Fixed { width }) => rows.checked_mul(width as u64),
-        (StreamKind::Values, Physical::Dict { key_width, .. }) => rows.checked_mul(key_width as u64),
-        (StreamKind::Offsets, Physical::Var { offset_width }) => rows.checked_mul(offset_width as u64),
+        (StreamKind::Validity, _) | (StreamKind::Values, Physical::Bits) => Some(rows.div_ceil(8)),
+        (StreamKind::Values, Physical::Var { .. }) => Some(rows * dict?.key_width as u128),
+        (StreamKind::Values, Physical::Fixed { width }) => Some(rows * width as u128),
+        (StreamKind::Values, Physical::Dict { key_width, .. }) => Some(rows * key_width as u128),
+        (StreamKind::Offsets, Physical::Var { offset_width }) => Some(rows * offset_width as u128),
         _ => None,
     }
 }
@@ -387,7 +388,7 @@ pub(crate) fn parse_descriptor(bytes: &[u8], header: &Header) -> Result<Descript
         }
         for s in validity.iter().chain(&streams) {
             if let Some(expected) = expected_raw_len(s.kind, physical, dict, header.rows)
-                && s.raw_len != expected
+                && u128::from(s.raw_len) != expected
             {
                 return Err(FormatError::malformed(
                     "segment descriptor",

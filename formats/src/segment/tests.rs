@@ -689,3 +689,16 @@ fn format_1_segments_cannot_use_format_2_features() {
     let err = decode_err(&assemble(3, 0, vec![]));
     assert!(matches!(err, FormatError::UnsupportedVersion { found: 3, .. }), "{err}");
 }
+
+#[test]
+fn a_row_count_whose_stream_length_overflows_is_refused() {
+    // rows x 8 overflows u64: the values stream cannot match it (it used to go unchecked).
+    let int = (Field::new("i", DataType::Int64, false), None, vec![(types::StreamKind::Values, vec![0u8; 16], None)]);
+    let mut bytes = assemble(2, 2, vec![int]);
+    let rows = (u64::MAX / 8 + 3).to_le_bytes();
+    bytes[8..16].copy_from_slice(&rows);
+    let sum = crate::le::checksum(&bytes[..32]).to_le_bytes();
+    bytes[32..40].copy_from_slice(&sum);
+    let err = decode_err(&bytes);
+    assert!(err.to_string().contains("rows need"), "{err}");
+}
