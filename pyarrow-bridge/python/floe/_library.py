@@ -7,6 +7,7 @@ result types. Batch methods return a :class:`DataError` in the slot of an item t
 
 from __future__ import annotations
 
+import gc
 import re
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
@@ -509,6 +510,18 @@ class Library:
         that snapshots keep. ``snapshot`` keeps only the versions in that snapshot."""
         if snapshot is not None and snapshot not in dict(self._lib.list_snapshots()):
             raise SnapshotNotFound(f'snapshot "{snapshot}" does not exist')
+        # Tens of thousands of small objects (the rows from the engine, then the result): with the
+        # collector on, CPython runs a young-generation collection every 700 allocations, about half
+        # of the time at 10,000 versions.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            return self._version_dict(symbol, snapshot, latest_only, skip_snapshots)
+        finally:
+            if collecting:
+                gc.enable()
+
+    def _version_dict(self, symbol, snapshot, latest_only, skip_snapshots) -> Dict[SymbolVersion, VersionInfo]:
         rows = []
         seen = set()
         for row in self._lib.list_versions(symbol):
