@@ -223,10 +223,21 @@ impl<'a> SegmentReader<'a> {
         Ok(buf.into())
     }
 
-    /// Decodes end offsets into a full Arrow offsets buffer (a leading zero, then the ends).
-    fn decode_offsets(&self, stream: &StreamDesc, width: usize, column: &str) -> Result<Buffer> {
+    /// Decodes end offsets into a full Arrow offsets buffer (a leading zero, then the ends), checking
+    /// that the last one is `data_len` (Arrow would accept data past it; the format does not).
+    fn decode_offsets(&self, stream: &StreamDesc, width: usize, data_len: u64, column: &str) -> Result<Buffer> {
         let mut buf = MutableBuffer::from_len_zeroed(stream.raw_len as usize + width);
         self.decode_stream(stream, &mut buf.as_slice_mut()[width..], column)?;
+        let last = &buf.as_slice()[buf.len() - width..];
+        let mut word = [0u8; 8];
+        word[..width].copy_from_slice(last);
+        let last = u64::from_le_bytes(word);
+        if last != data_len {
+            return Err(FormatError::malformed(
+                "segment",
+                format!("column {column:?}: {} end at {last}, data has {data_len} bytes", stream.kind.name()),
+            ));
+        }
         Ok(buf.into())
     }
 
@@ -258,13 +269,17 @@ impl<'a> SegmentReader<'a> {
                     self.materialize(c, coding, offset_width, validity, ends, data.as_slice_mut(), 0)?;
                     (vec![offsets.into(), data.into()], vec![])
                 }
-                None => (
-                    vec![
-                        self.decode_offsets(self.value_stream(c, StreamKind::Offsets)?, offset_width, name)?,
-                        self.decode_to_buffer(self.value_stream(c, StreamKind::Data)?, name)?,
-                    ],
-                    vec![],
-                ),
+                None => {
+                    let data = self.value_stream(c, StreamKind::Data)?;
+                    let offsets = self.value_stream(c, StreamKind::Offsets)?;
+                    (
+                        vec![
+                            self.decode_offsets(offsets, offset_width, data.raw_len, name)?,
+                            self.decode_to_buffer(data, name)?,
+                        ],
+                        vec![],
+                    )
+                }
             },
             Physical::Dict { .. } => {
                 let keys = self.decode_to_buffer(self.value_stream(c, StreamKind::Values)?, name)?;
@@ -321,8 +336,9 @@ impl<'a> SegmentReader<'a> {
         };
         let offsets_stream = self.value_stream(c, StreamKind::DictOffsets)?;
         let len = (offsets_stream.raw_len / offset_width as u64) as usize;
-        let offsets = self.decode_offsets(offsets_stream, offset_width, name)?;
-        let data = self.decode_to_buffer(self.value_stream(c, StreamKind::DictData)?, name)?;
+        let data_stream = self.value_stream(c, StreamKind::DictData)?;
+        let offsets = self.decode_offsets(offsets_stream, offset_width, data_stream.raw_len, name)?;
+        let data = self.decode_to_buffer(data_stream, name)?;
         ArrayData::try_new(value_type.as_ref().clone(), len, None, 0, vec![offsets, data], vec![])
             .map_err(|e| FormatError::malformed("segment", format!("column {name:?} dictionary: {e}")))
     }

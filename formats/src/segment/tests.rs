@@ -702,3 +702,18 @@ fn a_row_count_whose_stream_length_overflows_is_refused() {
     let err = decode_err(&bytes);
     assert!(err.to_string().contains("rows need"), "{err}");
 }
+
+#[test]
+fn data_past_the_last_offset_is_refused() {
+    use types::StreamKind as K;
+    let plain = |data: &[u8]| -> RawColumn {
+        (
+            Field::new("s", DataType::Utf8, false),
+            None,
+            vec![(K::Offsets, le32(&[2, 3]), Some(4)), (K::Data, data.to_vec(), None)],
+        )
+    };
+    assert!(decode_segment(&assemble(2, 2, vec![plain(b"abc")])).is_ok());
+    let err = decode_err(&assemble(2, 2, vec![plain(b"abcd")]));
+    assert!(err.to_string().contains("data has 4 bytes"), "{err}");
+}
