@@ -105,29 +105,52 @@ struct Measured {
     decode_s: f64,
 }
 
-/// Encodes `batch` in segments of [`SEGMENT_ROWS`] and decodes each back, checking it.
+/// Seconds this thread has spent on a CPU (`/proc/thread-self/schedstat`), so that figures taken on a
+/// shared machine count this work only; wall-clock seconds where that file is missing.
+fn cpu_seconds() -> f64 {
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .map_or_else(|| START.get_or_init(Instant::now).elapsed().as_secs_f64(), |ns| ns as f64 / 1e9)
+}
+
+/// Each encode and decode pass repeats until it has used this much CPU time (the scheduler updates
+/// the counter every few milliseconds); the mean counts.
+const MIN_CPU_SECONDS: f64 = 0.5;
+
+/// Runs `pass` until it has used [`MIN_CPU_SECONDS`]; returns its mean CPU seconds and last result.
+fn timed<T>(mut pass: impl FnMut() -> T) -> (f64, T) {
+    let start = cpu_seconds();
+    let mut n = 1;
+    let mut out = pass();
+    while cpu_seconds() - start < MIN_CPU_SECONDS {
+        out = pass();
+        n += 1;
+    }
+    ((cpu_seconds() - start) / f64::from(n), out)
+}
+
+/// Encodes `batch` in segments of [`SEGMENT_ROWS`], decodes them back and checks them; times in CPU
+/// seconds per pass.
 fn measure(batch: &RecordBatch) -> Result<Measured, Box<dyn std::error::Error>> {
     let rows = batch.num_rows();
-    let mut m = Measured { stored: 0, encode_s: 0.0, decode_s: 0.0 };
-    for start in (0..rows).step_by(SEGMENT_ROWS) {
-        let part = batch.slice(start, SEGMENT_ROWS.min(rows - start));
-        let t = Instant::now();
-        let bytes = encode_segment(&part, None)?;
-        m.encode_s += t.elapsed().as_secs_f64();
-        let t = Instant::now();
-        let decoded = decode_segment(&bytes)?;
-        m.decode_s += t.elapsed().as_secs_f64();
-        assert_eq!(decoded.batch, part, "round trip must be exact");
-        m.stored += bytes.len();
+    let parts: Vec<RecordBatch> =
+        (0..rows).step_by(SEGMENT_ROWS).map(|start| batch.slice(start, SEGMENT_ROWS.min(rows - start))).collect();
+    let (encode_s, segments) = timed(|| parts.iter().map(|p| encode_segment(p, None)).collect::<Result<Vec<_>, _>>());
+    let segments = segments?;
+    let (decode_s, decoded) = timed(|| segments.iter().map(|s| decode_segment(s)).collect::<Result<Vec<_>, _>>());
+    for (d, p) in decoded?.iter().zip(&parts) {
+        assert_eq!(&d.batch, p, "round trip must be exact");
     }
-    Ok(m)
+    Ok(Measured { stored: segments.iter().map(Vec::len).sum(), encode_s, decode_s })
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let rows: usize = std::env::args().nth(1).map(|s| s.parse()).transpose()?.unwrap_or(1_000_000);
     let batch = ticks(rows);
     let scale = 1_000_000.0 / rows as f64;
-    println!("ticks: {rows} rows in segments of {SEGMENT_ROWS}; MB per 1M rows; MB/s of Arrow bytes, one core");
+    println!("ticks: {rows} rows in segments of {SEGMENT_ROWS}; MB per 1M rows; MB/s of Arrow bytes per CPU-second");
     println!("{:<8} {:>8} {:>8} {:>8} {:>9} {:>9}", "column", "floe", "parquet", "ratio", "encode", "decode");
     for (i, (name, parquet)) in PARQUET_MB.iter().enumerate() {
         let column = batch.project(&[i])?;

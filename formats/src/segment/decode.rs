@@ -320,10 +320,12 @@ impl<'a> SegmentReader<'a> {
         let mut dict_ends = vec![0u8; offsets_stream.raw_len as usize];
         self.decode_stream(offsets_stream, &mut dict_ends, name)?;
         let data_stream = self.value_stream(c, StreamKind::DictData)?;
-        let mut dict_data = vec![0u8; data_stream.raw_len as usize];
+        let len = data_stream.raw_len as usize;
+        let mut dict_data = Vec::with_capacity(len + 16); // Entries pads it
+        dict_data.resize(len, 0);
         self.decode_stream(data_stream, &mut dict_data, name)?;
         let utf8 = matches!(c.field.data_type(), DataType::Utf8 | DataType::LargeUtf8);
-        let entries = Entries::new(&dict_ends, offset_width, &dict_data, utf8, name)?;
+        let entries = Entries::new(&dict_ends, offset_width, dict_data, utf8, name)?;
         dict::materialize(&keys, coding.key_width, &entries, validity, ends, offset_width, data, base, name)
     }
 

@@ -200,20 +200,24 @@ fn rehash(entries: &[Entry], len: usize) -> Vec<u32> {
     slots
 }
 
-/// A decoded dictionary, checked: entry `k` is `data[starts[k]..starts[k + 1]]`.
-pub(crate) struct Entries<'d> {
+/// Bytes of zeros after a dictionary's data, so that short values are copied 16 bytes at a time.
+const PAD: usize = 16;
+
+/// A decoded dictionary, checked: entry `k` is `data[starts[k]..starts[k + 1]]`; `data` ends in
+/// [`PAD`] zero bytes past the last entry.
+pub(crate) struct Entries {
     starts: Vec<usize>,
-    data: &'d [u8],
+    data: Vec<u8>,
 }
 
-impl<'d> Entries<'d> {
+impl Entries {
     /// Checks the decoded dictionary end offsets (`offset_width` bytes each) against `data`: they never
     /// decrease and end at `data.len()`; for UTF-8, `data` is valid UTF-8 and every offset falls on a
     /// character boundary, so every entry, and any concatenation of entries, is valid UTF-8.
-    pub(crate) fn new(ends: &[u8], offset_width: usize, data: &'d [u8], utf8: bool, column: &str) -> Result<Self> {
+    pub(crate) fn new(ends: &[u8], offset_width: usize, mut data: Vec<u8>, utf8: bool, column: &str) -> Result<Self> {
         let bad = |reason: String| FormatError::malformed("segment", format!("column {column:?} dictionary: {reason}"));
         let text =
-            if utf8 { Some(std::str::from_utf8(data).map_err(|e| bad(format!("invalid UTF-8: {e}")))?) } else { None };
+            if utf8 { Some(std::str::from_utf8(&data).map_err(|e| bad(format!("invalid UTF-8: {e}")))?) } else { None };
         let count = ends.len() / offset_width;
         let mut starts = Vec::with_capacity(count + 1);
         starts.push(0usize);
@@ -230,6 +234,7 @@ impl<'d> Entries<'d> {
         if prev != data.len() {
             return Err(bad(format!("offsets end at {prev}, data has {} bytes", data.len())));
         }
+        data.resize(data.len() + PAD, 0);
         Ok(Self { starts, data })
     }
 
@@ -250,7 +255,7 @@ impl<'d> Entries<'d> {
 pub(crate) fn materialize(
     keys: &[u8],
     key_width: usize,
-    dictionary: &Entries<'_>,
+    dictionary: &Entries,
     validity: Option<&[u8]>,
     ends: &mut [u8],
     offset_width: usize,
@@ -298,7 +303,7 @@ enum Refused {
 /// [`materialize`] for `K`-byte keys and `O`-byte offsets; returns the data bytes written.
 fn materialize_w<const K: usize, const O: usize>(
     keys: &[u8],
-    dictionary: &Entries<'_>,
+    dictionary: &Entries,
     validity: Option<&[u8]>,
     ends: &mut [u8],
     data: &mut [u8],
@@ -312,28 +317,22 @@ fn materialize_w<const K: usize, const O: usize>(
             if key >= entries {
                 return Err(Refused::OutsideDictionary { row: i, key });
             }
-            let value = &dictionary.data[dictionary.starts[key]..dictionary.starts[key + 1]];
-            let dest = data.get_mut(at..at + value.len()).ok_or(Refused::TooLong)?;
-            copy_short(dest, value);
-            at += value.len();
+            let (start, end) = (dictionary.starts[key], dictionary.starts[key + 1]);
+            let len = end - start;
+            if len <= PAD && at + PAD <= data.len() {
+                // A fixed 16-byte copy (the dictionary is padded): bytes past this value are written
+                // over by the next ones, which fill `data` up to its end.
+                data[at..at + PAD].copy_from_slice(&dictionary.data[start..start + PAD]);
+            } else {
+                data.get_mut(at..at + len).ok_or(Refused::TooLong)?.copy_from_slice(&dictionary.data[start..end]);
+            }
+            at += len;
         } else if key != 0 {
             return Err(Refused::NullWithKey { row: i, key });
         }
         end.copy_from_slice(&(base + at as u64).to_le_bytes()[..O]);
     }
     Ok(at)
-}
-
-/// `dest.copy_from_slice(src)`, without a `memcpy` call for the short values dictionaries mostly hold.
-#[inline(always)]
-fn copy_short(dest: &mut [u8], src: &[u8]) {
-    if src.len() <= 16 {
-        for (d, s) in dest.iter_mut().zip(src) {
-            *d = *s;
-        }
-    } else {
-        dest.copy_from_slice(src);
-    }
 }
 
 #[cfg(test)]
@@ -357,7 +356,7 @@ mod tests {
         let ends = ends4(&[3, 3, 3, 3, 3]);
         let d = build(&ends, 4, values, None).expect("two distinct of five");
         assert_eq!((d.key_width, d.keys.as_slice(), d.data.as_slice()), (1, &[0u8, 1, 0, 0, 1][..], &b"bidask"[..]));
-        let entries = Entries::new(&d.ends, 4, &d.data, true, "c").expect("valid");
+        let entries = Entries::new(&d.ends, 4, d.data.clone(), true, "c").expect("valid");
         let (mut out_ends, mut out_data) = (vec![0u8; 20], vec![0u8; 15]);
         materialize(&d.keys, 1, &entries, None, &mut out_ends, 4, &mut out_data, 100, "c").expect("materializes");
         assert_eq!(out_data, values);
@@ -383,7 +382,7 @@ mod tests {
 
     #[test]
     fn hostile_keys_and_lengths_are_refused() {
-        let entries = Entries::new(&4u32.to_le_bytes(), 4, b"abcd", true, "c").expect("valid");
+        let entries = Entries::new(&4u32.to_le_bytes(), 4, b"abcd".to_vec(), true, "c").expect("valid");
         let (mut ends, mut data) = (vec![0u8; 8], vec![0u8; 8]);
         let err = materialize(&[0, 1], 1, &entries, None, &mut ends, 4, &mut data, 0, "c");
         assert!(matches!(err, Err(FormatError::Malformed { .. })), "{err:?}");
@@ -397,8 +396,8 @@ mod tests {
         let err = materialize(&[0, 3], 1, &entries, Some(&[0b01]), &mut ends, 4, &mut data[..4], 0, "c");
         assert!(matches!(err, Err(FormatError::Malformed { .. })), "{err:?}");
         // Dictionary offsets off a character boundary, or past the data.
-        assert!(Entries::new(&1u32.to_le_bytes(), 4, "é".as_bytes(), true, "c").is_err());
-        assert!(Entries::new(&3u32.to_le_bytes(), 4, b"ab", false, "c").is_err());
-        assert!(Entries::new(&[], 4, b"ab", false, "c").is_err());
+        assert!(Entries::new(&1u32.to_le_bytes(), 4, "é".as_bytes().to_vec(), true, "c").is_err());
+        assert!(Entries::new(&3u32.to_le_bytes(), 4, b"ab".to_vec(), false, "c").is_err());
+        assert!(Entries::new(&[], 4, b"ab".to_vec(), false, "c").is_err());
     }
 }

@@ -136,6 +136,44 @@ pub(crate) fn choose(raw: &[u8], width: usize) -> Transform {
 /// Values are shuffled eight at a time: eight values make one little-endian `u64` word per byte plane.
 const LANES: usize = 8;
 
+/// Transposes the byte matrix held in `W` words, within lanes of `W` bytes: with 8 words, byte `c` of
+/// word `r` trades places with byte `r` of word `c`; with fewer, each `W`-byte lane of the words is a
+/// `W x W` matrix transposed the same way. Recursive block swaps with shifts and masks (a SWAR 8x8
+/// transpose); its own inverse.
+#[inline(always)]
+fn transpose<const W: usize>(m: &mut [u64; W]) {
+    let mut half = W / 2;
+    while half >= 1 {
+        let shift = 8 * half as u32;
+        let mask = match half {
+            4 => 0x0000_0000_ffff_ffff,
+            2 => 0x0000_ffff_0000_ffff,
+            _ => 0x00ff_00ff_00ff_00ff,
+        };
+        for r in 0..W {
+            if r & half == 0 {
+                let t = ((m[r] >> shift) ^ m[r + half]) & mask;
+                m[r + half] ^= t;
+                m[r] ^= t << shift;
+            }
+        }
+        half /= 2;
+    }
+}
+
+/// The words that eight `W`-byte values `d` occupy once packed into `W` words lane by lane, so that
+/// [`transpose`] turns them into byte planes: word `r` holds, in lane `l`, value `l * W + r`.
+#[inline(always)]
+fn pack<const W: usize>(d: &[u64; LANES]) -> [u64; W] {
+    std::array::from_fn(|r| (0..LANES / W).fold(0u64, |w, lane| w | d[lane * W + r] << (8 * W * lane)))
+}
+
+/// Undoes [`pack`].
+#[inline(always)]
+fn unpack<const W: usize>(m: &[u64; W]) -> [u64; LANES] {
+    std::array::from_fn(|k| (m[k % W] >> (8 * W * (k / W))) & mask::<W>())
+}
+
 fn forward_w<const W: usize>(raw: &[u8], t: Transform, out: &mut [u8]) -> PlaneStats {
     let n = raw.len() / W;
     let (first, skip) = if t.keeps_first() && n > 0 { (load::<W>(raw), 1) } else { (0, 0) };
@@ -144,18 +182,17 @@ fn forward_w<const W: usize>(raw: &[u8], t: Transform, out: &mut [u8]) -> PlaneS
     let whole = m / LANES * LANES;
     let (mut prev, mut or, mut and) = (first, 0u64, u64::MAX);
     for (c, chunk) in values[..whole * W].chunks_exact(W * LANES).enumerate() {
-        // words[j] holds byte j of the eight transformed values, value k in byte k.
-        let mut words = [0u64; W];
+        let mut d = [0u64; LANES];
         for (k, value) in chunk.chunks_exact(W).enumerate() {
             let v = load::<W>(value);
-            let d = forward_one::<W>(t, v, prev);
+            d[k] = forward_one::<W>(t, v, prev);
             prev = v;
-            or |= d;
-            and &= d;
-            for (j, word) in words.iter_mut().enumerate() {
-                *word |= ((d >> (8 * j)) & 0xff) << (8 * k);
-            }
+            or |= d[k];
+            and &= d[k];
         }
+        // words[j] holds byte j of the eight transformed values, value k in byte k.
+        let mut words = pack::<W>(&d);
+        transpose::<W>(&mut words);
         let at = c * LANES;
         for (j, word) in words.iter().enumerate() {
             out[j * m + at..j * m + at + LANES].copy_from_slice(&word.to_le_bytes());
@@ -211,14 +248,12 @@ fn inverse_w<const W: usize>(planes: &[&[u8]], t: Transform, first: u64, out: &m
     let mut prev = first;
     for (c, chunk) in out[..whole * W].chunks_exact_mut(W * LANES).enumerate() {
         let at = c * LANES;
-        let words: [u64; W] =
+        let mut words: [u64; W] =
             std::array::from_fn(|j| u64::from_le_bytes(planes[j][at..at + LANES].try_into().expect("LANES bytes")));
+        transpose::<W>(&mut words);
+        let d = unpack::<W>(&words);
         for (k, value) in chunk.chunks_exact_mut(W).enumerate() {
-            let mut d = 0u64;
-            for (j, word) in words.iter().enumerate() {
-                d |= ((word >> (8 * k)) & 0xff) << (8 * j);
-            }
-            let v = inverse_one::<W>(t, d, prev);
+            let v = inverse_one::<W>(t, d[k], prev);
             prev = v;
             value.copy_from_slice(&v.to_le_bytes()[..W]);
         }
@@ -297,7 +332,22 @@ mod tests {
         assert_eq!(choose(&keys, 2), Transform::None);
     }
 
+    /// The byte shuffle by its definition, one byte at a time.
+    fn naive_shuffle(raw: &[u8], width: usize) -> Vec<u8> {
+        let n = raw.len() / width;
+        (0..width).flat_map(|j| (0..n).map(move |i| raw[i * width + j])).collect()
+    }
+
     proptest! {
+        #[test]
+        fn the_fast_shuffle_matches_its_definition(bytes in prop::collection::vec(any::<u8>(), 0..300), w in 0usize..4) {
+            let width = 1 << w;
+            let raw = &bytes[..bytes.len() / width * width];
+            let mut out = vec![0u8; raw.len()];
+            forward(raw, width, Transform::None, &mut out);
+            prop_assert_eq!(out, naive_shuffle(raw, width));
+        }
+
         #[test]
         fn every_transform_round_trips(bytes in prop::collection::vec(any::<u8>(), 0..400), w in 0usize..4, t in 0u8..3) {
             let width = 1 << w;
