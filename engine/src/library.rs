@@ -120,6 +120,7 @@ fn validate_symbol(symbol: &str) -> Result<()> {
 }
 
 fn snapshot_key(name: &str) -> Result<RefKey> {
+    floe_formats::names::validate_snapshot(name)?;
     Ok(RefKey::new(KeyType::SnapshotRef, name)?)
 }
 

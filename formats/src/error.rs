@@ -11,7 +11,7 @@ pub enum FormatError {
     /// A symbol or library name breaks the naming rules (see [`crate::names`]).
     #[error("invalid {what} name {name:?}: {reason}")]
     InvalidName {
-        /// `"symbol"` or `"library"`.
+        /// `"symbol"`, `"snapshot"` or `"library"`.
         what: &'static str,
         /// The offending name (possibly truncated for display by the caller).
         name: String,

@@ -47,6 +47,15 @@ pub fn validate_symbol(name: &str) -> Result<()> {
     validate("symbol", name)
 }
 
+/// Checks a snapshot name against the rules in the module docs (the same as a symbol's; errors say
+/// "snapshot").
+///
+/// # Errors
+/// [`FormatError::InvalidName`] saying which rule the name breaks.
+pub fn validate_snapshot(name: &str) -> Result<()> {
+    validate("snapshot", name)
+}
+
 /// Checks a library name against the rules in the module docs.
 ///
 /// # Errors

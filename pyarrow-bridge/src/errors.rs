@@ -30,11 +30,22 @@ pub fn class_name(e: &Error) -> &'static str {
 /// The Python exception for `e`. `context` (the operation and symbol, e.g. `read "prices"`) prefixes
 /// the message unless the engine's message already names the subject.
 pub fn to_py(py: Python<'_>, e: &Error, context: &str) -> PyErr {
-    let message = if context.is_empty() || mentions_subject(e.message(), context) {
+    let mut message = if context.is_empty() || mentions_subject(e.message(), context) {
         e.message().to_owned()
     } else {
         format!("{context}: {}", e.message())
     };
+    // The causes (a 403, "connection refused", a timeout) are what the user acts on; the engine's
+    // message holds the first level only.
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        cause = c.source();
+    }
     match exception_class(py, class_name(e)) {
         Ok(cls) => PyErr::from_type(cls, (message,)),
         // Only if the pure-Python half of the package is broken; still say what failed.

@@ -505,11 +505,6 @@ def test_bad_snapshot_names(shared, name, match):
     raises_unchanged(store, lib, floe.InvalidInput, match, lambda: lib.delete_snapshot(name))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: the engine validates snapshot names as symbol names (snapshot_key -> validate_symbol), so the "
-    "message says 'invalid symbol name' for a snapshot name and does not say 'snapshot'",
-)
 def test_bad_snapshot_name_message_says_snapshot(shared):
     store, lib = shared
     raises_unchanged(store, lib, floe.InvalidInput, r"snapshot", lambda: lib.snapshot(""))
@@ -806,12 +801,6 @@ def test_lmdb_full_disk_leaves_the_store_unchanged(lmdb_full):
     assert lib.read("prices").data.shape[0] == 23
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a full disk (ENOSPC) or file size limit (EFBIG) reaches LMDB as a short write, which it "
-    "reports as EIO; backends/src/lmdb/env.rs lmdb_error maps it to StorageError::Other, so Python sees "
-    "InternalError 'put_batch: Input/output error', which names neither the disk nor what to do",
-)
 def test_lmdb_full_disk_is_a_storage_error_naming_the_disk(lmdb_full):
     outcome, _, _, _ = lmdb_full
     for op, (cls, _, message) in outcome.items():
@@ -866,11 +855,6 @@ def test_s3_black_hole_with_short_timeouts_is_a_storage_error():
 
 
 @pytest.mark.skipif(not os.environ.get("FLOE_SLOW_TESTS"), reason="takes 180 s; set FLOE_SLOW_TESTS=1")
-@pytest.mark.xfail(
-    strict=True,
-    reason="with the default timeout_secs=60 and max_retries=10, a server that never answers holds "
-    "floe.Store(...) for object_store's whole retry_timeout: 180.3 s measured before StorageError",
-)
 def test_s3_black_hole_with_default_timeouts_fails_within_30_s():
     _s3_enabled()
     with socket.socket() as hole:
@@ -1108,14 +1092,6 @@ def test_s3_bad_credentials_leave_the_store_unchanged(auth_s3, auth_store, case,
     assert observe(floe.Store(good)["catalogue"]) == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: moto answers 403 (InvalidAccessKeyId / SignatureDoesNotMatch) to the bucket check at open; "
-    "object_store reports a list error with a 403 status as Generic, not PermissionDenied, so "
-    "backends/src/s3/errors.rs map_error makes it StorageError::Other and Python sees InternalError "
-    "'storage error (s3): bucket floe-auth at http://...', naming neither the credentials nor the 403 "
-    "(design/backends.md promises InvalidConfig)",
-)
 @pytest.mark.parametrize("case", ["wrong secret", "unknown access key"])
 def test_s3_wrong_credentials_are_invalid_config_naming_the_credentials(auth_s3, auth_store, case, monkeypatch):
     e, _ = _open_failure(_bad_credentials_uri(auth_s3, case, monkeypatch))
@@ -1123,14 +1099,6 @@ def test_s3_wrong_credentials_are_invalid_config_naming_the_credentials(auth_s3,
     assert re.search(r"access|secret|credential", str(e)), str(e)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: with no access/secret in the URI and no AWS_* credentials in the environment, object_store "
-    "asks the instance-metadata endpoint; when that fails the error is reported as if the S3 endpoint were "
-    "down: StorageError 'bucket floe-auth at http://...: gave up after retries' after about 5 s of retries "
-    "(here the metadata endpoint refuses connections; with 169.254.169.254 unroutable it was InternalError), "
-    "with no word about credentials",
-)
 def test_s3_no_credentials_says_so(auth_s3, auth_store, monkeypatch):
     e, _ = _open_failure(_bad_credentials_uri(auth_s3, "no credentials", monkeypatch))
     assert type(e) is floe.InvalidConfig, f"{type(e).__name__}: {e}"

@@ -403,8 +403,26 @@ pub(crate) fn lmdb_error(path: &Path, what: &str, e: lmdb::Error) -> StorageErro
         lmdb::Error::MapFull | lmdb::Error::ReadersFull | lmdb::Error::TxnFull | lmdb::Error::TlsFull => {
             StorageError::Unavailable { backend: BACKEND, message, source: Some(Box::new(e)) }
         }
+        // LMDB reports a short write (disk full, file size limit) as EIO; ENOSPC, EFBIG and EDQUOT may
+        // also come straight through. The transaction was aborted: nothing was written.
+        lmdb::Error::Other(code) if is_out_of_space(code) => StorageError::Unavailable {
+            backend: BACKEND,
+            message: format!("{message} (disk full, quota or file size limit reached? nothing was written)"),
+            source: Some(Box::new(e)),
+        },
         _ => StorageError::Other { backend: BACKEND, message, source: Some(Box::new(e)) },
     }
+}
+
+/// Whether an OS error code means the disk (or a quota or file size limit) is full; EIO is how LMDB
+/// reports a short write.
+fn is_out_of_space(code: i32) -> bool {
+    const EIO: i32 = 5;
+    code == EIO
+        || matches!(
+            std::io::Error::from_raw_os_error(code).kind(),
+            std::io::ErrorKind::StorageFull | std::io::ErrorKind::FileTooLarge | std::io::ErrorKind::QuotaExceeded
+        )
 }
 
 /// Allocates the generation of a new reference write: above every generation this environment has

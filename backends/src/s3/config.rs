@@ -11,7 +11,7 @@ pub const DEFAULT_REGION: &str = "us-east-1";
 /// Requests kept in flight by the batched operations unless the URI sets `concurrency=`.
 pub const DEFAULT_CONCURRENCY: usize = 32;
 /// Deadline of one HTTP request (connect to last body byte) unless the URI sets `timeout_secs=`.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Retries of one failed request (with exponential backoff) unless the URI sets `max_retries=`.
 pub const DEFAULT_MAX_RETRIES: usize = 10;
 

@@ -22,6 +22,24 @@ pub(crate) fn map_error(error: object_store::Error, key: &dyn fmt::Display) -> S
     if mentions(&error, "NoSuchBucket") {
         return StorageError::InvalidConfig(format!("S3 bucket does not exist (while accessing {key}): {error}"));
     }
+    // No credentials could be found: none in the URI or the environment, and the instance-metadata
+    // lookup (object_store's last resort) failed.
+    let metadata_lookup = mentions(&error, "/latest/api/token") || mentions(&error, "/latest/meta-data");
+    if metadata_lookup || (mentions(&error, "credential") && !mentions(&error, "status code")) {
+        return StorageError::InvalidConfig(format!(
+            "no S3 credentials for {key}: give `access` and `secret` in the URI or set AWS_ACCESS_KEY_ID and \
+             AWS_SECRET_ACCESS_KEY (they were looked up from the environment and instance metadata): {}",
+            chain(&error)
+        ));
+    }
+    // A refusal of the credentials arrives as a generic error carrying a 401/403 or an S3 error code.
+    if refused_credentials(&error) {
+        return StorageError::InvalidConfig(format!(
+            "S3 refused the credentials or access to {key}; check `access`, `secret` (or the AWS_* environment), \
+             `region` and the bucket policy: {}",
+            chain(&error)
+        ));
+    }
     match error {
         E::NotFound { .. } => StorageError::not_found(key),
         E::AlreadyExists { .. } => StorageError::already_exists(key),
@@ -74,6 +92,38 @@ pub(crate) fn was_retried(error: &object_store::Error) -> bool {
 fn status_in_message(message: &str) -> Option<u16> {
     let (_, rest) = message.split_once("status code: ")?;
     rest.get(..3)?.parse().ok()
+}
+
+/// Whether the server refused the request's credentials or its access rights (HTTP 401/403, or the S3
+/// error codes for a bad key, a bad signature or a denied access).
+fn refused_credentials(error: &object_store::Error) -> bool {
+    ["InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "InvalidToken", "ExpiredToken"]
+        .iter()
+        .any(|code| mentions(error, code))
+        || {
+            let mut current: Option<&(dyn StdError + 'static)> = Some(error);
+            let mut found = false;
+            while let Some(e) = current {
+                found |= matches!(status_in_message(&e.to_string()), Some(401 | 403));
+                current = e.source();
+            }
+            found
+        }
+}
+
+/// The messages of an error and its causes, joined (object_store's own message omits the cause).
+fn chain(error: &object_store::Error) -> String {
+    let mut out = error.to_string();
+    let mut current = StdError::source(error);
+    while let Some(e) = current {
+        let text = e.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        current = e.source();
+    }
+    out
 }
 
 /// Whether any error in the chain mentions `needle` (S3 error codes travel in the response body).

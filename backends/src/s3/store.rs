@@ -29,8 +29,13 @@ const BACKEND: &str = "s3";
 /// S3 returns at most this many keys per list request.
 const S3_LIST_PAGE: usize = 1000;
 /// How long all attempts of one request may take together before object_store stops retrying.
-const RETRY_TIMEOUT: Duration = Duration::from_secs(180);
+/// (object_store's default is 180 s, which left a caller of a server that accepts connections but never
+/// answers waiting three minutes.)
+const RETRY_TIMEOUT: Duration = Duration::from_secs(60);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long opening a store waits for the bucket check, retries included: a server that accepts
+/// connections but never answers should fail the open promptly, not after the data-path timeouts.
+const OPEN_CHECK_DEADLINE: Duration = Duration::from_secs(15);
 
 /// What a store and the storages it hands out share: one client, one runtime.
 struct Shared {
@@ -116,7 +121,21 @@ impl S3Store {
         let what = format!("bucket {} at {}", shared.config.bucket, shared.config.endpoint());
         let prefix = (!shared.root.is_empty()).then_some(shared.root.as_str());
         let opts = PaginatedListOptions { max_keys: Some(1), ..Default::default() };
-        match shared.block_on(shared.client.list_paginated(prefix, opts)) {
+        let check = shared.block_on(async {
+            tokio::time::timeout(OPEN_CHECK_DEADLINE, shared.client.list_paginated(prefix, opts)).await
+        });
+        let Ok(listed) = check else {
+            return Err(StorageError::Unavailable {
+                backend: BACKEND,
+                message: format!(
+                    "no answer from {what} within {} s while opening the store (is the endpoint an S3 \
+                     server, and reachable?)",
+                    OPEN_CHECK_DEADLINE.as_secs()
+                ),
+                source: None,
+            });
+        };
+        match listed {
             Ok(_) => Ok(()),
             Err(e) => match map_error(e, &what) {
                 StorageError::NotFound { .. } => Err(StorageError::InvalidConfig(format!("S3 {what} does not exist"))),
