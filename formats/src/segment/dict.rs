@@ -60,9 +60,10 @@ fn build_w<const O: usize>(ends: &[u8], values: &[u8], validity: Option<&Boolean
         return None;
     }
     let max_distinct = rows / 2;
-    // Open addressing: `slots` holds entry index + 1 (0 = empty), at most a quarter full so that most
-    // lookups end at the first slot (fewer mispredicted probe loops).
-    let mut slots = vec![0u32; 64];
+    // Open addressing, at most a quarter full so that most lookups end at the first slot. A slot holds
+    // the high 32 bits of the value's hash and its entry index + 1 (0 = empty): entries are read only
+    // when the hashes agree.
+    let mut slots = vec![0u64; 64];
     let mut entries: Vec<Entry> = Vec::new();
     let mut keys: Vec<u32> = Vec::with_capacity(rows);
     let (mut start, mut seen, mut data_len) = (0usize, 0usize, 0u64);
@@ -78,27 +79,26 @@ fn build_w<const O: usize>(ends: &[u8], values: &[u8], validity: Option<&Boolean
         data_len += value.len() as u64;
         let probe = Entry::new(values, end - value.len(), end);
         let mask = slots.len() - 1;
-        let mut slot = probe.hash as usize & mask;
+        let mut slot = probe.slot(slots.len());
+        let tag = probe.hash & TAG;
         let key = loop {
-            match slots[slot] {
-                0 => {
-                    if entries.len() >= max_distinct {
-                        return None;
-                    }
-                    entries.push(probe);
-                    slots[slot] = u32::try_from(entries.len()).ok()?;
-                    if entries.len() * 4 > slots.len() {
-                        slots = rehash(&entries, slots.len() * 2);
-                    }
-                    break entries.len() - 1;
+            let held = slots[slot];
+            if held == 0 {
+                if entries.len() >= max_distinct {
+                    return None;
                 }
-                index => {
-                    if entries[index as usize - 1].same(&probe, values) {
-                        break index as usize - 1;
-                    }
-                    slot = (slot + 1) & mask;
+                entries.push(probe);
+                slots[slot] = tag | entries.len() as u64;
+                if entries.len() * 4 > slots.len() {
+                    slots = rehash(&entries, slots.len() * 2);
                 }
+                break entries.len() - 1;
             }
+            let index = (held & !TAG) as usize - 1;
+            if held & TAG == tag && entries[index].same(&probe, values) {
+                break index;
+            }
+            slot = (slot + 1) & mask;
         };
         keys.push(u32::try_from(key).ok()?);
         if seen == PROBE_ROWS && entries.len() > PROBE_MAX_DISTINCT {
@@ -130,8 +130,10 @@ fn build_w<const O: usize>(ends: &[u8], values: &[u8], validity: Option<&Boolean
         out.data.extend_from_slice(&values[e.start..e.end]);
         out.ends.extend_from_slice(&(out.data.len() as u64).to_le_bytes()[..offset_width]);
     }
-    for key in keys {
-        out.keys.extend_from_slice(&key.to_le_bytes()[..key_width]);
+    match key_width {
+        1 => out.keys.extend(keys.iter().map(|&k| k as u8)),
+        2 => out.keys.extend(keys.iter().flat_map(|&k| (k as u16).to_le_bytes())),
+        _ => out.keys.extend(keys.iter().flat_map(|&k| k.to_le_bytes())),
     }
     Some(out)
 }
@@ -148,6 +150,9 @@ struct Entry {
 
 /// Longer values are hashed with xxh3 and compared byte by byte.
 const SHORT: usize = 16;
+
+/// The bits of a hash kept in a slot beside the entry index.
+const TAG: u64 = 0xffff_ffff_0000_0000;
 
 impl Entry {
     #[inline(always)]
@@ -166,13 +171,21 @@ impl Entry {
             u64::from_le_bytes(padded[..8].try_into().expect("8 bytes")),
             u64::from_le_bytes(padded[8..].try_into().expect("8 bytes")),
         ];
-        let keep = |bytes: usize| if bytes >= 8 { u64::MAX } else { (1u64 << (8 * bytes)) - 1 };
-        words[0] &= keep(len);
-        words[1] &= keep(len.saturating_sub(8));
+        // Keep the value's bytes only (`len <= 16`): branch-free masks.
+        let keep = u128::MAX.checked_shr(128 - 8 * len as u32).unwrap_or(0);
+        words[0] &= keep as u64;
+        words[1] &= (keep >> 64) as u64;
         // Folded 128-bit multiply (as in wyhash): cheap and well mixed in the low bits used for slots.
         let mix = u128::from(words[0] ^ 0xa076_1d64_78bd_642f)
             * u128::from(words[1] ^ 0xe703_7ed1_a0b4_28db ^ ((len as u64) << 56));
         Entry { hash: (mix as u64) ^ ((mix >> 64) as u64), words, start, end }
+    }
+
+    /// The first slot to probe in a table of `len` (a power of two) slots: the top bits of a
+    /// Fibonacci-hashing multiply, which mixes every bit of the hash in.
+    #[inline(always)]
+    fn slot(&self, len: usize) -> usize {
+        (self.hash.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - len.trailing_zeros())) as usize
     }
 
     #[inline(always)]
@@ -188,14 +201,14 @@ impl Entry {
     }
 }
 
-fn rehash(entries: &[Entry], len: usize) -> Vec<u32> {
-    let mut slots = vec![0u32; len];
+fn rehash(entries: &[Entry], len: usize) -> Vec<u64> {
+    let mut slots = vec![0u64; len];
     for (i, e) in entries.iter().enumerate() {
-        let mut slot = e.hash as usize & (len - 1);
+        let mut slot = e.slot(len);
         while slots[slot] != 0 {
             slot = (slot + 1) & (len - 1);
         }
-        slots[slot] = u32::try_from(i + 1).expect("fewer entries than rows, and rows fit u32 keys");
+        slots[slot] = e.hash & TAG | (i as u64 + 1);
     }
     slots
 }
@@ -362,6 +375,31 @@ mod tests {
         assert_eq!(out_data, values);
         let expected: Vec<u8> = [103u32, 106, 109, 112, 115].iter().flat_map(|e| e.to_le_bytes()).collect();
         assert_eq!(out_ends, expected);
+    }
+
+    #[test]
+    fn values_of_every_length_around_the_short_limit_round_trip() {
+        // Lengths 0..=40 (16 bytes is the short-value limit), each value twice, in a buffer whose last
+        // values end near its end (the 16-byte loads must not read past it).
+        let mut distinct: Vec<Vec<u8>> = (0..=40u8).map(|n| (0..n).map(|i| i ^ n).collect()).collect();
+        distinct.extend([vec![0xaa; 16], vec![0xab; 16], vec![0xaa; 8], vec![0xaa; 9]]);
+        let mut rows: Vec<&Vec<u8>> = distinct.iter().chain(distinct.iter().rev()).collect();
+        rows.push(&distinct[16]);
+        let values: Vec<u8> = rows.iter().flat_map(|v| v.iter().copied()).collect();
+        let mut at = 0u32;
+        let ends: Vec<u8> = rows
+            .iter()
+            .flat_map(|v| {
+                at += v.len() as u32;
+                at.to_le_bytes()
+            })
+            .collect();
+        let d = build(&ends, 4, &values, None).expect("each value twice");
+        assert_eq!(d.ends.len() / 4, distinct.len());
+        let entries = Entries::new(&d.ends, 4, d.data.clone(), false, "c").expect("valid");
+        let (mut out_ends, mut out_data) = (vec![0u8; ends.len()], vec![0u8; values.len()]);
+        materialize(&d.keys, 1, &entries, None, &mut out_ends, 4, &mut out_data, 0, "c").expect("materializes");
+        assert_eq!((out_ends, out_data), (ends, values));
     }
 
     #[test]
