@@ -97,18 +97,11 @@ fn status_in_message(message: &str) -> Option<u16> {
 /// Whether the server refused the request's credentials or its access rights (HTTP 401/403, or the S3
 /// error codes for a bad key, a bad signature or a denied access).
 fn refused_credentials(error: &object_store::Error) -> bool {
-    ["InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "InvalidToken", "ExpiredToken"]
-        .iter()
-        .any(|code| mentions(error, code))
-        || {
-            let mut current: Option<&(dyn StdError + 'static)> = Some(error);
-            let mut found = false;
-            while let Some(e) = current {
-                found |= matches!(status_in_message(&e.to_string()), Some(401 | 403));
-                current = e.source();
-            }
-            found
-        }
+    const CODES: [&str; 5] =
+        ["InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "InvalidToken", "ExpiredToken"];
+    any_in_chain(error, |message| {
+        CODES.iter().any(|code| message.contains(code)) || matches!(status_in_message(message), Some(401 | 403))
+    })
 }
 
 /// The messages of an error and its causes, joined (object_store's own message omits the cause).
@@ -128,9 +121,14 @@ fn chain(error: &object_store::Error) -> String {
 
 /// Whether any error in the chain mentions `needle` (S3 error codes travel in the response body).
 fn mentions(error: &object_store::Error, needle: &str) -> bool {
+    any_in_chain(error, |message| message.contains(needle))
+}
+
+/// Whether the message of the error or of any of its causes satisfies `test`.
+fn any_in_chain(error: &object_store::Error, test: impl Fn(&str) -> bool) -> bool {
     let mut current: Option<&(dyn StdError + 'static)> = Some(error);
     while let Some(e) = current {
-        if e.to_string().contains(needle) {
+        if test(&e.to_string()) {
             return true;
         }
         current = e.source();
