@@ -30,8 +30,8 @@ struct Plan {
 
 fn plan(kind: &str) -> Plan {
     match (full_mode(), kind) {
-        // moto, a Python server, commits ~5 appends/s under this contention: 8 x 1,000 takes an hour
-        // per test there, so the S3 full run defaults to 250 each (FLOE_S3_FULL_APPENDS=1000 for more).
+        // moto, a Python server, commits ~2 appends/s under this contention: 8 x 1,000 takes over an
+        // hour per test there, so the S3 full run defaults to 250 each (FLOE_S3_FULL_APPENDS=1000 for more).
         (true, "s3") => {
             let count = std::env::var("FLOE_S3_FULL_APPENDS").ok().and_then(|v| v.parse().ok()).unwrap_or(250);
             Plan { writers: 8, count, readers: 2 }
@@ -96,7 +96,8 @@ fn finish_writers(children: Vec<ChildProc>, plan: &Plan) -> Acks {
     let mut by_version = BTreeMap::new();
     let mut micros = Vec::new();
     for (w, c) in children.into_iter().enumerate() {
-        let (lines, ok) = c.finish(Duration::from_secs(3600));
+        // An hour, or 8 s per append for the long S3 runs (moto commits ~2 appends/s across 8 writers).
+        let (lines, ok) = c.finish(Duration::from_secs(3600.max(8 * plan.count as u64)));
         assert!(ok, "writer {w} failed: {:?}", tail(&lines));
         let acks: Vec<(i64, i64, u64)> = lines
             .iter()
