@@ -9,6 +9,7 @@
 mod convert;
 mod errors;
 mod library;
+mod owned;
 mod store;
 
 use pyo3::prelude::*;
@@ -19,6 +20,7 @@ fn _floe(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<store::PyStore>()?;
     m.add_class::<library::PyLibrary>()?;
     m.add_class::<library::PyReadStream>()?;
+    m.add_class::<owned::OwnedColumn>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -16,6 +16,7 @@ use pyo3_arrow::{PyRecordBatch, PySchema, PyTable};
 
 use crate::convert::{self, ItemTuple, ReadArgs};
 use crate::errors::to_py;
+use crate::owned::{self, OwnedColumn};
 
 /// A library handle. Cheap to share between threads: the engine's [`Library`] is `Sync`.
 #[pyclass(name = "Library", module = "floe._floe", frozen)]
@@ -242,17 +243,20 @@ impl PyLibrary {
 
     // ----- reads --------------------------------------------------------------------------------
 
-    /// Reads one version: `(item, table, metadata)`. With `debug`, also the value-buffer address of
-    /// each column and the wall-clock span (ns since the epoch) of the engine call, measured on the
-    /// thread that ran it without the GIL: the zero-copy and GIL-release tests use these.
-    #[pyo3(signature = (symbol, args, debug=false))]
+    /// Reads one version: `((item, table, metadata), debug, owned)`. With `debug`, also the value-buffer
+    /// address of each column and the wall-clock span (ns since the epoch) of the engine call, measured
+    /// on the thread that ran it without the GIL: the zero-copy and GIL-release tests use these. With
+    /// `owned` (reads to pandas), the columns numpy can take over without a copy are left out of the
+    /// table and come back as `(position, name, OwnedColumn)` (see [`crate::owned`]).
+    #[pyo3(signature = (symbol, args, debug=false, owned=false))]
     fn read(
         &self,
         py: Python<'_>,
         symbol: &str,
         args: ReadArgs<'_>,
         debug: bool,
-    ) -> PyResult<(ReadTuple, Option<Debug>)> {
+        owned: bool,
+    ) -> PyResult<(ReadTuple, Option<Debug>, Vec<(usize, String, OwnedColumn)>)> {
         let request = convert::read_request(args)?;
         let (r, span) = py.detach(|| {
             let start = now_ns();
@@ -261,7 +265,13 @@ impl PyLibrary {
         });
         let r = r.map_err(|e| to_py(py, &e, &format!("read {symbol:?}")))?;
         let debug = debug.then(|| (convert::buffer_addresses(&r.data), span));
-        Ok((read_tuple(py, r)?, debug))
+        if !owned {
+            return Ok((read_tuple(py, r)?, debug, Vec::new()));
+        }
+        let ReadResult { item, data, metadata } = r;
+        let (rest, columns) = owned::split(data)?;
+        let tuple = read_tuple(py, ReadResult { item, data: rest, metadata })?;
+        Ok((tuple, debug, columns))
     }
 
     /// Reads several symbols; one slot per request: a read tuple or the exception object.

@@ -9,8 +9,9 @@ rest raise ``InvalidInput`` naming the column, before anything is written. Numer
 handed to Arrow without a copy, NaN kept as NaN.
 
 Reading: the engine's Arrow table comes in without a copy; ``pyarrow`` output is that table,
-``polars`` output is converted by polars, ``pandas`` output restores index, names and dtypes with one
-copy of the data (``to_pandas``) and none of the whole frame after it.
+``polars`` output is converted by polars, ``pandas`` output restores index, names and dtypes: plain
+numeric and timestamp columns are taken over from the engine as writable numpy arrays without a copy
+(``OwnedColumn``), the others are copied once (``to_pandas``), and nothing copies the whole frame after.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from __future__ import annotations
 import datetime as _dt
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import numpy as np
 import pandas as pd
@@ -310,8 +311,9 @@ def _unique_dictionaries(table: pa.Table) -> pa.Table:
     return table
 
 
-def to_output(table: pa.Table, norm: Optional[dict], output_format: str, row_offset: int = 0) -> Any:
-    """The read's table in the requested output format."""
+def to_output(table: pa.Table, norm: Optional[dict], output_format: str, row_offset: int = 0, owned: Sequence[Any] = ()) -> Any:
+    """The read's table in the requested output format. ``owned`` (pandas only): columns the engine
+    handed over for numpy, ``(position, name, OwnedColumn)``, left out of ``table``."""
     if output_format == "pyarrow":
         return table
     table = _unique_dictionaries(table)
@@ -319,7 +321,7 @@ def to_output(table: pa.Table, norm: Optional[dict], output_format: str, row_off
         import polars as pl
 
         return pl.from_arrow(table)
-    return to_pandas(table, norm, row_offset)
+    return to_pandas(table, norm, row_offset, owned)
 
 
 def _extension_dtype(name: str) -> Optional[Any]:
@@ -361,6 +363,39 @@ def _frame(table: pa.Table, dtypes: dict[str, str]) -> pd.DataFrame:
             # codes (1-4 bytes a row) makes the column the user's like every other one.
             df[c] = df[c].copy()
     return df
+
+
+def _restore_dtype(values: np.ndarray, want: Optional[str]) -> Any:
+    """``values`` in the pandas dtype ``want`` of the normalization record (a copy only when it
+    differs, which plain numeric columns written from pandas never do)."""
+    if want is None or want == str(values.dtype):
+        return values
+    if want == "object":
+        return values.astype(object)
+    try:
+        return pd.array(values, dtype=want)
+    except (TypeError, ValueError):
+        return values  # written by another pandas version whose dtype this one lacks: keep the default
+
+
+def _owned_frame(table: pa.Table, owned: Sequence[Any], dtypes: dict[str, str], skip: Optional[str] = None) -> pd.DataFrame:
+    """What ``_frame`` returns for the whole read, when the engine handed some columns over: those
+    become writable numpy arrays over the engine's output buffers (no copy; each its own pandas block,
+    which ``copy=False`` keeps), the rest of ``table`` is converted by ``_frame``. The owned column
+    ``skip`` is left out (the caller makes it the index)."""
+    rest = _frame(table, dtypes) if table.num_columns else None
+    at = {pos: (name, column) for pos, name, column in owned}
+    others = iter(table.column_names)
+    data: dict[str, Any] = {}
+    for pos in range(len(owned) + table.num_columns):
+        if pos in at:
+            name, column = at[pos]
+            if name != skip:
+                data[name] = _restore_dtype(np.asarray(column), dtypes.get(name))
+        else:
+            name = next(others)
+            data[name] = rest[name].array  # type: ignore[index]  # rest exists: table has this column
+    return pd.DataFrame(data, copy=False)
 
 
 # Tables up to this many rows may take the small-frame path (fixed costs dominate there; larger ones
@@ -431,34 +466,44 @@ def _move_to_index(df: pd.DataFrame, columns: list[str]) -> None:
     df.index = index
 
 
-def to_pandas(table: pa.Table, norm: Optional[dict], row_offset: int = 0) -> Any:
+def to_pandas(table: pa.Table, norm: Optional[dict], row_offset: int = 0, owned: Sequence[Any] = ()) -> Any:
     """Restores the pandas object a normalization record describes (or a plain frame without one).
 
-    One copy of the data (``to_pandas``, into writable pandas blocks), then the index columns are
-    moved into the index in place, so no step copies the whole frame again (as ``set_index`` did
-    under pandas < 3).
+    The columns in ``owned`` (see ``to_output``) are taken over without a copy; the rest are copied
+    once (``to_pandas``, into writable pandas blocks). Then the index columns are moved into the index
+    in place, so no step copies the whole frame again (as ``set_index`` did under pandas < 3).
     """
     if not norm or norm.get("kind") != "pandas":
-        df = table.to_pandas()
+        df = _owned_frame(table, owned, {}) if owned else table.to_pandas()
         index_column = (norm or {}).get("index_column")
         if index_column and index_column in df.columns:
             _move_to_index(df, [index_column])
             df.index.name = index_column
         return df
     index = norm["index"]
-    small = _small_frame(table, index, norm.get("dtypes", {}))
+    dtypes = norm.get("dtypes", {})
+    small = None if owned else _small_frame(table, index, dtypes)
+
+    def frame() -> pd.DataFrame:
+        return _owned_frame(table, owned, dtypes) if owned else _frame(table, dtypes)
+
+    # A DatetimeIndex over the engine's own timestamps (naive ns; zoned ones are not handed over).
+    stamps = next((c for _, n, c in owned if n == index.get("column")), None) if index["type"] == "datetime" else None
     if small is not None:
         df = small
+    elif stamps is not None and len(owned) + table.num_columns > 1:
+        df = _owned_frame(table, owned, dtypes, skip=index["column"])
+        df.index = pd.DatetimeIndex(np.asarray(stamps), name=index["name"], copy=False)
     elif index["type"] == "range":
-        df = _frame(table, norm.get("dtypes", {}))
+        df = frame()
         start = index["start"] + row_offset * index["step"]
         df.index = pd.RangeIndex(start, start + len(df) * index["step"], index["step"], name=index["name"])
     elif index["type"] == "multi":
-        df = _frame(table, norm.get("dtypes", {}))
+        df = frame()
         _move_to_index(df, _index_columns(index))
         df.index.names = index["names"]
     else:
-        df = _frame(table, norm.get("dtypes", {}))
+        df = frame()
         _move_to_index(df, _index_columns(index))
         df.index.name = index["name"]
     renamed = norm.get("renamed")
