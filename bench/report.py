@@ -4,6 +4,8 @@
 
 Times are medians of the timed repetitions (warm-ups excluded); "floe/adb" is Floe's median time over
 ArcticDB's (below 1 = Floe faster). Peak MB is the most resident memory an operation added (median).
+"physical" is the machine's floor for the operation: for full reads, allocating and first-touching the
+output's bytes; for writes, write(2) + fdatasync of as many bytes as Floe stores for the version.
 """
 
 from __future__ import annotations
@@ -74,7 +76,7 @@ def ratio(a: Optional[float], b: Optional[float]) -> str:
 def section_table(res: Results, section: str) -> List[str]:
     ops = res.order[section]
     present = [s for s in SYSTEMS if any(res.runs(section, op, s) for op in ops)]
-    head = ["operation", *[("alloc+touch" if s == "physical" else s) + " s" for s in present], "floe/adb",
+    head = ["operation", *[s + " s" for s in present], "floe/adb",
             "floe max/med", *[f"peak MB {s}" for s in present if s != "physical"], "cores floe", "other"]
     out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for op in ops:
@@ -120,7 +122,10 @@ def targets(res: Results) -> List[str]:
         for op in ("write (pandas in)", "write (pyarrow in)"):
             f, a = med(sec, op, "floe"), med(sec, op, "arcticdb")
             if f and a:
-                add(f"{sec}: {op} >= 2x ArcticDB's throughput", f"{a / f:.2f}x ({fmt_s(f)} vs {fmt_s(a)})", a / f >= 2)
+                p = med(sec, op, "physical")
+                # The floor: write(2) + fdatasync of Floe's bytes, against the time 2x allows.
+                floor = f"; floor write+fsync {fmt_s(p)} = {p / (a / 2):.2f}x of the 2x budget" if p else ""
+                add(f"{sec}: {op} >= 2x ArcticDB's throughput", f"{a / f:.2f}x ({fmt_s(f)} vs {fmt_s(a)}{floor})", a / f >= 2)
     for sec in [s for s in res.order if s.startswith("scaling")] + ["wide-float"]:
         op = "read full -> pyarrow"
         f, p = med(sec, op, "floe"), med(sec, op, "physical")

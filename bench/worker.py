@@ -128,6 +128,29 @@ class Worker:
         if op == "delete":
             s.delete(a["sym"])
             return {}
+        if op == "file_write":
+            # The reference for the write target: what any durable store must at least do to keep
+            # ``bytes`` bytes (Floe's on-disk size of the version): write(2) them from memory already
+            # touched into a new file and fdatasync it. Page-cache work dominates on this VM.
+            path = os.path.join(self.workdir, "physical-write.bin")
+            chunk = np.random.default_rng(0).integers(0, 256, 8 << 20, dtype=np.uint8).tobytes()
+            total = int(a["bytes"])
+
+            def write():
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+                try:
+                    left = total
+                    while left > 0:
+                        left -= os.write(fd, chunk[: min(left, len(chunk))])
+                    os.fdatasync(fd)
+                finally:
+                    os.close(fd)
+
+            try:
+                fig, _ = measure(write)
+            finally:
+                os.unlink(path)
+            return fig
         if op == "alloc_touch":
             ncols, nrows = a["cols"], a["rows"]
 

@@ -1,8 +1,9 @@
 //! Write and read throughput of the engine on a `wide-float` table (timestamp index + 10 random float64
 //! columns), with a memcpy-and-touch reference measured in the same run.
 //!
-//! `cargo run --release -p floe-engine --example throughput -- [rows] [uri]`
-//! (defaults: 10,000,000 rows, an LMDB store in a temporary folder).
+//! `cargo run --release -p floe-engine --example throughput -- [rows] [uri] [writes]`
+//! (defaults: 10,000,000 rows, an LMDB store in a temporary folder). With `writes` given, the table is
+//! written that many times and nothing is read (for profiling the write path alone).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -53,6 +54,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     lib.write("wide", &table, None)?;
     let write = t.elapsed().as_secs_f64();
     println!("write                 {:>8.3} s  {:>7.0} MB/s", write, mb / write);
+    if let Some(writes) = args.get(3).map(|s| s.parse::<usize>()).transpose()? {
+        for i in 1..writes {
+            let t = Instant::now();
+            lib.write("wide", &table, None)?;
+            let write = t.elapsed().as_secs_f64();
+            println!("write #{i}              {:>8.3} s  {:>7.0} MB/s", write, mb / write);
+        }
+        drop(lib);
+        floe.delete_library("bench")?;
+        let _ = std::fs::remove_dir_all(&dir);
+        return Ok(());
+    }
     for i in 0..3 {
         let t = Instant::now();
         let out = lib.read("wide", &ReadRequest::default())?;
