@@ -34,6 +34,8 @@ sys.path.insert(0, os.path.join(HERE, "..", "..", "bench"))
 import data  # noqa: E402  bench/data.py
 import floe  # noqa: E402
 from floe import _convert  # noqa: E402
+from floe._library import _timestamps  # noqa: E402
+from floe._types import SymbolVersion, VersionInfo  # noqa: E402
 
 _LIBC = ctypes.CDLL("libc.so.6")
 
@@ -110,6 +112,15 @@ def run(args: argparse.Namespace, uri: str) -> None:
             lib.write("v", small)
         ops[f"list_versions ({args.versions})"] = lambda: lib.list_versions("v")
         ops[f"engine list_versions ({args.versions})"] = lambda: lib._lib.list_versions("v")
+        # The floor of ArcticDB's result type: building the dict of SymbolVersion -> VersionInfo (with a
+        # pd.Timestamp each) from rows already in Python, as list_versions does after the engine call.
+        rows = lib._lib.list_versions("v")
+
+        def objects_only():
+            dates = _timestamps([r[2] for r in rows])
+            return {SymbolVersion(s, v): VersionInfo(d, x, list(n)) for (s, v, _, x, n), d in zip(rows, dates)}
+
+        ops[f"result objects alone ({args.versions})"] = objects_only
 
     times: dict[str, list[float]] = {k: [] for k in ops}
     cpus: dict[str, list[float]] = {k: [] for k in ops}
