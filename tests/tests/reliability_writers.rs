@@ -26,6 +26,13 @@ struct Plan {
     writers: usize,
     count: usize,
     readers: usize,
+    /// A writer's time allowance per append (its deadline is at least an hour).
+    seconds_per_append: u64,
+    /// Pause between the pruner's and the vacuum's passes (ms). On S3 every vacuum pass lists every
+    /// key of the library: moto, one Python process, spent most of its time listing at 100 ms and
+    /// committed ~0.3 appends/s, so the S3 runs pause longer.
+    prune_every_ms: u64,
+    vacuum_every_ms: u64,
 }
 
 fn plan(kind: &str) -> Plan {
@@ -34,12 +41,24 @@ fn plan(kind: &str) -> Plan {
         // hour per test there, so the S3 full run defaults to 250 each (FLOE_S3_FULL_APPENDS=1000 for more).
         (true, "s3") => {
             let count = std::env::var("FLOE_S3_FULL_APPENDS").ok().and_then(|v| v.parse().ok()).unwrap_or(250);
-            Plan { writers: 8, count, readers: 2 }
+            Plan { writers: 8, count, readers: 2, seconds_per_append: 30, prune_every_ms: 300, vacuum_every_ms: 2000 }
         }
-        (true, _) => Plan { writers: 8, count: 1000, readers: 2 },
-        (false, "s3") => Plan { writers: 4, count: 10, readers: 1 },
-        (false, _) => Plan { writers: 8, count: 15, readers: 2 },
+        (true, _) => Plan { writers: 8, count: 1000, readers: 2, ..Plan::LMDB },
+        (false, "s3") => Plan {
+            writers: 4,
+            count: 10,
+            readers: 1,
+            seconds_per_append: 30,
+            prune_every_ms: 300,
+            vacuum_every_ms: 2000,
+        },
+        (false, _) => Plan { writers: 8, count: 15, readers: 2, ..Plan::LMDB },
     }
+}
+
+impl Plan {
+    const LMDB: Plan =
+        Plan { writers: 8, count: 1000, readers: 2, seconds_per_append: 8, prune_every_ms: 30, vacuum_every_ms: 100 };
 }
 
 fn options() -> LibraryOptions {
@@ -96,8 +115,9 @@ fn finish_writers(children: Vec<ChildProc>, plan: &Plan) -> Acks {
     let mut by_version = BTreeMap::new();
     let mut micros = Vec::new();
     for (w, c) in children.into_iter().enumerate() {
-        // An hour, or 8 s per append for the long S3 runs (moto commits ~2 appends/s across 8 writers).
-        let (lines, ok) = c.finish(Duration::from_secs(3600.max(8 * plan.count as u64)));
+        // An hour, or more for the long S3 runs: moto commits ~3 appends/s across 8 plain writers, and
+        // as few as 0.3/s with readers, a pruner and a vacuum competing for it.
+        let (lines, ok) = c.finish(Duration::from_secs(3600.max(plan.seconds_per_append * plan.count as u64)));
         assert!(ok, "writer {w} failed: {:?}", tail(&lines));
         let acks: Vec<(i64, i64, u64)> = lines
             .iter()
@@ -194,13 +214,14 @@ fn mixed(store: TestStore) {
         let extra = [sym.clone(), until.clone(), ("rows", ROWS.to_string()), ("seed", (r + 1).to_string())];
         others.push((format!("reader {r}"), ChildProc::spawn(&exe.path, &args(&store, "mixed", "read-check", &extra))));
     }
-    let extra = [sym.clone(), until.clone(), ("interval-ms", "30".to_owned())];
+    let extra = [sym.clone(), until.clone(), ("interval-ms", plan.prune_every_ms.to_string())];
     others.push(("pruner".into(), ChildProc::spawn(&exe.path, &args(&store, "mixed", "prune", &extra))));
     // The grace must outlast the slowest append, retries included: a rebased append reuses the segments
     // its first attempt wrote, so a vacuum with a shorter grace may delete them under it (see
     // design/reliability.md, "Vacuum"). moto commits far more slowly than LMDB.
     let grace = if store.kind == "s3" { Duration::from_secs(120) } else { Duration::from_secs(10) };
-    let extra = [until.clone(), ("grace-ms", grace.as_millis().to_string()), ("interval-ms", "100".to_owned())];
+    let extra =
+        [until.clone(), ("grace-ms", grace.as_millis().to_string()), ("interval-ms", plan.vacuum_every_ms.to_string())];
     others.push(("vacuum".into(), ChildProc::spawn(&exe.path, &args(&store, "mixed", "vacuum", &extra))));
     for (name, c) in &mut others {
         assert!(c.wait_for("ready", Duration::from_secs(60)), "{name} never got ready");
