@@ -4,8 +4,10 @@
 //!
 //! The current format's fixtures are made by this test: `FLOE_BLESS=1 cargo test -p floe-formats --test
 //! golden` rewrites them. Bless only for a deliberate format change, together with a new format version
-//! and an entry in `design/format.md`'s version log. Older versions' fixtures are never rewritten: they
-//! are the files earlier builds wrote, and must keep decoding to the same values.
+//! and an entry in `design/format.md`'s version log (or a deliberate encoder change, see below). Older versions' fixtures are never rewritten: they
+//! are the files earlier builds wrote, and must keep decoding to the same values. When only the
+//! encoder's choices change (the format does not), the current version's affected fixtures are blessed
+//! again and their previous bytes kept as files of an earlier encoder (`EARLIER_ENCODERS`).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -213,14 +215,44 @@ fn segments() -> Vec<Fixture> {
     ]
 }
 
+/// Files an earlier encoder wrote at a format version this build still writes: the format did not
+/// change, the encoder's choices did (design/format.md, version log). `(fixture, version, tag)`: the
+/// file `<fixture>.v<version>.<tag>.seg`, never rewritten, decodes to that fixture's batch.
+const EARLIER_ENCODERS: &[(&str, u16, &str)] = &[
+    // Before constant-plane runs were stored as LZ4 runs of short matches (an arithmetic sequence of
+    // 600 int64 values went through plain LZ4).
+    ("integers", 2, "before-lz4-runs"),
+];
+
+fn earlier_encoder_file((name, version, tag): (&str, u16, &str)) -> PathBuf {
+    dir().join(format!("{name}.v{version}.{tag}.seg"))
+}
+
 /// Every fixture file: its name, format version and path.
 fn fixture_files() -> Vec<(String, u16, PathBuf)> {
-    segments()
+    let mut files: Vec<(String, u16, PathBuf)> = segments()
         .into_iter()
         .flat_map(|(name, _, _, versions)| {
             versions.iter().map(move |&v| (name.to_owned(), v, dir().join(format!("{name}.v{v}.seg"))))
         })
-        .collect()
+        .collect();
+    for &(name, version, tag) in EARLIER_ENCODERS {
+        files.push((format!("{name} ({tag})"), version, earlier_encoder_file((name, version, tag))));
+    }
+    files
+}
+
+#[test]
+fn files_of_earlier_encoders_still_decode() {
+    for &(name, version, tag) in EARLIER_ENCODERS {
+        let (_, batch, metadata, _) = segments().into_iter().find(|f| f.0 == name).expect("a fixture of that name");
+        let golden = std::fs::read(earlier_encoder_file((name, version, tag))).expect("fixture present");
+        assert_eq!(u16::from_le_bytes([golden[4], golden[5]]), version, "{name} {tag}: format version");
+        let decoded = decode_segment(&golden).unwrap_or_else(|e| panic!("{name} {tag}: no longer decodes: {e}"));
+        assert_eq!(decoded.batch, batch, "{name} {tag}: decoded values changed");
+        assert_eq!(decoded.metadata.as_deref(), metadata, "{name} {tag}: metadata changed");
+        assert_ne!(encode_segment(&batch, metadata).expect("encodes"), golden, "{name} {tag}: same as today's encoder");
+    }
 }
 
 fn keys() -> Vec<Key> {

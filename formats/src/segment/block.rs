@@ -158,12 +158,12 @@ fn lz4(input: &[u8], out: &mut Vec<u8>, table: &mut CompressTable) -> usize {
 ///            (nothing when every plane is constant)
 /// ```
 ///
-/// With `elide` false no plane is marked constant (M = 0) and LZ4 gets every plane.
+/// `planes` says which constant planes are marked (see [`Planes`]).
 fn encode_shuffled(
     raw: &[u8],
     transform: Transform,
     width: usize,
-    elide: bool,
+    planes_mode: Planes,
     shuffled: &mut Vec<u8>,
     out: &mut Vec<u8>,
     table: &mut CompressTable,
@@ -171,7 +171,15 @@ fn encode_shuffled(
     let m = transform.shuffled_count(raw.len() / width);
     let planes = at_least(shuffled, m * width);
     let stats = transform::forward(raw, width, transform, planes);
-    let constant = if elide { stats.constant_planes(width) } else { 0 };
+    let all = u8::try_from((1u16 << width) - 1).expect("width is at most 8");
+    let constant = match planes_mode {
+        Planes::Elide => stats.constant_planes(width),
+        Planes::Keep => 0,
+        // Every plane constant: plane 0 is stored after all, as a run LZ4 decodes in strides.
+        Planes::RunLowest if stats.constant_planes(width) == all && m > 0 => all & !1,
+        Planes::RunLowest => 0,
+    };
+    let run = planes_mode == Planes::RunLowest && constant == all & !1;
     let mut header = [0u8; 1 + 8 + 8];
     header[0] = constant;
     let mut h = 1;
@@ -196,7 +204,78 @@ fn encode_shuffled(
     if kept == 0 {
         return h;
     }
+    if run {
+        return h + lz4_run(stats.constant_byte(0), m, &mut dest[h..]);
+    }
     h + compress_into_with_table(&planes[..kept * m], &mut dest[h..], table).expect("the output holds LZ4's worst case")
+}
+
+/// Which constant planes [`encode_shuffled`] marks constant (and so does not store).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Planes {
+    /// Every constant plane.
+    Elide,
+    /// None: LZ4 gets every plane.
+    Keep,
+    /// When every plane is constant: all but plane 0, which is stored as an LZ4 run ([`lz4_run`]);
+    /// otherwise as `Keep`.
+    RunLowest,
+}
+
+/// Longest match [`lz4_run`] writes, and the distance it copies from: lz4_flex copies a match in
+/// 16-byte strides only when it lies at least `length + 15` bytes back, and byte by byte otherwise
+/// (about 1 GB/s, against several for strides). A plain LZ4 encoder turns a long run into one match at
+/// distance 1, the slow case: an arithmetic sequence (regular timestamps) decoded at ~0.8 GB/s.
+const RUN_MATCH: usize = 49;
+const RUN_DISTANCE: usize = RUN_MATCH + 15;
+/// LZ4's end rules: the last match starts at least 12 bytes before the end, the last 5 are literals.
+const RUN_TAIL: usize = 12;
+
+/// Writes to `out` one LZ4 block that decodes to `len` copies of `byte`, shaped for a fast decode:
+/// [`RUN_DISTANCE`] literals, then matches of at most [`RUN_MATCH`] bytes from [`RUN_DISTANCE`] back,
+/// then the last literals. 4 bytes per 49 (12x), within the decoder's 256x expansion bound.
+/// Returns the block's length; `out` must hold `len + len / 255 + 16` bytes (LZ4's worst case does).
+fn lz4_run(byte: u8, len: usize, out: &mut [u8]) -> usize {
+    fn lengths(out: &mut [u8], at: &mut usize, mut rest: usize) {
+        // The bytes after a 15 in a token nibble: 255s, then the remainder.
+        while rest >= 255 {
+            out[*at] = 255;
+            *at += 1;
+            rest -= 255;
+        }
+        out[*at] = u8::try_from(rest).expect("below 255");
+        *at += 1;
+    }
+    fn literals(out: &mut [u8], at: &mut usize, byte: u8, n: usize, token_low: u8) {
+        out[*at] = (u8::try_from(n.min(15)).expect("at most 15") << 4) | token_low;
+        *at += 1;
+        if n >= 15 {
+            lengths(out, at, n - 15);
+        }
+        out[*at..*at + n].fill(byte);
+        *at += n;
+    }
+    let mut at = 0;
+    if len < RUN_DISTANCE + RUN_MATCH + RUN_TAIL {
+        literals(out, &mut at, byte, len, 0);
+        return at;
+    }
+    let matches = (len - RUN_DISTANCE - RUN_TAIL) / RUN_MATCH;
+    let distance = u16::try_from(RUN_DISTANCE).expect("small").to_le_bytes();
+    let match_token = u8::try_from((RUN_MATCH - 4).min(15)).expect("at most 15");
+    for i in 0..matches {
+        if i == 0 {
+            literals(out, &mut at, byte, RUN_DISTANCE, match_token);
+        } else {
+            out[at] = match_token;
+            at += 1;
+        }
+        out[at..at + 2].copy_from_slice(&distance);
+        at += 2;
+        lengths(out, &mut at, RUN_MATCH - 4 - 15);
+    }
+    literals(out, &mut at, byte, len - RUN_DISTANCE - matches * RUN_MATCH, 0);
+    at
 }
 
 impl EncodeScratch {
@@ -206,13 +285,18 @@ impl EncodeScratch {
             Codec::Shuffled { transform, width } => {
                 let width = usize::from(width);
                 let (shuffled, out, table) = (&mut self.shuffled, &mut self.compressed, &mut self.table);
-                let n = encode_shuffled(raw, transform, width, true, shuffled, out, table);
+                let n = encode_shuffled(raw, transform, width, Planes::Elide, shuffled, out, table);
+                if lz4_raw_len_is_plausible(u32_len(raw.len()), u32_len(n)) {
+                    return n;
+                }
+                // Dropping the constant planes left too few bytes for the decoder's expansion bound
+                // (an arithmetic sequence, say). Every plane constant: store plane 0 as a run shaped
+                // for a fast decode. Else let LZ4 shorten the planes.
+                let n = encode_shuffled(raw, transform, width, Planes::RunLowest, shuffled, out, table);
                 if lz4_raw_len_is_plausible(u32_len(raw.len()), u32_len(n)) {
                     n
                 } else {
-                    // Dropping the constant planes left too few bytes for the decoder's expansion
-                    // bound (an arithmetic sequence, say): let LZ4 shorten them instead.
-                    encode_shuffled(raw, transform, width, false, shuffled, out, table)
+                    encode_shuffled(raw, transform, width, Planes::Keep, shuffled, out, table)
                 }
             }
             _ => lz4(raw, &mut self.compressed, &mut self.table),
@@ -489,17 +573,44 @@ mod tests {
         let short = le((0..100i64).map(|v| 1_000_000 + 7 * v));
         let meta = round_trip(&short, Some(8));
         assert_eq!((meta.codec, meta.stored_len), (Codec::Shuffled { transform: Transform::Delta, width: 8 }, 17));
-        // 32k such values would be more than 256x: the planes go through LZ4 instead, still shuffled.
+        // 32k such values would be more than 256x: plane 0 is stored after all, as an LZ4 run of
+        // short matches from far enough back to decode in strides (lz4_run); still well compressed.
         let long = le((0..32_768i64).map(|v| 1_000_000 + 7 * v));
         let meta = round_trip(&long, Some(8));
         assert_eq!(meta.codec, Codec::Shuffled { transform: Transform::Delta, width: 8 });
-        assert!(meta.stored_len < 2048, "{meta:?}");
+        assert!(meta.stored_len < 3072, "{meta:?}");
+        assert!(lz4_raw_len_is_plausible(meta.raw_len, meta.stored_len), "{meta:?}");
         // Constant values, and a high plane constant but not zero.
         round_trip(&le(std::iter::repeat_n(-5i64, 5000)), Some(8));
         round_trip(&le((0..5000i64).map(|v| 0x1700_0000_0000_0000 | (v * 7919 % 65_536))), Some(8));
         for width in [1, 2, 4] {
             round_trip(&vec![3u8; 4096 * width], Some(width));
         }
+    }
+
+    #[test]
+    fn lz4_runs_decode_to_the_run_and_copy_from_far_enough_back() {
+        for len in (0..400).chain([4095, 32_767, 1 << 18]) {
+            let mut out = vec![0u8; len + len / 255 + 16];
+            let n = lz4_run(0xA5, len, &mut out);
+            let decoded = lz4_flex::block::decompress(&out[..n], len).expect("a valid LZ4 block");
+            assert_eq!(decoded, vec![0xA5; len], "len {len}");
+            assert!(n <= 2 * RUN_DISTANCE + 4 * (len / RUN_MATCH) + 8, "len {len}: {n} bytes");
+        }
+        // Every match of a long run: distance RUN_DISTANCE, length RUN_MATCH (token 15 + 30).
+        let mut out = vec![0u8; 2000];
+        let n = lz4_run(7, 1000, &mut out);
+        let first = [0xFF, (RUN_DISTANCE - 15) as u8];
+        assert_eq!(&out[..2], &first);
+        // After the literals, the first match (distance, then the length byte), then whole sequences.
+        assert_eq!(&out[2 + RUN_DISTANCE..5 + RUN_DISTANCE], &[RUN_DISTANCE as u8, 0, (RUN_MATCH - 19) as u8]);
+        let seq = [0x0F, RUN_DISTANCE as u8, 0, (RUN_MATCH - 19) as u8];
+        for i in 0..17 {
+            assert_eq!(&out[5 + RUN_DISTANCE + 4 * i..9 + RUN_DISTANCE + 4 * i], &seq, "sequence {i}");
+        }
+        // 18 matches of 49 after 64 literals leave 54 bytes of literals (token 15 + 39).
+        assert_eq!(&out[73 + RUN_DISTANCE..75 + RUN_DISTANCE], &[0xF0, 39]);
+        assert_eq!(n, 75 + RUN_DISTANCE + 54);
     }
 
     #[test]
