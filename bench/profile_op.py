@@ -1,6 +1,7 @@
 """One Floe operation in a loop, for a profiler: ``perf record -g -- python bench/profile_op.py read``.
 
-    python bench/profile_op.py {write,write-pandas,read,read-pandas,append,read-appended} [--rows N] [--times K]
+    python bench/profile_op.py {write,write-pandas,read,read-pandas,read-2-columns,read-index,append,read-appended}
+                               [--rows N] [--times K]
 
 Writes the wide-float dataset (bench/data.py) into a fresh LMDB store under scratch/bench/profile first
 (untimed unless the operation is a write), then runs the operation K times and prints each time.
@@ -21,7 +22,8 @@ from measure import release_free_memory
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("op", choices=["write", "write-pandas", "read", "read-pandas", "append", "read-appended"])
+    ops = ["write", "write-pandas", "read", "read-pandas", "read-2-columns", "read-index", "append", "read-appended"]
+    ap.add_argument("op", choices=ops)
     ap.add_argument("--rows", type=int, default=10_000_000)
     ap.add_argument("--times", type=int, default=5)
     ap.add_argument("--wait", type=float, default=0.0, help="seconds to sleep before the loop (to attach a profiler)")
@@ -56,6 +58,10 @@ def main() -> None:
             out = lib.read("s", output_format="pyarrow").data
         elif args.op == "read-pandas":
             out = lib.read("s").data
+        elif args.op == "read-2-columns":  # the index comes along
+            out = lib.read("s", columns=list(base.columns[:2]), output_format="pyarrow").data
+        elif args.op == "read-index":  # the index column alone
+            out = lib.read("s", columns=[], output_format="pyarrow").data
         elif args.op == "append":
             chunk = df.iloc[args.rows + i * 1000 : args.rows + (i + 1) * 1000]
             lib.append("s", pa.Table.from_pandas(chunk, preserve_index=True), index_column="ts")

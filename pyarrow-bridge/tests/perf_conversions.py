@@ -112,6 +112,8 @@ def run(args: argparse.Namespace, uri: str) -> None:
             lib.write("v", small)
         ops[f"list_versions ({args.versions})"] = lambda: lib.list_versions("v")
         ops[f"engine list_versions ({args.versions})"] = lambda: lib._lib.list_versions("v")
+        ops[f"read(as_of=0) pyarrow ({args.versions})"] = lambda: lib.read("v", as_of=0, output_format="pyarrow").data
+        ops[f"read(as_of=0) pandas ({args.versions})"] = lambda: lib.read("v", as_of=0).data
         # The floor of ArcticDB's result type: building the dict of SymbolVersion -> VersionInfo (with a
         # pd.Timestamp each) from rows already in Python, as list_versions does after the engine call.
         rows = lib._lib.list_versions("v")
