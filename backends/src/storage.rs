@@ -188,6 +188,13 @@ pub trait Storage: Send + Sync + fmt::Debug {
     /// Reads a reference and its token, or `None` if it does not exist.
     fn read_ref(&self, key: &RefKey) -> Result<Option<RefValue>>;
 
+    /// Reads several references: one result per key, in order, each as [`Storage::read_ref`] would
+    /// return it. The default reads them one by one; LMDB reads them all in one transaction (a
+    /// consistent view), other backends may read them concurrently (each then as of its own moment).
+    fn read_ref_batch(&self, keys: &[RefKey]) -> Vec<Result<Option<RefValue>>> {
+        keys.iter().map(|k| self.read_ref(k)).collect()
+    }
+
     /// Compare-and-swap write of a reference: succeeds only if the reference is in the `expected`
     /// state, and returns the new token.
     ///

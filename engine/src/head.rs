@@ -1,7 +1,7 @@
 //! The per-symbol head reference and the commit loop that advances it (design/concurrency.md).
 
 use bytes::Bytes;
-use floe_backends::{RefExpectation, RefToken, Storage, StorageError};
+use floe_backends::{RefExpectation, RefToken, RefValue, Storage, StorageError};
 use floe_formats::record::{Head, Operation, Tombstones, VersionRecord};
 use floe_formats::{AtomFields, AtomKey, KeyType, RefKey};
 
@@ -30,7 +30,22 @@ pub(crate) struct ReadHead {
 /// Storage errors; `CorruptData` if the head does not decode.
 pub(crate) fn read_head(storage: &dyn Storage, symbol: &str) -> Result<Option<ReadHead>> {
     let key = head_key(symbol)?;
-    let Some(v) = storage.read_ref(&key)? else { return Ok(None) };
+    let v = storage.read_ref(&key)?;
+    decode_head(symbol, &key, v)
+}
+
+/// The heads of `symbols`, read in one batch ([`Storage::read_ref_batch`]), in order.
+///
+/// # Errors
+/// As [`read_head`], for the first symbol whose head fails.
+pub(crate) fn read_heads(storage: &dyn Storage, symbols: &[&str]) -> Result<Vec<Option<ReadHead>>> {
+    let keys = symbols.iter().map(|s| head_key(s)).collect::<Result<Vec<_>>>()?;
+    let values = storage.read_ref_batch(&keys);
+    symbols.iter().zip(&keys).zip(values).map(|((symbol, key), v)| decode_head(symbol, key, v?)).collect()
+}
+
+fn decode_head(symbol: &str, key: &RefKey, v: Option<RefValue>) -> Result<Option<ReadHead>> {
+    let Some(v) = v else { return Ok(None) };
     let head =
         Head::decode(&v.bytes).map_err(|e| Error::from(e).context(format!("head of symbol {symbol:?} ({key})")))?;
     if head.record.index_key.symbol() != symbol {

@@ -655,12 +655,12 @@ impl Library {
     /// Storage errors.
     pub fn list_symbols(&self) -> Result<Vec<String>> {
         let keys = self.storage.list_all(KeyType::VersionRef, ListScope::All)?;
+        let symbols: Vec<&str> = keys.iter().map(|k| k.symbol()).collect();
         let mut out = Vec::new();
-        for k in keys {
-            if let Some(rh) = head::read_head(&*self.storage, k.symbol())?
-                && head::live_latest(&rh.head).is_some()
-            {
-                out.push(k.symbol().to_owned());
+        // The heads in one batch (one LMDB transaction instead of one per symbol).
+        for (symbol, rh) in symbols.iter().zip(head::read_heads(&*self.storage, &symbols)?) {
+            if rh.is_some_and(|rh| head::live_latest(&rh.head).is_some()) {
+                out.push((*symbol).to_owned());
             }
         }
         out.sort();

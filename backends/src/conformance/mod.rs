@@ -63,9 +63,9 @@ pub use objects::{
     round_trip_small, visit_batch_visits_each_key,
 };
 pub use refs::{
-    commit_ref_failures_leave_ref_unchanged, commit_ref_writes_objects_and_ref, ref_absent_reads_none,
-    ref_create_only_once, ref_delete, ref_stale_token_conflicts, ref_tokens_change_on_every_write,
-    refs_are_independent,
+    commit_ref_failures_leave_ref_unchanged, commit_ref_writes_objects_and_ref, read_ref_batch_matches_read_ref,
+    ref_absent_reads_none, ref_create_only_once, ref_delete, ref_stale_token_conflicts,
+    ref_tokens_change_on_every_write, refs_are_independent,
 };
 pub use support::CheckError;
 
@@ -164,6 +164,7 @@ checks! {
     ref_tokens_change_on_every_write: "every write gets a new token, even of the same bytes (no ABA)",
     ref_delete: "delete_ref removes; re-creation gets a token no old holder can use",
     refs_are_independent: "references of other types or symbols are untouched by writes",
+    read_ref_batch_matches_read_ref: "read_ref_batch gives what read_ref gives, key by key, tokens included",
     commit_ref_writes_objects_and_ref: "commit_ref writes its objects and the reference, creating or replacing",
     commit_ref_failures_leave_ref_unchanged: "a conflicting or clashing commit_ref leaves the reference as it was",
     cas_race_one_winner_per_round: "threads race to advance one reference: exactly one wins each round",
@@ -348,7 +349,7 @@ macro_rules! conformance_tests {
             list_pages_without_gaps_or_duplicates list_symbol_scope_is_exact list_symbol_prefix_scope
             list_separates_key_types list_unicode_symbols list_after_deletes list_during_writes
             ref_absent_reads_none ref_create_only_once ref_stale_token_conflicts
-            ref_tokens_change_on_every_write ref_delete refs_are_independent
+            ref_tokens_change_on_every_write ref_delete refs_are_independent read_ref_batch_matches_read_ref
             commit_ref_writes_objects_and_ref commit_ref_failures_leave_ref_unchanged
             cas_race_one_winner_per_round commit_ref_race_one_winner_per_round cas_counter_loses_no_update
             put_race_one_creator

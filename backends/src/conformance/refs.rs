@@ -226,6 +226,51 @@ pub fn refs_are_independent(_config: &ConformanceConfig, storage: &dyn Storage) 
     Ok(())
 }
 
+/// `read_ref_batch` gives, per key and in order, what `read_ref` gives: values with their tokens
+/// (which then work for a compare-and-swap), `None` for absent keys, repeated keys each time.
+///
+/// # Errors
+/// A [`super::CheckError`] naming the key whose batch result differs.
+pub fn read_ref_batch_matches_read_ref(_config: &ConformanceConfig, storage: &dyn Storage) -> Outcome {
+    let present: Vec<RefKey> = (0..5).map(|i| reference(KeyType::VersionRef, &format!("batch{i}"))).collect();
+    for (i, key) in present.iter().enumerate() {
+        storage
+            .write_ref(key, Bytes::from(format!("value {i}")), RefExpectation::Absent)
+            .during(|| format!("create {key}"))?;
+    }
+    let absent = reference(KeyType::VersionRef, "batch-absent");
+    let keys = [present[3].clone(), absent.clone(), present[0].clone(), present[3].clone(), present[4].clone()];
+    let batch = storage.read_ref_batch(&keys);
+    ensure!(batch.len() == keys.len(), "read_ref_batch of {} keys gave {} results", keys.len(), batch.len());
+    for (key, got) in keys.iter().zip(batch) {
+        let got = got.during(|| format!("read_ref_batch {key}"))?;
+        let single = storage.read_ref(key).during(|| format!("read_ref {key}"))?;
+        match (got, single) {
+            (None, None) => {}
+            (Some(b), Some(s)) => {
+                same_bytes(&s.bytes, &b.bytes, || format!("read_ref_batch {key}"))?;
+                ensure!(b.token == s.token, "read_ref_batch {key}: token {:?}, read_ref {:?}", b.token, s.token);
+            }
+            (b, s) => {
+                return Err(super::CheckError::new(format!(
+                    "read_ref_batch {key}: present {}, read_ref: present {}",
+                    b.is_some(),
+                    s.is_some()
+                )));
+            }
+        }
+    }
+    ensure!(storage.read_ref_batch(&[]).is_empty(), "read_ref_batch of no keys gave results");
+    // A batch token is a real token: it swaps.
+    let token = storage.read_ref_batch(&present[1..2]).remove(0).during(|| format!("read_ref_batch {}", present[1]))?;
+    let token = token.ok_or_else(|| super::CheckError::new(format!("read_ref_batch {}: absent", present[1])))?.token;
+    storage
+        .write_ref(&present[1], Bytes::from_static(b"swapped"), RefExpectation::At(&token))
+        .during(|| format!("write_ref {} at the token read_ref_batch gave", present[1]))?;
+    read_is(storage, &present[1], Some(b"swapped"), "after the swap")?;
+    Ok(())
+}
+
 /// `commit_ref` with objects writes every object and the reference: creating (`Absent`) and
 /// replacing (`At`), with and without objects; its tokens work like `write_ref`'s.
 ///

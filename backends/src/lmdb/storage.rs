@@ -247,6 +247,29 @@ impl Storage for LmdbStorage {
         })
     }
 
+    /// One read transaction for all the keys (one reader slot and one snapshot, instead of one each).
+    fn read_ref_batch(&self, keys: &[RefKey]) -> Vec<Result<Option<RefValue>>> {
+        let read = self.env.read("read_ref_batch", |txn| {
+            let mut out = Vec::with_capacity(keys.len());
+            for key in keys {
+                out.push(match optional(txn.get(self.env.refs, &ref_binary(key)))? {
+                    None => Ok(None),
+                    Some(stored) => decode_ref(key, stored).map(|(generation, bytes)| {
+                        Some(RefValue {
+                            bytes: Bytes::copy_from_slice(bytes),
+                            token: RefToken::new(generation.to_string()),
+                        })
+                    }),
+                });
+            }
+            Ok(out)
+        });
+        match read {
+            Ok(results) => results,
+            Err(e) => keys.iter().map(|_| Err(batch_error(&e))).collect(),
+        }
+    }
+
     /// The compare and the swap happen in one write transaction, which LMDB serializes across
     /// threads and processes.
     fn write_ref(&self, key: &RefKey, value: Bytes, expected: RefExpectation<'_>) -> Result<RefToken> {
