@@ -183,6 +183,14 @@ def test_owned_columns_keep_their_pandas_dtypes(lib):
     df = pd.DataFrame({"obj": pd.Series([1, 2, 3], dtype=object), "nullable": pd.array([1, 2, 3], dtype="Int64")})
     lib.write("d", df)
     assert_frame_equal(lib.read("d").data, df)
+    # Timestamps are stored in ns; an index or column of another unit comes back in its unit.
+    for unit in ["s", "ms", "us", "ns"]:
+        stamps = pd.date_range("2024-01-01", periods=3, freq="1s", unit=unit)
+        df = pd.DataFrame({"x": [1.0, 2.0, 3.0], "when": stamps}, index=stamps.rename("t"))
+        lib.write("u", df)
+        out = lib.read("u").data
+        assert out.index.dtype == df.index.dtype and out["when"].dtype == df["when"].dtype, unit
+        assert_frame_equal(out, df)
 
 
 def test_index_of_arrow_written_symbols(lib):

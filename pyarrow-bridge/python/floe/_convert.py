@@ -496,7 +496,9 @@ def to_pandas(table: pa.Table, norm: Optional[dict], row_offset: int = 0, owned:
         df = small
     elif stamps is not None and len(owned) + table.num_columns > 1:
         df = _owned_frame(table, owned, dtypes, skip=index["column"])
-        df.index = pd.DatetimeIndex(np.asarray(stamps), name=index["name"], copy=False)
+        # The stored unit is ns; a frame written with another unit gets it back (a copy, then).
+        values = _restore_dtype(np.asarray(stamps), dtypes.get(index["column"]))
+        df.index = pd.DatetimeIndex(values, name=index["name"], copy=False)
     elif index["type"] == "range":
         df = frame()
         start = index["start"] + row_offset * index["step"]
