@@ -16,7 +16,7 @@ use pyo3_arrow::{PyRecordBatch, PySchema, PyTable};
 
 use crate::convert::{self, ItemTuple, ReadArgs};
 use crate::errors::to_py;
-use crate::owned::{self, OwnedColumn};
+use crate::owned::{self, OwnedColumns};
 
 /// A library handle. Cheap to share between threads: the engine's [`Library`] is `Sync`.
 #[pyclass(name = "Library", module = "floe._floe", frozen)]
@@ -256,7 +256,7 @@ impl PyLibrary {
         args: ReadArgs<'_>,
         debug: bool,
         owned: bool,
-    ) -> PyResult<(ReadTuple, Option<Debug>, Vec<(usize, String, OwnedColumn)>)> {
+    ) -> PyResult<(ReadTuple, Option<Debug>, OwnedColumns)> {
         let request = convert::read_request(args)?;
         let (r, span) = py.detach(|| {
             let start = now_ns();

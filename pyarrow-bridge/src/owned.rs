@@ -110,6 +110,9 @@ fn take(column: ArrayRef) -> Result<OwnedColumn, ArrayRef> {
     }
 }
 
+/// Columns taken out of a batch: `(position in the batch, name, column)`.
+pub type OwnedColumns = Vec<(usize, String, OwnedColumn)>;
+
 /// Above this many columns, short batches are not split (see [`split`]).
 const MANY_COLUMNS: usize = 64;
 /// Rows from which a column is worth handing over whatever the number of columns (see [`split`]).
@@ -125,7 +128,7 @@ const LONG_COLUMN_ROWS: usize = 16_384;
 ///
 /// # Errors
 /// Only if the remaining columns do not form a batch, which cannot happen for columns of one batch.
-pub fn split(batch: RecordBatch) -> PyResult<(RecordBatch, Vec<(usize, String, OwnedColumn)>)> {
+pub fn split(batch: RecordBatch) -> PyResult<(RecordBatch, OwnedColumns)> {
     if batch.num_columns() > MANY_COLUMNS && batch.num_rows() < LONG_COLUMN_ROWS {
         return Ok((batch, Vec::new()));
     }
