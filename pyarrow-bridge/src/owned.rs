@@ -47,17 +47,6 @@ impl OwnedColumn {
         d.set_item("data", (self.address, false))?;
         Ok(d)
     }
-
-    /// The numpy type string of the values (`"<f8"`, `"<M8[ns]"`, ...).
-    #[getter]
-    fn typestr(&self) -> &'static str {
-        self.typestr
-    }
-
-    /// Number of values.
-    fn __len__(&self) -> usize {
-        self.len
-    }
 }
 
 /// The numpy type string of a column type this module hands over, with its width in bytes.

@@ -174,7 +174,6 @@ fn encode_shuffled(
     let all = u8::try_from((1u16 << width) - 1).expect("width is at most 8");
     let constant = match planes_mode {
         Planes::Elide => stats.constant_planes(width),
-        Planes::Keep => 0,
         // Every plane constant: plane 0 is stored after all, as a run LZ4 decodes in strides.
         Planes::RunLowest if stats.constant_planes(width) == all && m > 0 => all & !1,
         Planes::RunLowest => 0,
@@ -215,10 +214,8 @@ fn encode_shuffled(
 enum Planes {
     /// Every constant plane.
     Elide,
-    /// None: LZ4 gets every plane.
-    Keep,
     /// When every plane is constant: all but plane 0, which is stored as an LZ4 run ([`lz4_run`]);
-    /// otherwise as `Keep`.
+    /// otherwise none (LZ4 gets every plane).
     RunLowest,
 }
 
@@ -291,13 +288,9 @@ impl EncodeScratch {
                 }
                 // Dropping the constant planes left too few bytes for the decoder's expansion bound
                 // (an arithmetic sequence, say). Every plane constant: store plane 0 as a run shaped
-                // for a fast decode. Else let LZ4 shorten the planes.
-                let n = encode_shuffled(raw, transform, width, Planes::RunLowest, shuffled, out, table);
-                if lz4_raw_len_is_plausible(u32_len(raw.len()), u32_len(n)) {
-                    n
-                } else {
-                    encode_shuffled(raw, transform, width, Planes::Keep, shuffled, out, table)
-                }
+                // for a fast decode (at most 12 x width shorter, inside the bound). Else let LZ4
+                // shorten the planes.
+                encode_shuffled(raw, transform, width, Planes::RunLowest, shuffled, out, table)
             }
             _ => lz4(raw, &mut self.compressed, &mut self.table),
         }
