@@ -5,6 +5,7 @@ use floe_backends::{RefExpectation, RefToken, RefValue, Storage, StorageError};
 use floe_formats::record::{Head, Operation, Tombstones, VersionRecord};
 use floe_formats::{AtomFields, AtomKey, KeyType, RefKey};
 
+use crate::commit_stats::CommitMeter;
 use crate::error::{Error, ErrorKind, Result};
 
 /// The head reference key of `symbol`.
@@ -121,11 +122,15 @@ pub(crate) fn commit(
     storage: &dyn Storage,
     symbol: &str,
     max_attempts: u32,
+    meter: &CommitMeter,
     mut attempt: impl FnMut(Option<&Head>) -> Result<Change>,
 ) -> Result<Option<Head>> {
     let key = head_key(symbol)?;
     let mut backoff = Backoff::new(symbol);
     for _ in 0..max_attempts.max(1) {
+        let started = std::time::Instant::now();
+        // Every exit of this iteration is the end of an attempt, however it ends.
+        let timer = AttemptTimer { meter, started };
         let current = read_head(storage, symbol)?;
         let head = current.as_ref().map(|c| &c.head);
         let mut objects: Vec<(AtomKey, Bytes)> = Vec::new();
@@ -170,8 +175,14 @@ pub(crate) fn commit(
         match storage.commit_ref(objects, &key, Bytes::from(new_head.encode()), expected) {
             // The new version's own record is written by the next commit (repair_forward), in the same
             // transaction as that commit's CAS: until then the head holds it.
-            Ok(_) => return Ok(Some(new_head)),
-            Err(StorageError::Conflict { .. }) => backoff.wait(),
+            Ok(_) => {
+                meter.committed();
+                return Ok(Some(new_head));
+            }
+            Err(StorageError::Conflict { .. }) => {
+                drop(timer); // the backoff is between attempts, not part of one
+                backoff.wait();
+            }
             // The write may or may not have happened: find out before anyone cleans up.
             Err(e) => return settle_ambiguous(storage, symbol, head, &new_head, e.into()),
         }
@@ -180,6 +191,18 @@ pub(crate) fn commit(
         ErrorKind::Conflict,
         format!("symbol {symbol:?}: lost the commit race {max_attempts} times in a row; nothing was committed"),
     ))
+}
+
+/// Records an attempt's duration in its meter when dropped (at any exit of the attempt).
+struct AttemptTimer<'a> {
+    meter: &'a CommitMeter,
+    started: std::time::Instant,
+}
+
+impl Drop for AttemptTimer<'_> {
+    fn drop(&mut self) {
+        self.meter.attempt(self.started.elapsed());
+    }
 }
 
 /// Whether the head of `symbol` is no longer the one read as `seen`.
@@ -377,9 +400,11 @@ mod loom_tests {
                 .map(|w| {
                     let storage = Arc::clone(&storage);
                     loom::thread::spawn(move || {
-                        let head = commit(&*storage, "s", 10, |_| Ok(Change::Append(new_version(100 + w))))
-                            .expect("commit")
-                            .expect("a head");
+                        let head = commit(&*storage, "s", 10, &CommitMeter::default(), |_| {
+                            Ok(Change::Append(new_version(100 + w)))
+                        })
+                        .expect("commit")
+                        .expect("a head");
                         (w, head.latest())
                     })
                 })

@@ -7,6 +7,7 @@
 //! and stored, fetched and decoded in parallel (`design/pipeline.md`).
 
 mod clock;
+mod commit_stats;
 pub mod error;
 mod head;
 pub mod index;
@@ -18,6 +19,7 @@ mod sync;
 pub mod table;
 mod vacuum;
 
+pub use commit_stats::CommitStats;
 pub use error::{Detail, Error, ErrorKind, Result};
 pub use floe_formats::record::{IndexKind, Operation};
 pub use library::{AsOf, Description, Library, ReadRequest, ReadResult, ReadStream, VersionInfo, VersionedItem};

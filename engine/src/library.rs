@@ -11,6 +11,7 @@ use floe_backends::{ListScope, RefExpectation, Storage, StorageError};
 use floe_formats::record::{Head, IndexKind, Operation, SnapshotRecord, TableDescriptor, VersionRecord};
 use floe_formats::{AtomFields, AtomKey, KeyType, RefKey};
 
+use crate::commit_stats::{CommitMeter, CommitStats};
 use crate::error::{Detail, Error, ErrorKind, Result};
 use crate::head::{self, Change, NewVersion};
 use crate::index::{IndexEntry, TableIndex, schema_bytes};
@@ -109,6 +110,8 @@ pub struct Library {
     storage: Arc<dyn Storage>,
     options: LibraryOptions,
     pipeline: PipelineOptions,
+    /// Shared by clones of this handle.
+    meter: Arc<CommitMeter>,
 }
 
 /// How many times a read of the latest version re-resolves after a concurrent delete removed objects.
@@ -131,12 +134,23 @@ fn item(symbol: &str, r: &VersionRecord) -> VersionedItem {
 impl Library {
     /// A library over `storage` with `options` (normally made by [`crate::Floe`]).
     pub fn new(name: &str, storage: Arc<dyn Storage>, options: LibraryOptions, pipeline: PipelineOptions) -> Self {
-        Library { name: name.to_owned(), storage, options, pipeline }
+        Library { name: name.to_owned(), storage, options, pipeline, meter: Arc::default() }
     }
 
     /// The library's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// What this handle and its clones have committed so far, and the longest single commit attempt
+    /// (which a concurrent `vacuum`'s grace must outlast, with `PipelineOptions::max_reuse_age`).
+    pub fn commit_stats(&self) -> CommitStats {
+        self.meter.snapshot()
+    }
+
+    /// Runs the commit loop for `symbol` with this library's attempt limit, counting in its meter.
+    fn commit(&self, symbol: &str, attempt: impl FnMut(Option<&Head>) -> Result<Change>) -> Result<Option<Head>> {
+        head::commit(&*self.storage, symbol, self.pipeline.max_commit_attempts, &self.meter, attempt)
     }
 
     /// The library's options.
@@ -161,7 +175,7 @@ impl Library {
         // The segments and index, written once and reused by rebased attempts while young enough
         // (`max_reuse_age`), with the time just before they were written.
         let mut prepared: Option<(i64, Vec<AtomKey>, NewVersion)> = None;
-        let head = head::commit(&*self.storage, symbol, self.pipeline.max_commit_attempts, |h| {
+        let head = self.commit(symbol, |h| {
             if let Some((_, mut keys, _)) = prepared.take_if(|(t, _, _)| self.too_old_to_reuse(*t)) {
                 self.discard(&mut keys);
             }
@@ -206,7 +220,7 @@ impl Library {
         // When the plain segments were written (just before): past `max_reuse_age` they are written anew.
         let mut plain_since = i64::MAX;
         let mut first_attempt = true;
-        let result = head::commit(&*self.storage, symbol, self.pipeline.max_commit_attempts, |h| {
+        let result = self.commit(symbol, |h| {
             self.discard(&mut scratch);
             let next = h.map_or(0, |h| h.latest() + 1);
             let live = match h {
@@ -398,7 +412,7 @@ impl Library {
         metadata: Option<&[u8]>,
     ) -> Result<VersionedItem> {
         let mut written: Vec<AtomKey> = Vec::new();
-        let result = head::commit(&*self.storage, symbol, self.pipeline.max_commit_attempts, |h| {
+        let result = self.commit(symbol, |h| {
             self.discard(&mut written);
             let next = h.map_or(0, |h| h.latest() + 1);
             let live = match h {
@@ -487,7 +501,7 @@ impl Library {
     /// `NotFound` if the symbol has no live version; storage errors; `Conflict`.
     pub fn write_metadata(&self, symbol: &str, metadata: Option<&[u8]>) -> Result<VersionedItem> {
         validate_symbol(symbol)?;
-        let head = head::commit(&*self.storage, symbol, self.pipeline.max_commit_attempts, |h| {
+        let head = self.commit(symbol, |h| {
             let h = h.ok_or_else(|| Error::symbol_not_found(format!("symbol {symbol:?} does not exist")))?;
             let v =
                 head::live_latest(h).ok_or_else(|| Error::symbol_not_found(format!("symbol {symbol:?} is deleted")))?;
@@ -821,7 +835,7 @@ impl Library {
     fn delete_versions_where(&self, symbol: &str, pick: impl Fn(u64, u64) -> bool, need_live: bool) -> Result<()> {
         validate_symbol(symbol)?;
         let mut deleted: Vec<u64> = Vec::new();
-        let committed = head::commit(&*self.storage, symbol, self.pipeline.max_commit_attempts, |h| {
+        let committed = self.commit(symbol, |h| {
             deleted.clear();
             let h = h.ok_or_else(|| Error::symbol_not_found(format!("symbol {symbol:?} does not exist")))?;
             let Some(live_latest) = head::live_latest(h) else {
@@ -915,25 +929,26 @@ impl Library {
             entries.push(IndexEntry { key, ..e.clone() });
         }
         let mut prepared = None;
-        let head = head::commit(&*self.storage, to, self.pipeline.max_commit_attempts, |h| {
-            if h.and_then(head::live_latest).is_some() {
-                return Err(Error::new(ErrorKind::AlreadyExists, format!("symbol {to:?} already exists")));
-            }
-            if prepared.is_none() {
-                let next = h.map_or(0, |h| h.latest() + 1);
-                prepared = Some(self.finish_index(
-                    to,
-                    next,
-                    rec.operation,
-                    &idx.schema,
-                    &idx.descriptor.index,
-                    write::Written { entries: entries.clone(), deferred: Vec::new() },
-                    idx.descriptor.user_metadata.as_deref(),
-                )?);
-            }
-            Ok(Change::Append(prepared.clone().expect("prepared above")))
-        })?
-        .ok_or_else(|| Error::internal("rename committed nothing"))?;
+        let head = self
+            .commit(to, |h| {
+                if h.and_then(head::live_latest).is_some() {
+                    return Err(Error::new(ErrorKind::AlreadyExists, format!("symbol {to:?} already exists")));
+                }
+                if prepared.is_none() {
+                    let next = h.map_or(0, |h| h.latest() + 1);
+                    prepared = Some(self.finish_index(
+                        to,
+                        next,
+                        rec.operation,
+                        &idx.schema,
+                        &idx.descriptor.index,
+                        write::Written { entries: entries.clone(), deferred: Vec::new() },
+                        idx.descriptor.user_metadata.as_deref(),
+                    )?);
+                }
+                Ok(Change::Append(prepared.clone().expect("prepared above")))
+            })?
+            .ok_or_else(|| Error::internal("rename committed nothing"))?;
         self.delete(from)?;
         Ok(item(to, &head.record))
     }

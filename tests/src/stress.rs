@@ -5,6 +5,8 @@
 //! The protocol: a child prints `ready` once its store is open, then one line per event, each flushed
 //! before the next step, so that when the child is killed the parent knows exactly what was acknowledged:
 //! - `ack <writer> <seq> <version> <µs>`: an append returned successfully after `µs` and made `version`;
+//! - `attempts <writer> <commits> <attempts> <µs>`: an appender's commit counters at the end, the last
+//!   field its longest single commit attempt;
 //! - `begin <seq> <op...>` / `ack-op <seq> <version|->`: the crash writer starts / finishes an operation;
 //! - `done <summary>`: the child finished normally; `violation <what>`: a reader saw something wrong.
 

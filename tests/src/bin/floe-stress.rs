@@ -4,7 +4,7 @@
 //! was acknowledged.
 //!
 //! ```text
-//! floe-stress append       --uri U --lib L --symbol S --writer N --count K [--rows R]
+//! floe-stress append       --uri U --lib L --symbol S --writer N --count K [--rows R] [--max-reuse-ms A]
 //! floe-stress read-check   --uri U --lib L --symbol S --until FILE [--rows R] [--seed X]
 //! floe-stress prune        --uri U --lib L --symbol S --until FILE [--interval-ms M]
 //! floe-stress vacuum       --uri U --lib L --until FILE [--grace-ms G] [--interval-ms M]
@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use floe_engine::{AsOf, Detail, ErrorKind, Floe, Library, ReadRequest};
+use floe_engine::{AsOf, Detail, ErrorKind, Floe, Library, PipelineOptions, ReadRequest};
 use floe_tests::rows_of;
 use floe_tests::stress::{CrashOp, Rng, appends_of, next_crash_op, say, tagged_table, tags_of};
 
@@ -73,15 +73,21 @@ impl Opts {
         PathBuf::from(self.str("until"))
     }
 
-    /// Opens the store and the library (which the parent created).
+    /// Opens the store and the library (which the parent created), with `--max-reuse-ms` as the
+    /// pipeline's `max_reuse_age` when given.
     fn library(&self) -> Library {
-        let floe = Floe::open(&self.str("uri")).unwrap_or_else(|e| fail(&format!("open store: {e}")));
+        let mut floe = Floe::open(&self.str("uri")).unwrap_or_else(|e| fail(&format!("open store: {e}")));
+        if self.0.contains_key("max-reuse-ms") {
+            let age = Duration::from_millis(self.num("max-reuse-ms", None));
+            floe = floe.with_pipeline(PipelineOptions { max_reuse_age: age, ..PipelineOptions::default() });
+        }
         floe.get_library(&self.str("lib")).unwrap_or_else(|e| fail(&format!("open library: {e}")))
     }
 }
 
 /// Appends `count` tagged tables of `rows` rows as writer `writer`: `ack <writer> <seq> <version> <µs>`
-/// each (the last field: how long the append took, retries included).
+/// each (the last field: how long the append took, retries included), then
+/// `attempts <writer> <commits> <attempts> <longest attempt µs>`.
 fn append(opts: &Opts) {
     let lib = opts.library();
     let symbol = opts.str("symbol");
@@ -95,6 +101,9 @@ fn append(opts: &Opts) {
             Err(e) => fail(&format!("writer {writer} append {seq}: {e}")),
         }
     }
+    // What a concurrent vacuum's grace must outlast (with max_reuse_age): the longest single attempt.
+    let stats = lib.commit_stats();
+    say(format!("attempts {writer} {} {} {}", stats.commits, stats.attempts, stats.longest_attempt.as_micros()));
     say(format!("done writer {writer}"));
 }
 
