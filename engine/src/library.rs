@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 
-use arrow_array::{RecordBatch, RecordBatchOptions};
+use arrow_array::RecordBatch;
 use arrow_schema::{Schema, SchemaRef};
 use bytes::Bytes;
 use floe_backends::{ListScope, RefExpectation, Storage, StorageError};
@@ -16,7 +16,8 @@ use crate::error::{Detail, Error, ErrorKind, Result};
 use crate::head::{self, Change, NewVersion};
 use crate::index::{IndexEntry, TableIndex, schema_bytes};
 use crate::options::{LibraryOptions, PipelineOptions};
-use crate::pipeline::{read::read_slices, write};
+use crate::pipeline::read::{Window, read_slices, read_windows};
+use crate::pipeline::write;
 use crate::sync::{Mutex, lock};
 use crate::table::{self, Table};
 
@@ -580,9 +581,8 @@ impl Library {
 
     fn read_record(&self, symbol: &str, rec: &VersionRecord, request: &ReadRequest) -> Result<ReadResult> {
         let idx = self.read_index(&rec.index_key)?;
-        let (slices, columns, trim) = self.plan(symbol, &idx, request)?;
-        let batch = read_slices(&*self.storage, &idx, &slices, &columns)?;
-        let data = trim.apply(&batch, &idx)?;
+        let (windows, columns) = self.plan(symbol, &idx, request)?;
+        let data = read_windows(&*self.storage, &idx, &windows, &columns)?;
         Ok(ReadResult { item: item(symbol, rec), data, metadata: idx.descriptor.user_metadata.clone() })
     }
 
@@ -615,18 +615,16 @@ impl Library {
         validate_symbol(symbol)?;
         let rec = self.resolve(symbol, &request.as_of)?;
         let idx = self.read_index(&rec.index_key)?;
-        let (slices, columns, trim) = self.plan(symbol, &idx, request)?;
-        let groups: Vec<Vec<IndexEntry>> = slices.iter().map(|s| s.to_vec()).collect();
-        let starts: Vec<u64> = groups.iter().map(|g| g[0].row_start).collect();
+        let (windows, columns) = self.plan(symbol, &idx, request)?;
+        let groups: Vec<(Vec<IndexEntry>, usize, usize)> =
+            windows.iter().map(|w| (w.entries.to_vec(), w.skip, w.rows)).collect();
         Ok(ReadStream {
             storage: Arc::clone(&self.storage),
             item: item(symbol, &rec),
             metadata: idx.descriptor.user_metadata.clone(),
             index: idx,
             groups,
-            starts,
             columns,
-            trim,
             next: 0,
         })
     }
@@ -1309,53 +1307,33 @@ impl Library {
             }
             (Some((a, b)), Some(_)) => Some((a.unwrap_or(i64::MIN), b.unwrap_or(i64::MAX))),
         };
-        let slices: Vec<&[IndexEntry]> = idx
-            .row_slices()
-            .into_iter()
-            .filter(|s| (s[0].row_start as i64) < r1 && (s[0].row_end as i64) > r0)
-            .filter(|s| date.is_none_or(|(a, b)| s[0].index_end >= a && s[0].index_start <= b))
-            .collect();
-        let first_row = slices.first().map_or(0, |s| s[0].row_start as i64);
-        Ok((slices, columns.clone(), Trim { rows: (r0 - first_row, r1 - first_row), date, columns }))
-    }
-}
-
-/// The row slices a read needs, the output columns, and how to trim the decoded rows.
-type Plan<'i> = (Vec<&'i [IndexEntry]>, Vec<usize>, Trim);
-
-/// How to cut a decoded run of row slices down to exactly the requested rows.
-#[derive(Debug, Clone)]
-struct Trim {
-    /// Row range relative to the first decoded row.
-    rows: (i64, i64),
-    date: Option<(i64, i64)>,
-    columns: Vec<usize>,
-}
-
-impl Trim {
-    fn apply(&self, batch: &RecordBatch, idx: &TableIndex) -> Result<RecordBatch> {
-        self.apply_at(batch, idx, 0)
-    }
-
-    /// Trims `batch`, whose first row is row `offset` of the decoded run.
-    fn apply_at(&self, batch: &RecordBatch, idx: &TableIndex, offset: i64) -> Result<RecordBatch> {
-        let n = batch.num_rows() as i64;
-        let mut start = (self.rows.0 - offset).clamp(0, n);
-        let mut end = (self.rows.1 - offset).clamp(start, n);
-        if let (Some((a, b)), Some(pos)) = (self.date, idx.index_pos()) {
-            let out_pos = self.columns.iter().position(|&c| c == pos).ok_or_else(|| Error::internal("index column"))?;
-            let ts = table::timestamps(batch.column(out_pos))?.values();
-            start = start.max(ts.partition_point(|&t| t < a) as i64);
-            end = end.min(ts.partition_point(|&t| t <= b) as i64).max(start);
+        let mut windows = Vec::new();
+        for s in idx.row_slices() {
+            let (start, end) = (s[0].row_start as i64, s[0].row_end as i64);
+            if start >= r1 || end <= r0 || date.is_some_and(|(a, b)| s[0].index_end < a || s[0].index_start > b) {
+                continue;
+            }
+            let mut skip = usize::try_from((r0 - start).max(0)).map_err(|_| Error::corrupt("row range"))?;
+            let mut stop = usize::try_from(r1.min(end) - start).map_err(|_| Error::corrupt("row range"))?;
+            if let (Some((a, b)), Some(pos)) = (date, index_pos)
+                && (s[0].index_start < a || s[0].index_end > b)
+            {
+                // The range starts or ends inside this slice: find where in its (sorted) index.
+                let stamps = read_slices(&*self.storage, idx, &[s], &[pos])?;
+                let ts = table::timestamps(stamps.column(0))?.values();
+                skip = skip.max(ts.partition_point(|&t| t < a));
+                stop = stop.min(ts.partition_point(|&t| t <= b));
+            }
+            if stop > skip {
+                windows.push(Window { entries: s, skip, rows: stop - skip });
+            }
         }
-        let sliced = batch.slice(start as usize, (end - start) as usize);
-        if sliced.num_columns() == 0 {
-            let options = RecordBatchOptions::new().with_row_count(Some((end - start) as usize));
-            return Ok(RecordBatch::try_new_with_options(Arc::new(Schema::empty()), vec![], &options)?);
-        }
-        Ok(sliced)
+        Ok((windows, columns))
     }
 }
+
+/// The rows of each row slice a read needs, and the output columns.
+type Plan<'i> = (Vec<Window<'i>>, Vec<usize>);
 
 /// The iterator [`Library::read_stream`] returns.
 #[derive(Debug)]
@@ -1364,10 +1342,9 @@ pub struct ReadStream {
     item: VersionedItem,
     metadata: Option<Vec<u8>>,
     index: TableIndex,
-    groups: Vec<Vec<IndexEntry>>,
-    starts: Vec<u64>,
+    /// Each row slice's entries, and the window of its rows to read (skip, rows).
+    groups: Vec<(Vec<IndexEntry>, usize, usize)>,
     columns: Vec<usize>,
-    trim: Trim,
     next: usize,
 }
 
@@ -1396,10 +1373,9 @@ impl Iterator for ReadStream {
         while self.next < self.groups.len() {
             let i = self.next;
             self.next += 1;
-            let offset = (self.starts[i] - self.starts[0]) as i64;
-            let slice = [self.groups[i].as_slice()];
-            let result = read_slices(&*self.storage, &self.index, &slice, &self.columns)
-                .and_then(|b| self.trim.apply_at(&b, &self.index, offset));
+            let (entries, skip, rows) = &self.groups[i];
+            let window = Window { entries, skip: *skip, rows: *rows };
+            let result = read_windows(&*self.storage, &self.index, &[window], &self.columns);
             match result {
                 Ok(b) if b.num_rows() == 0 => continue,
                 other => return Some(other),

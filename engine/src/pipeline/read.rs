@@ -22,8 +22,36 @@ use crate::sync::{Mutex, lock};
 struct Piece {
     seg: Option<usize>,
     col: usize,
+    /// The window: rows `skip .. skip + rows` of the segment.
+    skip: usize,
     rows: usize,
+    /// Whether the window is the whole segment.
+    whole: bool,
     row_off: usize,
+}
+
+/// Rows `skip .. skip + rows` of one row slice (the entries sharing one row range); a read decodes
+/// only those rows' blocks of fixed-width and boolean columns.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Window<'i> {
+    pub entries: &'i [IndexEntry],
+    pub skip: usize,
+    pub rows: usize,
+}
+
+impl<'i> Window<'i> {
+    /// The whole slice.
+    ///
+    /// # Errors
+    /// `CorruptData` for a row count that does not fit in memory.
+    pub fn whole(entries: &'i [IndexEntry]) -> Result<Self> {
+        Ok(Window { entries, skip: 0, rows: slice_rows(entries)? })
+    }
+}
+
+/// Rows of a row slice.
+pub(crate) fn slice_rows(entries: &[IndexEntry]) -> Result<usize> {
+    usize::try_from(entries[0].rows()).map_err(|_| Error::corrupt("row count too large"))
 }
 
 enum Layout {
@@ -63,7 +91,9 @@ struct Task<'o> {
     piece: usize,
     seg: usize,
     col: usize,
+    skip: usize,
     rows: usize,
+    whole: bool,
     want_validity: bool,
     dest: Dest<'o>,
 }
@@ -90,7 +120,12 @@ impl Task<'_> {
             }),
         };
         let out = ColumnOut { validity: validity.as_mut().map(|v| BitsOut { bytes: v, bit_offset: 0 }), values };
-        reader.decode_column_into(self.col, out).map_err(|e| in_segment(e, self.key))?;
+        let decoded = if self.whole {
+            reader.decode_column_into(self.col, out)
+        } else {
+            reader.decode_column_rows_into(self.col, self.skip..self.skip + self.rows, out)
+        };
+        decoded.map_err(|e| in_segment(e, self.key))?;
         Ok(TaskBits { out_col: self.out_col, piece: self.piece, validity, values: value_bits })
     }
 }
@@ -106,6 +141,22 @@ pub(crate) fn read_slices(
     slices: &[&[IndexEntry]],
     columns: &[usize],
 ) -> Result<RecordBatch> {
+    let windows: Vec<Window<'_>> = slices.iter().map(|s| Window::whole(s)).collect::<Result<_>>()?;
+    read_windows(storage, index, &windows, columns)
+}
+
+/// Like [`read_slices`], but only the rows of each window: blocks of fixed-width and boolean columns
+/// outside them are neither verified nor decoded; variable-length columns of a partial window are
+/// decoded whole and cut.
+///
+/// # Errors
+/// As [`read_slices`].
+pub(crate) fn read_windows(
+    storage: &dyn Storage,
+    index: &TableIndex,
+    windows: &[Window<'_>],
+    columns: &[usize],
+) -> Result<RecordBatch> {
     let index_pos = index.index_pos();
     let data_cols: Vec<usize> = crate::table::data_columns(&index.schema, index_pos);
     // Map each output column to (entry, column within that entry's segment) per slice.
@@ -113,8 +164,15 @@ pub(crate) fn read_slices(
     let mut key_pos = std::collections::HashMap::new();
     let mut pieces: Vec<Vec<Piece>> = columns.iter().map(|_| Vec::new()).collect();
     let mut row_off = 0usize;
-    for slice in slices {
-        let rows = usize::try_from(slice[0].rows()).map_err(|_| Error::corrupt("row count too large"))?;
+    for w in windows {
+        let (slice, rows) = (w.entries, w.rows);
+        let whole = w.skip == 0 && rows == slice_rows(slice)?;
+        if w.skip + rows > slice_rows(slice)? {
+            return Err(Error::internal("a read window past its slice's rows"));
+        }
+        if rows == 0 {
+            continue;
+        }
         for (oc, &c) in columns.iter().enumerate() {
             let found = if Some(c) == index_pos {
                 Some((&slice[0], 0))
@@ -136,7 +194,7 @@ pub(crate) fn read_slices(
                 }
                 None => (None, 0),
             };
-            pieces[oc].push(Piece { seg, col, rows, row_off });
+            pieces[oc].push(Piece { seg, col, skip: w.skip, rows, whole, row_off });
         }
         row_off += rows;
     }
@@ -205,6 +263,10 @@ pub(crate) fn read_slices(
             }
             has_nulls |= info.has_nulls;
             data_len += info.data_len;
+            if !p.whole && matches!(lay, Layout::Var { .. }) {
+                // A window's share of the data is unknown before its offsets are decoded.
+                lay = Layout::Assembled;
+            }
         }
         let (values, offsets) = match lay {
             Layout::Fixed(w) => (zeroed(total_rows * w), None),
@@ -288,7 +350,9 @@ pub(crate) fn read_slices(
         let done: Vec<TaskBits> = tasks.into_par_iter().map(|t| t.run(&reader)).collect::<Result<_>>()?;
         lock(&bits).extend(done);
         for &(oc, pi) in &assembled_pieces[seg] {
-            let a = reader.decode_column(pieces[oc][pi].col).map_err(|e| in_segment(e, &keys[seg]))?;
+            let p = &pieces[oc][pi];
+            let a = reader.decode_column(p.col).map_err(|e| in_segment(e, &keys[seg]))?;
+            let a = if p.whole { a } else { a.slice(p.skip, p.rows) };
             lock(&assembled).push((oc, pi, a));
         }
         Ok(())
@@ -363,7 +427,18 @@ fn task<'o>(
     dest: Dest<'o>,
 ) -> Task<'o> {
     let seg = p.seg.expect("only assembled columns have missing pieces");
-    Task { key: &keys[seg], out_col, piece, seg, col: p.col, rows: p.rows, want_validity, dest }
+    Task {
+        key: &keys[seg],
+        out_col,
+        piece,
+        seg,
+        col: p.col,
+        skip: p.skip,
+        rows: p.rows,
+        whole: p.whole,
+        want_validity,
+        dest,
+    }
 }
 
 /// An error met while fetching or decoding the segment `key`, with the key in its message.

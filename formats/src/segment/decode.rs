@@ -174,6 +174,72 @@ impl<'a> SegmentReader<'a> {
         Ok(())
     }
 
+    /// Verifies and decodes bytes `range` of one stream's raw bytes into `out` (exactly `range.len()`
+    /// bytes), touching only the blocks that cover the range: blocks wholly inside it decode in place,
+    /// the (at most two) blocks at its ends through a scratch buffer.
+    fn decode_stream_range(
+        &self,
+        stream: &StreamDesc,
+        range: std::ops::Range<usize>,
+        out: &mut [u8],
+        column: &str,
+    ) -> Result<()> {
+        if range.end as u64 > stream.raw_len || range.start > range.end || out.len() != range.len() {
+            return Err(invalid(format!(
+                "column {column:?}: bytes {range:?} of a {}-byte {} stream into {} bytes",
+                stream.raw_len,
+                stream.kind.name(),
+                out.len()
+            )));
+        }
+        let mut stored_at = stream.body_offset as usize;
+        let mut raw_at = 0usize;
+        let mut scratch = Vec::new();
+        for (i, meta) in stream.blocks.iter().enumerate() {
+            let raw = raw_at..raw_at + meta.raw_len as usize;
+            let stored_range = stored_at..stored_at + meta.stored_len as usize;
+            stored_at = stored_range.end;
+            raw_at = raw.end;
+            if raw.end <= range.start {
+                continue;
+            }
+            if raw.start >= range.end {
+                break;
+            }
+            let stored = self
+                .body
+                .get(stored_range)
+                .ok_or_else(|| FormatError::malformed("segment", "block outside the body"))?;
+            let location = || format!("column {column:?} block {i} ({})", stream.kind.name());
+            let (from, to) = (raw.start.max(range.start), raw.end.min(range.end));
+            let dest = &mut out[from - range.start..to - range.start];
+            if from == raw.start && to == raw.end {
+                decode_block(meta, stored, dest, &location)?;
+            } else {
+                scratch.resize(raw.len(), 0);
+                decode_block(meta, stored, &mut scratch, &location)?;
+                dest.copy_from_slice(&scratch[from - raw.start..to - raw.start]);
+            }
+        }
+        Ok(())
+    }
+
+    /// Decodes bits `rows` of a bitmap stream into `out` at its bit offset.
+    fn decode_bits_range_into(
+        &self,
+        stream: &StreamDesc,
+        rows: &std::ops::Range<usize>,
+        out: BitsOut<'_>,
+        column: &str,
+    ) -> Result<()> {
+        check_bits_room(&out, rows.len(), column)?;
+        let bytes = rows.start / 8..rows.end.div_ceil(8);
+        let mut scratch = vec![0u8; bytes.len()];
+        self.decode_stream_range(stream, bytes, &mut scratch, column)?;
+        bit_mask::set_bits(out.bytes, &scratch, out.bit_offset, rows.start % 8, rows.len());
+        Ok(())
+    }
+
     /// Checks the checksum of every block of `stream` without decoding it.
     fn verify_stream(&self, stream: &StreamDesc, column: &str) -> Result<()> {
         let mut stored_at = stream.body_offset as usize;
@@ -439,6 +505,54 @@ impl<'a> SegmentReader<'a> {
             (physical, values) => {
                 Err(invalid(format!("column {name:?} is laid out as {physical:?}, not as the {values:?} given")))
             }
+        }
+    }
+
+    /// Decodes rows `rows` of column `index` into caller buffers sized for those rows only, reading
+    /// only the blocks that cover them (a date-range or row-range read of a few rows of a large
+    /// segment). Fixed-width columns (and dictionary keys) and booleans only: the rows of a
+    /// variable-length column cannot be located without decoding its offsets, so those are decoded
+    /// whole ([`SegmentReader::decode_column_into`]) and sliced by the caller.
+    ///
+    /// # Errors
+    /// [`FormatError::InvalidInput`] for rows outside the segment, a variable-length column, or `out`
+    /// not sized for `rows`; decoding errors as [`SegmentReader::decode_column`].
+    pub fn decode_column_rows_into(
+        &self,
+        index: usize,
+        rows: std::ops::Range<usize>,
+        out: ColumnOut<'_>,
+    ) -> Result<()> {
+        let c = self.column(index)?;
+        let name = c.field.name().as_str();
+        if rows.start > rows.end || rows.end > self.rows {
+            return Err(invalid(format!("column {name:?}: rows {rows:?} of a {}-row segment", self.rows)));
+        }
+        match (&c.validity, out.validity) {
+            (Some(stream), Some(bits)) => self.decode_bits_range_into(stream, &rows, bits, name)?,
+            (None, Some(bits)) => set_all_valid(bits, rows.len(), name)?,
+            (Some(_), None) => {
+                return Err(invalid(format!("column {name:?} has nulls; a validity output is required")));
+            }
+            (None, None) => {}
+        }
+        match (c.physical, out.values) {
+            (Physical::Fixed { width } | Physical::Dict { key_width: width, .. }, ValuesOut::Fixed(dest)) => {
+                let w = width;
+                self.decode_stream_range(
+                    self.value_stream(c, StreamKind::Values)?,
+                    rows.start * w..rows.end * w,
+                    dest,
+                    name,
+                )
+            }
+            (Physical::Bits, ValuesOut::Bits(bits)) => {
+                self.decode_bits_range_into(self.value_stream(c, StreamKind::Values)?, &rows, bits, name)
+            }
+            (physical, values) => Err(invalid(format!(
+                "column {name:?} is laid out as {physical:?}; a row window decodes fixed-width and boolean columns \
+                 only, not into the {values:?} given"
+            ))),
         }
     }
 

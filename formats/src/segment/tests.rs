@@ -247,6 +247,20 @@ proptest! {
     }
 
     #[test]
+    fn row_windows_match_slices_of_the_whole(rows in 1usize..3000, kinds in kinds(), seed in any::<u64>(), cut in any::<(u16, u16)>()) {
+        let batch = table(rows, &kinds, seed);
+        let bytes = encode_segment(&batch, None).expect("encodes");
+        let reader = SegmentReader::new(&bytes).expect("parses");
+        let start = cut.0 as usize % rows;
+        let len = cut.1 as usize % (rows - start + 1);
+        for col in 0..batch.num_columns() {
+            if let Some(got) = decode_window(&reader, col, start..start + len) {
+                prop_assert_eq!(&got, &batch.column(col).slice(start, len), "column {} rows {}..{}", col, start, start + len);
+            }
+        }
+    }
+
+    #[test]
     fn hostile_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..600)) {
         let _ = decode_segment(&bytes);
     }
@@ -382,6 +396,63 @@ fn decode_into_one(readers: &[SegmentReader<'_>], col: usize, data_type: &DataTy
     Some(make_array(data.expect("valid array")))
 }
 
+/// Decodes rows `rows` of column `col` with [`SegmentReader::decode_column_rows_into`]; `None` (after
+/// checking the refusal) for the variable-length columns it does not window.
+fn decode_window(reader: &SegmentReader<'_>, col: usize, rows: std::ops::Range<usize>) -> Option<ArrayRef> {
+    let data_type = reader.schema().field(col).data_type().clone();
+    let n = rows.len();
+    let has_nulls = reader.column_info(col).expect("in range").has_nulls;
+    // Start the window at bit 3 of the output, as a second segment's rows would.
+    let mut validity = vec![0u8; (n + 3).div_ceil(8)];
+    let values = match &data_type {
+        DataType::Utf8 | DataType::Binary | DataType::LargeUtf8 | DataType::LargeBinary | DataType::Dictionary(..) => {
+            let mut ends = vec![0u8; n * 8];
+            let mut data = vec![0u8; 0];
+            let out = ColumnOut {
+                validity: Some(BitsOut { bytes: &mut validity, bit_offset: 3 }),
+                values: ValuesOut::Var { ends: &mut ends, data: &mut data, base: 0 },
+            };
+            let err =
+                reader.decode_column_rows_into(col, rows, out).expect_err("variable-length columns are not windowed");
+            assert!(matches!(err, FormatError::InvalidInput(_)), "{err}");
+            return None;
+        }
+        DataType::Boolean => {
+            let mut bits = vec![0u8; (n + 3).div_ceil(8)];
+            let out = ColumnOut {
+                validity: Some(BitsOut { bytes: &mut validity, bit_offset: 3 }),
+                values: ValuesOut::Bits(BitsOut { bytes: &mut bits, bit_offset: 3 }),
+            };
+            reader.decode_column_rows_into(col, rows, out).expect("decodes");
+            let mut shifted = vec![0u8; n.div_ceil(8)];
+            arrow_buffer::bit_mask::set_bits(&mut shifted, &bits, 0, 3, n);
+            shifted
+        }
+        other => {
+            let width = other.primitive_width().expect("fixed width");
+            let mut values = zeroed(n * width);
+            let out = ColumnOut {
+                validity: Some(BitsOut { bytes: &mut validity, bit_offset: 3 }),
+                values: ValuesOut::Fixed(&mut values),
+            };
+            reader.decode_column_rows_into(col, rows, out).expect("decodes");
+            values.as_slice().to_vec()
+        }
+    };
+    let mut nulls = vec![0u8; n.div_ceil(8)];
+    arrow_buffer::bit_mask::set_bits(&mut nulls, &validity, 0, 3, n);
+    let data = arrow_data::ArrayData::try_new(
+        data_type,
+        n,
+        has_nulls.then(|| nulls.into()),
+        0,
+        vec![arrow_buffer::Buffer::from_slice_ref(&values)],
+        vec![],
+    )
+    .expect("valid array");
+    Some(make_array(data))
+}
+
 /// An Arrow-aligned zeroed buffer (a `Vec<u8>` would not be aligned for wider types).
 fn zeroed(len: usize) -> arrow_buffer::MutableBuffer {
     arrow_buffer::MutableBuffer::from_len_zeroed(len)
@@ -452,6 +523,31 @@ fn large_columns_span_several_blocks() {
     let batch = table(rows, &[(9, 1), (11, 0), (13, 0)], 5);
     let bytes = encode_segment(&batch, None).expect("encodes");
     assert_eq!(decode_segment(&bytes).expect("decodes").batch, batch);
+}
+
+#[test]
+fn row_windows_span_blocks() {
+    // f64 with nulls, i64 (shuffled), bool, u8: 400,000 rows make several 256 KiB blocks per column.
+    let rows = 400_000;
+    let batch = table(rows, &[(9, 1), (11, 0), (10, 1), (4, 2)], 7);
+    let bytes = encode_segment(&batch, None).expect("encodes");
+    let reader = SegmentReader::new(&bytes).expect("parses");
+    let edge = (1 << 18) / 8; // the first block boundary of an 8-byte column
+    for window in [0..rows, 0..1, edge - 1..edge + 1, edge..2 * edge, 5..3 * edge + 7, rows - 10..rows, 77..77] {
+        for col in 0..batch.num_columns() {
+            let got = decode_window(&reader, col, window.clone()).expect("fixed or boolean");
+            assert_eq!(&got, &batch.column(col).slice(window.start, window.len()), "column {col} rows {window:?}");
+        }
+    }
+    let mut out = vec![0u8; 16];
+    let err = reader
+        .decode_column_rows_into(
+            1,
+            rows - 1..rows + 1,
+            ColumnOut { validity: None, values: ValuesOut::Fixed(&mut out) },
+        )
+        .expect_err("past the end");
+    assert!(err.to_string().contains("rows"), "{err}");
 }
 
 #[test]

@@ -1,0 +1,72 @@
+//! Latency of small reads of a large `wide-float` table (timestamp index + 10 random float64
+//! columns): date ranges of 0.1 % and 10 % in the middle, a 1,000-row row range, `tail(100)`, and a
+//! full read for scale; the median of `reps` repetitions each.
+//!
+//! `cargo run --release -p floe-engine --example ranges -- [rows] [reps]` (defaults: 10,000,000 rows,
+//! 21 repetitions; an LMDB store in a temporary folder).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow_array::{ArrayRef, Float64Array, RecordBatch, TimestampNanosecondArray};
+use arrow_schema::{DataType, Field, Schema, TimeUnit};
+use floe_engine::{Floe, IndexKind, LibraryOptions, ReadRequest, Table};
+
+const T0: i64 = 1_600_000_000_000_000_000;
+const STEP: i64 = 1_000;
+
+fn table(rows: usize) -> RecordBatch {
+    let mut fields = vec![Field::new("ts", DataType::Timestamp(TimeUnit::Nanosecond, None), false)];
+    let mut cols: Vec<ArrayRef> =
+        vec![Arc::new(TimestampNanosecondArray::from_iter_values((0..rows as i64).map(|i| T0 + i * STEP)))];
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    for c in 0..10 {
+        fields.push(Field::new(format!("f{c}"), DataType::Float64, false));
+        cols.push(Arc::new(Float64Array::from_iter_values((0..rows).map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 11) as f64 / (1u64 << 53) as f64
+        }))));
+    }
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).expect("valid batch")
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().collect();
+    let rows: usize = args.get(1).map(|s| s.parse()).transpose()?.unwrap_or(10_000_000);
+    let reps: usize = args.get(2).map(|s| s.parse()).transpose()?.unwrap_or(21);
+    let dir = std::env::temp_dir().join(format!("floe-ranges-{}", std::process::id()));
+    let floe = Floe::open(&format!("lmdb://{}", dir.display()))?;
+    let lib = floe.get_or_create_library("bench", LibraryOptions::default())?;
+    lib.write("wide", &Table::from_batch(table(rows), IndexKind::Timestamp("ts".into()))?, None)?;
+
+    // Date ranges centred in the table, `share` of its rows.
+    let centred = |share: f64| {
+        let n = ((rows as f64 * share) as i64).max(1);
+        let first = (rows as i64 - n) / 2;
+        Some((Some(T0 + first * STEP), Some(T0 + (first + n - 1) * STEP)))
+    };
+    let mid = rows as i64 / 2 + 12_345;
+    let cases: Vec<(&str, ReadRequest)> = vec![
+        ("full read", ReadRequest::default()),
+        ("date range 10 %", ReadRequest { date_range: centred(0.10), ..Default::default() }),
+        ("date range 0.1 %", ReadRequest { date_range: centred(0.001), ..Default::default() }),
+        ("row range 1,000", ReadRequest { row_range: Some((mid, mid + 1_000)), ..Default::default() }),
+        ("tail 100", ReadRequest { row_range: Some((-100, i64::MAX)), ..Default::default() }),
+    ];
+    println!("{rows} rows x 11 columns; median of {reps}");
+    for (name, req) in cases {
+        let mut times = Vec::with_capacity(reps);
+        let mut got = 0;
+        for _ in 0..reps {
+            let t = Instant::now();
+            got = lib.read("wide", &req)?.data.num_rows();
+            times.push(t.elapsed().as_secs_f64());
+        }
+        times.sort_by(f64::total_cmp);
+        println!("{name:<18} {:>9.3} ms  ({got} rows)", times[reps / 2] * 1e3);
+    }
+    std::fs::remove_dir_all(&dir).ok();
+    Ok(())
+}
