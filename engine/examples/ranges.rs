@@ -1,6 +1,6 @@
 //! Latency of small reads of a large `wide-float` table (timestamp index + 10 random float64
-//! columns): date ranges of 0.1 % and 10 % in the middle, a 1,000-row row range, `tail(100)`, and a
-//! full read for scale; the median of `reps` repetitions each.
+//! columns): date ranges of 0.1 % and 10 % in the middle, a 1,000-row row range, `tail(100)`, a
+//! full read for scale, and an update of 0.1 % of the rows; the median of `reps` repetitions each.
 //!
 //! `cargo run --release -p floe-engine --example ranges -- [rows] [reps]` (defaults: 10,000,000 rows,
 //! 21 repetitions; an LMDB store in a temporary folder).
@@ -67,6 +67,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         times.sort_by(f64::total_cmp);
         println!("{name:<18} {:>9.3} ms  ({got} rows)", times[reps / 2] * 1e3);
     }
+    // Update of 0.1 % of the rows in the middle (new values, same stamps), each a new version.
+    let n = (rows / 1000).max(1);
+    let first = (rows - n) / 2;
+    let fresh = table(rows).slice(first, n);
+    let fresh = Table::from_batch(fresh, IndexKind::Timestamp("ts".into()))?;
+    let mut times = Vec::with_capacity(reps);
+    for _ in 0..reps {
+        let t = Instant::now();
+        lib.update("wide", &fresh, None, None)?;
+        times.push(t.elapsed().as_secs_f64());
+    }
+    times.sort_by(f64::total_cmp);
+    println!("{:<18} {:>9.3} ms  ({n} rows)", "update 0.1 %", times[reps / 2] * 1e3);
     std::fs::remove_dir_all(&dir).ok();
     Ok(())
 }

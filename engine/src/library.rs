@@ -16,7 +16,7 @@ use crate::error::{Detail, Error, ErrorKind, Result};
 use crate::head::{self, Change, NewVersion};
 use crate::index::{IndexEntry, TableIndex, schema_bytes};
 use crate::options::{LibraryOptions, PipelineOptions};
-use crate::pipeline::read::{Window, read_slices, read_windows};
+use crate::pipeline::read::{Window, read_slices, read_windows, slice_rows};
 use crate::pipeline::write;
 use crate::sync::{Mutex, lock};
 use crate::table::{self, Table};
@@ -357,8 +357,10 @@ impl Library {
     }
 
     /// Replaces the rows whose index lies in `date_range` (default: the new rows' first to last index
-    /// value) with `table`'s rows, making a new version. Only segments overlapping the range are
-    /// rewritten. Creates the symbol if it has no live version.
+    /// value) with `table`'s rows, making a new version. Only the new rows are written: the rows of
+    /// segments overlapping the range that lie outside it are kept by reference (index entries naming
+    /// part of their old segment), unless the symbol's schema changes, when they are rewritten in the
+    /// new one. Creates the symbol if it has no live version.
     ///
     /// # Errors
     /// `InvalidInput` for a row-count-indexed symbol, a schema difference, or new rows outside the
@@ -441,10 +443,33 @@ impl Library {
             let after: Vec<&[IndexEntry]> = slices.iter().copied().filter(|s| s[0].index_start > hi).collect();
             let touched: Vec<&[IndexEntry]> =
                 slices.iter().copied().filter(|s| !(s[0].index_end < lo || s[0].index_start > hi)).collect();
+            let mut entries: Vec<IndexEntry> = before.iter().flat_map(|s| s.iter().cloned()).collect();
+            let mut row = entries.last().map_or(0, |e| e.row_end);
+            // The rows of touched slices outside the range, before and after the new rows.
+            let (mut kept_before, mut kept_after) = (Vec::new(), Vec::new());
             let mut batches = Vec::new();
-            let all: Vec<usize> = (0..old.schema.fields().len()).collect();
             let mut tail_rows = Vec::new();
-            if !touched.is_empty() {
+            if !touched.is_empty() && schema.fields() == old.schema.fields() {
+                // Same schema: keep those rows by reference (entries naming part of their old
+                // segments), reading only the index column to find where the range cuts.
+                let stamps = read_slices(&*self.storage, &old, &touched, &[pos])?;
+                let ts = table::timestamps(stamps.column(0))?.values();
+                let mut at = 0;
+                for s in &touched {
+                    let n = slice_rows(s)?;
+                    let t = &ts[at..at + n];
+                    at += n;
+                    let (head_end, tail_start) = (t.partition_point(|&x| x < lo), t.partition_point(|&x| x <= hi));
+                    if head_end > 0 {
+                        kept_before.push(part_of_slice(s, 0..head_end, t));
+                    }
+                    if tail_start < n {
+                        kept_after.push(part_of_slice(s, tail_start..n, t));
+                    }
+                }
+            } else if !touched.is_empty() {
+                // The schema changed (dynamic schema): the kept rows are rewritten in the new one.
+                let all: Vec<usize> = (0..old.schema.fields().len()).collect();
                 let rows = read_slices(&*self.storage, &old, &touched, &all)?;
                 let ts = table::timestamps(rows.column(pos))?.values().clone();
                 let head_end = ts.partition_point(|&t| t < lo);
@@ -453,23 +478,17 @@ impl Library {
                 batches.push(rows.slice(0, head_end));
                 tail_rows.push(rows.slice(tail_start, rows.num_rows() - tail_start));
             }
+            for part in kept_before {
+                renumber_onto(&mut entries, &mut row, part);
+            }
             batches.extend(conformed.batches().iter().cloned());
             batches.extend(tail_rows);
             let middle = Table::new(Arc::clone(&schema), batches, old.descriptor.index.clone())?;
-            let mut entries: Vec<IndexEntry> = before.iter().flat_map(|s| s.iter().cloned()).collect();
-            let row_base = entries.last().map_or(0, |e| e.row_end);
-            let mid = self.write_rows(symbol, next, &middle, row_base, Some(&mut written))?;
+            let mid = self.write_rows(symbol, next, &middle, row, Some(&mut written))?;
             entries.extend(mid.entries);
-            let mut row = entries.last().map_or(0, |e| e.row_end);
-            for s in after {
-                let rows = s[0].rows();
-                for e in s {
-                    let mut e = e.clone();
-                    e.row_start = row;
-                    e.row_end = row + rows;
-                    entries.push(e);
-                }
-                row += rows;
+            row = entries.last().map_or(0, |e| e.row_end);
+            for part in kept_after.into_iter().chain(after.iter().map(|s| s.to_vec())) {
+                renumber_onto(&mut entries, &mut row, part);
             }
             let metadata = metadata.map(<[u8]>::to_vec).or(old.descriptor.user_metadata.clone());
             let nv = self.finish_index(
@@ -918,14 +937,20 @@ impl Library {
         }
         let rec = self.resolve(from, &AsOf::Latest)?;
         let idx = self.read_index(&rec.index_key)?;
-        let keys: Vec<AtomKey> = idx.entries.iter().map(|e| e.key.clone()).collect();
-        let mut entries = Vec::with_capacity(keys.len());
-        for (e, bytes) in idx.entries.iter().zip(self.storage.get_batch(&keys)) {
-            let f = e.key.fields();
-            let key = AtomKey::new(KeyType::TableData, to, f)?;
+        // Each segment once: after an update, several entries may name parts of one segment.
+        let mut seen = HashSet::new();
+        let keys: Vec<AtomKey> = idx.entries.iter().filter(|e| seen.insert(&e.key)).map(|e| e.key.clone()).collect();
+        let mut renamed = std::collections::HashMap::with_capacity(keys.len());
+        for (old_key, bytes) in keys.iter().zip(self.storage.get_batch(&keys)) {
+            let key = AtomKey::new(KeyType::TableData, to, old_key.fields())?;
             self.storage.put(&key, bytes?)?;
-            entries.push(IndexEntry { key, ..e.clone() });
+            renamed.insert(old_key.clone(), key);
         }
+        let entries: Vec<IndexEntry> = idx
+            .entries
+            .iter()
+            .map(|e| IndexEntry { key: renamed.get(&e.key).expect("every key was renamed above").clone(), ..e.clone() })
+            .collect();
         let mut prepared = None;
         let head = self
             .commit(to, |h| {
@@ -1330,6 +1355,34 @@ impl Library {
         }
         Ok((windows, columns))
     }
+}
+
+/// Entries naming rows `rows` of the row slice `slice` (whose index values are `ts`): the same
+/// segments, from a later row, with the index range of those rows. Row numbers are the slice's own;
+/// [`renumber_onto`] places them.
+fn part_of_slice(slice: &[IndexEntry], rows: std::ops::Range<usize>, ts: &[i64]) -> Vec<IndexEntry> {
+    slice
+        .iter()
+        .map(|e| IndexEntry {
+            row_start: 0,
+            row_end: (rows.end - rows.start) as u64,
+            index_start: ts[rows.start],
+            index_end: ts[rows.end - 1],
+            seg_row_offset: e.seg_row_offset + rows.start as u64,
+            ..e.clone()
+        })
+        .collect()
+}
+
+/// Appends the entries of one row slice to `entries`, numbered from `*row`, and moves `*row` past it.
+fn renumber_onto(entries: &mut Vec<IndexEntry>, row: &mut u64, slice: Vec<IndexEntry>) {
+    let Some(rows) = slice.first().map(IndexEntry::rows) else { return };
+    for mut e in slice {
+        e.row_start = *row;
+        e.row_end = *row + rows;
+        entries.push(e);
+    }
+    *row += rows;
 }
 
 /// The rows of each row slice a read needs, and the output columns.

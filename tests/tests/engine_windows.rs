@@ -1,6 +1,8 @@
-//! Partial reads decode only the rows they return (row windows of each row slice): every combination
-//! of row range, date range and column subset, over tables cut into slices of every size, must give
-//! exactly the rows of the whole table that the request names, whole or streamed.
+//! Partial reads decode only the rows they return (row windows of each row slice), and updates and
+//! range deletes keep the untouched rows of a segment by reference (entries naming part of a
+//! segment): every combination of row range, date range and column subset, over tables cut into
+//! slices of every size and then edited, must give exactly the rows of the model that the request
+//! names, whole or streamed.
 
 use arrow_array::RecordBatch;
 use floe_engine::{AsOf, Floe, LibraryOptions, ReadRequest};
@@ -55,6 +57,7 @@ proptest! {
         appends in prop::collection::vec(1usize..80, 0..4),
         rows_per_segment in 1usize..120,
         columns_per_segment in 1usize..4,
+        edits in prop::collection::vec((any::<bool>(), 0u16..1300, 0u16..1300, 0u16..40), 0..4),
         requests in prop::collection::vec(
             (
                 prop::option::of((-700i64..700, -700i64..700)),
@@ -67,8 +70,7 @@ proptest! {
         let floe = Floe::open("mem://").expect("memory store");
         let options = LibraryOptions { rows_per_segment, columns_per_segment, dynamic_schema: false };
         let lib = floe.create_library("windows", options).expect("create library");
-        let ts = stamps(&steps);
-        let all_rows: Vec<Row> = rows(ts.iter().copied());
+        let all_rows: Vec<Row> = rows(stamps(&steps));
         // One write, then appends of the last rows: slices of uneven sizes.
         let cut: usize = all_rows.len() - appends.iter().sum::<usize>().min(all_rows.len() - 1);
         lib.write("s", &table(&all_rows[..cut]), None).expect("write");
@@ -80,7 +82,27 @@ proptest! {
             }
             at = end;
         }
-        let all = batch(&all_rows);
+        // Updates and range deletes then keep parts of segments by reference: reads must still see
+        // exactly the model's rows.
+        let mut model = all_rows;
+        for (delete, a, b, n) in edits {
+            let (lo, hi) = (100 + i64::from(a.min(b)), 100 + i64::from(a.max(b)));
+            let fresh: Vec<Row> = if delete {
+                Vec::new()
+            } else {
+                rows((0..n).map(|i| lo + (hi - lo) * i64::from(i) / i64::from(n.max(1))))
+            };
+            if delete {
+                lib.delete_data_in_range("s", (lo, hi)).expect("delete range");
+            } else {
+                lib.update("s", &table(&fresh), Some((lo, hi)), None).expect("update");
+            }
+            let split = |m: &[Row]| (m.partition_point(|r| r.ts < lo), m.partition_point(|r| r.ts <= hi));
+            let (p, q) = split(&model);
+            model = model[..p].iter().cloned().chain(fresh).chain(model[q..].iter().cloned()).collect();
+        }
+        let ts: Vec<i64> = model.iter().map(|r| r.ts).collect();
+        let all = batch(&model);
         for (row_range, date_range, columns) in requests {
             let req = ReadRequest {
                 as_of: AsOf::Latest,

@@ -22,16 +22,18 @@ use crate::sync::{Mutex, lock};
 struct Piece {
     seg: Option<usize>,
     col: usize,
-    /// The window: rows `skip .. skip + rows` of the segment.
+    /// The window: rows `skip .. skip + rows` of the segment (an entry may cover part of its segment,
+    /// and a read part of an entry).
     skip: usize,
     rows: usize,
-    /// Whether the window is the whole segment.
+    /// Whether the window is the whole segment (known once the segment's header is read).
     whole: bool,
     row_off: usize,
 }
 
-/// Rows `skip .. skip + rows` of one row slice (the entries sharing one row range); a read decodes
-/// only those rows' blocks of fixed-width and boolean columns.
+/// Rows `skip .. skip + rows` of one row slice (the entries sharing one row range; counted from the
+/// slice's first row, not its segments'); a read decodes only those rows' blocks of fixed-width and
+/// boolean columns.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Window<'i> {
     pub entries: &'i [IndexEntry],
@@ -53,6 +55,9 @@ impl<'i> Window<'i> {
 pub(crate) fn slice_rows(entries: &[IndexEntry]) -> Result<usize> {
     usize::try_from(entries[0].rows()).map_err(|_| Error::corrupt("row count too large"))
 }
+
+/// A segment's row count and the sizes of the columns a read needs from it.
+type SegmentSizes = (usize, Vec<(usize, ColumnInfo)>);
 
 enum Layout {
     Fixed(usize),
@@ -166,7 +171,6 @@ pub(crate) fn read_windows(
     let mut row_off = 0usize;
     for w in windows {
         let (slice, rows) = (w.entries, w.rows);
-        let whole = w.skip == 0 && rows == slice_rows(slice)?;
         if w.skip + rows > slice_rows(slice)? {
             return Err(Error::internal("a read window past its slice's rows"));
         }
@@ -184,17 +188,21 @@ pub(crate) fn read_windows(
                     .find(|e| e.col_start <= d32 && d32 < e.col_end)
                     .map(|e| (e, usize::from(index_pos.is_some()) + (d - e.col_start as usize)))
             };
-            let (seg, col) = match found {
+            let (seg, col, skip) = match found {
                 Some((entry, col)) => {
                     let seg = *key_pos.entry(entry.key.clone()).or_insert_with(|| {
                         keys.push(entry.key.clone());
                         keys.len() - 1
                     });
-                    (Some(seg), col)
+                    let skip = usize::try_from(entry.seg_row_offset)
+                        .ok()
+                        .and_then(|o| o.checked_add(w.skip)?.checked_add(rows).map(|_| o + w.skip))
+                        .ok_or_else(|| Error::corrupt(format!("index entry of {}: row offset too large", entry.key)))?;
+                    (Some(seg), col, skip)
                 }
-                None => (None, 0),
+                None => (None, 0, w.skip),
             };
-            pieces[oc].push(Piece { seg, col, skip: w.skip, rows, whole, row_off });
+            pieces[oc].push(Piece { seg, col, skip, rows, whole: false, row_off });
         }
         row_off += rows;
     }
@@ -213,7 +221,7 @@ pub(crate) fn read_windows(
             needed[seg].push(p.col);
         }
     }
-    let infos: Vec<Mutex<Vec<(usize, ColumnInfo)>>> = keys.iter().map(|_| Mutex::new(Vec::new())).collect();
+    let infos: Vec<Mutex<SegmentSizes>> = keys.iter().map(|_| Mutex::new((0, Vec::new()))).collect();
     source.visit(storage, &keys, &|seg, bytes| {
         verify_object(&keys[seg], bytes)?;
         let reader = SegmentReader::new(bytes).map_err(|e| in_segment(e, &keys[seg]))?;
@@ -221,11 +229,25 @@ pub(crate) fn read_windows(
         for &c in &needed[seg] {
             out.push((c, reader.column_info(c).map_err(|e| in_segment(e, &keys[seg]))?));
         }
-        *lock(&infos[seg]) = out;
+        *lock(&infos[seg]) = (reader.num_rows(), out);
         Ok(())
     })?;
-    let infos: Vec<Vec<(usize, ColumnInfo)>> =
-        infos.into_iter().map(|m| m.into_inner().unwrap_or_else(|p| p.into_inner())).collect();
+    let (seg_rows, infos): (Vec<usize>, Vec<Vec<(usize, ColumnInfo)>>) =
+        infos.into_iter().map(|m| m.into_inner().unwrap_or_else(|p| p.into_inner())).unzip();
+    for p in pieces.iter_mut().flatten() {
+        if let Some(seg) = p.seg {
+            if p.skip + p.rows > seg_rows[seg] {
+                return Err(Error::corrupt(format!(
+                    "the index names rows {}..{} of segment {}, which has {} rows",
+                    p.skip,
+                    p.skip + p.rows,
+                    keys[seg],
+                    seg_rows[seg]
+                )));
+            }
+            p.whole = p.skip == 0 && p.rows == seg_rows[seg];
+        }
+    }
     let info = |seg: usize, col: usize| -> Result<&ColumnInfo> {
         infos[seg]
             .iter()

@@ -96,8 +96,16 @@ pub(crate) fn write_segments(
         };
         let key = AtomKey::new(KeyType::TableData, job.symbol, fields)?;
         let col = |c: usize| u32::try_from(c).map_err(|_| Error::invalid("too many columns"));
-        let entry =
-            IndexEntry { row_start, row_end, index_start, index_end, col_start: col(c0)?, col_end: col(c1)?, key };
+        let entry = IndexEntry {
+            row_start,
+            row_end,
+            index_start,
+            index_end,
+            col_start: col(c0)?,
+            col_end: col(c1)?,
+            key,
+            seg_row_offset: 0,
+        };
         Ok(Encoded { entry, bytes: Bytes::from(bytes) })
     };
 
