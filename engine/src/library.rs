@@ -46,6 +46,12 @@ pub struct ReadRequest {
     pub row_range: Option<(i64, i64)>,
     /// Columns to return (the index column is always included); `None` for all.
     pub columns: Option<Vec<String>>,
+    /// Return string columns that every segment read stores dictionary-coded as Arrow dictionary
+    /// arrays (`Int32` keys into one dictionary of the distinct values), their fields marked with the
+    /// metadata key [`crate::CODES_METADATA_KEY`], instead of materializing every row's string: for a
+    /// consumer that makes one object per distinct value (the pandas conversion). Other columns come
+    /// back as usual. Applies to [`Library::read`].
+    pub strings_as_codes: bool,
 }
 
 /// The identity of a version a call made or read.
@@ -601,7 +607,7 @@ impl Library {
     fn read_record(&self, symbol: &str, rec: &VersionRecord, request: &ReadRequest) -> Result<ReadResult> {
         let idx = self.read_index(&rec.index_key)?;
         let (windows, columns) = self.plan(symbol, &idx, request)?;
-        let data = read_windows(&*self.storage, &idx, &windows, &columns)?;
+        let data = read_windows(&*self.storage, &idx, &windows, &columns, request.strings_as_codes)?;
         Ok(ReadResult { item: item(symbol, rec), data, metadata: idx.descriptor.user_metadata.clone() })
     }
 
@@ -612,7 +618,7 @@ impl Library {
     pub fn head(&self, symbol: &str, n: i64, as_of: AsOf, columns: Option<Vec<String>>) -> Result<ReadResult> {
         // Negative `n` normalizes to `total + n`, i.e. all but the last `-n` rows.
         let row_range = (0, n);
-        self.read(symbol, &ReadRequest { as_of, row_range: Some(row_range), columns, date_range: None })
+        self.read(symbol, &ReadRequest { as_of, row_range: Some(row_range), columns, ..Default::default() })
     }
 
     /// The last `n` rows (all but the first `-n` if negative).
@@ -622,7 +628,7 @@ impl Library {
     pub fn tail(&self, symbol: &str, n: i64, as_of: AsOf, columns: Option<Vec<String>>) -> Result<ReadResult> {
         // `-n` is "the last n" for positive n and "from row -n on" for negative n.
         let row_range = if n == 0 { (i64::MAX, i64::MAX) } else { (-n, i64::MAX) };
-        self.read(symbol, &ReadRequest { as_of, row_range: Some(row_range), columns, date_range: None })
+        self.read(symbol, &ReadRequest { as_of, row_range: Some(row_range), columns, ..Default::default() })
     }
 
     /// A streaming read: batches in index order, about one row slice (`rows_per_segment` rows) each,
@@ -1428,7 +1434,7 @@ impl Iterator for ReadStream {
             self.next += 1;
             let (entries, skip, rows) = &self.groups[i];
             let window = Window { entries, skip: *skip, rows: *rows };
-            let result = read_windows(&*self.storage, &self.index, &[window], &self.columns);
+            let result = read_windows(&*self.storage, &self.index, &[window], &self.columns, false);
             match result {
                 Ok(b) if b.num_rows() == 0 => continue,
                 other => return Some(other),

@@ -1,6 +1,7 @@
 //! Segment decoding never panics or over-allocates on hostile bytes; whatever decodes re-encodes to a
 //! segment that decodes to the same values; decoding into caller buffers (sized by `column_info`, as the
-//! read pipeline does) agrees with decoding to Arrow.
+//! read pipeline does) agrees with decoding to Arrow, and so do row windows and the keys and
+//! dictionary of dictionary-coded columns.
 // Built by cargo-fuzz (cfg `fuzzing`) as a libFuzzer target, and included as a module by the test
 // suite's fuzz smoke test (tests/tests/fuzz_smoke.rs), which calls `run` directly.
 #![cfg_attr(fuzzing, no_main)]
@@ -17,6 +18,7 @@ pub fn run(data: &[u8]) {
         let _ = reader.column_info(i);
         let _ = reader.decode_column(i);
         decode_into(&reader, i);
+        windows_and_codes(&reader, i);
     }
     let _ = reader.metadata();
     if let Ok(segment) = decode_segment(data) {
@@ -73,6 +75,89 @@ fn decode_into(reader: &SegmentReader<'_>, i: usize) {
             assert_eq!(data[start..end], bytes[read(offsets, row)..read(offsets, row + 1)], "row {row}");
         }
         start = end;
+    }
+}
+
+/// Rows `rows / 3 .. rows - rows / 4` of column `i` through `decode_column_rows_into` (fixed width and
+/// booleans) and `decode_codes_into` (dictionary-coded): where the whole column decodes, each must
+/// decode too and agree with it row by row.
+fn windows_and_codes(reader: &SegmentReader<'_>, i: usize) {
+    let Ok(info) = reader.column_info(i) else { return };
+    let rows = reader.num_rows();
+    let window = rows / 3..rows - rows / 4;
+    let n = window.len();
+    let whole = reader.decode_column(i);
+    if info.dictionary_coded {
+        let mut keys = vec![0u32; n];
+        let mut validity = vec![0u8; n.div_ceil(8)];
+        let codes = reader.decode_codes_into(
+            i,
+            window.clone(),
+            &mut keys,
+            Some(BitsOut { bytes: &mut validity, bit_offset: 0 }),
+        );
+        let dictionary = reader.decode_coded_dictionary(i);
+        let (Ok(whole), Ok(dictionary)) = (whole, dictionary) else { return };
+        codes.expect("keys of a column that decodes whole decode");
+        for (r, &k) in keys.iter().enumerate() {
+            let valid = bit(&validity, r);
+            assert_eq!(valid, whole.is_valid(window.start + r), "row {}", window.start + r);
+            if valid {
+                assert_eq!(value(&dictionary, k as usize), value(&whole, window.start + r), "row {}", window.start + r);
+            }
+        }
+        return;
+    }
+    let width = match info.field.data_type() {
+        DataType::Utf8 | DataType::Binary | DataType::LargeUtf8 | DataType::LargeBinary => return,
+        DataType::Boolean => 0,
+        DataType::Dictionary(key, _) => key.primitive_width().unwrap_or(1),
+        other => other.primitive_width().unwrap_or(1),
+    };
+    let mut validity = vec![0u8; n.div_ceil(8)];
+    let mut values = vec![0u8; if width == 0 { n.div_ceil(8) } else { n * width }];
+    let out = ColumnOut {
+        validity: Some(BitsOut { bytes: &mut validity, bit_offset: 0 }),
+        values: if width == 0 {
+            ValuesOut::Bits(BitsOut { bytes: &mut values, bit_offset: 0 })
+        } else {
+            ValuesOut::Fixed(&mut values)
+        },
+    };
+    let windowed = reader.decode_column_rows_into(i, window.clone(), out);
+    let Ok(whole) = whole else { return };
+    windowed.expect("a window of a column that decodes whole decodes");
+    let data = whole.to_data();
+    for r in 0..n {
+        let row = window.start + r;
+        assert_eq!(bit(&validity, r), whole.is_valid(row), "row {row} validity");
+        if !whole.is_valid(row) {
+            continue;
+        }
+        let stored = data.buffers()[0].as_slice();
+        if width == 0 {
+            let expected = bit(stored, data.offset() + row);
+            assert_eq!(bit(&values, r), expected, "row {row}");
+        } else {
+            let at = (data.offset() + row) * width;
+            assert_eq!(values[r * width..(r + 1) * width], stored[at..at + width], "row {row}");
+        }
+    }
+}
+
+/// Bit `i` of an Arrow bitmap (least significant first).
+fn bit(bytes: &[u8], i: usize) -> bool {
+    bytes[i / 8] >> (i % 8) & 1 == 1
+}
+
+/// The bytes of value `i` of a string or binary array.
+fn value(array: &arrow_array::ArrayRef, i: usize) -> Vec<u8> {
+    use arrow_array::cast::AsArray;
+    match array.data_type() {
+        DataType::Utf8 => array.as_string::<i32>().value(i).as_bytes().to_vec(),
+        DataType::LargeUtf8 => array.as_string::<i64>().value(i).as_bytes().to_vec(),
+        DataType::Binary => array.as_binary::<i32>().value(i).to_vec(),
+        _ => array.as_binary::<i64>().value(i).to_vec(),
     }
 }
 

@@ -86,7 +86,7 @@ pub type ReadArgs<'py> =
 /// A [`ReadRequest`] from [`ReadArgs`].
 pub fn read_request(args: ReadArgs<'_>) -> PyResult<ReadRequest> {
     let (as_of_arg, date_range, row_range, columns) = args;
-    Ok(ReadRequest { as_of: as_of(as_of_arg)?, date_range, row_range, columns })
+    Ok(ReadRequest { as_of: as_of(as_of_arg)?, date_range, row_range, columns, strings_as_codes: false })
 }
 
 /// `(symbol, version, timestamp_ns)`.

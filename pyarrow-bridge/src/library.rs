@@ -257,7 +257,10 @@ impl PyLibrary {
         debug: bool,
         owned: bool,
     ) -> PyResult<(ReadTuple, Option<Debug>, OwnedColumns)> {
-        let request = convert::read_request(args)?;
+        let mut request = convert::read_request(args)?;
+        // A read for pandas takes dictionary-coded strings as codes: Python then makes one object per
+        // distinct value instead of one per row (`_convert._frame`).
+        request.strings_as_codes = owned;
         let (r, span) = py.detach(|| {
             let start = now_ns();
             let r = self.inner.read(symbol, &request);

@@ -14,7 +14,7 @@ import pytest
 
 import floe
 from floe import _convert
-from conftest import assert_frame_equal, ts_frame
+from conftest import assert_frame_equal, ts_frame, unique
 from test_roundtrip import every_dtype_frame
 
 # ----- writing ------------------------------------------------------------------------------------
@@ -115,11 +115,13 @@ def test_pandas_reads_are_writable_and_keep_the_index(small_lib, tz):
             assert _same(out.iloc[0, i], out.iloc[1, i]), (label, out.columns[i])
 
 
-@pytest.mark.xfail(strict=True, reason="known limitation: each segment stores only its own categories")
 def test_categories_of_later_segments(small_lib):
-    df = pd.DataFrame({"c": pd.Categorical(["lo", "hi"] + ["lo"] * 18, categories=["lo", "hi"])})
+    # Every segment stores the whole dictionary; a read of rows that use only some categories keeps
+    # them all, in the order the user gave.
+    df = pd.DataFrame({"c": pd.Categorical(["lo", "hi"] + ["lo"] * 18, categories=["hi", "lo", "unused"])})
     small_lib.write("cat", df)
-    assert list(small_lib.tail("cat", 4).data["c"].cat.categories) == ["lo", "hi"]
+    assert list(small_lib.tail("cat", 4).data["c"].cat.categories) == ["hi", "lo", "unused"]
+    assert list(small_lib.read("cat", row_range=(5, 7)).data["c"].cat.categories) == ["hi", "lo", "unused"]
 
 
 def test_float_frame_read_is_writable_and_owned(lib):
@@ -237,3 +239,50 @@ def test_list_versions_types(lib):
     assert list(lib.list_versions("v", latest_only=True)) == [floe.SymbolVersion("v", 5)]
     assert list(lib.list_versions("v", snapshot="snap")) == [floe.SymbolVersion("v", 4)]
     assert lib.list_versions("nothing") == {}
+
+
+def test_low_cardinality_strings_read_back_as_written(store):
+    # Object string columns of few distinct values are stored dictionary-coded; a read to pandas takes
+    # them as codes and builds one object per distinct value. The frame must not tell the difference:
+    # object dtype, None for nulls, writable, whole reads and row windows, and segments of which only
+    # some are dictionary-coded (the rest plain) or hold only nulls.
+    lib = store.create_library(unique("codes"), floe.LibraryOptions(rows_per_segment=40, columns_per_segment=2))
+    n = 200
+    words = np.array(["alpha", "beta", "γάμμα", "", "delta"], dtype=object)
+    low = words[np.arange(n) % 5].copy()
+    low[::7] = None
+    high = np.array([f"v{i}" if i < 120 else ["x", "y"][i % 2] for i in range(n)], dtype=object)
+    nulls = np.array([None] * 40 + ["z"] * 160, dtype=object)
+    idx = pd.date_range("2024-01-01", periods=n, freq="1min", name="ts", unit="ns")
+    # Object columns holding None (pandas 3 would infer its string dtype, with NaN, from bare arrays).
+    objects = {c: pd.Series(v, index=idx, dtype=object) for c, v in (("low", low), ("high", high), ("nulls", nulls))}
+    df = pd.DataFrame({**objects, "n": pd.Series(np.arange(n), index=idx)})
+    lib.write("s", df)
+    out = lib.read("s").data
+    assert_frame_equal(out, df)
+    for c in ("low", "high", "nulls"):
+        assert out[c].dtype == object
+        assert out[c].iloc[0] is None or isinstance(out[c].iloc[0], str)
+    assert out["low"].iloc[7] is None and out["nulls"].iloc[0] is None
+    out.iloc[1, 0] = "changed"  # writable like any frame
+    assert out["low"].iloc[1] == "changed"
+    assert_frame_equal(lib.read("s", row_range=(33, 91)).data, df.iloc[33:91])
+    assert_frame_equal(lib.read("s", columns=["low"], date_range=(df.index[5], df.index[6])).data, df[["low"]].iloc[5:7])
+    # pyarrow output is unchanged: plain strings, not dictionaries.
+    t = lib.read("s", output_format="pyarrow").data
+    assert t.schema.field("low").type == pa.string() and not t.schema.field("low").metadata
+
+
+def test_string_dtype_columns_keep_their_dtype_through_codes(store):
+    # A column of pandas' string dtype also comes back as that dtype (codes are turned back into
+    # plain strings for it), and a pyarrow-written string column reads as to_pandas makes it.
+    lib = store.create_library(unique("codes"), floe.LibraryOptions(rows_per_segment=30, columns_per_segment=2))
+    idx = pd.date_range("2024-01-01", periods=90, freq="1s", name="ts", unit="ns")
+    df = pd.DataFrame({"s": pd.array(["a", "b", None] * 30, dtype="string")}, index=idx)
+    lib.write("typed", df)
+    assert_frame_equal(lib.read("typed").data, df)
+    t = pa.table({"ts": pa.array(idx), "s": pa.array(["p", "q", None] * 30)})
+    lib.write("arrow", t, index_column="ts")
+    expected = t.to_pandas().set_index("ts")
+    got = lib.read("arrow").data
+    assert list(got["s"]) == list(expected["s"]) and got["s"].dtype == expected["s"].dtype

@@ -48,6 +48,30 @@ fn expected(all: &RecordBatch, ts: &[i64], req: &ReadRequest) -> RecordBatch {
     }
 }
 
+/// `batch` with every column read as codes (`floe.codes` metadata) turned back into plain strings.
+fn plain_strings(batch: &RecordBatch) -> RecordBatch {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::Int32Type;
+    use arrow_array::{ArrayRef, StringArray};
+    use arrow_schema::{DataType, Field, Schema};
+    use std::sync::Arc;
+    let mut fields = Vec::new();
+    let mut columns: Vec<ArrayRef> = Vec::new();
+    for (f, c) in batch.schema().fields().iter().zip(batch.columns()) {
+        if f.metadata().get(floe_engine::CODES_METADATA_KEY).map(String::as_str) == Some("utf8") {
+            let d = c.as_dictionary::<Int32Type>();
+            let values = d.values().as_string::<i32>();
+            let plain: StringArray = d.keys().iter().map(|k| k.map(|k| values.value(k as usize))).collect();
+            fields.push(Field::new(f.name(), DataType::Utf8, f.is_nullable()));
+            columns.push(Arc::new(plain));
+        } else {
+            fields.push(f.as_ref().clone());
+            columns.push(Arc::clone(c));
+        }
+    }
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).expect("same rows")
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
@@ -109,12 +133,16 @@ proptest! {
                 row_range,
                 date_range,
                 columns: columns.map(|c| c.into_iter().map(String::from).collect()),
+                strings_as_codes: false,
             };
             let want = expected(&all, &ts, &req);
             let got = lib.read("s", &req).expect("read").data;
             prop_assert_eq!(&got, &want, "read {:?}", req);
             let streamed: Vec<RecordBatch> =
                 lib.read_stream("s", &req).expect("stream").collect::<Result<_, _>>().expect("stream reads");
+            // The same read with strings as codes: equal once the codes are looked up.
+            let coded = lib.read("s", &ReadRequest { strings_as_codes: true, ..req.clone() }).expect("read codes").data;
+            prop_assert_eq!(&plain_strings(&coded), &want, "codes {:?}", req);
             let mut off = 0;
             for b in &streamed {
                 prop_assert!(b.num_rows() > 0, "the stream yields no empty batches");

@@ -48,8 +48,11 @@ fn requests(lib: &Library, symbol: &str) -> Vec<ReadRequest> {
             date_range,
             row_range,
             columns: columns.map(|c| c.iter().map(|s| (*s).to_owned()).collect()),
+            strings_as_codes: false,
         };
         out.push(r(None, None, None));
+        // Strings as codes decode dictionaries and keys, not values: damage must show there too.
+        out.push(ReadRequest { strings_as_codes: true, ..r(None, Some((5, 40)), Some(&["name"])) });
         out.push(r(Some((Some(3), Some(12))), None, None));
         out.push(r(None, Some((20, 30)), None));
         out.push(r(None, Some((-4, i64::MAX)), None));

@@ -13,6 +13,7 @@ use floe_formats::segment::{BitsOut, ColumnInfo, ColumnOut, ValuesOut};
 use floe_formats::{AtomKey, KeyType, SegmentReader};
 use rayon::prelude::*;
 
+use super::codes::{self, codable};
 use crate::error::{Error, Result};
 use crate::index::{IndexEntry, TableIndex};
 use crate::sync::{Mutex, lock};
@@ -56,8 +57,12 @@ pub(crate) fn slice_rows(entries: &[IndexEntry]) -> Result<usize> {
     usize::try_from(entries[0].rows()).map_err(|_| Error::corrupt("row count too large"))
 }
 
-/// A segment's row count and the sizes of the columns a read needs from it.
-type SegmentSizes = (usize, Vec<(usize, ColumnInfo)>);
+/// A segment's row count and the sizes of the columns a read needs from it (with the dictionary of
+/// those to be read as codes).
+type SegmentSizes = (usize, ColumnSizes);
+
+/// Per needed column of a segment: its position, sizes, and dictionary when read as codes.
+type ColumnSizes = Vec<(usize, ColumnInfo, Option<ArrayRef>)>;
 
 enum Layout {
     Fixed(usize),
@@ -66,6 +71,8 @@ enum Layout {
         offset_width: usize,
     },
     Dictionary,
+    /// A string column read as codes into one merged dictionary (`codes::MergedDictionary`).
+    Codes,
     /// Decoded per piece, cast and concatenated: for columns whose type or presence changed across
     /// segments (dynamic schema).
     Assembled,
@@ -86,7 +93,16 @@ fn layout(dt: &DataType) -> Result<Layout> {
 enum Dest<'o> {
     Fixed(&'o mut [u8]),
     Bits,
-    Var { ends: &'o mut [u8], data: &'o mut [u8], base: u64 },
+    Var {
+        ends: &'o mut [u8],
+        data: &'o mut [u8],
+        base: u64,
+    },
+    /// Keys of a dictionary-coded string column, and the map from its segment's keys to merged ones.
+    Codes {
+        keys: &'o mut [u32],
+        remap: &'o [u32],
+    },
 }
 
 struct Task<'o> {
@@ -116,6 +132,14 @@ impl Task<'_> {
         let bitmap_len = self.rows.div_ceil(8);
         let mut validity = self.want_validity.then(|| vec![0u8; bitmap_len]);
         let mut value_bits = matches!(self.dest, Dest::Bits).then(|| vec![0u8; bitmap_len]);
+        if let Dest::Codes { keys, remap } = self.dest {
+            let out = validity.as_mut().map(|v| BitsOut { bytes: v, bit_offset: 0 });
+            reader
+                .decode_codes_into(self.col, self.skip..self.skip + self.rows, keys, out)
+                .map_err(|e| in_segment(e, self.key))?;
+            codes::remap(keys, remap);
+            return Ok(TaskBits { out_col: self.out_col, piece: self.piece, validity, values: None });
+        }
         let values = match self.dest {
             Dest::Fixed(d) => ValuesOut::Fixed(d),
             Dest::Var { ends, data, base } => ValuesOut::Var { ends, data, base },
@@ -123,6 +147,7 @@ impl Task<'_> {
                 bytes: value_bits.as_mut().expect("allocated for bit columns").as_mut_slice(),
                 bit_offset: 0,
             }),
+            Dest::Codes { .. } => unreachable!("handled above"),
         };
         let out = ColumnOut { validity: validity.as_mut().map(|v| BitsOut { bytes: v, bit_offset: 0 }), values };
         let decoded = if self.whole {
@@ -147,12 +172,13 @@ pub(crate) fn read_slices(
     columns: &[usize],
 ) -> Result<RecordBatch> {
     let windows: Vec<Window<'_>> = slices.iter().map(|s| Window::whole(s)).collect::<Result<_>>()?;
-    read_windows(storage, index, &windows, columns)
+    read_windows(storage, index, &windows, columns, false)
 }
 
 /// Like [`read_slices`], but only the rows of each window: blocks of fixed-width and boolean columns
 /// outside them are neither verified nor decoded; variable-length columns of a partial window are
-/// decoded whole and cut.
+/// decoded whole and cut. With `codes`, string columns stored dictionary-coded in every segment come
+/// back as codes into one merged dictionary (`codes::CODES_METADATA_KEY`).
 ///
 /// # Errors
 /// As [`read_slices`].
@@ -161,6 +187,7 @@ pub(crate) fn read_windows(
     index: &TableIndex,
     windows: &[Window<'_>],
     columns: &[usize],
+    codes: bool,
 ) -> Result<RecordBatch> {
     let index_pos = index.index_pos();
     let data_cols: Vec<usize> = crate::table::data_columns(&index.schema, index_pos);
@@ -227,12 +254,18 @@ pub(crate) fn read_windows(
         let reader = SegmentReader::new(bytes).map_err(|e| in_segment(e, &keys[seg]))?;
         let mut out = Vec::with_capacity(needed[seg].len());
         for &c in &needed[seg] {
-            out.push((c, reader.column_info(c).map_err(|e| in_segment(e, &keys[seg]))?));
+            let info = reader.column_info(c).map_err(|e| in_segment(e, &keys[seg]))?;
+            // Dictionaries are small (at most half the segment's rows, usually far fewer).
+            let dictionary = (codes && info.dictionary_coded && codes::codable(info.field.data_type()))
+                .then(|| reader.decode_coded_dictionary(c))
+                .transpose()
+                .map_err(|e| in_segment(e, &keys[seg]))?;
+            out.push((c, info, dictionary));
         }
         *lock(&infos[seg]) = (reader.num_rows(), out);
         Ok(())
     })?;
-    let (seg_rows, infos): (Vec<usize>, Vec<Vec<(usize, ColumnInfo)>>) =
+    let (seg_rows, infos): (Vec<usize>, Vec<ColumnSizes>) =
         infos.into_iter().map(|m| m.into_inner().unwrap_or_else(|p| p.into_inner())).unzip();
     for p in pieces.iter_mut().flatten() {
         if let Some(seg) = p.seg {
@@ -251,18 +284,35 @@ pub(crate) fn read_windows(
     let info = |seg: usize, col: usize| -> Result<&ColumnInfo> {
         infos[seg]
             .iter()
-            .find(|(c, _)| *c == col)
-            .map(|(_, i)| i)
+            .find(|(c, _, _)| *c == col)
+            .map(|(_, i, _)| i)
             .ok_or_else(|| Error::internal(format!("no size for column {col} of segment {}", keys[seg])))
     };
 
     // Size and allocate every output buffer, then cut it into one disjoint piece per task.
     let mut value_bufs: Vec<Vec<u8>> = Vec::with_capacity(columns.len());
     let mut offset_bufs: Vec<Option<Vec<u8>>> = Vec::with_capacity(columns.len());
+    let mut code_bufs: Vec<Option<Vec<u32>>> = Vec::with_capacity(columns.len());
+    let mut merged: std::collections::HashMap<usize, codes::MergedDictionary<'_>> = std::collections::HashMap::new();
     let mut want_validity = Vec::with_capacity(columns.len());
     let mut layouts = Vec::with_capacity(columns.len());
     for (oc, field) in fields.iter().enumerate() {
         let mut lay = layout(field.data_type())?;
+        if codes && codable(field.data_type()) {
+            // Codes only if every piece's segment stores the column dictionary-coded, as this type.
+            let dictionaries: Option<Vec<&ArrayRef>> = pieces[oc]
+                .iter()
+                .map(|p| {
+                    let seg = p.seg?;
+                    let (_, info, d) = infos[seg].iter().find(|(c, _, _)| *c == p.col)?;
+                    (info.field.data_type() == field.data_type()).then_some(d.as_ref()).flatten()
+                })
+                .collect();
+            if let Some(dictionaries) = dictionaries {
+                merged.insert(oc, codes::MergedDictionary::new(&dictionaries)?);
+                lay = Layout::Codes;
+            }
+        }
         let mut has_nulls = false;
         let mut data_len = 0u64;
         for p in &pieces[oc] {
@@ -285,6 +335,9 @@ pub(crate) fn read_windows(
             }
             has_nulls |= info.has_nulls;
             data_len += info.data_len;
+            if matches!(lay, Layout::Codes) {
+                continue;
+            }
             if !p.whole && matches!(lay, Layout::Var { .. }) {
                 // A window's share of the data is unknown before its offsets are decoded.
                 lay = Layout::Assembled;
@@ -304,8 +357,9 @@ pub(crate) fn read_windows(
                 let len = usize::try_from(data_len).map_err(|_| Error::invalid("column too large for memory"))?;
                 (zeroed(len), Some(zeroed((total_rows + 1) * offset_width)))
             }
-            Layout::Dictionary | Layout::Assembled => (Vec::new(), None),
+            Layout::Dictionary | Layout::Assembled | Layout::Codes => (Vec::new(), None),
         };
+        code_bufs.push(matches!(lay, Layout::Codes).then(|| vec![0u32; total_rows]));
         value_bufs.push(values);
         offset_bufs.push(offsets);
         want_validity.push(has_nulls);
@@ -314,9 +368,21 @@ pub(crate) fn read_windows(
 
     let mut tasks: Vec<Task<'_>> = Vec::new();
     let mut assembled_cols = Vec::new();
-    for (oc, (values, offsets)) in value_bufs.iter_mut().zip(offset_bufs.iter_mut()).enumerate() {
+    for (oc, ((values, offsets), code_buf)) in
+        value_bufs.iter_mut().zip(offset_bufs.iter_mut()).zip(code_bufs.iter_mut()).enumerate()
+    {
         match layouts[oc] {
             Layout::Dictionary | Layout::Assembled => assembled_cols.push(oc),
+            Layout::Codes => {
+                let mut rest = code_buf.as_mut().expect("allocated for coded columns").as_mut_slice();
+                let remaps = &merged.get(&oc).expect("merged above").remaps;
+                for (i, p) in pieces[oc].iter().enumerate() {
+                    let (keys_out, tail) = rest.split_at_mut(p.rows);
+                    rest = tail;
+                    let dest = Dest::Codes { keys: keys_out, remap: &remaps[i] };
+                    tasks.push(task(&keys, oc, i, p, want_validity[oc], dest));
+                }
+            }
             Layout::Fixed(w) => {
                 let mut rest = values.as_mut_slice();
                 for (i, p) in pieces[oc].iter().enumerate() {
@@ -401,7 +467,15 @@ pub(crate) fn read_windows(
     }
 
     let mut arrays: Vec<ArrayRef> = Vec::with_capacity(columns.len());
+    let mut out_fields: Vec<Arc<Field>> = fields.clone();
     for (oc, field) in fields.iter().enumerate() {
+        if let Some(keys) = code_bufs[oc].take() {
+            let dictionary = merged.remove(&oc).expect("merged for every coded column");
+            let (coded, array) = dictionary.into_array(field, keys, validity_bufs[oc].take())?;
+            out_fields[oc] = Arc::new(coded);
+            arrays.push(array);
+            continue;
+        }
         if assembled_cols.contains(&oc) {
             let parts: Vec<ArrayRef> = pieces[oc]
                 .iter()
@@ -437,6 +511,7 @@ pub(crate) fn read_windows(
         arrays.push(make_array(data));
     }
     let options = RecordBatchOptions::new().with_row_count(Some(total_rows));
+    let schema = if out_fields == fields { schema } else { Arc::new(Schema::new(out_fields)) };
     Ok(RecordBatch::try_new_with_options(schema, arrays, &options)?)
 }
 
@@ -551,7 +626,9 @@ impl Source {
 
 /// Concatenates dictionary-encoded string pieces into one array with **one** dictionary holding each
 /// distinct value once (each segment has its own dictionary; plain concatenation would repeat values,
-/// which pandas' categoricals reject). Keys keep the column's key type.
+/// which pandas' categoricals reject). Every value of every piece's dictionary is kept, in dictionary
+/// order, whether or not the piece's rows use it: a read of a few rows keeps the categories the user
+/// stored. Keys keep the column's key type.
 ///
 /// # Errors
 /// `InvalidInput` if the distinct values no longer fit the key type; `CorruptData` for a value type the
@@ -569,27 +646,25 @@ fn merge_dictionaries(parts: &[ArrayRef], data_type: &DataType) -> Result<ArrayR
             .as_any_dictionary_opt()
             .ok_or_else(|| Error::corrupt(format!("expected a dictionary piece, found {}", part.data_type())))?;
         let dict_values = dict.values();
-        let value = |k: usize| -> Result<Option<&str>> {
-            if dict_values.is_null(k) {
-                return Ok(None);
-            }
-            match dict_values.data_type() {
-                DataType::Utf8 => Ok(Some(dict_values.as_string::<i32>().value(k))),
-                DataType::LargeUtf8 => Ok(Some(dict_values.as_string::<i64>().value(k))),
-                other => Err(Error::corrupt(format!("dictionary values of type {other}"))),
-            }
+        let entries: Vec<Option<&str>> = match dict_values.data_type() {
+            DataType::Utf8 => dict_values.as_string::<i32>().iter().collect(),
+            DataType::LargeUtf8 => dict_values.as_string::<i64>().iter().collect(),
+            other => return Err(Error::corrupt(format!("dictionary values of type {other}"))),
         };
-        for (i, &k) in dict.normalized_keys().iter().enumerate() {
-            if part.is_null(i) {
-                keys.push(None);
-                continue;
-            }
-            keys.push(value(k)?.map(|v| {
-                *ids.entry(v).or_insert_with(|| {
-                    values.push(v);
-                    values.len() as i64 - 1
+        // This piece's dictionary position -> merged position (None: a null value).
+        let remap: Vec<Option<i64>> = entries
+            .into_iter()
+            .map(|v| {
+                v.map(|v| {
+                    *ids.entry(v).or_insert_with(|| {
+                        values.push(v);
+                        values.len() as i64 - 1
+                    })
                 })
-            }));
+            })
+            .collect();
+        for (i, &k) in dict.normalized_keys().iter().enumerate() {
+            keys.push(if part.is_null(i) { None } else { remap.get(k).copied().flatten() });
         }
     }
     let value_array: ArrayRef = match data_type {

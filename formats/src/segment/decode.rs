@@ -66,6 +66,9 @@ pub struct ColumnInfo {
     pub dictionary_len: u64,
     /// Bytes this column occupies in the encoded segment.
     pub stored_len: u64,
+    /// Whether a variable-length column is stored dictionary-coded (2.4.1), so that
+    /// [`SegmentReader::decode_codes_into`] and [`SegmentReader::decode_coded_dictionary`] apply.
+    pub dictionary_coded: bool,
 }
 
 /// A parsed, verified view of an encoded segment. Parsing checks the header, the descriptor and all
@@ -145,6 +148,7 @@ impl<'a> SegmentReader<'a> {
             data_len: c.dict.map_or_else(|| len(StreamKind::Data), |d| d.data_len),
             dictionary_len,
             stored_len: c.stored_len(),
+            dictionary_coded: c.dict.is_some(),
         })
     }
 
@@ -554,6 +558,100 @@ impl<'a> SegmentReader<'a> {
                  only, not into the {values:?} given"
             ))),
         }
+    }
+
+    /// Decodes rows `rows` of a dictionary-coded variable-length column (2.4.1) as its keys, widened
+    /// to `u32`, into `keys` (one per row), and its validity into `validity`, without materializing
+    /// any value: for a caller that builds values from the distinct entries
+    /// ([`SegmentReader::decode_coded_dictionary`]) once. Only the key blocks covering the rows are
+    /// read. Every non-null row's key is checked to be below the dictionary's size; null rows' keys
+    /// must be 0 (as the format says) and are written as 0.
+    ///
+    /// # Errors
+    /// [`FormatError::InvalidInput`] if the column is not dictionary-coded, `rows` is outside the
+    /// segment, `keys` is not `rows.len()` long, or `validity` is missing for a column with nulls;
+    /// [`FormatError::Malformed`] for a key outside the dictionary; decoding errors as
+    /// [`SegmentReader::decode_column`].
+    pub fn decode_codes_into(
+        &self,
+        index: usize,
+        rows: std::ops::Range<usize>,
+        keys: &mut [u32],
+        validity: Option<BitsOut<'_>>,
+    ) -> Result<()> {
+        let c = self.column(index)?;
+        let name = c.field.name().as_str();
+        let (Some(coding), Physical::Var { offset_width }) = (c.dict, c.physical) else {
+            return Err(invalid(format!("column {name:?} is not stored dictionary-coded")));
+        };
+        if rows.start > rows.end || rows.end > self.rows || keys.len() != rows.len() {
+            return Err(invalid(format!(
+                "column {name:?}: {} keys for rows {rows:?} of a {}-row segment",
+                keys.len(),
+                self.rows
+            )));
+        }
+        // The validity of the rows, from bit 0, to tell null rows' keys apart.
+        let mut valid = None;
+        match (&c.validity, validity) {
+            (Some(stream), Some(out)) => {
+                let mut bits = vec![0u8; rows.len().div_ceil(8)];
+                self.decode_bits_range_into(stream, &rows, BitsOut { bytes: &mut bits, bit_offset: 0 }, name)?;
+                check_bits_room(&out, rows.len(), name)?;
+                bit_mask::set_bits(out.bytes, &bits, out.bit_offset, 0, rows.len());
+                valid = Some(bits);
+            }
+            (None, Some(out)) => set_all_valid(out, rows.len(), name)?,
+            (Some(_), None) => {
+                return Err(invalid(format!("column {name:?} has nulls; a validity output is required")));
+            }
+            (None, None) => {}
+        }
+        let width = coding.key_width;
+        let mut raw = vec![0u8; rows.len() * width];
+        self.decode_stream_range(
+            self.value_stream(c, StreamKind::Values)?,
+            rows.start * width..rows.end * width,
+            &mut raw,
+            name,
+        )?;
+        let entries = self.value_stream(c, StreamKind::DictOffsets)?.raw_len / offset_width as u64;
+        for (i, (key, bytes)) in keys.iter_mut().zip(raw.chunks_exact(width)).enumerate() {
+            let mut word = [0u8; 4];
+            word[..width].copy_from_slice(bytes);
+            let k = u32::from_le_bytes(word);
+            let is_valid = valid.as_ref().is_none_or(|v| arrow_buffer::bit_util::get_bit(v, i));
+            if (is_valid && u64::from(k) >= entries) || (!is_valid && k != 0) {
+                return Err(FormatError::malformed(
+                    "segment",
+                    format!("column {name:?} row {}: key {k} (dictionary of {entries})", rows.start + i),
+                ));
+            }
+            *key = k;
+        }
+        Ok(())
+    }
+
+    /// The distinct values of a dictionary-coded variable-length column (2.4.1), as an array of the
+    /// column's own type; the keys of [`SegmentReader::decode_codes_into`] index it.
+    ///
+    /// # Errors
+    /// [`FormatError::InvalidInput`] if the column is not dictionary-coded; decoding errors as
+    /// [`SegmentReader::decode_column`] (offsets that decrease or miss the data's end, invalid UTF-8).
+    pub fn decode_coded_dictionary(&self, index: usize) -> Result<ArrayRef> {
+        let c = self.column(index)?;
+        let name = c.field.name().as_str();
+        let (Some(_), Physical::Var { offset_width }) = (c.dict, c.physical) else {
+            return Err(invalid(format!("column {name:?} is not stored dictionary-coded")));
+        };
+        let offsets_stream = self.value_stream(c, StreamKind::DictOffsets)?;
+        let len = (offsets_stream.raw_len / offset_width as u64) as usize;
+        let data_stream = self.value_stream(c, StreamKind::DictData)?;
+        let offsets = self.decode_offsets(offsets_stream, offset_width, data_stream.raw_len, name)?;
+        let data = self.decode_to_buffer(data_stream, name)?;
+        let array = ArrayData::try_new(c.field.data_type().clone(), len, None, 0, vec![offsets, data], vec![])
+            .map_err(|e| FormatError::malformed("segment", format!("column {name:?} dictionary: {e}")))?;
+        Ok(make_array(array))
     }
 
     /// Decodes a bitmap stream into `out` at its bit offset; returns the bits as decoded (from bit 0).

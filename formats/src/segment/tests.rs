@@ -261,6 +261,38 @@ proptest! {
     }
 
     #[test]
+    fn coded_windows_index_their_dictionary(rows in 1usize..3000, kinds in kinds(), seed in any::<u64>(), cut in any::<(u16, u16)>()) {
+        let batch = table(rows, &kinds, seed);
+        let bytes = encode_segment(&batch, None).expect("encodes");
+        let reader = SegmentReader::new(&bytes).expect("parses");
+        let start = cut.0 as usize % rows;
+        let len = cut.1 as usize % (rows - start + 1);
+        for col in 0..batch.num_columns() {
+            let mut keys = vec![0u32; len];
+            let mut validity = vec![0u8; len.div_ceil(8)];
+            let out = BitsOut { bytes: &mut validity, bit_offset: 0 };
+            let decoded = reader.decode_codes_into(col, start..start + len, &mut keys, Some(out));
+            if !reader.column_info(col).expect("in range").dictionary_coded {
+                prop_assert!(matches!(decoded, Err(FormatError::InvalidInput(_))));
+                prop_assert!(reader.decode_coded_dictionary(col).is_err());
+                continue;
+            }
+            decoded.expect("decodes");
+            let dictionary = reader.decode_coded_dictionary(col).expect("dictionary");
+            let original = batch.column(col);
+            for (i, &k) in keys.iter().enumerate() {
+                let valid = arrow_buffer::bit_util::get_bit(&validity, i);
+                prop_assert_eq!(valid, original.is_valid(start + i));
+                if valid {
+                    prop_assert_eq!(value_bytes(&dictionary, k as usize), value_bytes(original, start + i));
+                } else {
+                    prop_assert_eq!(k, 0);
+                }
+            }
+        }
+    }
+
+    #[test]
     fn hostile_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..600)) {
         let _ = decode_segment(&bytes);
     }
@@ -451,6 +483,18 @@ fn decode_window(reader: &SegmentReader<'_>, col: usize, rows: std::ops::Range<u
     )
     .expect("valid array");
     Some(make_array(data))
+}
+
+/// The bytes of value `i` of a variable-length array.
+fn value_bytes(array: &ArrayRef, i: usize) -> Vec<u8> {
+    use arrow_array::cast::AsArray;
+    match array.data_type() {
+        DataType::Utf8 => array.as_string::<i32>().value(i).as_bytes().to_vec(),
+        DataType::LargeUtf8 => array.as_string::<i64>().value(i).as_bytes().to_vec(),
+        DataType::Binary => array.as_binary::<i32>().value(i).to_vec(),
+        DataType::LargeBinary => array.as_binary::<i64>().value(i).to_vec(),
+        other => panic!("not a variable-length type: {other}"),
+    }
 }
 
 /// An Arrow-aligned zeroed buffer (a `Vec<u8>` would not be aligned for wider types).

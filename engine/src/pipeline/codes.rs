@@ -1,0 +1,118 @@
+//! String columns read as codes: the keys of dictionary-coded segments (format.md 2.4.1) remapped into
+//! one dictionary for the whole read, so a consumer that makes one object per distinct value (the
+//! pandas conversion) never sees the materialized strings. See [`crate::ReadRequest::strings_as_codes`].
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::Int32Type;
+use arrow_array::{Array, ArrayRef, DictionaryArray, Int32Array, LargeStringArray, StringArray};
+use arrow_buffer::{Buffer, NullBuffer};
+use arrow_schema::{DataType, Field};
+
+use crate::error::{Error, Result};
+
+/// Field metadata marking a column read as codes: its key is this, its value the column's stored type
+/// (`utf8` or `large_utf8`). The field's type is `Dictionary(Int32, <that type>)`.
+pub const CODES_METADATA_KEY: &str = "floe.codes";
+
+/// Whether a column of type `dt` can be read as codes.
+pub(crate) fn codable(dt: &DataType) -> bool {
+    matches!(dt, DataType::Utf8 | DataType::LargeUtf8)
+}
+
+/// The distinct values of a read's pieces, in order of first appearance, and for each piece the map
+/// from its segment's dictionary positions to positions in that one dictionary.
+pub(crate) struct MergedDictionary<'a> {
+    values: Vec<&'a str>,
+    /// Per piece (in piece order): segment key -> merged key.
+    pub remaps: Vec<Vec<u32>>,
+}
+
+impl<'a> MergedDictionary<'a> {
+    /// Merges the segment dictionaries of a column's pieces (`Utf8` or `LargeUtf8` arrays).
+    ///
+    /// # Errors
+    /// `CorruptData` for a dictionary of another type.
+    pub(crate) fn new(dictionaries: &[&'a ArrayRef]) -> Result<Self> {
+        let mut ids: HashMap<&'a str, u32> = HashMap::new();
+        let mut values: Vec<&'a str> = Vec::new();
+        let mut remaps = Vec::with_capacity(dictionaries.len());
+        for d in dictionaries {
+            let entries: Vec<&'a str> = match d.data_type() {
+                DataType::Utf8 => d.as_string::<i32>().iter().map(Option::unwrap_or_default).collect(),
+                DataType::LargeUtf8 => d.as_string::<i64>().iter().map(Option::unwrap_or_default).collect(),
+                other => return Err(Error::corrupt(format!("a string column's dictionary holds {other}"))),
+            };
+            let remap = entries
+                .into_iter()
+                .map(|v| {
+                    *ids.entry(v).or_insert_with(|| {
+                        values.push(v);
+                        u32::try_from(values.len() - 1).expect("a read holds fewer than 2^32 distinct values")
+                    })
+                })
+                .collect();
+            remaps.push(remap);
+        }
+        Ok(MergedDictionary { values, remaps })
+    }
+
+    /// The column as a dictionary array: `keys` (merged, one per row) and `validity` over the merged
+    /// values, in a field marked with [`CODES_METADATA_KEY`].
+    ///
+    /// # Errors
+    /// `CorruptData` if a valid row's key is outside the dictionary (cannot happen for remapped keys).
+    pub(crate) fn into_array(
+        self,
+        field: &Field,
+        keys: Vec<u32>,
+        validity: Option<Vec<u8>>,
+    ) -> Result<(Field, ArrayRef)> {
+        let rows = keys.len();
+        let keys = Int32Array::try_new(
+            Buffer::from_vec(keys).into(),
+            validity.map(|v| NullBuffer::new(arrow_buffer::BooleanBuffer::new(Buffer::from_vec(v), 0, rows))),
+        )?;
+        let (values, tag): (ArrayRef, &str) = match field.data_type() {
+            DataType::LargeUtf8 => (Arc::new(LargeStringArray::from(self.values)), "large_utf8"),
+            _ => (Arc::new(StringArray::from(self.values)), "utf8"),
+        };
+        let array = DictionaryArray::<Int32Type>::try_new(keys, values)?;
+        let coded = Field::new(field.name(), array.data_type().clone(), field.is_nullable())
+            .with_metadata(HashMap::from([(CODES_METADATA_KEY.to_owned(), tag.to_owned())]));
+        Ok((coded, Arc::new(array)))
+    }
+}
+
+/// Rewrites a piece's segment keys into merged keys, in place; null rows (key 0, maybe of an empty
+/// dictionary) get 0.
+pub(crate) fn remap(keys: &mut [u32], remap: &[u32]) {
+    for k in keys {
+        *k = remap.get(*k as usize).copied().unwrap_or(0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dictionaries_merge_in_order_of_first_appearance() {
+        let a: ArrayRef = Arc::new(StringArray::from(vec!["x", "y"]));
+        let b: ArrayRef = Arc::new(StringArray::from(vec!["y", "z", "x"]));
+        let empty: ArrayRef = Arc::new(StringArray::from(Vec::<&str>::new()));
+        let merged = MergedDictionary::new(&[&a, &empty, &b]).expect("merges");
+        assert_eq!(merged.remaps, vec![vec![0, 1], vec![], vec![1, 2, 0]]);
+        let mut keys = vec![2, 0, 1, 0];
+        remap(&mut keys, &merged.remaps[2]);
+        assert_eq!(keys, vec![0, 1, 2, 1]);
+        let field = Field::new("s", DataType::Utf8, true);
+        let (f, array) = merged.into_array(&field, vec![0, 1, 2, 0], Some(vec![0b0111])).expect("array");
+        assert_eq!(f.metadata().get(CODES_METADATA_KEY).map(String::as_str), Some("utf8"));
+        let d = array.as_dictionary::<Int32Type>();
+        assert_eq!(d.values().as_string::<i32>().iter().collect::<Vec<_>>(), vec![Some("x"), Some("y"), Some("z")]);
+        assert!(d.is_null(3));
+    }
+}
