@@ -122,8 +122,29 @@ def _free_name(preferred: Any, taken: set) -> str:
     return f"__index_{i}__"
 
 
-def _column_array(col: pd.Series, name: str) -> pa.Array:
-    """One pandas column as Arrow.
+def _columns(df: pd.DataFrame, dtypes: Sequence[Any]) -> list[Any]:
+    """The frame's columns by position: plain numpy columns as their arrays, the rest as Series.
+    ``df.iloc[:, i]`` costs ~40 µs a column and ``items()`` ~15 under pandas 3 (a Series each); a
+    1,000-row append of 10 columns spent 1 ms here. pandas' ``_get_column_array`` (internal, in
+    pandas 1.3 to 3) hands over the array itself in ~1 µs; without it, ``items()``."""
+    get = getattr(df, "_get_column_array", None)
+    out: list[Any] = []
+    for i, (dtype, (_, series)) in enumerate(zip(dtypes, _lazy_items(df))):
+        if get is not None and isinstance(dtype, np.dtype) and dtype.kind in "iufb":
+            out.append(get(i))
+        else:
+            out.append(series())
+    return out
+
+
+def _lazy_items(df: pd.DataFrame) -> Any:
+    """``(label, make_series)`` per column, position by position; the Series is built only if asked for."""
+    for i, label in enumerate(df.columns):
+        yield label, (lambda i=i: df.iloc[:, i])
+
+
+def _column_array(col: Any, name: str) -> pa.Array:
+    """One pandas column (a Series, or a plain numeric column's numpy array) as Arrow.
 
     numpy integer, float and bool columns go straight to ``pa.array`` (integers and floats without a
     copy) and NaN stays NaN, as in ArcticDB: ``from_pandas=True`` would scan every float column for
@@ -134,7 +155,7 @@ def _column_array(col: pd.Series, name: str) -> pa.Array:
     try:
         dtype = col.dtype
         if isinstance(dtype, np.dtype) and dtype.kind in "iufb" and dtype.isnative:
-            return pa.array(col.to_numpy())
+            return pa.array(np.asarray(col))
         return pa.array(col, from_pandas=True)
     except _ARROW_ERRORS as e:
         raise InvalidInput(f"column {name!r} cannot be stored: {e}") from e
@@ -155,8 +176,9 @@ def _from_pandas(df: pd.DataFrame, series: bool = False, series_name: Any = None
     _check_unique(stored)
     # Column by column under the stored names: renaming the frame (set_axis) would copy all of it
     # under pandas < 3, which has no copy-on-write.
-    data = pa.Table.from_arrays([_column_array(df.iloc[:, i], s) for i, s in enumerate(stored)], names=stored)
-    dtypes = {s: str(t) for s, t in zip(stored, df.dtypes)}
+    column_dtypes = list(df.dtypes)
+    data = pa.Table.from_arrays([_column_array(c, s) for c, s in zip(_columns(df, column_dtypes), stored)], names=stored)
+    dtypes = {s: str(t) for s, t in zip(stored, column_dtypes)}
 
     idx = df.index
     taken = set(stored)
