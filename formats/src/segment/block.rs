@@ -421,6 +421,44 @@ pub(crate) fn decode_block(
     Ok(())
 }
 
+/// Decodes bytes `part` of a block's raw bytes into `out` (`part.len()` bytes), verifying the whole
+/// block's checksum. A raw block's part is copied straight from the stored bytes; any other codec
+/// decodes the whole block into `scratch` first.
+///
+/// # Errors
+/// As [`decode_block`]; [`FormatError::Malformed`] if `part` lies outside the block.
+pub(crate) fn decode_block_part(
+    meta: &BlockMeta,
+    stored: &[u8],
+    part: std::ops::Range<usize>,
+    out: &mut [u8],
+    scratch: &mut Vec<u8>,
+    location: &dyn Fn() -> String,
+) -> Result<()> {
+    let raw_len = meta.raw_len as usize;
+    if part.start > part.end || part.end > raw_len || out.len() != part.len() {
+        return Err(FormatError::malformed(
+            "segment",
+            format!("{}: bytes {part:?} of a {raw_len}-byte block", location()),
+        ));
+    }
+    if meta.codec == Codec::Raw {
+        let computed = checksum(stored);
+        if !checksum_matches(meta.checksum, computed) {
+            return Err(FormatError::ChecksumMismatch { location: location(), stored: meta.checksum, computed });
+        }
+        if stored.len() != raw_len {
+            return Err(FormatError::malformed("segment", format!("{}: raw block of wrong length", location())));
+        }
+        out.copy_from_slice(&stored[part]);
+        return Ok(());
+    }
+    scratch.resize(raw_len, 0);
+    decode_block(meta, stored, scratch, location)?;
+    out.copy_from_slice(&scratch[part]);
+    Ok(())
+}
+
 /// Decodes the layout written by [`encode_shuffled`] into `out` (a whole, non-zero number of `width`-byte
 /// values), using `scratch` for the planes.
 fn decode_shuffled(

@@ -7,7 +7,7 @@ use arrow_buffer::{Buffer, MutableBuffer, bit_mask};
 use arrow_data::ArrayData;
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 
-use super::block::decode_block;
+use super::block::{decode_block, decode_block_part};
 use super::dict::{self, Entries};
 use super::layout::{ColumnDesc, Descriptor, DictCoding, HEADER_LEN, Header, StreamDesc, parse_descriptor};
 use super::types::{Physical, StreamKind};
@@ -220,9 +220,7 @@ impl<'a> SegmentReader<'a> {
             if from == raw.start && to == raw.end {
                 decode_block(meta, stored, dest, &location)?;
             } else {
-                scratch.resize(raw.len(), 0);
-                decode_block(meta, stored, &mut scratch, &location)?;
-                dest.copy_from_slice(&scratch[from - raw.start..to - raw.start]);
+                decode_block_part(meta, stored, from - raw.start..to - raw.start, dest, &mut scratch, &location)?;
             }
         }
         Ok(())
