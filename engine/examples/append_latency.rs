@@ -32,8 +32,11 @@ fn table(start: usize, rows: usize, state: &mut u64) -> Result<Table, floe_engin
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<usize> = std::env::args().skip(1).map(|s| s.parse()).collect::<Result<_, _>>()?;
-    let (base, appends, rows) =
-        (args.first().copied().unwrap_or(1_000_000), args.get(1).copied().unwrap_or(1000), args.get(2).copied().unwrap_or(1000));
+    let (base, appends, rows) = (
+        args.first().copied().unwrap_or(1_000_000),
+        args.get(1).copied().unwrap_or(1000),
+        args.get(2).copied().unwrap_or(1000),
+    );
     let dir = std::env::temp_dir().join(format!("floe-append-latency-{}", std::process::id()));
     let floe = Floe::open(&format!("lmdb://{}", dir.display()))?;
     let lib = floe.get_or_create_library("bench", LibraryOptions::default())?;

@@ -25,6 +25,7 @@ pub use floe_formats::record::{IndexKind, Operation};
 pub use library::{AsOf, Description, Library, ReadRequest, ReadResult, ReadStream, VersionInfo, VersionedItem};
 pub use options::{LibraryOptions, PipelineOptions};
 pub use pipeline::codes::CODES_METADATA_KEY;
+pub use pipeline::read::ColumnBlock;
 pub use store::Floe;
 pub use table::Table;
 pub use vacuum::VacuumReport;

@@ -16,7 +16,7 @@ use crate::error::{Detail, Error, ErrorKind, Result};
 use crate::head::{self, Change, NewVersion};
 use crate::index::{IndexEntry, TableIndex, schema_bytes};
 use crate::options::{LibraryOptions, PipelineOptions};
-use crate::pipeline::read::{Window, read_slices, read_windows, slice_rows};
+use crate::pipeline::read::{ColumnBlock, ReadShape, Window, read_slices, read_windows, slice_rows};
 use crate::pipeline::write;
 use crate::sync::{Mutex, lock};
 use crate::table::{self, Table};
@@ -52,6 +52,12 @@ pub struct ReadRequest {
     /// consumer that makes one object per distinct value (the pandas conversion). Other columns come
     /// back as usual. Applies to [`Library::read`].
     pub strings_as_codes: bool,
+    /// Decode the null-free columns of each fixed-width type (two or more of them) into one
+    /// allocation, column after column, and report it in [`ReadResult::blocks`]: a consumer that
+    /// takes those columns out of the batch can own the allocation as one two-dimensional array (the
+    /// pandas conversion, for frames of many columns). The batch is the same either way. Applies to
+    /// [`Library::read`].
+    pub column_blocks: bool,
 }
 
 /// The identity of a version a call made or read.
@@ -74,6 +80,8 @@ pub struct ReadResult {
     pub data: RecordBatch,
     /// The user metadata of that version.
     pub metadata: Option<Vec<u8>>,
+    /// Column blocks, when the request asked for them ([`ReadRequest::column_blocks`]).
+    pub blocks: Vec<ColumnBlock>,
 }
 
 /// A version's description, read from its index alone (no data segments).
@@ -607,8 +615,9 @@ impl Library {
     fn read_record(&self, symbol: &str, rec: &VersionRecord, request: &ReadRequest) -> Result<ReadResult> {
         let idx = self.read_index(&rec.index_key)?;
         let (windows, columns) = self.plan(symbol, &idx, request)?;
-        let data = read_windows(&*self.storage, &idx, &windows, &columns, request.strings_as_codes)?;
-        Ok(ReadResult { item: item(symbol, rec), data, metadata: idx.descriptor.user_metadata.clone() })
+        let shape = ReadShape { codes: request.strings_as_codes, blocks: request.column_blocks };
+        let (data, blocks) = read_windows(&*self.storage, &idx, &windows, &columns, shape)?;
+        Ok(ReadResult { item: item(symbol, rec), data, metadata: idx.descriptor.user_metadata.clone(), blocks })
     }
 
     /// The first `n` rows (all but the last `-n` if negative).
@@ -1434,7 +1443,8 @@ impl Iterator for ReadStream {
             self.next += 1;
             let (entries, skip, rows) = &self.groups[i];
             let window = Window { entries, skip: *skip, rows: *rows };
-            let result = read_windows(&*self.storage, &self.index, &[window], &self.columns, false);
+            let result =
+                read_windows(&*self.storage, &self.index, &[window], &self.columns, ReadShape::default()).map(|r| r.0);
             match result {
                 Ok(b) if b.num_rows() == 0 => continue,
                 other => return Some(other),

@@ -86,7 +86,14 @@ pub type ReadArgs<'py> =
 /// A [`ReadRequest`] from [`ReadArgs`].
 pub fn read_request(args: ReadArgs<'_>) -> PyResult<ReadRequest> {
     let (as_of_arg, date_range, row_range, columns) = args;
-    Ok(ReadRequest { as_of: as_of(as_of_arg)?, date_range, row_range, columns, strings_as_codes: false })
+    Ok(ReadRequest {
+        as_of: as_of(as_of_arg)?,
+        date_range,
+        row_range,
+        columns,
+        strings_as_codes: false,
+        column_blocks: false,
+    })
 }
 
 /// `(symbol, version, timestamp_ns)`.

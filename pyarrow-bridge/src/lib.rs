@@ -21,6 +21,7 @@ fn _floe(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<library::PyLibrary>()?;
     m.add_class::<library::PyReadStream>()?;
     m.add_class::<owned::OwnedColumn>()?;
+    m.add_class::<owned::OwnedBlock>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

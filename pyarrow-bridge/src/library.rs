@@ -16,7 +16,7 @@ use pyo3_arrow::{PyRecordBatch, PySchema, PyTable};
 
 use crate::convert::{self, ItemTuple, ReadArgs};
 use crate::errors::to_py;
-use crate::owned::{self, OwnedColumns};
+use crate::owned::{self, OwnedBlocks, OwnedColumns};
 
 /// A library handle. Cheap to share between threads: the engine's [`Library`] is `Sync`.
 #[pyclass(name = "Library", module = "floe._floe", frozen)]
@@ -243,11 +243,12 @@ impl PyLibrary {
 
     // ----- reads --------------------------------------------------------------------------------
 
-    /// Reads one version: `((item, table, metadata), debug, owned)`. With `debug`, also the value-buffer
+    /// Reads one version: `((item, table, metadata), debug, owned, blocks)`. With `debug`, also the value-buffer
     /// address of each column and the wall-clock span (ns since the epoch) of the engine call, measured
     /// on the thread that ran it without the GIL: the zero-copy and GIL-release tests use these. With
     /// `owned` (reads to pandas), the columns numpy can take over without a copy are left out of the
-    /// table and come back as `(position, name, OwnedColumn)` (see [`crate::owned`]).
+    /// table and come back as `(position, name, OwnedColumn)`, and columns of one type the engine
+    /// decoded into one allocation as `(positions, names, OwnedBlock)` (see [`crate::owned`]).
     #[pyo3(signature = (symbol, args, debug=false, owned=false))]
     fn read(
         &self,
@@ -256,11 +257,12 @@ impl PyLibrary {
         args: ReadArgs<'_>,
         debug: bool,
         owned: bool,
-    ) -> PyResult<(ReadTuple, Option<Debug>, OwnedColumns)> {
+    ) -> PyResult<(ReadTuple, Option<Debug>, OwnedColumns, OwnedBlocks)> {
         let mut request = convert::read_request(args)?;
         // A read for pandas takes dictionary-coded strings as codes: Python then makes one object per
         // distinct value instead of one per row (`_convert._frame`).
         request.strings_as_codes = owned;
+        request.column_blocks = owned;
         let (r, span) = py.detach(|| {
             let start = now_ns();
             let r = self.inner.read(symbol, &request);
@@ -269,12 +271,15 @@ impl PyLibrary {
         let r = r.map_err(|e| to_py(py, &e, &format!("read {symbol:?}")))?;
         let debug = debug.then(|| (convert::buffer_addresses(&r.data), span));
         if !owned {
-            return Ok((read_tuple(py, r)?, debug, Vec::new()));
+            return Ok((read_tuple(py, r)?, debug, Vec::new(), Vec::new()));
         }
-        let ReadResult { item, data, metadata } = r;
-        let (rest, columns) = owned::split(data)?;
-        let tuple = read_tuple(py, ReadResult { item, data: rest, metadata })?;
-        Ok((tuple, debug, columns))
+        let ReadResult { item, data, metadata, blocks } = r;
+        let (data, blocks, left) = owned::take_blocks(data, blocks)?;
+        let (rest, mut columns) = owned::split(data)?;
+        // Positions in the whole read, not in what the blocks left.
+        columns.iter_mut().for_each(|(pos, _, _)| *pos = left[*pos]);
+        let tuple = read_tuple(py, ReadResult { item, data: rest, metadata, blocks: Vec::new() })?;
+        Ok((tuple, debug, columns, blocks))
     }
 
     /// Reads several symbols; one slot per request: a read tuple or the exception object.

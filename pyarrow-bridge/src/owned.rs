@@ -17,6 +17,7 @@ use std::sync::Arc;
 use arrow_array::{Array, ArrayRef, RecordBatch, RecordBatchOptions, make_array};
 use arrow_data::ArrayData;
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
+use floe_engine::ColumnBlock;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
@@ -47,6 +48,117 @@ impl OwnedColumn {
         d.set_item("data", (self.address, false))?;
         Ok(d)
     }
+}
+
+/// Columns of one type in one allocation, for numpy as a two-dimensional array of shape
+/// `(columns, rows)` (C order: each column's values contiguous, columns one after another), which
+/// pandas takes as one block (`pd.DataFrame(array.T, copy=False)`): a frame of 1,000 columns is then
+/// built in microseconds instead of ~85 ms of per-column blocks or a copy through `to_pandas`.
+///
+/// Invariant: as [`OwnedColumn`]'s, for the whole allocation.
+#[pyclass(name = "OwnedBlock", module = "floe._floe", frozen)]
+pub struct OwnedBlock {
+    /// Keeps the bytes alive; never touched again.
+    _values: Vec<u8>,
+    address: usize,
+    columns: usize,
+    rows: usize,
+    typestr: &'static str,
+}
+
+#[pymethods]
+impl OwnedBlock {
+    /// numpy's array interface (version 3): a writable `(columns, rows)` array over the values.
+    #[getter]
+    fn __array_interface__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        d.set_item("version", 3)?;
+        d.set_item("shape", (self.columns, self.rows))?;
+        d.set_item("typestr", self.typestr)?;
+        d.set_item("data", (self.address, false))?;
+        Ok(d)
+    }
+}
+
+/// Blocks taken out of a batch: `(positions in the batch, names, block)`.
+pub type OwnedBlocks = Vec<(Vec<usize>, Vec<String>, OwnedBlock)>;
+
+/// Takes the engine's column blocks out of `batch` (those of a type numpy shares and of at least one
+/// row), leaving the other columns in it, in order; also returns the positions in `batch` of the
+/// columns left. A block whose allocation turns out to be shared stays in the batch as its columns.
+///
+/// # Errors
+/// Only if the remaining columns do not form a batch, which cannot happen for columns of one batch.
+pub fn take_blocks(batch: RecordBatch, blocks: Vec<ColumnBlock>) -> PyResult<(RecordBatch, OwnedBlocks, Vec<usize>)> {
+    if blocks.is_empty() || batch.num_rows() == 0 {
+        let all = (0..batch.num_columns()).collect();
+        return Ok((batch, Vec::new(), all));
+    }
+    let (schema, columns, rows) = batch.into_parts();
+    let mut columns: Vec<Option<ArrayRef>> = columns.into_iter().map(Some).collect();
+    let mut owned = Vec::new();
+    for block in blocks {
+        let Some((typestr, _)) = block.columns.first().and_then(|&c| numpy_type(schema.field(c).data_type())) else {
+            continue;
+        };
+        // Drop the block's columns (the slices of its buffer), so the buffer is the allocation's
+        // only owner; put them back if it is not.
+        let taken: Vec<(usize, ArrayRef)> =
+            block.columns.iter().filter_map(|&c| columns[c].take().map(|a| (c, a))).collect();
+        if taken.len() != block.columns.len() {
+            taken.into_iter().for_each(|(c, a)| columns[c] = Some(a));
+            continue;
+        }
+        let kept: Vec<(usize, ArrayData)> = taken.iter().map(|(c, a)| (*c, a.to_data())).collect();
+        drop(taken);
+        let parts: Vec<(usize, DataType, usize, Vec<arrow_buffer::Buffer>)> =
+            kept.into_iter().map(|(c, d)| (c, d.data_type().clone(), d.len(), d.buffers().to_vec())).collect();
+        let restore = |parts: Vec<(usize, DataType, usize, Vec<arrow_buffer::Buffer>)>,
+                       columns: &mut Vec<Option<ArrayRef>>| {
+            for (c, t, len, buffers) in parts {
+                let data = ArrayData::builder(t).len(len).buffers(buffers);
+                columns[c] =
+                    Some(make_array(data.build().expect("the parts of a valid array taken apart a moment ago")));
+            }
+        };
+        let names: Vec<String> = block.columns.iter().map(|&c| schema.field(c).name().clone()).collect();
+        let positions = block.columns.clone();
+        // The columns' buffers (slices of the block) must go before the block can be owned.
+        let slices: Vec<(usize, DataType, usize)> = parts.iter().map(|(c, t, l, _)| (*c, t.clone(), *l)).collect();
+        drop(parts);
+        match block.buffer.into_vec::<u8>() {
+            Ok(mut vec) => {
+                let address = vec.as_mut_ptr() as usize;
+                let block = OwnedBlock { _values: vec, address, columns: positions.len(), rows, typestr };
+                owned.push((positions, names, block));
+            }
+            Err(buffer) => {
+                // Shared after all: rebuild the columns as slices of it.
+                let per_column = buffer.len() / slices.len();
+                let parts = slices
+                    .into_iter()
+                    .enumerate()
+                    .map(|(k, (c, t, len))| (c, t, len, vec![buffer.slice_with_length(k * per_column, per_column)]))
+                    .collect();
+                restore(parts, &mut columns);
+            }
+        }
+    }
+    let mut fields: Vec<Arc<Field>> = Vec::new();
+    let mut rest = Vec::new();
+    let mut positions = Vec::new();
+    for (i, column) in columns.into_iter().enumerate() {
+        if let Some(column) = column {
+            fields.push(Arc::clone(&schema.fields()[i]));
+            rest.push(column);
+            positions.push(i);
+        }
+    }
+    let schema = Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()));
+    let options = RecordBatchOptions::new().with_row_count(Some(rows));
+    let rest = RecordBatch::try_new_with_options(schema, rest, &options)
+        .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(format!("splitting a read's blocks: {e}")))?;
+    Ok((rest, owned, positions))
 }
 
 /// The numpy type string of a column type this module hands over, with its width in bytes.
@@ -207,5 +319,41 @@ mod tests {
     fn a_batch_of_owned_columns_only_keeps_its_row_count() {
         let (rest, owned) = split(batch(vec![("a", from_vec(&[1.0, 2.0]))])).expect("split");
         assert_eq!((rest.num_columns(), rest.num_rows(), owned.len()), (0, 2, 1));
+    }
+
+    /// Two f64 columns as slices of one buffer, as the engine's column blocks are.
+    fn block_batch(shared: bool) -> (RecordBatch, Vec<ColumnBlock>, Option<Buffer>) {
+        let bytes: Vec<u8> = [1.0f64, 2.0, 3.0, 4.0, 5.0, 6.0].iter().flat_map(|v| v.to_le_bytes()).collect();
+        let buffer = Buffer::from_vec(bytes);
+        let column = |k: usize| -> ArrayRef {
+            let data = ArrayData::builder(DataType::Float64).len(3).add_buffer(buffer.slice_with_length(k * 24, 24));
+            make_array(data.build().expect("valid"))
+        };
+        let b = batch(vec![
+            ("x", column(0)),
+            ("s", Arc::new(StringArray::from(vec!["a", "b", "c"])) as ArrayRef),
+            ("y", column(1)),
+        ]);
+        let extra = shared.then(|| buffer.clone());
+        (b, vec![ColumnBlock { columns: vec![0, 2], buffer }], extra)
+    }
+
+    #[test]
+    fn blocks_are_taken_whole_and_shared_ones_stay_as_columns() {
+        let (b, blocks, _) = block_batch(false);
+        let (rest, owned, left) = take_blocks(b, blocks).expect("take");
+        assert_eq!(left, vec![1]);
+        assert_eq!(rest.schema().field(0).name(), "s");
+        assert_eq!(owned.len(), 1);
+        let (positions, names, block) = &owned[0];
+        assert_eq!((positions.clone(), names.clone()), (vec![0, 2], vec!["x".to_owned(), "y".to_owned()]));
+        assert_eq!((block.columns, block.rows, block.typestr), (2, 3, "<f8"));
+        assert_eq!(block._values.as_ptr() as usize, block.address);
+        // Someone else holds the allocation: the columns stay in the batch, same values.
+        let (b, blocks, keep) = block_batch(true);
+        let (rest, owned, left) = take_blocks(b, blocks).expect("take");
+        assert!(owned.is_empty() && keep.is_some());
+        assert_eq!(left, vec![0, 1, 2]);
+        assert_eq!(rest.column(2).as_any().downcast_ref::<Float64Array>().expect("f64").values(), &[4.0, 5.0, 6.0]);
     }
 }

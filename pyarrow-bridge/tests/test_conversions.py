@@ -161,11 +161,14 @@ def test_numeric_columns_are_not_copied_on_read(lib):
     lib.write("w", df)
     out = lib.read("w").data
     assert_frame_equal(out, df)
+    # Each over the engine's memory: a column of its own, or a row of a block of same-typed columns
+    # ("when" shares a block with the index, both datetime64[ns]).
     for c in ["f", "i", "u8", "f32", "when"]:
-        assert type(_owner(out[c].to_numpy())).__name__ == "OwnedColumn", c
-    assert type(_owner(out.index.to_numpy())).__name__ == "OwnedColumn"
+        assert type(_owner(out[c].to_numpy())).__name__ in ("OwnedColumn", "OwnedBlock"), c
+    assert type(_owner(out.index.to_numpy())).__name__ in ("OwnedColumn", "OwnedBlock")
     again = lib.read("w").data
     assert not np.shares_memory(out["f"].to_numpy(), again["f"].to_numpy())
+    assert not np.shares_memory(out["when"].to_numpy(), again["when"].to_numpy())
     out.iloc[0, 0] = 42.0
     out.loc[out.index[1], "i"] = 7
     assert out.iloc[0, 0] == 42.0 and out["i"].iloc[1] == 7
@@ -286,3 +289,31 @@ def test_string_dtype_columns_keep_their_dtype_through_codes(store):
     expected = t.to_pandas().set_index("ts")
     got = lib.read("arrow").data
     assert list(got["s"]) == list(expected["s"]) and got["s"].dtype == expected["s"].dtype
+
+
+def test_columns_of_one_type_come_back_as_one_block(lib):
+    # Many short float columns (the `wide` shape): the engine decodes them into one allocation and
+    # the frame is built on it as one 2D block, without a copy; same-typed columns elsewhere in the
+    # frame (leading, trailing, interleaved with others) come back right whichever way they are built.
+    rng = np.random.default_rng(9)
+    idx = pd.date_range("2024-01-01", periods=300, freq="1s", name="ts", unit="ns")
+    wide = pd.DataFrame(rng.normal(size=(300, 200)), columns=[f"c{i}" for i in range(200)], index=idx)
+    lib.write("wide", wide)
+    out = lib.read("wide").data
+    assert_frame_equal(out, wide)
+    owners = {id(_owner(out[c].to_numpy())) for c in out.columns}
+    assert len(owners) == 1 and type(_owner(out["c0"].to_numpy())).__name__ == "OwnedBlock"
+    out.iloc[3, 5] = 1e9  # writable, and only this frame changes
+    assert out.iloc[3, 5] == 1e9
+    assert_frame_equal(lib.read("wide").data, wide)
+    assert_frame_equal(lib.read("wide", row_range=(10, 20)).data, wide.iloc[10:20])
+    assert_frame_equal(lib.read("wide", columns=["c7", "c3"]).data, wide[["c7", "c3"]])
+    for name, frame in {
+        "leading": wide.iloc[:, :5].assign(s=["a", "b", "c"] * 100, flag=True),
+        "trailing": wide.iloc[:, :5].assign(s=["a", "b", "c"] * 100)[["s", "c0", "c1", "c2"]],
+        "interleaved": wide.iloc[:, :4].assign(s=["a", "b", "c"] * 100)[["c0", "s", "c1", "c2", "c3"]],
+        "two types": wide.iloc[:, :3].assign(i=np.arange(300), j=np.arange(300) * 2),
+        "range index": wide.iloc[:, :3].reset_index(drop=True),
+    }.items():
+        lib.write(name.replace(" ", "_"), frame)
+        assert_frame_equal(lib.read(name.replace(" ", "_")).data, frame, obj=name)

@@ -134,6 +134,7 @@ proptest! {
                 date_range,
                 columns: columns.map(|c| c.into_iter().map(String::from).collect()),
                 strings_as_codes: false,
+                column_blocks: false,
             };
             let want = expected(&all, &ts, &req);
             let got = lib.read("s", &req).expect("read").data;
@@ -151,5 +152,53 @@ proptest! {
             }
             prop_assert_eq!(off, want.num_rows(), "stream {:?}", req);
         }
+    }
+}
+
+/// Column blocks: the null-free columns of one fixed-width type share one allocation, column after
+/// column, whatever windows and slices the read covers; the batch is the same as without blocks.
+#[test]
+fn column_blocks_hold_same_typed_null_free_columns_in_order() {
+    use arrow_array::{Array, ArrayRef, Float64Array, Int32Array, TimestampNanosecondArray};
+    use arrow_schema::{DataType, Field, Schema, TimeUnit};
+    use floe_engine::{IndexKind, Table};
+    use std::sync::Arc;
+
+    let n = 500usize;
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("ts", DataType::Timestamp(TimeUnit::Nanosecond, None), false),
+        Field::new("a", DataType::Float64, false),
+        Field::new("gappy", DataType::Float64, true),
+        Field::new("i", DataType::Int32, false),
+        Field::new("b", DataType::Float64, false),
+    ]));
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(TimestampNanosecondArray::from_iter_values((0..n as i64).map(|t| t * 10))),
+        Arc::new(Float64Array::from_iter_values((0..n).map(|x| x as f64))),
+        Arc::new(Float64Array::from_iter((0..n).map(|x| (x % 3 != 0).then_some(x as f64)))),
+        Arc::new(Int32Array::from_iter_values((0..n as i32).map(|x| -x))),
+        Arc::new(Float64Array::from_iter_values((0..n).map(|x| x as f64 * 0.5))),
+    ];
+    let batch = RecordBatch::try_new(schema, columns).expect("batch");
+    let floe = Floe::open("mem://").expect("memory store");
+    let options = LibraryOptions { rows_per_segment: 64, columns_per_segment: 2, dynamic_schema: false };
+    let lib = floe.create_library("blocks", options).expect("library");
+    lib.write("s", &Table::from_batch(batch.clone(), IndexKind::Timestamp("ts".into())).expect("table"), None)
+        .expect("write");
+    for row_range in [None, Some((37, 301))] {
+        let plain = ReadRequest { row_range, ..Default::default() };
+        let want = lib.read("s", &plain).expect("read").data;
+        let got = lib.read("s", &ReadRequest { column_blocks: true, ..plain.clone() }).expect("read blocks");
+        assert_eq!(got.data, want);
+        assert_eq!(got.blocks.len(), 1, "one block: a and b (gappy has nulls, i is alone)");
+        let block = &got.blocks[0];
+        assert_eq!(block.columns, vec![1, 4]);
+        let rows = want.num_rows();
+        assert_eq!(block.buffer.len(), 2 * rows * 8);
+        for (k, &c) in block.columns.iter().enumerate() {
+            let values = got.data.column(c).to_data().buffers()[0].clone();
+            assert_eq!(values.as_ptr() as usize, block.buffer.as_ptr() as usize + k * rows * 8, "column {c}");
+        }
+        assert!(lib.read("s", &plain).expect("read").blocks.is_empty(), "no blocks unless asked");
     }
 }

@@ -172,13 +172,35 @@ pub(crate) fn read_slices(
     columns: &[usize],
 ) -> Result<RecordBatch> {
     let windows: Vec<Window<'_>> = slices.iter().map(|s| Window::whole(s)).collect::<Result<_>>()?;
-    read_windows(storage, index, &windows, columns, false)
+    Ok(read_windows(storage, index, &windows, columns, ReadShape::default())?.0)
+}
+
+/// How a read lays out its output beyond the plain Arrow form.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct ReadShape {
+    /// String columns stored dictionary-coded come back as codes (`codes::CODES_METADATA_KEY`).
+    pub codes: bool,
+    /// Null-free columns of one fixed-width type share one allocation, column after column
+    /// ([`ColumnBlock`]).
+    pub blocks: bool,
+}
+
+/// Columns of one fixed-width type decoded into one allocation, column after column: each column's
+/// values buffer is a slice of `buffer` (the whole allocation, unsliced), so a consumer that takes
+/// the columns out of the batch can own the allocation as a two-dimensional array (one column per
+/// row: a pandas block).
+#[derive(Debug, Clone)]
+pub struct ColumnBlock {
+    /// The columns' positions in the read's batch, in the order they lie in `buffer`.
+    pub columns: Vec<usize>,
+    /// The whole allocation: `columns.len()` columns of the batch's row count each.
+    pub buffer: Buffer,
 }
 
 /// Like [`read_slices`], but only the rows of each window: blocks of fixed-width and boolean columns
 /// outside them are neither verified nor decoded; variable-length columns of a partial window are
-/// decoded whole and cut. With `codes`, string columns stored dictionary-coded in every segment come
-/// back as codes into one merged dictionary (`codes::CODES_METADATA_KEY`).
+/// decoded whole and cut. `shape` asks for codes and column blocks; the blocks made are returned
+/// with the batch.
 ///
 /// # Errors
 /// As [`read_slices`].
@@ -187,8 +209,9 @@ pub(crate) fn read_windows(
     index: &TableIndex,
     windows: &[Window<'_>],
     columns: &[usize],
-    codes: bool,
-) -> Result<RecordBatch> {
+    shape: ReadShape,
+) -> Result<(RecordBatch, Vec<ColumnBlock>)> {
+    let codes = shape.codes;
     let index_pos = index.index_pos();
     let data_cols: Vec<usize> = crate::table::data_columns(&index.schema, index_pos);
     // Map each output column to (entry, column within that entry's segment) per slice.
@@ -237,7 +260,7 @@ pub(crate) fn read_windows(
     let fields: Vec<Arc<Field>> = columns.iter().map(|&c| Arc::new(index.schema.field(c).clone())).collect();
     let schema = Arc::new(Schema::new(fields.clone()));
     if total_rows == 0 {
-        return Ok(RecordBatch::new_empty(schema));
+        return Ok((RecordBatch::new_empty(schema), Vec::new()));
     }
 
     let source = Source::fetch(storage, &keys)?;
@@ -344,7 +367,8 @@ pub(crate) fn read_windows(
             }
         }
         let (values, offsets) = match lay {
-            Layout::Fixed(w) => (zeroed(total_rows * w), None),
+            // Allocated below, once blocks are chosen (a column in a block has no buffer of its own).
+            Layout::Fixed(_) => (Vec::new(), None),
             Layout::Bits => (zeroed(total_rows.div_ceil(8)), None),
             Layout::Var { offset_width } => {
                 if offset_width == 4 && data_len > i32::MAX as u64 {
@@ -366,6 +390,38 @@ pub(crate) fn read_windows(
         layouts.push(lay);
     }
 
+    // Column blocks: the null-free columns of each fixed-width type, two or more, in one allocation.
+    let mut blocks: Vec<(Vec<usize>, Vec<u8>)> = Vec::new();
+    if shape.blocks {
+        let mut groups: Vec<(&DataType, usize, Vec<usize>)> = Vec::new();
+        for (oc, lay) in layouts.iter().enumerate() {
+            if let (Layout::Fixed(w), false) = (lay, want_validity[oc]) {
+                let dt = fields[oc].data_type();
+                match groups.iter_mut().find(|(t, _, _)| *t == dt) {
+                    Some((_, _, cols)) => cols.push(oc),
+                    None => groups.push((dt, *w, vec![oc])),
+                }
+            }
+        }
+        for (_, w, cols) in groups.into_iter().filter(|(_, _, cols)| cols.len() > 1) {
+            blocks.push((cols.clone(), zeroed(total_rows * w * cols.len())));
+        }
+    }
+    for (oc, lay) in layouts.iter().enumerate() {
+        if let Layout::Fixed(w) = lay
+            && !blocks.iter().any(|(cols, _)| cols.contains(&oc))
+        {
+            value_bufs[oc] = zeroed(total_rows * w);
+        }
+    }
+    let mut block_slices: std::collections::HashMap<usize, &mut [u8]> = std::collections::HashMap::new();
+    for (cols, buf) in &mut blocks {
+        let per_column = buf.len() / cols.len();
+        for (&oc, chunk) in cols.iter().zip(buf.chunks_exact_mut(per_column)) {
+            block_slices.insert(oc, chunk);
+        }
+    }
+
     let mut tasks: Vec<Task<'_>> = Vec::new();
     let mut assembled_cols = Vec::new();
     for (oc, ((values, offsets), code_buf)) in
@@ -384,7 +440,10 @@ pub(crate) fn read_windows(
                 }
             }
             Layout::Fixed(w) => {
-                let mut rest = values.as_mut_slice();
+                let mut rest = match block_slices.remove(&oc) {
+                    Some(in_block) => in_block,
+                    None => values.as_mut_slice(),
+                };
                 for (i, p) in pieces[oc].iter().enumerate() {
                     let (head, tail) = rest.split_at_mut(p.rows * w);
                     rest = tail;
@@ -466,6 +525,19 @@ pub(crate) fn read_windows(
         }
     }
 
+    // Each block becomes one buffer; its columns' value buffers are slices of it.
+    let mut block_buffers: std::collections::HashMap<usize, Buffer> = std::collections::HashMap::new();
+    let blocks: Vec<ColumnBlock> = blocks
+        .into_iter()
+        .map(|(cols, buf)| {
+            let per_column = buf.len() / cols.len();
+            let buffer = Buffer::from_vec(buf);
+            for (k, &oc) in cols.iter().enumerate() {
+                block_buffers.insert(oc, buffer.slice_with_length(k * per_column, per_column));
+            }
+            ColumnBlock { columns: cols, buffer }
+        })
+        .collect();
     let mut arrays: Vec<ArrayRef> = Vec::with_capacity(columns.len());
     let mut out_fields: Vec<Arc<Field>> = fields.clone();
     for (oc, field) in fields.iter().enumerate() {
@@ -498,7 +570,10 @@ pub(crate) fn read_windows(
             }
             continue;
         }
-        let values = Buffer::from_vec(std::mem::take(&mut value_bufs[oc]));
+        let values = match block_buffers.remove(&oc) {
+            Some(in_block) => in_block,
+            None => Buffer::from_vec(std::mem::take(&mut value_bufs[oc])),
+        };
         let mut builder = ArrayData::builder(field.data_type().clone()).len(total_rows);
         if let Some(offsets) = offset_bufs[oc].take() {
             builder = builder.add_buffer(Buffer::from_vec(offsets));
@@ -512,7 +587,7 @@ pub(crate) fn read_windows(
     }
     let options = RecordBatchOptions::new().with_row_count(Some(total_rows));
     let schema = if out_fields == fields { schema } else { Arc::new(Schema::new(out_fields)) };
-    Ok(RecordBatch::try_new_with_options(schema, arrays, &options)?)
+    Ok((RecordBatch::try_new_with_options(schema, arrays, &options)?, blocks))
 }
 
 fn task<'o>(

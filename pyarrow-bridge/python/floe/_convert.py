@@ -333,17 +333,22 @@ def _unique_dictionaries(table: pa.Table) -> pa.Table:
     return table
 
 
-def to_output(table: pa.Table, norm: Optional[dict], output_format: str, row_offset: int = 0, owned: Sequence[Any] = ()) -> Any:
+def to_output(
+    table: pa.Table, norm: Optional[dict], output_format: str, row_offset: int = 0, owned: Sequence[Any] = (), blocks: Sequence[Any] = ()
+) -> Any:
     """The read's table in the requested output format. ``owned`` (pandas only): columns the engine
-    handed over for numpy, ``(position, name, OwnedColumn)``, left out of ``table``."""
+    handed over for numpy, ``(position, name, OwnedColumn)``, left out of ``table``; ``blocks``:
+    columns of one type it handed over in one allocation, ``(positions, names, OwnedBlock)``."""
     if output_format == "pyarrow":
         return table
     if output_format == "polars":
         import polars as pl
 
         return pl.from_arrow(_unique_dictionaries(table))
+    block_columns, whole = _expand_blocks(blocks)
+    owned = sorted([*owned, *block_columns], key=lambda o: o[0])
     table, owned = _decode_codes(table, (norm or {}).get("dtypes"), owned)
-    return to_pandas(_unique_dictionaries(table), norm, row_offset, owned)
+    return to_pandas(_unique_dictionaries(table), norm, row_offset, owned, whole)
 
 
 # Field metadata the engine puts on a string column it read as codes (``floe.CODES_METADATA_KEY`` in
@@ -445,31 +450,82 @@ def _restore_dtype(values: np.ndarray, want: Optional[str]) -> Any:
         return values  # written by another pandas version whose dtype this one lacks: keep the default
 
 
-def _owned_frame(table: pa.Table, owned: Sequence[Any], dtypes: dict[str, str], skip: Optional[str] = None) -> pd.DataFrame:
+def _owned_frame(
+    table: pa.Table, owned: Sequence[Any], dtypes: dict[str, str], skip: Optional[str] = None, blocks: Sequence[Any] = ()
+) -> pd.DataFrame:
     """What ``_frame`` returns for the whole read, when the engine handed some columns over: those
     become writable numpy arrays over the engine's output buffers (no copy; each its own pandas block,
     which ``copy=False`` keeps), the rest of ``table`` is converted by ``_frame``. The owned column
-    ``skip`` is left out (the caller makes it the index)."""
+    ``skip`` is left out (the caller makes it the index). ``blocks`` (see ``_expand_blocks``): when
+    one of them holds a leading or trailing run of the frame's columns, it becomes one pandas block
+    (one 2D array, no copy) and the other columns are joined to it."""
     rest = _frame(table, dtypes) if table.num_columns else None
+    index = None if rest is None else rest.index
     at = {pos: (name, column) for pos, name, column in owned}
+    order = [p for p in range(len(owned) + table.num_columns) if p not in at or at[p][0] != skip]
+    block = _frame_block(blocks, order, dtypes)
     others = iter(table.column_names)
-    data: dict[str, Any] = {}
+    columns: list[tuple[int, str, Any]] = []
     for pos in range(len(owned) + table.num_columns):
         if pos in at:
             name, column = at[pos]
-            if name != skip:
+            if name != skip and (block is None or pos not in block[0]):
                 values = _restore_dtype(np.asarray(column), dtypes.get(name))
                 if isinstance(values, np.ndarray) and values.dtype == object:
                     # Strings made from codes: pandas 3 would infer its string dtype from a bare array.
-                    values = pd.Series(values, index=None if rest is None else rest.index, dtype=object, copy=False)
-                data[name] = values
+                    values = pd.Series(values, index=index, dtype=object, copy=False)
+                columns.append((pos, name, values))
         else:
             name = next(others)
-            data[name] = rest[name]  # type: ignore[index]  # rest exists: table has this column
+            columns.append((pos, name, rest[name]))  # type: ignore[index]  # rest exists: table has this column
+    if block is not None:
+        positions, names, array = block
+        df = pd.DataFrame(array.T, columns=pd.Index(names), index=index, copy=False)
+        if not columns:
+            return df
+        others_df = pd.DataFrame({n: v for _, n, v in columns}, index=df.index, copy=False)
+        parts = [df, others_df] if order[0] in positions else [others_df, df]
+        return pd.concat(parts, axis=1, **_NO_COPY)
     # The Series of ``rest`` share ``rest.index`` with the frame, so pandas takes their values as they
     # are; as bare arrays, object columns would be scanned again (datetime inference, isna: ~100 ms per
     # 1M strings).
-    return pd.DataFrame(data, index=None if rest is None else rest.index, copy=False)
+    return pd.DataFrame({n: v for _, n, v in columns}, index=index, copy=False)
+
+
+# ``pd.concat(copy=False)`` keeps the parts' blocks under pandas < 3; pandas 3 never copies there
+# (copy-on-write) and deprecates the keyword.
+_NO_COPY: dict[str, Any] = {"copy": False} if int(pd.__version__.split(".")[0]) < 3 else {}
+
+
+def _frame_block(blocks: Sequence[Any], order: list[int], dtypes: dict[str, str]) -> Optional[tuple[set[int], list[str], np.ndarray]]:
+    """The largest block that can be the frame's one 2D block: its columns are among the frame's
+    (``order``: their positions, the index left out), lie in the block in that order, keep their
+    stored dtype, and form a leading or trailing run of the frame's columns (so that joining the others
+    keeps the order without a copy)."""
+    best = None
+    for positions, names, array in blocks:
+        n = len(positions)
+        if n < 2 or (order[:n] != positions and order[-n:] != positions):
+            continue
+        stored = str(array.dtype)
+        if any(dtypes.get(name, stored) != stored for name in names):
+            continue
+        if best is None or n > len(best[0]):
+            best = (set(positions), list(names), array)
+    return best
+
+
+def _expand_blocks(blocks: Sequence[Any]) -> tuple[list[Any], list[Any]]:
+    """The engine's blocks ``(positions, names, OwnedBlock)`` as owned columns ``(position, name,
+    view)`` (each a row of the block's 2D array, so every path that takes owned columns works) and as
+    ``(positions, names, array)`` for ``_owned_frame``, which may use a block whole."""
+    columns: list[Any] = []
+    whole: list[Any] = []
+    for positions, names, block in blocks:
+        array = np.asarray(block)
+        whole.append((list(positions), list(names), array))
+        columns.extend((p, n, array[k]) for k, (p, n) in enumerate(zip(positions, names)))
+    return columns, whole
 
 
 # Tables up to this many rows may take the small-frame path (fixed costs dominate there; larger ones
@@ -540,7 +596,7 @@ def _move_to_index(df: pd.DataFrame, columns: list[str]) -> None:
     df.index = index
 
 
-def to_pandas(table: pa.Table, norm: Optional[dict], row_offset: int = 0, owned: Sequence[Any] = ()) -> Any:
+def to_pandas(table: pa.Table, norm: Optional[dict], row_offset: int = 0, owned: Sequence[Any] = (), blocks: Sequence[Any] = ()) -> Any:
     """Restores the pandas object a normalization record describes (or a plain frame without one).
 
     The columns in ``owned`` (see ``to_output``) are taken over without a copy; the rest are copied
@@ -548,7 +604,7 @@ def to_pandas(table: pa.Table, norm: Optional[dict], row_offset: int = 0, owned:
     in place, so no step copies the whole frame again (as ``set_index`` did under pandas < 3).
     """
     if not norm or norm.get("kind") != "pandas":
-        df = _owned_frame(table, owned, {}) if owned else table.to_pandas()
+        df = _owned_frame(table, owned, {}, blocks=blocks) if owned else table.to_pandas()
         index_column = (norm or {}).get("index_column")
         if index_column and index_column in df.columns:
             _move_to_index(df, [index_column])
@@ -559,14 +615,14 @@ def to_pandas(table: pa.Table, norm: Optional[dict], row_offset: int = 0, owned:
     small = None if owned else _small_frame(table, index, dtypes)
 
     def frame() -> pd.DataFrame:
-        return _owned_frame(table, owned, dtypes) if owned else _frame(table, dtypes)
+        return _owned_frame(table, owned, dtypes, blocks=blocks) if owned else _frame(table, dtypes)
 
     # A DatetimeIndex over the engine's own timestamps (naive ns; zoned ones are not handed over).
     stamps = next((c for _, n, c in owned if n == index.get("column")), None) if index["type"] == "datetime" else None
     if small is not None:
         df = small
     elif stamps is not None and len(owned) + table.num_columns > 1:
-        df = _owned_frame(table, owned, dtypes, skip=index["column"])
+        df = _owned_frame(table, owned, dtypes, skip=index["column"], blocks=blocks)
         # The stored unit is ns; a frame written with another unit gets it back (a copy, then).
         values = _restore_dtype(np.asarray(stamps), dtypes.get(index["column"]))
         df.index = pd.DatetimeIndex(values, name=index["name"], copy=False)

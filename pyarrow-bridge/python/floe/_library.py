@@ -298,17 +298,18 @@ class Library:
         return max(total + row_range[0], 0)
 
     def _finish_read(self, t, output_format: Optional[str], row_range=None, tail=None) -> VersionedItem:
-        # ``t``: (item, table, blob), or with a fourth element, the columns the engine handed over
-        # for numpy (reads to pandas; the table then holds the other columns).
+        # ``t``: (item, table, blob), or with a fourth and fifth element, the columns and blocks of
+        # columns the engine handed over for numpy (reads to pandas; the table holds the others).
         item, table, blob = t[:3]
         owned = t[3] if len(t) > 3 else ()
+        blocks = t[4] if len(t) > 4 else ()
         env = _envelope.decode(blob)
         data = pa.table(table)
         fmt = OutputFormat.parse(output_format, self._output_format)
         offset = 0
         if fmt == "pandas" and _convert.uses_row_offset(env.norm):
             offset = self._row_offset(item[0], item[1], row_range, tail, data.num_rows)
-        return self._item(item, _convert.to_output(data, env.norm, fmt, offset, owned), env.user)
+        return self._item(item, _convert.to_output(data, env.norm, fmt, offset, owned, blocks), env.user)
 
     def _read_columns(self, columns: Optional[List[Any]], as_of: Any, fetch):
         """Runs ``fetch(as_of, stored_columns)`` (a read returning ``(item, table, blob)``) for a
@@ -364,8 +365,8 @@ class Library:
         owned = OutputFormat.parse(output_format, self._output_format) == "pandas"
 
         def fetch(a, cols):
-            t, _, columns = self._lib.read(symbol, (a, dr, rr, cols), False, owned)
-            return (*t, columns)
+            t, _, columns, blocks = self._lib.read(symbol, (a, dr, rr, cols), False, owned)
+            return (*t, columns, blocks)
 
         return self._finish_read(self._read_columns(columns, _as_of(as_of), fetch), output_format, rr)
 
@@ -373,7 +374,7 @@ class Library:
         """Test hook: a pyarrow read, the addresses of the engine's value buffers taken in Rust before
         the hand-over (zero-copy means the table points at the same memory), and the engine call's
         wall-clock span in ns, measured while the GIL was released."""
-        t, (addresses, span), _ = self._lib.read(symbol, (None, None, None, None), True)
+        t, (addresses, span), _, _ = self._lib.read(symbol, (None, None, None, None), True)
         return pa.table(t[1]), addresses, span
 
     def read_batch(self, symbols: List[Union[str, ReadRequest]], output_format: Optional[str] = None) -> List[Union[VersionedItem, DataError]]:
