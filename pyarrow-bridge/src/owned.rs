@@ -11,6 +11,9 @@
 //!
 //! A column whose buffer is shared, sliced or not allocated as a plain `Vec<u8>` stays in the batch
 //! (the Python layer converts it as before); nothing here copies data.
+//!
+//! Columns of one type that the engine decoded into one allocation (`floe_engine::ColumnBlock`) are
+//! handed over together as an [`OwnedBlock`], a two-dimensional array pandas takes as one block.
 
 use std::sync::Arc;
 
