@@ -97,7 +97,8 @@ pub struct Description {
     pub row_count: u64,
     /// First and last index value, if any rows.
     pub index_range: Option<(i64, i64)>,
-    /// Data segments.
+    /// Index entries: data segments, or parts of one (an update keeps the untouched rows of a segment
+    /// by reference, so two entries may name one segment).
     pub segment_count: usize,
     /// The operation that made it.
     pub operation: Operation,
