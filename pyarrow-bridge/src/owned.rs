@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use arrow_array::{Array, ArrayRef, RecordBatch, RecordBatchOptions, make_array};
 use arrow_data::ArrayData;
-use arrow_schema::{DataType, Field, Schema, TimeUnit};
+use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use floe_engine::ColumnBlock;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -104,64 +104,49 @@ pub fn take_blocks(batch: RecordBatch, blocks: Vec<ColumnBlock>) -> PyResult<(Re
         let Some((typestr, _)) = block.columns.first().and_then(|&c| numpy_type(schema.field(c).data_type())) else {
             continue;
         };
-        // Drop the block's columns (the slices of its buffer), so the buffer is the allocation's
-        // only owner; put them back if it is not.
-        let taken: Vec<(usize, ArrayRef)> =
-            block.columns.iter().filter_map(|&c| columns[c].take().map(|a| (c, a))).collect();
-        if taken.len() != block.columns.len() {
-            taken.into_iter().for_each(|(c, a)| columns[c] = Some(a));
-            continue;
+        if block.columns.iter().any(|&c| columns[c].is_none()) {
+            continue; // not the engine's block layout: leave it all in the batch
         }
-        let kept: Vec<(usize, ArrayData)> = taken.iter().map(|(c, a)| (*c, a.to_data())).collect();
-        drop(taken);
-        let parts: Vec<(usize, DataType, usize, Vec<arrow_buffer::Buffer>)> =
-            kept.into_iter().map(|(c, d)| (c, d.data_type().clone(), d.len(), d.buffers().to_vec())).collect();
-        let restore = |parts: Vec<(usize, DataType, usize, Vec<arrow_buffer::Buffer>)>,
-                       columns: &mut Vec<Option<ArrayRef>>| {
-            for (c, t, len, buffers) in parts {
-                let data = ArrayData::builder(t).len(len).buffers(buffers);
-                columns[c] =
-                    Some(make_array(data.build().expect("the parts of a valid array taken apart a moment ago")));
-            }
-        };
-        let names: Vec<String> = block.columns.iter().map(|&c| schema.field(c).name().clone()).collect();
-        let positions = block.columns.clone();
-        // The columns' buffers (slices of the block) must go before the block can be owned.
-        let slices: Vec<(usize, DataType, usize)> = parts.iter().map(|(c, t, l, _)| (*c, t.clone(), *l)).collect();
-        drop(parts);
+        // Drop the block's columns (slices of its buffer), so the buffer is the allocation's only
+        // owner; if it is not after all, rebuild them as the same slices.
+        block.columns.iter().for_each(|&c| columns[c] = None);
         match block.buffer.into_vec::<u8>() {
             Ok(mut vec) => {
                 let address = vec.as_mut_ptr() as usize;
-                let block = OwnedBlock { _values: vec, address, columns: positions.len(), rows, typestr };
-                owned.push((positions, names, block));
+                let names = block.columns.iter().map(|&c| schema.field(c).name().clone()).collect();
+                let owned_block = OwnedBlock { _values: vec, address, columns: block.columns.len(), rows, typestr };
+                owned.push((block.columns, names, owned_block));
             }
             Err(buffer) => {
-                // Shared after all: rebuild the columns as slices of it.
-                let per_column = buffer.len() / slices.len();
-                let parts = slices
-                    .into_iter()
-                    .enumerate()
-                    .map(|(k, (c, t, len))| (c, t, len, vec![buffer.slice_with_length(k * per_column, per_column)]))
-                    .collect();
-                restore(parts, &mut columns);
+                let per_column = buffer.len() / block.columns.len();
+                for (k, &c) in block.columns.iter().enumerate() {
+                    let values = buffer.slice_with_length(k * per_column, per_column);
+                    columns[c] = Some(array_of(schema.field(c).data_type(), rows, vec![values]));
+                }
             }
         }
     }
-    let mut fields: Vec<Arc<Field>> = Vec::new();
-    let mut rest = Vec::new();
-    let mut positions = Vec::new();
-    for (i, column) in columns.into_iter().enumerate() {
-        if let Some(column) = column {
-            fields.push(Arc::clone(&schema.fields()[i]));
-            rest.push(column);
-            positions.push(i);
-        }
-    }
+    let left: Vec<(usize, ArrayRef)> = columns.into_iter().enumerate().filter_map(|(i, c)| c.map(|c| (i, c))).collect();
+    let positions = left.iter().map(|(i, _)| *i).collect();
+    Ok((remaining_batch(&schema, left, rows)?, owned, positions))
+}
+
+/// The batch of the columns `left` (positions in `schema`, in order) of a batch of `rows` rows.
+///
+/// # Errors
+/// Only if the columns do not form a batch, which cannot happen for columns of one batch.
+fn remaining_batch(schema: &SchemaRef, left: Vec<(usize, ArrayRef)>, rows: usize) -> PyResult<RecordBatch> {
+    let fields: Vec<Arc<Field>> = left.iter().map(|(i, _)| Arc::clone(&schema.fields()[*i])).collect();
     let schema = Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()));
     let options = RecordBatchOptions::new().with_row_count(Some(rows));
-    let rest = RecordBatch::try_new_with_options(schema, rest, &options)
-        .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(format!("splitting a read's blocks: {e}")))?;
-    Ok((rest, owned, positions))
+    RecordBatch::try_new_with_options(schema, left.into_iter().map(|(_, c)| c).collect(), &options)
+        .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(format!("splitting a read's columns: {e}")))
+}
+
+/// An array of `data_type` and `len` over `buffers`: a column taken apart a moment ago, put back.
+fn array_of(data_type: &DataType, len: usize, buffers: Vec<arrow_buffer::Buffer>) -> ArrayRef {
+    let data = ArrayData::builder(data_type.clone()).len(len).buffers(buffers);
+    make_array(data.build().expect("the parts of a valid array taken apart a moment ago"))
 }
 
 /// The numpy type string of a column type this module hands over, with its width in bytes.
@@ -196,10 +181,7 @@ fn take(column: ArrayRef) -> Result<OwnedColumn, ArrayRef> {
     let len = data.len();
     let (data_type, mut buffers) = (data.data_type().clone(), data.buffers().to_vec());
     drop(data);
-    let rebuild = |buffers: Vec<arrow_buffer::Buffer>| -> ArrayRef {
-        let data = ArrayData::builder(data_type.clone()).len(len).buffers(buffers);
-        make_array(data.build().expect("the parts of a valid array taken apart a moment ago"))
-    };
+    let rebuild = |buffers: Vec<arrow_buffer::Buffer>| array_of(&data_type, len, buffers);
     let Some(values) = buffers.pop().filter(|_| buffers.is_empty()) else { return Err(rebuild(buffers)) };
     if values.len() != len * width {
         buffers.push(values);
@@ -238,22 +220,14 @@ pub fn split(batch: RecordBatch) -> PyResult<(RecordBatch, OwnedColumns)> {
     }
     let (schema, columns, rows) = batch.into_parts();
     let mut owned = Vec::new();
-    let mut fields: Vec<Arc<Field>> = Vec::new();
-    let mut rest = Vec::new();
+    let mut left = Vec::new();
     for (i, column) in columns.into_iter().enumerate() {
         match take(column) {
             Ok(c) => owned.push((i, schema.field(i).name().clone(), c)),
-            Err(column) => {
-                fields.push(Arc::clone(&schema.fields()[i]));
-                rest.push(column);
-            }
+            Err(column) => left.push((i, column)),
         }
     }
-    let schema = Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()));
-    let options = RecordBatchOptions::new().with_row_count(Some(rows));
-    let rest = RecordBatch::try_new_with_options(schema, rest, &options)
-        .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(format!("splitting a read's columns: {e}")))?;
-    Ok((rest, owned))
+    Ok((remaining_batch(&schema, left, rows)?, owned))
 }
 
 #[cfg(test)]
