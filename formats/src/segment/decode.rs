@@ -404,12 +404,19 @@ impl<'a> SegmentReader<'a> {
         else {
             return Err(invalid(format!("column {name:?} is not dictionary-encoded")));
         };
+        self.dictionary_values(c, offset_width, value_type)
+    }
+
+    /// The dictionary streams (entry end offsets, entry bytes) of column `c` as an array of
+    /// `value_type`, validated (offsets, UTF-8).
+    fn dictionary_values(&self, c: &ColumnDesc, offset_width: usize, value_type: &DataType) -> Result<ArrayData> {
+        let name = c.field.name().as_str();
         let offsets_stream = self.value_stream(c, StreamKind::DictOffsets)?;
         let len = (offsets_stream.raw_len / offset_width as u64) as usize;
         let data_stream = self.value_stream(c, StreamKind::DictData)?;
         let offsets = self.decode_offsets(offsets_stream, offset_width, data_stream.raw_len, name)?;
         let data = self.decode_to_buffer(data_stream, name)?;
-        ArrayData::try_new(value_type.as_ref().clone(), len, None, 0, vec![offsets, data], vec![])
+        ArrayData::try_new(value_type.clone(), len, None, 0, vec![offsets, data], vec![])
             .map_err(|e| FormatError::malformed("segment", format!("column {name:?} dictionary: {e}")))
     }
 
@@ -642,14 +649,7 @@ impl<'a> SegmentReader<'a> {
         let (Some(_), Physical::Var { offset_width }) = (c.dict, c.physical) else {
             return Err(invalid(format!("column {name:?} is not stored dictionary-coded")));
         };
-        let offsets_stream = self.value_stream(c, StreamKind::DictOffsets)?;
-        let len = (offsets_stream.raw_len / offset_width as u64) as usize;
-        let data_stream = self.value_stream(c, StreamKind::DictData)?;
-        let offsets = self.decode_offsets(offsets_stream, offset_width, data_stream.raw_len, name)?;
-        let data = self.decode_to_buffer(data_stream, name)?;
-        let array = ArrayData::try_new(c.field.data_type().clone(), len, None, 0, vec![offsets, data], vec![])
-            .map_err(|e| FormatError::malformed("segment", format!("column {name:?} dictionary: {e}")))?;
-        Ok(make_array(array))
+        Ok(make_array(self.dictionary_values(c, offset_width, c.field.data_type())?))
     }
 
     /// Decodes a bitmap stream into `out` at its bit offset; returns the bits as decoded (from bit 0).
