@@ -248,11 +248,9 @@ proptest! {
 
     #[test]
     fn row_windows_match_slices_of_the_whole(rows in 1usize..3000, kinds in kinds(), seed in any::<u64>(), cut in any::<(u16, u16)>()) {
-        let batch = table(rows, &kinds, seed);
-        let bytes = encode_segment(&batch, None).expect("encodes");
+        let (batch, bytes, window) = windowed_case(rows, &kinds, seed, cut);
         let reader = SegmentReader::new(&bytes).expect("parses");
-        let start = cut.0 as usize % rows;
-        let len = cut.1 as usize % (rows - start + 1);
+        let (start, len) = (window.start, window.len());
         for col in 0..batch.num_columns() {
             if let Some(got) = decode_window(&reader, col, start..start + len) {
                 prop_assert_eq!(&got, &batch.column(col).slice(start, len), "column {} rows {}..{}", col, start, start + len);
@@ -262,11 +260,9 @@ proptest! {
 
     #[test]
     fn coded_windows_index_their_dictionary(rows in 1usize..3000, kinds in kinds(), seed in any::<u64>(), cut in any::<(u16, u16)>()) {
-        let batch = table(rows, &kinds, seed);
-        let bytes = encode_segment(&batch, None).expect("encodes");
+        let (batch, bytes, window) = windowed_case(rows, &kinds, seed, cut);
         let reader = SegmentReader::new(&bytes).expect("parses");
-        let start = cut.0 as usize % rows;
-        let len = cut.1 as usize % (rows - start + 1);
+        let (start, len) = (window.start, window.len());
         for col in 0..batch.num_columns() {
             let mut keys = vec![0u32; len];
             let mut validity = vec![0u8; len.div_ceil(8)];
@@ -426,6 +422,20 @@ fn decode_into_one(readers: &[SegmentReader<'_>], col: usize, data_type: &DataTy
         }
     };
     Some(make_array(data.expect("valid array")))
+}
+
+/// A table of `rows` rows, its encoded segment, and a window of it chosen by `cut` (possibly empty).
+fn windowed_case(
+    rows: usize,
+    kinds: &[(usize, u8)],
+    seed: u64,
+    cut: (u16, u16),
+) -> (RecordBatch, Vec<u8>, std::ops::Range<usize>) {
+    let batch = table(rows, kinds, seed);
+    let bytes = encode_segment(&batch, None).expect("encodes");
+    let start = cut.0 as usize % rows;
+    let len = cut.1 as usize % (rows - start + 1);
+    (batch, bytes, start..start + len)
 }
 
 /// Decodes rows `rows` of column `col` with [`SegmentReader::decode_column_rows_into`]; `None` (after
