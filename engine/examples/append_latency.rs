@@ -5,29 +5,16 @@
 //! `cargo run --release -p floe-engine --example append_latency -- [base] [appends] [rows]`
 //! (defaults: 1,000,000, 1,000 and 1,000; an LMDB store in a temporary folder).
 
-use std::sync::Arc;
 use std::time::Instant;
 
-use arrow_array::{ArrayRef, Float64Array, RecordBatch, TimestampNanosecondArray};
-use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use floe_engine::{Floe, IndexKind, LibraryOptions, ReadRequest, Table};
 
+#[path = "support/wide_float.rs"]
+mod wide_float;
+
+/// Rows `start .. start + rows` of `wide-float` as a table, the floats drawn from `state`.
 fn table(start: usize, rows: usize, state: &mut u64) -> Result<Table, floe_engine::Error> {
-    let mut fields = vec![Field::new("ts", DataType::Timestamp(TimeUnit::Nanosecond, None), false)];
-    let mut cols: Vec<ArrayRef> = vec![Arc::new(TimestampNanosecondArray::from_iter_values(
-        (start as i64..(start + rows) as i64).map(|i| 1_600_000_000_000_000_000 + i * 1_000),
-    ))];
-    for c in 0..10 {
-        fields.push(Field::new(format!("f{c}"), DataType::Float64, false));
-        cols.push(Arc::new(Float64Array::from_iter_values((0..rows).map(|_| {
-            *state ^= *state << 13;
-            *state ^= *state >> 7;
-            *state ^= *state << 17;
-            (*state >> 11) as f64 / (1u64 << 53) as f64
-        }))));
-    }
-    let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).expect("valid batch");
-    Table::from_batch(batch, IndexKind::Timestamp("ts".into()))
+    Table::from_batch(wide_float::batch(start, rows, state), IndexKind::Timestamp("ts".into()))
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -40,7 +27,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = std::env::temp_dir().join(format!("floe-append-latency-{}", std::process::id()));
     let floe = Floe::open(&format!("lmdb://{}", dir.display()))?;
     let lib = floe.get_or_create_library("bench", LibraryOptions::default())?;
-    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut state = wide_float::SEED;
     lib.write("s", &table(0, base, &mut state)?, None)?;
     let chunks: Vec<Table> =
         (0..appends).map(|i| table(base + i * rows, rows, &mut state)).collect::<Result<_, _>>()?;

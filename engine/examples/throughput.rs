@@ -5,30 +5,13 @@
 //! (defaults: 10,000,000 rows, an LMDB store in a temporary folder). With `writes` given, the table is
 //! written that many times and nothing is read (for profiling the write path alone).
 
-use std::sync::Arc;
 use std::time::Instant;
 
-use arrow_array::{ArrayRef, Float64Array, RecordBatch, TimestampNanosecondArray};
-use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use floe_engine::{Floe, IndexKind, LibraryOptions, ReadRequest, Table};
 
-fn table(rows: usize) -> RecordBatch {
-    let mut fields = vec![Field::new("ts", DataType::Timestamp(TimeUnit::Nanosecond, None), false)];
-    let mut cols: Vec<ArrayRef> = vec![Arc::new(TimestampNanosecondArray::from_iter_values(
-        (0..rows as i64).map(|i| 1_600_000_000_000_000_000 + i * 1_000),
-    ))];
-    let mut state = 0x9E37_79B9_7F4A_7C15u64;
-    for c in 0..10 {
-        fields.push(Field::new(format!("f{c}"), DataType::Float64, false));
-        cols.push(Arc::new(Float64Array::from_iter_values((0..rows).map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 11) as f64 / (1u64 << 53) as f64
-        }))));
-    }
-    RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).expect("valid batch")
-}
+#[path = "support/wide_float.rs"]
+mod wide_float;
+use wide_float::table;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
