@@ -404,13 +404,13 @@ pub(crate) fn read_windows(
             }
         }
         for (_, w, cols) in groups.into_iter().filter(|(_, _, cols)| cols.len() > 1) {
-            blocks.push((cols.clone(), zeroed(total_rows * w * cols.len())));
+            let len = total_rows * w * cols.len();
+            blocks.push((cols, zeroed(len)));
         }
     }
+    let in_block: std::collections::HashSet<usize> = blocks.iter().flat_map(|(cols, _)| cols.iter().copied()).collect();
     for (oc, lay) in layouts.iter().enumerate() {
-        if let Layout::Fixed(w) = lay
-            && !blocks.iter().any(|(cols, _)| cols.contains(&oc))
-        {
+        if let (Layout::Fixed(w), false) = (lay, in_block.contains(&oc)) {
             value_bufs[oc] = zeroed(total_rows * w);
         }
     }
