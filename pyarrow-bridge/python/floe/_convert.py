@@ -124,23 +124,14 @@ def _free_name(preferred: Any, taken: set) -> str:
 
 def _columns(df: pd.DataFrame, dtypes: Sequence[Any]) -> list[Any]:
     """The frame's columns by position: plain numpy columns as their arrays, the rest as Series.
-    ``df.iloc[:, i]`` costs ~40 µs a column and ``items()`` ~15 under pandas 3 (a Series each); a
-    1,000-row append of 10 columns spent 1 ms here. pandas' ``_get_column_array`` (internal, in
-    pandas 1.3 to 3) hands over the array itself in ~1 µs; without it, ``items()``."""
+    ``df.iloc[:, i]`` costs ~40 µs a column (a Series each); a 1,000-row append of 10 columns spent
+    1 ms here. pandas' ``_get_column_array`` (internal, in pandas 1.3 to 3) hands over the array
+    itself in ~1 µs; without it, ``iloc``."""
     get = getattr(df, "_get_column_array", None)
-    out: list[Any] = []
-    for i, (dtype, (_, series)) in enumerate(zip(dtypes, _lazy_items(df))):
-        if get is not None and isinstance(dtype, np.dtype) and dtype.kind in "iufb":
-            out.append(get(i))
-        else:
-            out.append(series())
-    return out
-
-
-def _lazy_items(df: pd.DataFrame) -> Any:
-    """``(label, make_series)`` per column, position by position; the Series is built only if asked for."""
-    for i, label in enumerate(df.columns):
-        yield label, (lambda i=i: df.iloc[:, i])
+    return [
+        get(i) if get is not None and isinstance(dtype, np.dtype) and dtype.kind in "iufb" else df.iloc[:, i]
+        for i, dtype in enumerate(dtypes)
+    ]
 
 
 def _column_array(col: Any, name: str) -> pa.Array:
