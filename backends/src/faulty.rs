@@ -418,6 +418,10 @@ impl Storage for FaultyStorage {
         self.one(OpKind::Visit, target, || self.inner.visit_batch(keys, visit))
     }
 
+    fn concurrent_puts(&self) -> usize {
+        self.inner.concurrent_puts()
+    }
+
     fn exists(&self, key: &AtomKey) -> Result<bool> {
         self.one(OpKind::Exists, key, || self.inner.exists(key))
     }

@@ -174,6 +174,14 @@ pub trait Storage: Send + Sync + fmt::Debug {
         false
     }
 
+    /// How many [`put_batch`](Storage::put_batch) calls the backend serves at once. Calls beyond it
+    /// wait (LMDB has one writer), holding their values in memory all the while, so the write pipeline
+    /// stores with at most this many concurrent calls. Unlimited by default (an object store takes
+    /// concurrent requests); a backend that serializes its writes returns 1.
+    fn concurrent_puts(&self) -> usize {
+        usize::MAX
+    }
+
     /// Whether an immutable object exists.
     fn exists(&self, key: &AtomKey) -> Result<bool>;
 

@@ -57,8 +57,12 @@ pub struct PipelineOptions {
     pub io_workers: usize,
     /// Encoded waves that may wait between the encoders and the I/O workers.
     pub queue_capacity: usize,
-    /// Segments encoded in parallel per wave on the rayon pool.
+    /// Segments encoded in parallel per wave on the rayon pool, at most.
     pub encode_wave: usize,
+    /// A wave stops taking segments once their input reaches this many bytes (it always takes one).
+    /// With `queue_capacity` and the workers this bounds the write pipeline's memory: on LMDB (one
+    /// writer) about four waves exist at a time, each also one write transaction (one fsync).
+    pub wave_bytes: usize,
     /// Commit attempts before a write gives up with a conflict error.
     pub max_commit_attempts: u32,
     /// How old the segments and index an operation wrote may grow while it keeps losing commit races
@@ -76,6 +80,7 @@ impl Default for PipelineOptions {
             io_workers: (cores * 2).clamp(2, 16),
             queue_capacity: 2,
             encode_wave: cores * 2,
+            wave_bytes: 16 << 20,
             max_commit_attempts: 200,
             max_reuse_age: std::time::Duration::from_secs(10),
         }

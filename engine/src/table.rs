@@ -211,6 +211,25 @@ pub fn segment_batch(
     Ok(RecordBatch::try_new_with_options(Arc::new(Schema::new(fields)), cols, &options)?)
 }
 
+/// The bytes of input behind one segment: its columns' buffers as sliced to `rows` (what encoding
+/// reads, and about what it writes).
+pub fn segment_input_bytes(
+    rows: &RecordBatch,
+    index_pos: Option<usize>,
+    data_cols: &[usize],
+    group: (usize, usize),
+) -> usize {
+    index_pos
+        .into_iter()
+        .chain(data_cols[group.0..group.1].iter().copied())
+        .map(|i| {
+            let data = rows.column(i).to_data();
+            // Only fails for a malformed array, which the encoder will name; the whole buffers then.
+            data.get_slice_memory_size().unwrap_or_else(|_| rows.column(i).get_array_memory_size())
+        })
+        .sum()
+}
+
 /// The array as timestamps in ns.
 ///
 /// # Errors

@@ -316,3 +316,25 @@ def test_columns_of_one_type_come_back_as_one_block(lib):
     }.items():
         lib.write(name.replace(" ", "_"), frame)
         assert_frame_equal(lib.read(name.replace(" ", "_")).data, frame, obj=name)
+
+
+def test_object_columns_convert_in_chunks_with_one_type(lib, monkeypatch):
+    """Columns needing pyarrow's pandas conversion go over in chunks of CONVERT_CHUNK_ROWS rows (to bound
+    the builder's memory); the chunks keep one type, and a column whose chunks would infer different
+    types (the first all None) is converted whole."""
+    monkeypatch.setattr(_convert, "CONVERT_CHUNK_ROWS", 4)
+    n = 10
+    df = pd.DataFrame(
+        {
+            "s": [f"v{i % 3}" for i in range(n)],
+            "late": np.array([None] * 6 + ["x", None, "y", "z"], dtype=object),
+            "cat": pd.Categorical([["a", "b"][i % 2] for i in range(n)], categories=["a", "b", "c"]),
+            "f": np.arange(n, dtype=np.float64),
+        },
+        index=pd.date_range("2024-01-01", periods=n, freq="s", name="ts"),
+    )
+    table = _convert.normalize(df).table
+    assert table.column("s").num_chunks == 3
+    assert pa.types.is_string(table.column("late").type) or pa.types.is_large_string(table.column("late").type)
+    lib.write("chunked", df)
+    assert_frame_equal(lib.read("chunked").data, df)

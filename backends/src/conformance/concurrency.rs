@@ -351,6 +351,56 @@ pub fn put_race_one_creator(config: &ConformanceConfig, storage: &dyn Storage) -
     Ok(())
 }
 
+/// `concurrent_puts` is at least 1, and threads calling `put_batch` at once (more of them than it,
+/// as the write pipeline may on another backend's advice) all succeed: every object of every batch
+/// reads back with its own bytes.
+///
+/// # Errors
+/// A [`super::CheckError`] naming the thread and the key.
+pub fn concurrent_put_batches_all_land(config: &ConformanceConfig, storage: &dyn Storage) -> Outcome {
+    let limit = storage.concurrent_puts();
+    ensure!(limit >= 1, "concurrent_puts() is {limit}; it must be at least 1");
+    let threads = config.cas_threads.clamp(2, 4);
+    let per_batch = 16u64;
+    let value = |me: usize, i: u64| pattern(config.seed ^ ((me as u64) << 32) ^ i, 4096 + (i as usize) * 97);
+    let key = |me: usize, i: u64| data("concurrent batches", (me as u64) * 1_000 + i);
+    let barrier = Barrier::new(threads);
+    let failure = FirstFailure::default();
+    std::thread::scope(|s| {
+        for me in 0..threads {
+            let (barrier, failure) = (&barrier, &failure);
+            s.spawn(move || {
+                let items = (0..per_batch).map(|i| (key(me, i), value(me, i))).collect();
+                barrier.wait();
+                match no_panic(|| format!("put_batch of thread {me}"), || storage.put_batch(items)) {
+                    Ok(results) => {
+                        for (i, r) in results.into_iter().enumerate() {
+                            if let Err(e) = r {
+                                failure.record(CheckError::new(format!(
+                                    "thread {me}: item {i} of a put_batch racing {} others failed: {e} ({e:?})",
+                                    threads - 1
+                                )));
+                            }
+                        }
+                    }
+                    Err(e) => failure.record(e),
+                }
+            });
+        }
+    });
+    failure.into_result()?;
+    for me in 0..threads {
+        for i in 0..per_batch {
+            let k = key(me, i);
+            let got = storage.get(&k).during(|| format!("get {k}"))?;
+            if let Some(diff) = byte_diff(&value(me, i), &got) {
+                return Err(CheckError::new(format!("{k} (thread {me}'s item {i}) holds other bytes: {diff}")));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The `i`-th value of [`readers_see_whole_values`]: 8 bytes of `i`, then data derived from `i`, of a
 /// length that varies with `i`, so a torn or mixed read cannot pass for a whole one.
 fn numbered_value(seed: u64, i: u64, max_len: usize) -> Bytes {

@@ -51,7 +51,7 @@ use crate::storage::{ListScope, Storage};
 
 pub use concurrency::{
     cas_counter_loses_no_update, cas_race_one_winner_per_round, commit_ref_race_one_winner_per_round,
-    put_race_one_creator, readers_see_whole_values,
+    concurrent_put_batches_all_land, put_race_one_creator, readers_see_whole_values,
 };
 pub use listing::{
     list_after_deletes, list_during_writes, list_pages_without_gaps_or_duplicates, list_separates_key_types,
@@ -171,6 +171,7 @@ checks! {
     commit_ref_race_one_winner_per_round: "threads race commit_ref: one winner per round, its objects readable",
     cas_counter_loses_no_update: "a read-increment-CAS counter under contention loses no update",
     put_race_one_creator: "racing create-only puts: one value wins, identical bytes all succeed",
+    concurrent_put_batches_all_land: "concurrent_puts >= 1; put_batch calls racing each other all land",
     readers_see_whole_values: "readers racing a writer see only whole written values, never older ones",
 }
 
@@ -352,7 +353,7 @@ macro_rules! conformance_tests {
             ref_tokens_change_on_every_write ref_delete refs_are_independent read_ref_batch_matches_read_ref
             commit_ref_writes_objects_and_ref commit_ref_failures_leave_ref_unchanged
             cas_race_one_winner_per_round commit_ref_race_one_winner_per_round cas_counter_loses_no_update
-            put_race_one_creator
+            put_race_one_creator concurrent_put_batches_all_land
             readers_see_whole_values
         ]);
     };

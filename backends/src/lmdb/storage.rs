@@ -144,6 +144,11 @@ impl Storage for LmdbStorage {
         true
     }
 
+    /// One write transaction at a time: a second concurrent `put_batch` would only wait for the lock.
+    fn concurrent_puts(&self) -> usize {
+        1
+    }
+
     fn get(&self, key: &AtomKey) -> Result<Bytes> {
         let binary = atom_binary(key);
         self.env.read("get", |txn| match optional(txn.get(self.env.atoms, &binary))? {

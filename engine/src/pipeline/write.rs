@@ -1,8 +1,13 @@
 //! The write pipeline: slice → encode, compress and hash in parallel (rayon) → hand over through a
 //! bounded channel to I/O workers that store the segments concurrently → index entries in order.
 //!
-//! Memory is bounded: the wave being encoded, `queue_capacity` waves queued and `io_workers` waves being
-//! stored exist at a time (each wave `encode_wave` segments), whatever the table's size.
+//! Memory is bounded: the wave being encoded, the waves queued and the waves being stored exist at a
+//! time, whatever the table's size. A wave is at most `encode_wave` segments and closes once their input
+//! reaches `wave_bytes`. Workers are `io_workers`, but no more than the backend serves at once
+//! ([`Storage::concurrent_puts`]: one on LMDB, where more would only wait holding their waves), and the
+//! queue is no longer than the workers.
+
+use std::ops::Range;
 
 use arrow_array::RecordBatch;
 use bytes::Bytes;
@@ -65,15 +70,18 @@ pub(crate) fn write_segments(
     let Some(first) = job.row_slices.first() else { return Ok(Written::default()) };
     let data_cols = table::data_columns(&first.schema(), job.index_pos);
     let now = crate::clock::now_ns();
-    // (slice number, group number, first row) for every segment, in order.
+    // (slice number, group number, first row) for every segment, in order, and its input bytes.
     let mut plan = Vec::new();
+    let mut sizes = Vec::new();
     let mut row = job.row_base;
     for (s, b) in job.row_slices.iter().enumerate() {
-        for g in 0..job.groups.len() {
+        for (g, &group) in job.groups.iter().enumerate() {
             plan.push((s, g, row));
+            sizes.push(table::segment_input_bytes(b, job.index_pos, &data_cols, group));
         }
         row += b.num_rows() as u64;
     }
+    let waves = wave_bounds(&sizes, options.encode_wave, options.wave_bytes);
     let encode_one = |&(s, g, row_start): &(usize, usize, u64)| -> Result<Encoded> {
         let rows = &job.row_slices[s];
         let (c0, c1) = job.groups[g];
@@ -112,17 +120,15 @@ pub(crate) fn write_segments(
     // Each wave of segments is encoded in parallel on the rayon pool (CPU work) and handed over whole to
     // an I/O worker, which stores it with one `put_batch`: concurrent requests on S3, one transaction
     // (one fsync) on LMDB.
-    let wave = options.encode_wave.max(1);
-    let mut next = 0usize;
+    let mut next_wave = waves.iter();
     let produce = |cancelled: &crate::sync::AtomicBool| -> Option<Result<Vec<Encoded>>> {
-        if next >= plan.len() || cancelled.load(Ordering::SeqCst) {
+        if cancelled.load(Ordering::SeqCst) {
             return None;
         }
-        let end = (next + wave).min(plan.len());
-        let encoded = plan[next..end].par_iter().map(encode_one).collect::<Result<Vec<_>>>();
-        next = end;
-        Some(encoded)
+        let wave = next_wave.next()?;
+        Some(plan[wave.clone()].par_iter().map(encode_one).collect::<Result<Vec<_>>>())
     };
+    let storage_puts = storage.concurrent_puts();
     let storage = std::sync::Arc::clone(storage);
     let store = move |wave: Vec<Encoded>| -> Result<Vec<IndexEntry>> {
         let (entries, items): (Vec<IndexEntry>, Vec<_>) =
@@ -134,7 +140,7 @@ pub(crate) fn write_segments(
     };
     // A job of one wave (every small write and append) needs no I/O workers: if small it goes back to
     // the caller for the commit to store, else it is stored from this thread.
-    if plan.len() <= wave {
+    if waves.len() <= 1 {
         let encoded = plan.par_iter().map(encode_one).collect::<Result<Vec<_>>>()?;
         if encoded.iter().map(|e| e.bytes.len()).sum::<usize>() <= DEFER_BYTES {
             let (entries, deferred) = encoded.into_iter().map(|e| (e.entry.clone(), (e.entry.key, e.bytes))).unzip();
@@ -142,6 +148,41 @@ pub(crate) fn write_segments(
         }
         return Ok(Written { entries: store(encoded)?, deferred: Vec::new() });
     }
-    let waves = handover::run(options.io_workers, options.queue_capacity, produce, store)?;
-    Ok(Written { entries: waves.into_iter().flatten().collect(), deferred: Vec::new() })
+    let workers = options.io_workers.min(storage_puts).max(1);
+    let stored = handover::run(workers, options.queue_capacity.min(workers), produce, store)?;
+    Ok(Written { entries: stored.into_iter().flatten().collect(), deferred: Vec::new() })
+}
+
+/// Cuts segments of input sizes `sizes` into consecutive waves: each takes segments until it holds
+/// `max_segments` or their sizes reach `max_bytes`, and always at least one.
+fn wave_bounds(sizes: &[usize], max_segments: usize, max_bytes: usize) -> Vec<Range<usize>> {
+    let mut waves = Vec::new();
+    let mut start = 0;
+    while start < sizes.len() {
+        let mut end = start;
+        let mut bytes = 0usize;
+        while end < sizes.len() && end - start < max_segments.max(1) && (end == start || bytes < max_bytes) {
+            bytes = bytes.saturating_add(sizes[end]);
+            end += 1;
+        }
+        waves.push(start..end);
+        start = end;
+    }
+    waves
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wave_bounds;
+
+    #[test]
+    fn waves_close_at_the_segment_count_or_the_byte_budget() {
+        assert_eq!(wave_bounds(&[], 4, 100), Vec::<std::ops::Range<usize>>::new());
+        assert_eq!(wave_bounds(&[10; 9], 4, 1000), vec![0..4, 4..8, 8..9]);
+        // 60 + 60 reaches 100: two a wave.
+        assert_eq!(wave_bounds(&[60; 5], 4, 100), vec![0..2, 2..4, 4..5]);
+        // A segment over the budget is a wave of its own; small ones after it share one.
+        assert_eq!(wave_bounds(&[500, 10, 10, 500], 4, 100), vec![0..1, 1..4]);
+        assert_eq!(wave_bounds(&[1; 3], 0, 0), vec![0..1, 1..2, 2..3]);
+    }
 }
