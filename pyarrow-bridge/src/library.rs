@@ -259,9 +259,10 @@ impl PyLibrary {
         owned: bool,
     ) -> PyResult<(ReadTuple, Option<Debug>, OwnedColumns, OwnedBlocks)> {
         let mut request = convert::read_request(args)?;
-        // A read for pandas takes same-typed columns as blocks (decision D20). It does not ask for
-        // strings as codes: measured, building the object column from codes was no faster than
-        // `to_pandas` (decision D19).
+        // A read for pandas takes same-typed columns as blocks (decision D20) and dictionary-coded
+        // strings as codes: Python then makes one object per distinct value, not one per row, and no
+        // Arrow string column sits beside the object column (`_convert._decode_codes`, decision D19).
+        request.strings_as_codes = owned;
         request.column_blocks = owned;
         let (r, span) = py.detach(|| {
             let start = now_ns();

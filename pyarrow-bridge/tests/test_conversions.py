@@ -244,10 +244,12 @@ def test_list_versions_types(lib):
     assert lib.list_versions("nothing") == {}
 
 
-def test_low_cardinality_strings_read_back_as_written(store):
-    # Object string columns of few distinct values are stored dictionary-coded (some segments of a
-    # column may be plain, or hold only nulls); reads give back exactly what was written: object dtype,
-    # None for nulls, writable, whole reads and row windows.
+def test_low_cardinality_strings_read_back_as_written(store, monkeypatch):
+    # Object string columns of few distinct values are stored dictionary-coded; a read to pandas takes
+    # them as codes and builds one object per distinct value, TAKE_CHUNK_ROWS rows at a time. The frame
+    # must not tell the difference: object dtype, None for nulls, writable, whole reads and row
+    # windows, and segments of which only some are dictionary-coded (the rest plain) or hold only nulls.
+    monkeypatch.setattr(_convert, "TAKE_CHUNK_ROWS", 16)
     lib = store.create_library(unique("codes"), floe.LibraryOptions(rows_per_segment=40, columns_per_segment=2))
     n = 200
     words = np.array(["alpha", "beta", "γάμμα", "", "delta"], dtype=object)
@@ -270,14 +272,14 @@ def test_low_cardinality_strings_read_back_as_written(store):
     assert out["low"].iloc[1] == "changed"
     assert_frame_equal(lib.read("s", row_range=(33, 91)).data, df.iloc[33:91])
     assert_frame_equal(lib.read("s", columns=["low"], date_range=(df.index[5], df.index[6])).data, df[["low"]].iloc[5:7])
-    # pyarrow output: plain strings, not dictionaries.
+    # pyarrow output is unchanged: plain strings, not dictionaries.
     t = lib.read("s", output_format="pyarrow").data
     assert t.schema.field("low").type == pa.string() and not t.schema.field("low").metadata
 
 
-def test_low_cardinality_string_dtype_columns_keep_their_dtype(store):
-    # A dictionary-coded column of pandas' string dtype comes back as that dtype, and a pyarrow-written
-    # string column reads as to_pandas makes it.
+def test_string_dtype_columns_keep_their_dtype_through_codes(store):
+    # A column of pandas' string dtype also comes back as that dtype (codes are turned back into
+    # plain strings for it), and a pyarrow-written string column reads as to_pandas makes it.
     lib = store.create_library(unique("codes"), floe.LibraryOptions(rows_per_segment=30, columns_per_segment=2))
     idx = pd.date_range("2024-01-01", periods=90, freq="1s", name="ts", unit="ns")
     df = pd.DataFrame({"s": pd.array(["a", "b", None] * 30, dtype="string")}, index=idx)
