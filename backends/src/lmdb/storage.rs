@@ -17,6 +17,11 @@ use crate::storage::{ListPage, ListScope, RefExpectation, RefToken, RefValue, St
 /// the work redone when a full map forces a retry.
 const BATCH_TXN_BYTES: usize = 256 << 20;
 
+/// `visit_batch` visits on the calling thread when there is one value, or the values add up to at
+/// most this: handing work to rayon and back costs ~20-40 µs on a busy 2-core VM, more than visiting
+/// a small read's segments takes (a 10-row read of one version: an engine span of ~64 µs).
+const INLINE_VISIT_BYTES: usize = 128 << 10;
+
 /// The storage of one library in an LMDB store (see `design/backends.md#lmdb`).
 ///
 /// Cheap to clone; every clone and every storage of the same library in this process shares one
@@ -194,16 +199,18 @@ impl Storage for LmdbStorage {
                     Err(e) => Err(e.into()),
                 })
                 .collect::<std::result::Result<Vec<&[u8]>, TxnError>>()?;
-            slices
-                .par_iter()
-                .enumerate()
-                .try_for_each(|(i, bytes)| {
-                    // The worker acts for this transaction: a read inside `visit` must not queue
-                    // behind a map resize, which waits for this very transaction to end.
-                    let _lent = self.env.lend();
-                    visit(i, bytes)
-                })
-                .map_err(TxnError::Storage)
+            let visit_one = |(i, bytes): (usize, &&[u8])| {
+                // The worker acts for this transaction: a read inside `visit` must not queue behind a
+                // map resize, which waits for this very transaction to end.
+                let _lent = self.env.lend();
+                visit(i, bytes)
+            };
+            let small = slices.iter().map(|s| s.len()).sum::<usize>() <= INLINE_VISIT_BYTES;
+            if slices.len() <= 1 || small {
+                slices.iter().enumerate().try_for_each(visit_one).map_err(TxnError::Storage)
+            } else {
+                slices.par_iter().enumerate().try_for_each(visit_one).map_err(TxnError::Storage)
+            }
         })
     }
 
