@@ -48,6 +48,9 @@ pub(crate) struct SliceJob<'a> {
 /// back to travel with the commit.
 pub(crate) const DEFER_BYTES: usize = 8 << 20;
 
+/// Jobs of at most this many input bytes encode on the calling thread (see `write_segments`).
+const INLINE_ENCODE_BYTES: usize = 128 << 10;
+
 /// What [`write_segments`] produced.
 #[derive(Debug, Default)]
 pub(crate) struct Written {
@@ -141,7 +144,13 @@ pub(crate) fn write_segments(
     // A job of one wave (every small write and append) needs no I/O workers: if small it goes back to
     // the caller for the commit to store, else it is stored from this thread.
     if waves.len() <= 1 {
-        let encoded = plan.par_iter().map(encode_one).collect::<Result<Vec<_>>>()?;
+        // A small job (an append of a few rows) encodes on this thread: a trip through rayon and back
+        // costs more than encoding it.
+        let encoded = if plan.len() <= 1 || sizes.iter().sum::<usize>() <= INLINE_ENCODE_BYTES {
+            plan.iter().map(encode_one).collect::<Result<Vec<_>>>()?
+        } else {
+            plan.par_iter().map(encode_one).collect::<Result<Vec<_>>>()?
+        };
         if encoded.iter().map(|e| e.bytes.len()).sum::<usize>() <= DEFER_BYTES {
             let (entries, deferred) = encoded.into_iter().map(|e| (e.entry.clone(), (e.entry.key, e.bytes))).unzip();
             return Ok(Written { entries, deferred });
