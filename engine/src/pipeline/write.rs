@@ -180,9 +180,155 @@ fn wave_bounds(sizes: &[usize], max_segments: usize, max_bytes: usize) -> Vec<Ra
     waves
 }
 
-#[cfg(test)]
+// Not under loom: the pipeline's threads are loom threads there, which only run inside a loom model.
+#[cfg(all(test, not(feature = "loom")))]
 mod tests {
-    use super::wave_bounds;
+    use std::sync::Arc;
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use arrow_array::{Float64Array, RecordBatch, TimestampNanosecondArray};
+    use arrow_schema::{DataType, Field, Schema, TimeUnit};
+    use bytes::Bytes;
+    use floe_backends::{ListPage, ListScope, MemoryStorage, RefExpectation, RefToken, RefValue, Storage};
+    use floe_formats::{AtomKey, Key, KeyType, RefKey};
+
+    use super::{SliceJob, wave_bounds, write_segments};
+    use crate::options::PipelineOptions;
+
+    /// Memory storage that declares `limit` concurrent puts and records how many `put_batch` calls
+    /// ran at once (each lingers a little so overlaps show) and how many items each carried.
+    #[derive(Debug)]
+    struct CountingPuts {
+        inner: MemoryStorage,
+        limit: usize,
+        in_flight: AtomicUsize,
+        most_in_flight: AtomicUsize,
+        batch_sizes: Mutex<Vec<usize>>,
+    }
+
+    impl CountingPuts {
+        fn new(limit: usize) -> Self {
+            CountingPuts {
+                inner: MemoryStorage::new(),
+                limit,
+                in_flight: AtomicUsize::new(0),
+                most_in_flight: AtomicUsize::new(0),
+                batch_sizes: Mutex::new(Vec::new()),
+            }
+        }
+    }
+
+    impl Storage for CountingPuts {
+        fn describe(&self) -> String {
+            "counting-puts".into()
+        }
+        fn put(&self, key: &AtomKey, value: Bytes) -> floe_backends::Result<()> {
+            self.inner.put(key, value)
+        }
+        fn put_batch(&self, items: Vec<(AtomKey, Bytes)>) -> Vec<floe_backends::Result<()>> {
+            let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            self.most_in_flight.fetch_max(now, Ordering::SeqCst);
+            self.batch_sizes.lock().expect("not poisoned").push(items.len());
+            std::thread::sleep(Duration::from_millis(3));
+            let out = self.inner.put_batch(items);
+            self.in_flight.fetch_sub(1, Ordering::SeqCst);
+            out
+        }
+        fn concurrent_puts(&self) -> usize {
+            self.limit
+        }
+        fn get(&self, key: &AtomKey) -> floe_backends::Result<Bytes> {
+            self.inner.get(key)
+        }
+        fn exists(&self, key: &AtomKey) -> floe_backends::Result<bool> {
+            self.inner.exists(key)
+        }
+        fn delete_batch(&self, keys: &[AtomKey]) -> floe_backends::Result<()> {
+            self.inner.delete_batch(keys)
+        }
+        fn list_page(
+            &self,
+            key_type: KeyType,
+            scope: ListScope<'_>,
+            after: Option<&Key>,
+            limit: usize,
+        ) -> floe_backends::Result<ListPage> {
+            self.inner.list_page(key_type, scope, after, limit)
+        }
+        fn read_ref(&self, key: &RefKey) -> floe_backends::Result<Option<RefValue>> {
+            self.inner.read_ref(key)
+        }
+        fn write_ref(
+            &self,
+            key: &RefKey,
+            value: Bytes,
+            expected: RefExpectation<'_>,
+        ) -> floe_backends::Result<RefToken> {
+            self.inner.write_ref(key, value, expected)
+        }
+        fn delete_ref(&self, key: &RefKey) -> floe_backends::Result<()> {
+            self.inner.delete_ref(key)
+        }
+    }
+
+    /// 40 row slices of 1,000 rows (a timestamp and a float column: 16,000 bytes of input each).
+    fn slices() -> Vec<RecordBatch> {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("ts", DataType::Timestamp(TimeUnit::Nanosecond, None), true),
+            Field::new("x", DataType::Float64, true),
+        ]));
+        (0..40i64)
+            .map(|s| {
+                let ts = TimestampNanosecondArray::from_iter_values((0..1000).map(|r| s * 1000 + r));
+                let x = Float64Array::from_iter_values((0..1000).map(|r| (s * 1000 + r) as f64));
+                RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(ts), Arc::new(x)]).expect("valid batch")
+            })
+            .collect()
+    }
+
+    fn store_through(limit: usize) -> (Arc<CountingPuts>, usize) {
+        let counting = Arc::new(CountingPuts::new(limit));
+        let storage: Arc<dyn Storage> = Arc::clone(&counting) as Arc<dyn Storage>;
+        // Three 16,000-byte segments reach 40,000 bytes: waves of three.
+        let options = PipelineOptions {
+            io_workers: 4,
+            queue_capacity: 4,
+            encode_wave: 8,
+            wave_bytes: 40_000,
+            ..Default::default()
+        };
+        let job = SliceJob {
+            symbol: "s",
+            version: 0,
+            row_slices: slices(),
+            row_base: 0,
+            index_pos: Some(0),
+            groups: vec![(0, 1)],
+        };
+        let written = write_segments(&storage, &options, job).expect("written");
+        assert!(written.deferred.is_empty(), "a job of many waves is stored by the pipeline");
+        assert_eq!(written.entries.len(), 40);
+        assert!(written.entries.windows(2).all(|w| w[0].row_end == w[1].row_start), "entries in row order");
+        (counting, written.entries.len())
+    }
+
+    #[test]
+    fn a_backend_with_one_writer_gets_one_put_batch_at_a_time() {
+        let (counting, _) = store_through(1);
+        assert_eq!(counting.most_in_flight.load(Ordering::SeqCst), 1);
+        let sizes = counting.batch_sizes.lock().expect("not poisoned").clone();
+        assert_eq!(sizes.iter().sum::<usize>(), 40);
+        assert!(sizes.iter().all(|&n| n <= 3), "waves close at wave_bytes: {sizes:?}");
+    }
+
+    #[test]
+    fn an_unlimited_backend_gets_up_to_io_workers_put_batches_at_once() {
+        let (counting, _) = store_through(usize::MAX);
+        let most = counting.most_in_flight.load(Ordering::SeqCst);
+        assert!((1..=4).contains(&most), "{most} concurrent put_batch calls with 4 I/O workers");
+    }
 
     #[test]
     fn waves_close_at_the_segment_count_or_the_byte_budget() {
