@@ -87,6 +87,12 @@ fn windows_and_codes(reader: &SegmentReader<'_>, i: usize) {
     let window = rows / 3..rows - rows / 4;
     let n = window.len();
     let whole = reader.decode_column(i);
+    // Any column's rows as an array: where the whole column decodes, they decode and equal its slice.
+    let rows_array = reader.decode_column_rows(i, window.clone());
+    if let Ok(whole) = &whole {
+        let got = rows_array.expect("rows of a column that decodes whole decode");
+        assert_eq!(got.to_data(), whole.slice(window.start, n).to_data(), "rows {window:?} of column {i}");
+    }
     if info.dictionary_coded {
         let mut keys = vec![0u32; n];
         let mut validity = vec![0u8; n.div_ceil(8)];

@@ -507,8 +507,9 @@ pub(crate) fn read_windows(
         lock(&bits).extend(done);
         for &(oc, pi) in &assembled_pieces[seg] {
             let p = &pieces[oc][pi];
-            let a = reader.decode_column(p.col).map_err(|e| in_segment(e, &keys[seg]))?;
-            let a = if p.whole { a } else { a.slice(p.skip, p.rows) };
+            // A window of a dictionary-coded string column or a categorical decodes only its keys and
+            // the dictionary (a plain string column: whole, then sliced).
+            let a = reader.decode_column_rows(p.col, p.skip..p.skip + p.rows).map_err(|e| in_segment(e, &keys[seg]))?;
             lock(&assembled).push((oc, pi, a));
         }
         Ok(())

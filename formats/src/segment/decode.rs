@@ -565,6 +565,78 @@ impl<'a> SegmentReader<'a> {
         }
     }
 
+    /// Rows `rows` of column `index` as an array, reading no more than it must: for a string or binary
+    /// column stored dictionary-coded (2.4.1) and for a dictionary column, only the key blocks covering
+    /// the rows and the dictionary, and only those rows' values are materialized (the rows of a plain
+    /// variable-length column cannot be located without all its offsets). Any other column, or the
+    /// whole segment, is [`SegmentReader::decode_column`] sliced.
+    ///
+    /// # Errors
+    /// [`FormatError::InvalidInput`] for rows outside the segment; decoding errors as
+    /// [`SegmentReader::decode_column`].
+    pub fn decode_column_rows(&self, index: usize, rows: std::ops::Range<usize>) -> Result<ArrayRef> {
+        let c = self.column(index)?;
+        let name = c.field.name().as_str();
+        if rows.start > rows.end || rows.end > self.rows {
+            return Err(invalid(format!("column {name:?}: rows {rows:?} of a {}-row segment", self.rows)));
+        }
+        let n = rows.len();
+        let key_width = match (c.physical, c.dict) {
+            _ if n == self.rows => return self.decode_column(index),
+            (Physical::Var { .. }, Some(coding)) => coding.key_width,
+            (Physical::Dict { key_width, .. }, _) => key_width,
+            _ => return Ok(self.decode_column(index)?.slice(rows.start, n)),
+        };
+        let validity = match &c.validity {
+            Some(stream) => {
+                let mut bits = vec![0u8; n.div_ceil(8)];
+                self.decode_bits_range_into(stream, &rows, BitsOut { bytes: &mut bits, bit_offset: 0 }, name)?;
+                Some(bits)
+            }
+            None => None,
+        };
+        // Aligned for the key type: a dictionary array's keys are its buffer 0.
+        let mut keys = MutableBuffer::from_len_zeroed(n * key_width);
+        let keys_stream = self.value_stream(c, StreamKind::Values)?;
+        self.decode_stream_range(keys_stream, rows.start * key_width..rows.end * key_width, keys.as_slice_mut(), name)?;
+        let (buffers, children) = match (c.physical, c.dict) {
+            (Physical::Var { offset_width }, Some(_)) => {
+                let offsets_stream = self.value_stream(c, StreamKind::DictOffsets)?;
+                let mut dict_ends = vec![0u8; offsets_stream.raw_len as usize];
+                self.decode_stream(offsets_stream, &mut dict_ends, name)?;
+                let data_stream = self.value_stream(c, StreamKind::DictData)?;
+                let len = data_stream.raw_len as usize;
+                let mut dict_data = Vec::with_capacity(len + 16); // Entries pads it
+                dict_data.resize(len, 0);
+                self.decode_stream(data_stream, &mut dict_data, name)?;
+                let utf8 = matches!(c.field.data_type(), DataType::Utf8 | DataType::LargeUtf8);
+                let entries = Entries::new(&dict_ends, offset_width, dict_data, utf8, name)?;
+                let data_len = entries.materialized_len(keys.as_slice(), key_width, validity.as_deref(), name)?;
+                let mut offsets = MutableBuffer::from_len_zeroed((n + 1) * offset_width);
+                let mut data = MutableBuffer::from_len_zeroed(data_len);
+                let ends = &mut offsets.as_slice_mut()[offset_width..];
+                let values = data.as_slice_mut();
+                dict::materialize(
+                    keys.as_slice(),
+                    key_width,
+                    &entries,
+                    validity.as_deref(),
+                    ends,
+                    offset_width,
+                    values,
+                    0,
+                    name,
+                )?;
+                (vec![offsets.into(), data.into()], vec![])
+            }
+            _ => (vec![keys.into()], vec![self.dictionary_data(c)?]),
+        };
+        let nulls = validity.map(Buffer::from_vec);
+        let data = ArrayData::try_new(c.field.data_type().clone(), n, nulls, 0, buffers, children)
+            .map_err(|e| FormatError::malformed("segment", format!("column {name:?}: {e}")))?;
+        Ok(make_array(data))
+    }
+
     /// Decodes rows `rows` of a dictionary-coded variable-length column (2.4.1) as its keys, widened
     /// to `u32`, into `keys` (one per row), and its validity into `validity`, without materializing
     /// any value: for a caller that builds values from the distinct entries

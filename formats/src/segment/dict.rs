@@ -254,6 +254,39 @@ impl Entries {
     fn len(&self) -> usize {
         self.starts.len() - 1
     }
+
+    /// The bytes the rows with `keys` (`key_width` bytes each) take once materialized: the sum of their
+    /// entries' lengths, null rows (`validity` bit clear) counting 0. Sizes a window's data buffer.
+    ///
+    /// # Errors
+    /// [`FormatError::Malformed`] for a non-null row's key outside the dictionary.
+    pub(crate) fn materialized_len(
+        &self,
+        keys: &[u8],
+        key_width: usize,
+        validity: Option<&[u8]>,
+        column: &str,
+    ) -> Result<usize> {
+        let mut total = 0usize;
+        for i in 0..keys.len() / key_width {
+            if validity.is_some_and(|v| !bit_util::get_bit(v, i)) {
+                continue;
+            }
+            let key = match key_width {
+                1 => read_uint::<1>(keys, i),
+                2 => read_uint::<2>(keys, i),
+                _ => read_uint::<4>(keys, i),
+            } as usize;
+            if key >= self.len() {
+                return Err(FormatError::malformed(
+                    "segment",
+                    format!("column {column:?}: row {i}: key {key} outside the dictionary of {}", self.len()),
+                ));
+            }
+            total += self.starts[key + 1] - self.starts[key];
+        }
+        Ok(total)
+    }
 }
 
 /// Writes the plain form of a dictionary-coded column: for each row, its entry's bytes into `data` and

@@ -259,6 +259,17 @@ proptest! {
     }
 
     #[test]
+    fn column_rows_are_slices_of_the_whole_column(rows in 1usize..3000, kinds in kinds(), seed in any::<u64>(), cut in any::<(u16, u16)>()) {
+        let (batch, bytes, window) = windowed_case(rows, &kinds, seed, cut);
+        let reader = SegmentReader::new(&bytes).expect("parses");
+        let (start, len) = (window.start, window.len());
+        for col in 0..batch.num_columns() {
+            let got = reader.decode_column_rows(col, start..start + len).expect("decodes");
+            prop_assert_eq!(&got, &batch.column(col).slice(start, len), "column {} rows {}..{}", col, start, start + len);
+        }
+    }
+
+    #[test]
     fn coded_windows_index_their_dictionary(rows in 1usize..3000, kinds in kinds(), seed in any::<u64>(), cut in any::<(u16, u16)>()) {
         let (batch, bytes, window) = windowed_case(rows, &kinds, seed, cut);
         let reader = SegmentReader::new(&bytes).expect("parses");
