@@ -957,8 +957,12 @@ impl Library {
         let mut seen = HashSet::new();
         let keys: Vec<AtomKey> = idx.entries.iter().filter(|e| seen.insert(&e.key)).map(|e| e.key.clone()).collect();
         let mut renamed = std::collections::HashMap::with_capacity(keys.len());
+        // The copies get a fresh creation time: they are unreachable until the commit below, and a
+        // vacuum judges an unreachable object's age by its key (copies with the original's old time
+        // could be deleted before the new symbol names them).
+        let now = crate::clock::now_ns();
         for (old_key, bytes) in keys.iter().zip(self.storage.get_batch(&keys)) {
-            let key = AtomKey::new(KeyType::TableData, to, old_key.fields())?;
+            let key = AtomKey::new(KeyType::TableData, to, AtomFields { creation_ts: now, ..old_key.fields() })?;
             self.storage.put(&key, bytes?)?;
             renamed.insert(old_key.clone(), key);
         }

@@ -288,3 +288,24 @@ fn a_long_commit_loop_rewrites_what_it_wrote_instead_of_naming_old_objects() {
         assert_eq!(lib.vacuum(Some("s"), Duration::ZERO).expect("vacuum").deleted(), 0);
     }
 }
+
+#[test]
+fn a_rename_copies_data_under_young_keys() {
+    // The copies are unreachable until the rename commits; were they filed under the source's old
+    // creation times, a vacuum running meanwhile could delete them as old leftovers.
+    let (storage, lib) = memory_library();
+    lib.write("old", &table(0..10), None).expect("write");
+    std::thread::sleep(Duration::from_millis(20));
+    let before = crate::clock::now_ns();
+    lib.rename_symbol("old", "new").expect("rename");
+    let copies = (&*storage as &dyn Storage).list_all(KeyType::TableData, ListScope::Symbol("new")).expect("list");
+    assert_eq!(copies.len(), 3, "10 rows in segments of 4");
+    for key in copies {
+        let floe_formats::Key::Atom(atom) = key else { panic!("data keys are atoms") };
+        assert!(atom.creation_ts() >= before, "{atom} was filed as created before the rename");
+    }
+    // The source's objects are garbage now; the copies are live.
+    lib.vacuum(None, Duration::from_millis(1)).expect("vacuum");
+    assert_eq!(keys(&*storage, KeyType::TableData, "old"), 0);
+    assert_eq!(contents(&lib, "new"), vec![(0, (0..10).map(|t| t * 3).collect())]);
+}
