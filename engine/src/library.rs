@@ -219,6 +219,76 @@ impl Library {
         Ok(it)
     }
 
+    /// Writes a new version of `symbol` from a stream of record batches (all with `schema`, indexed by
+    /// `index`), replacing its contents like [`Library::write`]. The stream is read only as the write
+    /// pipeline has room for more (about a wave ahead of what is being stored), so memory stays bounded
+    /// whatever the stream's length: this is how to write more data than fits in memory, or data made
+    /// while it is written (a converter producing one chunk at a time).
+    ///
+    /// Each batch is checked as it arrives, as [`Table::new`] checks a table (schema; index column
+    /// without nulls and sorted, across batches too). So unlike [`Library::write`], a bad batch far down
+    /// the stream is found after earlier segments were stored: the write then fails with that error,
+    /// nothing is committed (readers never see a partial version), and the segments already stored are
+    /// unreachable leftovers that [`Library::vacuum`] removes. If the commit then loses races for longer
+    /// than `max_reuse_age`, the segments are copied under fresh keys rather than written again (the
+    /// stream cannot be read twice).
+    ///
+    /// # Errors
+    /// `InvalidInput` for a bad symbol, schema or index column (before anything is read or written) or
+    /// a bad batch; the stream's own errors; storage errors; `Conflict` as [`Library::write`].
+    pub fn write_stream(
+        &self,
+        symbol: &str,
+        schema: SchemaRef,
+        index: IndexKind,
+        batches: impl Iterator<Item = Result<RecordBatch>>,
+        metadata: Option<&[u8]>,
+    ) -> Result<VersionedItem> {
+        validate_symbol(symbol)?;
+        let header = Table::new(Arc::clone(&schema), Vec::new(), index.clone())?;
+        // The codec's own rule decides which types are storable: encode zero rows of the schema.
+        floe_formats::encode_segment(&RecordBatch::new_empty(Arc::clone(&schema)), None)?;
+        // Provenance only (a rebased commit keeps the data keys): the version this write expects to be.
+        let version = head::read_head(&*self.storage, symbol)?.map_or(0, |rh| rh.head.latest() + 1);
+        let data_cols = table::data_columns(&schema, header.index_pos());
+        let job = write::SliceJob {
+            symbol,
+            version,
+            row_base: 0,
+            index_pos: header.index_pos(),
+            groups: table::column_groups(data_cols.len(), self.options.columns_per_segment),
+            data_cols,
+        };
+        let mut since = crate::clock::now_ns();
+        let slices = table::RowSlicer::new(batches, Arc::clone(&schema), index.clone(), self.options.rows_per_segment);
+        let mut entries = write::write_segment_stream(&self.storage, &self.pipeline, &job, slices)?;
+        let mut prepared: Option<NewVersion> = None;
+        let mut attempts = 0u32;
+        let head = self.commit(symbol, |h| {
+            attempts += 1;
+            // Writing the stream was the first attempt's work; a rebased attempt past the reuse limit
+            // names fresh copies instead (the reuse guard, design/reliability.md "Vacuum").
+            if attempts > 1 && self.too_old_to_reuse(since) {
+                let copies = self.copy_segments(&entries, symbol)?;
+                let mut seen = HashSet::new();
+                let mut old: Vec<AtomKey> =
+                    entries.iter().filter(|e| seen.insert(&e.key)).map(|e| e.key.clone()).collect();
+                entries = copies;
+                since = crate::clock::now_ns();
+                prepared = None;
+                self.discard(&mut old);
+            }
+            if prepared.is_none() {
+                let next = h.map_or(0, |h| h.latest() + 1);
+                let rows = write::Written { entries: entries.clone(), deferred: Vec::new() };
+                prepared = Some(self.finish_index(symbol, next, Operation::Write, &schema, &index, rows, metadata)?);
+            }
+            Ok(Change::Append(prepared.clone().expect("prepared above")))
+        })?;
+        let head = head.ok_or_else(|| Error::internal("write committed nothing"))?;
+        Ok(item(symbol, &head.record))
+    }
+
     /// Appends `table`'s rows after the symbol's last row, making a new version. Creates the symbol if it
     /// has no live version. Small trailing segments are merged with the new rows (binary-counter rule,
     /// so each row is rewritten O(log n) times), so many small appends read back like one write.
@@ -953,24 +1023,7 @@ impl Library {
         }
         let rec = self.resolve(from, &AsOf::Latest)?;
         let idx = self.read_index(&rec.index_key)?;
-        // Each segment once: after an update, several entries may name parts of one segment.
-        let mut seen = HashSet::new();
-        let keys: Vec<AtomKey> = idx.entries.iter().filter(|e| seen.insert(&e.key)).map(|e| e.key.clone()).collect();
-        let mut renamed = std::collections::HashMap::with_capacity(keys.len());
-        // The copies get a fresh creation time: they are unreachable until the commit below, and a
-        // vacuum judges an unreachable object's age by its key (copies with the original's old time
-        // could be deleted before the new symbol names them).
-        let now = crate::clock::now_ns();
-        for (old_key, bytes) in keys.iter().zip(self.storage.get_batch(&keys)) {
-            let key = AtomKey::new(KeyType::TableData, to, AtomFields { creation_ts: now, ..old_key.fields() })?;
-            self.storage.put(&key, bytes?)?;
-            renamed.insert(old_key.clone(), key);
-        }
-        let entries: Vec<IndexEntry> = idx
-            .entries
-            .iter()
-            .map(|e| IndexEntry { key: renamed.get(&e.key).expect("every key was renamed above").clone(), ..e.clone() })
-            .collect();
+        let entries = self.copy_segments(&idx.entries, to)?;
         let mut prepared = None;
         let head = self
             .commit(to, |h| {
@@ -1232,12 +1285,13 @@ impl Library {
         let job = write::SliceJob {
             symbol,
             version,
-            row_slices: table.row_slices(self.options.rows_per_segment)?,
             row_base,
             index_pos: table.index_pos(),
             groups: table::column_groups(data_cols.len(), self.options.columns_per_segment),
+            data_cols,
         };
-        let out = write::write_segments(&self.storage, &self.pipeline, job)?;
+        let slices = table.row_slices(self.options.rows_per_segment)?;
+        let out = write::write_segments(&self.storage, &self.pipeline, job, slices)?;
         if let Some(w) = written {
             w.extend(out.entries.iter().map(|e| e.key.clone()));
         }
@@ -1304,6 +1358,30 @@ impl Library {
     /// Whether objects written at `since_ns` (this process's clock) are past `max_reuse_age`, so that a
     /// rebased commit must write them again rather than name them: a vacuum whose grace is shorter
     /// than the commit's whole duration could otherwise delete them just before the commit lands.
+    /// Copies the data segments `entries` name under `symbol` with a fresh creation time, and returns
+    /// the entries naming the copies. Each segment is copied once (after an update several entries may
+    /// name parts of one). The copies are unreachable until a commit names them, and a vacuum judges an
+    /// unreachable object's age by its key: filed under the originals' old times they could be deleted
+    /// before that commit lands.
+    ///
+    /// # Errors
+    /// Storage errors (a missing segment is `NotFound`).
+    fn copy_segments(&self, entries: &[IndexEntry], symbol: &str) -> Result<Vec<IndexEntry>> {
+        let mut seen = HashSet::new();
+        let keys: Vec<AtomKey> = entries.iter().filter(|e| seen.insert(&e.key)).map(|e| e.key.clone()).collect();
+        let now = crate::clock::now_ns();
+        let mut copies = std::collections::HashMap::with_capacity(keys.len());
+        for (old_key, bytes) in keys.iter().zip(self.storage.get_batch(&keys)) {
+            let key = AtomKey::new(KeyType::TableData, symbol, AtomFields { creation_ts: now, ..old_key.fields() })?;
+            self.storage.put(&key, bytes?)?;
+            copies.insert(old_key.clone(), key);
+        }
+        Ok(entries
+            .iter()
+            .map(|e| IndexEntry { key: copies.get(&e.key).expect("every key was copied above").clone(), ..e.clone() })
+            .collect())
+    }
+
     fn too_old_to_reuse(&self, since_ns: i64) -> bool {
         let limit = i64::try_from(self.pipeline.max_reuse_age.as_nanos()).unwrap_or(i64::MAX);
         since_ns != i64::MAX && crate::clock::now_ns().saturating_sub(since_ns) > limit

@@ -169,6 +169,127 @@ impl Table {
     }
 }
 
+/// Cuts a stream of input batches into row slices of `rows_per_segment` rows as they arrive (batches
+/// concatenated only where a slice spans two), checking each batch as [`Table::new`] checks a table:
+/// its schema, and an index column without nulls and sorted ascending, across batches too. The first
+/// error ends the stream.
+pub(crate) struct RowSlicer<I> {
+    batches: I,
+    schema: SchemaRef,
+    index: IndexKind,
+    rows_per_segment: usize,
+    pending: Vec<RecordBatch>,
+    pending_rows: usize,
+    ready: std::collections::VecDeque<RecordBatch>,
+    last_ts: Option<i64>,
+    batch_no: usize,
+    rows_seen: u64,
+    done: bool,
+}
+
+impl<I: Iterator<Item = Result<RecordBatch>>> RowSlicer<I> {
+    /// Slices of `rows_per_segment` rows of `batches`, which must all have `schema` and be indexed by
+    /// `index` (a header checked by [`Table::new`] with no batches).
+    pub(crate) fn new(batches: I, schema: SchemaRef, index: IndexKind, rows_per_segment: usize) -> Self {
+        RowSlicer {
+            batches,
+            schema,
+            index,
+            rows_per_segment: rows_per_segment.max(1),
+            pending: Vec::new(),
+            pending_rows: 0,
+            ready: std::collections::VecDeque::new(),
+            last_ts: None,
+            batch_no: 0,
+            rows_seen: 0,
+            done: false,
+        }
+    }
+
+    /// Checks `batch` alone and against the previous one's last index value.
+    fn check(&mut self, batch: &RecordBatch) -> Result<()> {
+        let n = self.batch_no;
+        let rows = self.rows_seen..self.rows_seen + batch.num_rows() as u64;
+        let context = |e: Error| e.context(format!("input batch {n} (rows {rows:?})"));
+        let alone = Table::new(Arc::clone(&self.schema), vec![batch.clone()], self.index.clone()).map_err(context)?;
+        if let (Some(pos), Some(last)) = (alone.index_pos(), self.last_ts) {
+            let first = timestamps(batch.column(pos))?.value(0);
+            if first < last {
+                let name = self.schema.field(pos).name();
+                return Err(context(Error::with_detail(
+                    crate::ErrorKind::InvalidInput,
+                    crate::error::Detail::UnsortedIndex,
+                    format!(
+                        "index column {name:?} is not sorted: the batch starts at {first}, before the previous one's last value {last}"
+                    ),
+                )));
+            }
+        }
+        if let Some(pos) = alone.index_pos() {
+            let ts = timestamps(batch.column(pos))?;
+            self.last_ts = Some(ts.value(ts.len() - 1));
+        }
+        Ok(())
+    }
+
+    /// Adds a checked batch's rows, moving every full slice to `ready`.
+    fn cut(&mut self, batch: &RecordBatch) -> Result<()> {
+        let mut offset = 0;
+        while offset < batch.num_rows() {
+            let take = (self.rows_per_segment - self.pending_rows).min(batch.num_rows() - offset);
+            self.pending.push(batch.slice(offset, take));
+            self.pending_rows += take;
+            offset += take;
+            if self.pending_rows == self.rows_per_segment {
+                self.ready.push_back(concat(&self.schema, &self.pending)?);
+                self.pending.clear();
+                self.pending_rows = 0;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<I: Iterator<Item = Result<RecordBatch>>> Iterator for RowSlicer<I> {
+    type Item = Result<RecordBatch>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(slice) = self.ready.pop_front() {
+                return Some(Ok(slice));
+            }
+            if self.done {
+                return None;
+            }
+            match self.batches.next() {
+                Some(Ok(batch)) if batch.num_rows() == 0 => self.batch_no += 1,
+                Some(Ok(batch)) => {
+                    let checked = self.check(&batch).and_then(|()| self.cut(&batch));
+                    self.batch_no += 1;
+                    self.rows_seen += batch.num_rows() as u64;
+                    if let Err(e) = checked {
+                        self.done = true;
+                        return Some(Err(e));
+                    }
+                }
+                Some(Err(e)) => {
+                    self.done = true;
+                    return Some(Err(e));
+                }
+                None => {
+                    self.done = true;
+                    if self.pending_rows > 0 {
+                        let last = concat(&self.schema, &self.pending);
+                        self.pending.clear();
+                        self.pending_rows = 0;
+                        return Some(last);
+                    }
+                }
+            }
+        }
+    }
+}
+
 fn concat(schema: &SchemaRef, parts: &[RecordBatch]) -> Result<RecordBatch> {
     if parts.len() == 1 {
         return Ok(parts[0].clone());

@@ -44,6 +44,77 @@ pub fn write_read_round_trip(floe: &Floe) {
     assert!(read_all(&lib, "s", AsOf::Version(v2.version as i64)).is_empty());
 }
 
+/// Writes from a stream of batches: uneven batch sizes (empty ones too) read back like the same rows
+/// written at once, across segment boundaries; a bad batch or a failing stream anywhere commits
+/// nothing; an empty stream is an empty version; a row-count index works too.
+pub fn stream_writes(floe: &Floe) {
+    let lib = lib(floe, "stream");
+    let r = rows(0..60);
+    let sizes = [3usize, 10, 0, 1, 25, 7, 14];
+    let mut at = 0;
+    let batches: Vec<_> = sizes
+        .iter()
+        .map(|&n| {
+            let b = batch(&r[at..at + n]);
+            at += n;
+            b
+        })
+        .collect();
+    let stream = |bs: Vec<arrow_array::RecordBatch>| bs.into_iter().map(Ok);
+    let ts = IndexKind::Timestamp("ts".into());
+    let v0 = lib.write_stream("s", crate::schema(), ts.clone(), stream(batches.clone()), Some(b"m")).expect("write");
+    assert_eq!(v0.version, 0);
+    assert_eq!(read_all(&lib, "s", AsOf::Latest), r);
+    assert_eq!(lib.read("s", &ReadRequest::default()).expect("read").metadata.as_deref(), Some(&b"m"[..]));
+    let got = rows_of(
+        &lib.read("s", &ReadRequest { date_range: Some((Some(12), Some(40))), ..Default::default() })
+            .expect("read")
+            .data,
+    );
+    assert_eq!(got, r[12..=40].to_vec());
+    // An index going back across a batch boundary: InvalidInput naming the batch, nothing committed.
+    let back = vec![batch(&rows(100..120)), batch(&rows(110..130))];
+    let err = lib.write_stream("s", crate::schema(), ts.clone(), stream(back), None).expect_err("unsorted");
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert!(err.to_string().contains("input batch 1"), "{err}");
+    // A batch of another schema, and a stream that fails: the same.
+    let other = arrow_array::RecordBatch::try_new(
+        Arc::new(arrow_schema::Schema::new(vec![arrow_schema::Field::new(
+            "ts",
+            arrow_schema::DataType::Timestamp(arrow_schema::TimeUnit::Nanosecond, None),
+            false,
+        )])),
+        vec![Arc::new(arrow_array::TimestampNanosecondArray::from_iter_values(200..210))],
+    )
+    .expect("batch");
+    let err = lib.write_stream("s", crate::schema(), ts.clone(), stream(vec![batch(&rows(200..220)), other]), None);
+    assert_eq!(err.expect_err("schema").kind(), ErrorKind::InvalidInput);
+    let failing = (0..100).map(|i| {
+        if i == 9 {
+            Err(floe_engine::Error::invalid("the converter failed"))
+        } else {
+            Ok(batch(&rows(i * 10..i * 10 + 10)))
+        }
+    });
+    let err = lib.write_stream("s", crate::schema(), ts.clone(), failing, None).expect_err("fails");
+    assert!(err.to_string().contains("the converter failed"), "{err}");
+    assert_eq!(lib.list_versions(Some("s")).expect("versions").len(), 1, "no failed stream made a version");
+    assert_eq!(read_all(&lib, "s", AsOf::Latest), r);
+    // An empty stream is an empty version; then a row-count-indexed one.
+    let v1 = lib.write_stream("s", crate::schema(), ts, std::iter::empty(), None).expect("empty");
+    assert_eq!(v1.version, 1);
+    assert!(read_all(&lib, "s", AsOf::Latest).is_empty());
+    let v2 = lib.write_stream("s", crate::schema(), IndexKind::RowCount, stream(batches), None).expect("row count");
+    assert_eq!(v2.version, 2);
+    assert_eq!(read_all(&lib, "s", AsOf::Latest), r);
+    let got =
+        rows_of(&lib.read("s", &ReadRequest { row_range: Some((5, 33)), ..Default::default() }).expect("read").data);
+    assert_eq!(got, r[5..33].to_vec());
+    // A header naming no such index column is refused before the stream is read.
+    let err = lib.write_stream("s", crate::schema(), IndexKind::Timestamp("nope".into()), std::iter::empty(), None);
+    assert_eq!(err.expect_err("bad index").kind(), ErrorKind::InvalidInput);
+}
+
 /// Date range, row range, column subsets, head and tail.
 pub fn ranges_and_columns(floe: &Floe) {
     let lib = lib(floe, "ranges");
@@ -264,6 +335,11 @@ macro_rules! engine_suite {
         fn write_read_round_trip() {
             let (floe, _guard) = $make;
             $crate::suite::write_read_round_trip(&floe);
+        }
+        #[test]
+        fn stream_writes() {
+            let (floe, _guard) = $make;
+            $crate::suite::stream_writes(&floe);
         }
         #[test]
         fn ranges_and_columns() {

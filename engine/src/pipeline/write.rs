@@ -7,8 +7,6 @@
 //! ([`Storage::concurrent_puts`]: one on LMDB, where more would only wait holding their waves), and the
 //! queue is no longer than the workers.
 
-use std::ops::Range;
-
 use arrow_array::RecordBatch;
 use bytes::Bytes;
 use floe_backends::Storage;
@@ -28,18 +26,19 @@ struct Encoded {
     bytes: Bytes,
 }
 
-/// What to slice: rows already cut into row slices, and the columns layout.
+/// What to slice: where the segments go and the columns layout. The rows come separately, all at once
+/// ([`write_segments`]) or as a stream ([`write_segment_stream`]).
 pub(crate) struct SliceJob<'a> {
     /// The symbol the data keys are filed under.
     pub symbol: &'a str,
     /// The version the data keys carry (provenance only; a rebased commit keeps them).
     pub version: u64,
-    /// Row slices in order; each becomes `groups.len()` segments.
-    pub row_slices: Vec<RecordBatch>,
-    /// Row number of the first row of `row_slices[0]` in the new version.
+    /// Row number of the first row of the first row slice in the new version.
     pub row_base: u64,
     /// Position of the index column, if any.
     pub index_pos: Option<usize>,
+    /// The data columns (every column but the index), by schema position.
+    pub data_cols: Vec<usize>,
     /// Column groups over the data-column list.
     pub groups: Vec<(usize, usize)>,
 }
@@ -60,7 +59,123 @@ pub(crate) struct Written {
     pub deferred: Vec<(AtomKey, Bytes)>,
 }
 
-/// Encodes every segment of `job` and stores them, except that a small job (one wave, at most
+/// One segment to encode: a row slice (shared by its column groups), a group and the slice's first row.
+struct SegmentJob {
+    rows: RecordBatch,
+    group: (usize, usize),
+    row_start: u64,
+    input_bytes: usize,
+}
+
+/// The segments of a stream of row slices, one per (slice, column group), numbered from `row_base`.
+struct SegmentJobs<'j, I> {
+    slices: I,
+    job: &'j SliceJob<'j>,
+    current: Option<RecordBatch>,
+    next_group: usize,
+    row: u64,
+}
+
+impl<I: Iterator<Item = Result<RecordBatch>>> Iterator for SegmentJobs<'_, I> {
+    type Item = Result<SegmentJob>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(rows) = &self.current {
+                if let Some(&group) = self.job.groups.get(self.next_group) {
+                    self.next_group += 1;
+                    let input_bytes = table::segment_input_bytes(rows, self.job.index_pos, &self.job.data_cols, group);
+                    return Some(Ok(SegmentJob { rows: rows.clone(), group, row_start: self.row, input_bytes }));
+                }
+                self.row += rows.num_rows() as u64;
+                self.current = None;
+            }
+            match self.slices.next()? {
+                Ok(rows) if rows.num_rows() == 0 => continue,
+                Ok(rows) => {
+                    self.current = Some(rows);
+                    self.next_group = 0;
+                }
+                Err(e) => return Some(Err(e)),
+            }
+        }
+    }
+}
+
+/// Groups segments into waves as they come: a wave takes segments until it holds `max_segments` or
+/// their input reaches `max_bytes`, and always at least one. Pulls no segment beyond the wave it builds,
+/// so a streamed input is read one wave ahead at most.
+struct Waves<I> {
+    jobs: I,
+    max_segments: usize,
+    max_bytes: usize,
+}
+
+impl<I: Iterator<Item = Result<SegmentJob>>> Iterator for Waves<I> {
+    type Item = Result<Vec<SegmentJob>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let mut wave = Vec::new();
+        let mut bytes = 0usize;
+        while wave.len() < self.max_segments.max(1) && (wave.is_empty() || bytes < self.max_bytes) {
+            match self.jobs.next() {
+                Some(Ok(job)) => {
+                    bytes = bytes.saturating_add(job.input_bytes);
+                    wave.push(job);
+                }
+                Some(Err(e)) => return Some(Err(e)),
+                None => break,
+            }
+        }
+        (!wave.is_empty()).then_some(Ok(wave))
+    }
+}
+
+/// Encodes one segment and makes its key and index entry.
+fn encode_one(job: &SliceJob<'_>, now: i64, s: &SegmentJob) -> Result<Encoded> {
+    let seg = table::segment_batch(&s.rows, job.index_pos, &job.data_cols, s.group)?;
+    let bytes = encode_segment(&seg, None)?;
+    let row_end = s.row_start + s.rows.num_rows() as u64;
+    let (index_start, index_end) = match job.index_pos {
+        None => (s.row_start as i64, row_end as i64 - 1),
+        Some(_) => {
+            let ts = table::timestamps(seg.column(0))?;
+            (ts.value(0), ts.value(ts.len() - 1))
+        }
+    };
+    let fields = AtomFields {
+        version: job.version,
+        creation_ts: now,
+        content_hash: floe_formats::content_hash(&bytes)?,
+        start: index_start,
+        end: index_end,
+    };
+    let key = AtomKey::new(KeyType::TableData, job.symbol, fields)?;
+    let col = |c: usize| u32::try_from(c).map_err(|_| Error::invalid("too many columns"));
+    let entry = IndexEntry {
+        row_start: s.row_start,
+        row_end,
+        index_start,
+        index_end,
+        col_start: col(s.group.0)?,
+        col_end: col(s.group.1)?,
+        key,
+        seg_row_offset: 0,
+    };
+    Ok(Encoded { entry, bytes: Bytes::from(bytes) })
+}
+
+/// Encodes a wave: in parallel on the rayon pool, or on this thread when it is small (an append of a
+/// few rows), where a trip through rayon and back costs more than encoding it.
+fn encode_wave(job: &SliceJob<'_>, now: i64, wave: &[SegmentJob]) -> Result<Vec<Encoded>> {
+    if wave.len() <= 1 || wave.iter().map(|s| s.input_bytes).sum::<usize>() <= INLINE_ENCODE_BYTES {
+        wave.iter().map(|s| encode_one(job, now, s)).collect()
+    } else {
+        wave.par_iter().map(|s| encode_one(job, now, s)).collect()
+    }
+}
+
+/// Encodes every segment of `row_slices` and stores them, except that a small job (one wave, at most
 /// [`DEFER_BYTES`]) is handed back unstored in [`Written::deferred`] for the commit to store.
 ///
 /// # Errors
@@ -69,70 +184,44 @@ pub(crate) fn write_segments(
     storage: &std::sync::Arc<dyn Storage>,
     options: &PipelineOptions,
     job: SliceJob<'_>,
+    row_slices: Vec<RecordBatch>,
 ) -> Result<Written> {
-    let Some(first) = job.row_slices.first() else { return Ok(Written::default()) };
-    let data_cols = table::data_columns(&first.schema(), job.index_pos);
-    let now = crate::clock::now_ns();
-    // (slice number, group number, first row) for every segment, in order, and its input bytes.
-    let mut plan = Vec::new();
-    let mut sizes = Vec::new();
-    let mut row = job.row_base;
-    for (s, b) in job.row_slices.iter().enumerate() {
-        for (g, &group) in job.groups.iter().enumerate() {
-            plan.push((s, g, row));
-            sizes.push(table::segment_input_bytes(b, job.index_pos, &data_cols, group));
-        }
-        row += b.num_rows() as u64;
-    }
-    let waves = wave_bounds(&sizes, options.encode_wave, options.wave_bytes);
-    let encode_one = |&(s, g, row_start): &(usize, usize, u64)| -> Result<Encoded> {
-        let rows = &job.row_slices[s];
-        let (c0, c1) = job.groups[g];
-        let seg = table::segment_batch(rows, job.index_pos, &data_cols, (c0, c1))?;
-        let bytes = encode_segment(&seg, None)?;
-        let row_end = row_start + rows.num_rows() as u64;
-        let (index_start, index_end) = match job.index_pos {
-            None => (row_start as i64, row_end as i64 - 1),
-            Some(_) => {
-                let ts = table::timestamps(seg.column(0))?;
-                (ts.value(0), ts.value(ts.len() - 1))
-            }
-        };
-        let fields = AtomFields {
-            version: job.version,
-            creation_ts: now,
-            content_hash: floe_formats::content_hash(&bytes)?,
-            start: index_start,
-            end: index_end,
-        };
-        let key = AtomKey::new(KeyType::TableData, job.symbol, fields)?;
-        let col = |c: usize| u32::try_from(c).map_err(|_| Error::invalid("too many columns"));
-        let entry = IndexEntry {
-            row_start,
-            row_end,
-            index_start,
-            index_end,
-            col_start: col(c0)?,
-            col_end: col(c1)?,
-            key,
-            seg_row_offset: 0,
-        };
-        Ok(Encoded { entry, bytes: Bytes::from(bytes) })
-    };
+    write_waves(storage, options, &job, row_slices.into_iter().map(Ok), true)
+}
 
+/// Encodes and stores the segments of a stream of row slices, pulling the stream as the pipeline has
+/// room (a wave ahead of what is being stored), so memory stays bounded whatever the stream's length.
+/// Everything is stored; nothing is deferred to the commit.
+///
+/// # Errors
+/// The stream's first error, or the first encoding or storage error; segments already stored stay
+/// (unreachable until committed).
+pub(crate) fn write_segment_stream(
+    storage: &std::sync::Arc<dyn Storage>,
+    options: &PipelineOptions,
+    job: &SliceJob<'_>,
+    row_slices: impl Iterator<Item = Result<RecordBatch>>,
+) -> Result<Vec<IndexEntry>> {
+    Ok(write_waves(storage, options, job, row_slices, false)?.entries)
+}
+
+fn write_waves(
+    storage: &std::sync::Arc<dyn Storage>,
+    options: &PipelineOptions,
+    job: &SliceJob<'_>,
+    row_slices: impl Iterator<Item = Result<RecordBatch>>,
+    may_defer: bool,
+) -> Result<Written> {
+    let now = crate::clock::now_ns();
+    let jobs = SegmentJobs { slices: row_slices, job, current: None, next_group: 0, row: job.row_base };
+    let mut waves = Waves { jobs, max_segments: options.encode_wave, max_bytes: options.wave_bytes };
+    let Some(first) = waves.next().transpose()? else { return Ok(Written::default()) };
+    let first = encode_wave(job, now, &first)?;
+    let storage_puts = storage.concurrent_puts();
+    let storage = std::sync::Arc::clone(storage);
     // Each wave of segments is encoded in parallel on the rayon pool (CPU work) and handed over whole to
     // an I/O worker, which stores it with one `put_batch`: concurrent requests on S3, one transaction
     // (one fsync) on LMDB.
-    let mut next_wave = waves.iter();
-    let produce = |cancelled: &crate::sync::AtomicBool| -> Option<Result<Vec<Encoded>>> {
-        if cancelled.load(Ordering::SeqCst) {
-            return None;
-        }
-        let wave = next_wave.next()?;
-        Some(plan[wave.clone()].par_iter().map(encode_one).collect::<Result<Vec<_>>>())
-    };
-    let storage_puts = storage.concurrent_puts();
-    let storage = std::sync::Arc::clone(storage);
     let store = move |wave: Vec<Encoded>| -> Result<Vec<IndexEntry>> {
         let (entries, items): (Vec<IndexEntry>, Vec<_>) =
             wave.into_iter().map(|e| (e.entry.clone(), (e.entry.key, e.bytes))).unzip();
@@ -141,43 +230,37 @@ pub(crate) fn write_segments(
         }
         Ok(entries)
     };
-    // A job of one wave (every small write and append) needs no I/O workers: if small it goes back to
-    // the caller for the commit to store, else it is stored from this thread.
-    if waves.len() <= 1 {
-        // A small job (an append of a few rows) encodes on this thread: a trip through rayon and back
-        // costs more than encoding it.
-        let encoded = if plan.len() <= 1 || sizes.iter().sum::<usize>() <= INLINE_ENCODE_BYTES {
-            plan.iter().map(encode_one).collect::<Result<Vec<_>>>()?
-        } else {
-            plan.par_iter().map(encode_one).collect::<Result<Vec<_>>>()?
-        };
-        if encoded.iter().map(|e| e.bytes.len()).sum::<usize>() <= DEFER_BYTES {
-            let (entries, deferred) = encoded.into_iter().map(|e| (e.entry.clone(), (e.entry.key, e.bytes))).unzip();
+    let second = waves.next().transpose()?;
+    let Some(second) = second else {
+        // A job of one wave (every small write and append) needs no I/O workers: if small it goes back
+        // to the caller for the commit to store, else it is stored from this thread.
+        if may_defer && first.iter().map(|e| e.bytes.len()).sum::<usize>() <= DEFER_BYTES {
+            let (entries, deferred) = first.into_iter().map(|e| (e.entry.clone(), (e.entry.key, e.bytes))).unzip();
             return Ok(Written { entries, deferred });
         }
-        return Ok(Written { entries: store(encoded)?, deferred: Vec::new() });
-    }
+        return Ok(Written { entries: store(first)?, deferred: Vec::new() });
+    };
+    let mut ready = vec![first];
+    let mut pending = Some(second);
+    let produce = |cancelled: &crate::sync::AtomicBool| -> Option<Result<Vec<Encoded>>> {
+        if cancelled.load(Ordering::SeqCst) {
+            return None;
+        }
+        if let Some(encoded) = ready.pop() {
+            return Some(Ok(encoded));
+        }
+        let wave = match pending.take() {
+            Some(wave) => wave,
+            None => match waves.next()? {
+                Ok(wave) => wave,
+                Err(e) => return Some(Err(e)),
+            },
+        };
+        Some(encode_wave(job, now, &wave))
+    };
     let workers = options.io_workers.min(storage_puts).max(1);
     let stored = handover::run(workers, options.queue_capacity.min(workers), produce, store)?;
     Ok(Written { entries: stored.into_iter().flatten().collect(), deferred: Vec::new() })
-}
-
-/// Cuts segments of input sizes `sizes` into consecutive waves: each takes segments until it holds
-/// `max_segments` or their sizes reach `max_bytes`, and always at least one.
-fn wave_bounds(sizes: &[usize], max_segments: usize, max_bytes: usize) -> Vec<Range<usize>> {
-    let mut waves = Vec::new();
-    let mut start = 0;
-    while start < sizes.len() {
-        let mut end = start;
-        let mut bytes = 0usize;
-        while end < sizes.len() && end - start < max_segments.max(1) && (end == start || bytes < max_bytes) {
-            bytes = bytes.saturating_add(sizes[end]);
-            end += 1;
-        }
-        waves.push(start..end);
-        start = end;
-    }
-    waves
 }
 
 // Not under loom: the pipeline's threads are loom threads there, which only run inside a loom model.
@@ -194,7 +277,7 @@ mod tests {
     use floe_backends::{ListPage, ListScope, MemoryStorage, RefExpectation, RefToken, RefValue, Storage};
     use floe_formats::{AtomKey, Key, KeyType, RefKey};
 
-    use super::{SliceJob, wave_bounds, write_segments};
+    use super::{SliceJob, write_segments};
     use crate::options::PipelineOptions;
 
     /// Memory storage that declares `limit` concurrent puts and records how many `put_batch` calls
@@ -288,6 +371,10 @@ mod tests {
             .collect()
     }
 
+    fn job() -> SliceJob<'static> {
+        SliceJob { symbol: "s", version: 0, row_base: 0, index_pos: Some(0), data_cols: vec![1], groups: vec![(0, 1)] }
+    }
+
     fn store_through(limit: usize) -> (Arc<CountingPuts>, usize) {
         let counting = Arc::new(CountingPuts::new(limit));
         let storage: Arc<dyn Storage> = Arc::clone(&counting) as Arc<dyn Storage>;
@@ -299,15 +386,7 @@ mod tests {
             wave_bytes: 40_000,
             ..Default::default()
         };
-        let job = SliceJob {
-            symbol: "s",
-            version: 0,
-            row_slices: slices(),
-            row_base: 0,
-            index_pos: Some(0),
-            groups: vec![(0, 1)],
-        };
-        let written = write_segments(&storage, &options, job).expect("written");
+        let written = write_segments(&storage, &options, job(), slices()).expect("written");
         assert!(written.deferred.is_empty(), "a job of many waves is stored by the pipeline");
         assert_eq!(written.entries.len(), 40);
         assert!(written.entries.windows(2).all(|w| w[0].row_end == w[1].row_start), "entries in row order");
@@ -330,6 +409,22 @@ mod tests {
         assert!((1..=4).contains(&most), "{most} concurrent put_batch calls with 4 I/O workers");
     }
 
+    /// The waves `sizes` (segment input bytes, in order) are cut into, as ranges of segment numbers.
+    fn wave_bounds(sizes: &[usize], max_segments: usize, max_bytes: usize) -> Vec<std::ops::Range<usize>> {
+        let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Float64, true)]));
+        let rows = RecordBatch::try_new(schema, vec![Arc::new(Float64Array::from(vec![0.0]))]).expect("batch");
+        let jobs = sizes.iter().enumerate().map(|(i, &input_bytes)| {
+            Ok(super::SegmentJob { rows: rows.clone(), group: (0, 1), row_start: i as u64, input_bytes })
+        });
+        super::Waves { jobs, max_segments, max_bytes }
+            .map(|w| {
+                let w = w.expect("no errors");
+                let first = w[0].row_start as usize;
+                first..first + w.len()
+            })
+            .collect()
+    }
+
     #[test]
     fn waves_close_at_the_segment_count_or_the_byte_budget() {
         assert_eq!(wave_bounds(&[], 4, 100), Vec::<std::ops::Range<usize>>::new());
@@ -339,5 +434,78 @@ mod tests {
         // A segment over the budget is a wave of its own; small ones after it share one.
         assert_eq!(wave_bounds(&[500, 10, 10, 500], 4, 100), vec![0..1, 1..4]);
         assert_eq!(wave_bounds(&[1; 3], 0, 0), vec![0..1, 1..2, 2..3]);
+    }
+}
+
+#[cfg(all(test, not(feature = "loom")))]
+mod stream_tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use arrow_array::{Float64Array, RecordBatch, TimestampNanosecondArray};
+    use arrow_schema::{DataType, Field, Schema, TimeUnit};
+    use floe_backends::{MemoryStorage, Storage};
+
+    use super::{SliceJob, write_segment_stream, write_segments};
+    use crate::error::Error;
+    use crate::index::IndexEntry;
+    use crate::options::PipelineOptions;
+
+    fn slice(first: i64, rows: i64) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("ts", DataType::Timestamp(TimeUnit::Nanosecond, None), true),
+            Field::new("x", DataType::Float64, true),
+        ]));
+        let ts = TimestampNanosecondArray::from_iter_values(first..first + rows);
+        let x = Float64Array::from_iter_values((first..first + rows).map(|v| v as f64));
+        RecordBatch::try_new(schema, vec![Arc::new(ts), Arc::new(x)]).expect("batch")
+    }
+
+    fn job() -> SliceJob<'static> {
+        SliceJob { symbol: "s", version: 3, row_base: 10, index_pos: Some(0), data_cols: vec![1], groups: vec![(0, 1)] }
+    }
+
+    /// Waves of one segment: a stream of a few slices already runs through the I/O workers.
+    fn small_waves() -> PipelineOptions {
+        PipelineOptions { encode_wave: 2, wave_bytes: 1, ..PipelineOptions::default() }
+    }
+
+    fn rows(entries: &[IndexEntry]) -> Vec<(u64, u64)> {
+        entries.iter().map(|e| (e.row_start, e.row_end)).collect()
+    }
+
+    #[test]
+    fn a_stream_is_stored_whole_and_numbered_like_the_same_slices_at_once() {
+        let storage: Arc<dyn Storage> = Arc::new(MemoryStorage::new());
+        let slices: Vec<RecordBatch> = (0..7).map(|s| slice(s * 100, 100)).collect();
+        let streamed =
+            write_segment_stream(&storage, &small_waves(), &job(), slices.clone().into_iter().map(Ok)).expect("stored");
+        let at_once = write_segments(&storage, &small_waves(), job(), slices).expect("stored");
+        assert_eq!(rows(&streamed), rows(&at_once.entries));
+        assert_eq!(streamed.first().map(|e| e.row_start), Some(10));
+        assert_eq!(streamed.last().map(|e| e.row_end), Some(710));
+        for e in &streamed {
+            assert!(storage.exists(&e.key).expect("exists"), "{} stored", e.key);
+        }
+    }
+
+    #[test]
+    fn a_stream_error_stops_the_write_with_that_error() {
+        let storage: Arc<dyn Storage> = Arc::new(MemoryStorage::new());
+        let pulled = AtomicUsize::new(0);
+        let stream = (0..1000).map(|s| {
+            pulled.fetch_add(1, Ordering::SeqCst);
+            if s == 5 { Err(Error::invalid("batch 5 is bad")) } else { Ok(slice(s * 10, 10)) }
+        });
+        let err = write_segment_stream(&storage, &small_waves(), &job(), stream).expect_err("fails");
+        assert!(err.to_string().contains("batch 5 is bad"), "{err}");
+        assert!(pulled.load(Ordering::SeqCst) < 20, "the stream is not read on after the error");
+    }
+
+    #[test]
+    fn an_empty_stream_writes_nothing() {
+        let storage: Arc<dyn Storage> = Arc::new(MemoryStorage::new());
+        let entries = write_segment_stream(&storage, &small_waves(), &job(), std::iter::empty()).expect("ok");
+        assert!(entries.is_empty());
     }
 }
