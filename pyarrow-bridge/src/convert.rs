@@ -34,23 +34,37 @@ pub fn import_batches(data: AnyRecordBatch) -> PyResult<(SchemaRef, Vec<RecordBa
 /// # Errors
 /// `InvalidInput` naming the column for an unsupported type, a missing or unsorted index...
 pub fn make_table(schema: &SchemaRef, batches: Vec<RecordBatch>, index: Option<&str>) -> Result<Table, Error> {
-    let fields: Vec<Field> =
-        schema.fields().iter().map(|f| Field::new(f.name(), f.data_type().clone(), true)).collect();
-    let normalized = Arc::new(Schema::new(fields));
-    let batches = batches
-        .into_iter()
-        .map(|b| {
-            let options = RecordBatchOptions::new().with_row_count(Some(b.num_rows()));
-            RecordBatch::try_new_with_options(Arc::clone(&normalized), b.columns().to_vec(), &options)
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let normalized = normalized_schema(schema);
+    let batches = batches.into_iter().map(|b| conform(&normalized, &b)).collect::<Result<Vec<_>, _>>()?;
     // The codec's own rule decides which types are storable: encode zero rows of the schema.
     floe_formats::encode_segment(&RecordBatch::new_empty(Arc::clone(&normalized)), None)?;
-    let kind = match index {
+    Table::new(normalized, batches, index_kind(index))
+}
+
+/// The schema Floe stores for input of `schema`: the same names and types, every field nullable (and no
+/// field or schema metadata).
+pub fn normalized_schema(schema: &SchemaRef) -> SchemaRef {
+    Arc::new(Schema::new(
+        schema.fields().iter().map(|f| Field::new(f.name(), f.data_type().clone(), true)).collect::<Vec<_>>(),
+    ))
+}
+
+/// `batch`'s columns under `normalized` (from [`normalized_schema`] of the batch's own schema).
+///
+/// # Errors
+/// `InvalidInput` if the columns do not fit it (a stream whose batches change schema).
+pub fn conform(normalized: &SchemaRef, batch: &RecordBatch) -> Result<RecordBatch, Error> {
+    let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+    RecordBatch::try_new_with_options(Arc::clone(normalized), batch.columns().to_vec(), &options)
+        .map_err(|e| Error::invalid(format!("a batch does not match the stream's schema: {e}")))
+}
+
+/// The index of a write: a timestamp column's name, or row numbers.
+pub fn index_kind(index: Option<&str>) -> IndexKind {
+    match index {
         Some(name) => IndexKind::Timestamp(name.to_owned()),
         None => IndexKind::RowCount,
-    };
-    Table::new(normalized, batches, kind)
+    }
 }
 
 /// The table a read produced, as a Python object exporting `__arrow_c_stream__`.

@@ -115,6 +115,54 @@ impl PyLibrary {
         .map_err(|e| to_py(py, &e, &ctx))
     }
 
+    /// Writes from an Arrow stream read as the engine has room for more (`Library::write_stream`): the
+    /// GIL is released while the engine works and taken by the stream itself when it is implemented in
+    /// Python (a generator converting pandas chunks), so the two overlap.
+    #[pyo3(signature = (symbol, data, index, metadata, prune))]
+    fn write_stream(
+        &self,
+        py: Python<'_>,
+        symbol: &str,
+        data: AnyRecordBatch,
+        index: Option<&str>,
+        metadata: Option<&Bound<'_, PyBytes>>,
+        prune: bool,
+    ) -> PyResult<ItemTuple> {
+        let ctx = format!("write {symbol:?}");
+        let reader = data.into_reader()?;
+        let schema = convert::normalized_schema(&reader.schema());
+        let metadata = bytes_of(metadata);
+        py.detach(|| {
+            // A thread reads the stream one batch ahead, so a stream made in Python (which takes the
+            // GIL to convert its next chunk) works while the engine encodes and stores the last one.
+            // Dropping the receiver (the write failed) ends the thread after the batch it is making.
+            let (tx, rx) = std::sync::mpsc::sync_channel(1);
+            std::thread::scope(|scope| {
+                scope.spawn(move || {
+                    for b in reader {
+                        if tx.send(b).is_err() {
+                            break;
+                        }
+                    }
+                });
+                let batches = rx.into_iter().map(|b| {
+                    let b = b.map_err(|e| Error::invalid(format!("reading the input stream failed: {e}")))?;
+                    convert::conform(&schema, &b)
+                });
+                let item = self.inner.write_stream(
+                    symbol,
+                    schema.clone(),
+                    convert::index_kind(index),
+                    batches,
+                    metadata.as_deref(),
+                )?;
+                self.prune_if(symbol, prune, item)
+            })
+        })
+        .map(|i| convert::item_tuple(&i))
+        .map_err(|e| to_py(py, &e, &ctx))
+    }
+
     #[pyo3(signature = (symbol, data, index, metadata, prune))]
     fn append(
         &self,

@@ -173,10 +173,12 @@ class Library:
             return None
         return _envelope.decode(blob)
 
-    def _prepare(self, data: Any, metadata: Any, index_column: Optional[str], inherit: Optional[_envelope.Envelope]):
+    def _prepare(
+        self, data: Any, metadata: Any, index_column: Optional[str], inherit: Optional[_envelope.Envelope], stream: bool = False
+    ):
         """(normalized input, envelope bytes). An existing version's normalization record is kept, so
         a frame appended or updated reads back with the index the symbol was written with."""
-        n = _convert.normalize(data, index_column)
+        n = _convert.normalize(data, index_column, stream)
         norm = inherit.norm if inherit is not None and inherit.norm is not None else n.norm
         return n, _envelope.encode(norm, metadata, metadata is not None)
 
@@ -196,8 +198,17 @@ class Library:
         any Arrow PyCapsule producer. ``metadata``: any picklable object. ``index_column`` names the
         timestamp index column of Arrow-like input. Bad input raises InvalidInput before anything is
         written.
+
+        A ``pyarrow.RecordBatchReader`` is written as it is read, never held whole: more data than fits
+        in memory can be written this way. Its schema and index column are checked first; a batch that
+        turns out bad further down (an index going back, a type that cannot be converted) raises
+        InvalidInput then, and nothing is committed: the symbol keeps its previous version.
         """
-        n, blob = self._prepare(data, metadata, index_column, None)
+        n, blob = self._prepare(data, metadata, index_column, None, stream=True)
+        if isinstance(n.table, pa.RecordBatchReader):
+            # Read by the engine as it has room: a RecordBatchReader is never read whole, and a large
+            # frame is converted chunk by chunk while the engine stores (_convert._pandas_stream).
+            return self._item(self._lib.write_stream(symbol, n.table, n.index, blob, prune_previous_versions))
         return self._item(self._lib.write(symbol, n.table, n.index, blob, prune_previous_versions))
 
     def append(
