@@ -384,6 +384,13 @@ impl<'a> SegmentReader<'a> {
         let keys_stream = self.value_stream(c, StreamKind::Values)?;
         let mut keys = vec![0u8; keys_stream.raw_len as usize];
         self.decode_stream(keys_stream, &mut keys, name)?;
+        let entries = self.coded_entries(c, offset_width)?;
+        dict::materialize(&keys, coding.key_width, &entries, validity, ends, offset_width, data, base, name)
+    }
+
+    /// The dictionary of a dictionary-coded variable-length column (2.4.1), decoded and validated.
+    fn coded_entries(&self, c: &ColumnDesc, offset_width: usize) -> Result<Entries> {
+        let name = c.field.name().as_str();
         let offsets_stream = self.value_stream(c, StreamKind::DictOffsets)?;
         let mut dict_ends = vec![0u8; offsets_stream.raw_len as usize];
         self.decode_stream(offsets_stream, &mut dict_ends, name)?;
@@ -393,8 +400,7 @@ impl<'a> SegmentReader<'a> {
         dict_data.resize(len, 0);
         self.decode_stream(data_stream, &mut dict_data, name)?;
         let utf8 = matches!(c.field.data_type(), DataType::Utf8 | DataType::LargeUtf8);
-        let entries = Entries::new(&dict_ends, offset_width, dict_data, utf8, name)?;
-        dict::materialize(&keys, coding.key_width, &entries, validity, ends, offset_width, data, base, name)
+        Entries::new(&dict_ends, offset_width, dict_data, utf8, name)
     }
 
     fn dictionary_data(&self, c: &ColumnDesc) -> Result<ArrayData> {
@@ -601,16 +607,7 @@ impl<'a> SegmentReader<'a> {
         self.decode_stream_range(keys_stream, rows.start * key_width..rows.end * key_width, keys.as_slice_mut(), name)?;
         let (buffers, children) = match (c.physical, c.dict) {
             (Physical::Var { offset_width }, Some(_)) => {
-                let offsets_stream = self.value_stream(c, StreamKind::DictOffsets)?;
-                let mut dict_ends = vec![0u8; offsets_stream.raw_len as usize];
-                self.decode_stream(offsets_stream, &mut dict_ends, name)?;
-                let data_stream = self.value_stream(c, StreamKind::DictData)?;
-                let len = data_stream.raw_len as usize;
-                let mut dict_data = Vec::with_capacity(len + 16); // Entries pads it
-                dict_data.resize(len, 0);
-                self.decode_stream(data_stream, &mut dict_data, name)?;
-                let utf8 = matches!(c.field.data_type(), DataType::Utf8 | DataType::LargeUtf8);
-                let entries = Entries::new(&dict_ends, offset_width, dict_data, utf8, name)?;
+                let entries = self.coded_entries(c, offset_width)?;
                 let data_len = entries.materialized_len(keys.as_slice(), key_width, validity.as_deref(), name)?;
                 let mut offsets = MutableBuffer::from_len_zeroed((n + 1) * offset_width);
                 let mut data = MutableBuffer::from_len_zeroed(data_len);
