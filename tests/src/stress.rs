@@ -175,6 +175,8 @@ pub fn appends_of(tags: &[Tag], rows_per_append: usize) -> Result<Vec<(i64, i64)
 pub enum CrashOp {
     /// `write` rows `start..end`.
     Write(i64, i64),
+    /// `write_stream` rows `start..end`, in batches of up to 4 rows.
+    StreamWrite(i64, i64),
     /// `append` rows `start..end`.
     Append(i64, i64),
     /// `update` range `[lo, hi]` with rows `start..end`.
@@ -194,6 +196,7 @@ impl CrashOp {
     pub fn to_words(&self) -> String {
         match self {
             CrashOp::Write(a, b) => format!("write {a} {b}"),
+            CrashOp::StreamWrite(a, b) => format!("swrite {a} {b}"),
             CrashOp::Append(a, b) => format!("append {a} {b}"),
             CrashOp::Update(lo, hi, a, b) => format!("update {lo} {hi} {a} {b}"),
             CrashOp::DeleteRange(lo, hi) => format!("delrange {lo} {hi}"),
@@ -216,6 +219,7 @@ impl CrashOp {
         };
         Ok(match words.first().copied() {
             Some("write") => CrashOp::Write(n(1)?, n(2)?),
+            Some("swrite") => CrashOp::StreamWrite(n(1)?, n(2)?),
             Some("append") => CrashOp::Append(n(1)?, n(2)?),
             Some("update") => CrashOp::Update(n(1)?, n(2)?, n(3)?, n(4)?),
             Some("delrange") => CrashOp::DeleteRange(n(1)?, n(2)?),
@@ -228,7 +232,14 @@ impl CrashOp {
 
     /// Whether it makes a new version when it succeeds.
     pub fn makes_version(&self) -> bool {
-        matches!(self, CrashOp::Write(..) | CrashOp::Append(..) | CrashOp::Update(..) | CrashOp::DeleteRange(..))
+        matches!(
+            self,
+            CrashOp::Write(..)
+                | CrashOp::StreamWrite(..)
+                | CrashOp::Append(..)
+                | CrashOp::Update(..)
+                | CrashOp::DeleteRange(..)
+        )
     }
 
     /// Runs it against `lib`; the version made, if any.
@@ -239,6 +250,12 @@ impl CrashOp {
         let t = |a: i64, b: i64| crate::table(&rows(a..b));
         Ok(match self {
             CrashOp::Write(a, b) => Some(lib.write(symbol, &t(*a, *b), None)?.version),
+            CrashOp::StreamWrite(a, b) => {
+                let all = rows(*a..*b);
+                let batches = all.chunks(4).map(|c| Ok(crate::batch(c))).collect::<Vec<_>>();
+                let ts = floe_engine::IndexKind::Timestamp("ts".into());
+                Some(lib.write_stream(symbol, crate::schema(), ts, batches.into_iter(), None)?.version)
+            }
             CrashOp::Append(a, b) => Some(lib.append(symbol, &t(*a, *b), None)?.version),
             CrashOp::Update(lo, hi, a, b) => Some(lib.update(symbol, &t(*a, *b), Some((*lo, *hi)), None)?.version),
             CrashOp::DeleteRange(lo, hi) => Some(lib.delete_data_in_range(symbol, (*lo, *hi))?.version),
@@ -260,7 +277,7 @@ impl CrashOp {
     /// Applies it to the model of the symbol and its snapshots (name → rows).
     pub fn apply(&self, model: &mut SymbolModel, snapshots: &mut std::collections::BTreeMap<String, Vec<Row>>) {
         match self {
-            CrashOp::Write(a, b) => {
+            CrashOp::Write(a, b) | CrashOp::StreamWrite(a, b) => {
                 model.write(rows(*a..*b));
             }
             CrashOp::Append(a, b) => {
@@ -297,9 +314,13 @@ pub fn next_crash_op(rng: &mut Rng, cur: Option<&[Row]>, snapshots: &[String], s
         return CrashOp::Write(a, a + rng.range(5, 60));
     }
     match rng.below(100) {
-        0..10 => {
+        0..7 => {
             let a = rng.range(0, 100);
             CrashOp::Write(a, a + rng.range(0, 60))
+        }
+        7..10 => {
+            let a = rng.range(0, 100);
+            CrashOp::StreamWrite(a, a + rng.range(0, 60))
         }
         10..50 => {
             let a = last + 1 + rng.range(0, 3);

@@ -58,6 +58,7 @@ fn observed(lib: &Library) -> (Vec<u64>, Vec<String>) {
 fn op_name(op: &CrashOp) -> &'static str {
     match op {
         CrashOp::Write(..) => "write",
+        CrashOp::StreamWrite(..) => "write_stream",
         CrashOp::Append(..) => "append",
         CrashOp::Update(..) => "update",
         CrashOp::DeleteRange(..) => "delete_range",
