@@ -28,6 +28,8 @@ const SYMBOL: &str = "s";
 #[derive(Debug, Clone)]
 enum Op {
     Write(i64, i64),
+    /// A write through `write_stream`, in batches of up to 3 rows.
+    StreamWrite(i64, i64),
     Append(i64, i64),
     Update(i64, i64, i64),
     DeleteRange(i64, i64),
@@ -63,7 +65,7 @@ impl Model {
     fn apply(&mut self, op: &Op, step: usize) -> Result<(), &'static str> {
         let m = &mut self.symbol;
         match *op {
-            Op::Write(a, b) => {
+            Op::Write(a, b) | Op::StreamWrite(a, b) => {
                 m.write(rows(a..b));
             }
             // Appends start at or after the current end (see the target), so the engine accepts them all.
@@ -108,6 +110,12 @@ fn run_op(lib: &Library, op: &Op, step: usize) -> floe_engine::Result<()> {
     let t = |a: i64, b: i64| table(&rows(a..b));
     match *op {
         Op::Write(a, b) => lib.write(SYMBOL, &t(a, b), None).map(|_| ()),
+        Op::StreamWrite(a, b) => {
+            let all = rows(a..b);
+            let batches: Vec<_> = all.chunks(3).map(|c| Ok(floe_tests::batch(c))).collect();
+            let ts = floe_engine::IndexKind::Timestamp("ts".into());
+            lib.write_stream(SYMBOL, floe_tests::schema(), ts, batches.into_iter(), None).map(|_| ())
+        }
         Op::Append(a, b) => lib.append(SYMBOL, &t(a, b), None).map(|_| ()),
         Op::Update(lo, hi, len) => {
             let r = rows((lo..=hi).take(len as usize));
@@ -155,7 +163,8 @@ fn decode_ops(data: &[u8]) -> Vec<Op> {
         let op = match b % 10 {
             0 => {
                 let a = arg();
-                Op::Write(a, a + arg())
+                // Odd starts go through the stream path.
+                if a % 2 == 0 { Op::Write(a, a + arg()) } else { Op::StreamWrite(a, a + arg()) }
             }
             1 | 2 => {
                 let gap = arg() % 4;
