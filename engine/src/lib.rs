@@ -17,6 +17,8 @@ mod pipeline;
 pub mod store;
 mod sync;
 pub mod table;
+#[cfg(test)]
+mod test_storage;
 mod vacuum;
 
 pub use commit_stats::CommitStats;

@@ -267,94 +267,16 @@ fn write_waves(
 #[cfg(all(test, not(feature = "loom")))]
 mod tests {
     use std::sync::Arc;
-    use std::sync::Mutex;
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::Ordering;
     use std::time::Duration;
 
     use arrow_array::{Float64Array, RecordBatch, TimestampNanosecondArray};
     use arrow_schema::{DataType, Field, Schema, TimeUnit};
-    use bytes::Bytes;
-    use floe_backends::{ListPage, ListScope, MemoryStorage, RefExpectation, RefToken, RefValue, Storage};
-    use floe_formats::{AtomKey, Key, KeyType, RefKey};
+    use floe_backends::Storage;
 
     use super::{SliceJob, write_segments};
     use crate::options::PipelineOptions;
-
-    /// Memory storage that declares `limit` concurrent puts and records how many `put_batch` calls
-    /// ran at once (each lingers a little so overlaps show) and how many items each carried.
-    #[derive(Debug)]
-    struct CountingPuts {
-        inner: MemoryStorage,
-        limit: usize,
-        in_flight: AtomicUsize,
-        most_in_flight: AtomicUsize,
-        batch_sizes: Mutex<Vec<usize>>,
-    }
-
-    impl CountingPuts {
-        fn new(limit: usize) -> Self {
-            CountingPuts {
-                inner: MemoryStorage::new(),
-                limit,
-                in_flight: AtomicUsize::new(0),
-                most_in_flight: AtomicUsize::new(0),
-                batch_sizes: Mutex::new(Vec::new()),
-            }
-        }
-    }
-
-    impl Storage for CountingPuts {
-        fn describe(&self) -> String {
-            "counting-puts".into()
-        }
-        fn put(&self, key: &AtomKey, value: Bytes) -> floe_backends::Result<()> {
-            self.inner.put(key, value)
-        }
-        fn put_batch(&self, items: Vec<(AtomKey, Bytes)>) -> Vec<floe_backends::Result<()>> {
-            let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-            self.most_in_flight.fetch_max(now, Ordering::SeqCst);
-            self.batch_sizes.lock().expect("not poisoned").push(items.len());
-            std::thread::sleep(Duration::from_millis(3));
-            let out = self.inner.put_batch(items);
-            self.in_flight.fetch_sub(1, Ordering::SeqCst);
-            out
-        }
-        fn concurrent_puts(&self) -> usize {
-            self.limit
-        }
-        fn get(&self, key: &AtomKey) -> floe_backends::Result<Bytes> {
-            self.inner.get(key)
-        }
-        fn exists(&self, key: &AtomKey) -> floe_backends::Result<bool> {
-            self.inner.exists(key)
-        }
-        fn delete_batch(&self, keys: &[AtomKey]) -> floe_backends::Result<()> {
-            self.inner.delete_batch(keys)
-        }
-        fn list_page(
-            &self,
-            key_type: KeyType,
-            scope: ListScope<'_>,
-            after: Option<&Key>,
-            limit: usize,
-        ) -> floe_backends::Result<ListPage> {
-            self.inner.list_page(key_type, scope, after, limit)
-        }
-        fn read_ref(&self, key: &RefKey) -> floe_backends::Result<Option<RefValue>> {
-            self.inner.read_ref(key)
-        }
-        fn write_ref(
-            &self,
-            key: &RefKey,
-            value: Bytes,
-            expected: RefExpectation<'_>,
-        ) -> floe_backends::Result<RefToken> {
-            self.inner.write_ref(key, value, expected)
-        }
-        fn delete_ref(&self, key: &RefKey) -> floe_backends::Result<()> {
-            self.inner.delete_ref(key)
-        }
-    }
+    use crate::test_storage::TestStorage;
 
     /// 40 row slices of 1,000 rows (a timestamp and a float column: 16,000 bytes of input each).
     fn slices() -> Vec<RecordBatch> {
@@ -375,8 +297,10 @@ mod tests {
         SliceJob { symbol: "s", version: 0, row_base: 0, index_pos: Some(0), data_cols: vec![1], groups: vec![(0, 1)] }
     }
 
-    fn store_through(limit: usize) -> (Arc<CountingPuts>, usize) {
-        let counting = Arc::new(CountingPuts::new(limit));
+    fn store_through(limit: usize) -> (Arc<TestStorage>, usize) {
+        // Each put_batch lingers 3 ms so that overlapping calls show.
+        let counting =
+            Arc::new(TestStorage { put_limit: limit, put_delay: Duration::from_millis(3), ..Default::default() });
         let storage: Arc<dyn Storage> = Arc::clone(&counting) as Arc<dyn Storage>;
         // Three 16,000-byte segments reach 40,000 bytes: waves of three.
         let options = PipelineOptions {

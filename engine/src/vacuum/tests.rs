@@ -193,74 +193,13 @@ fn objects_of_a_symbol_that_never_committed_are_removed() {
     assert_eq!(lib.vacuum(Some("kept"), Duration::ZERO).expect("vacuum").deleted(), 0);
 }
 
-/// A storage that makes the first `losses` commits lose the race (a conflict, after a pause), as a
-/// commit would under heavy contention, so that an operation's commit loop runs long.
-#[derive(Debug)]
-struct SlowLosses {
-    inner: MemoryStorage,
-    losses: std::sync::atomic::AtomicU32,
-    pause: Duration,
-}
-
-impl Storage for SlowLosses {
-    fn describe(&self) -> String {
-        "slow-losses".into()
-    }
-    fn put(&self, key: &AtomKey, value: Bytes) -> floe_backends::Result<()> {
-        self.inner.put(key, value)
-    }
-    fn get(&self, key: &AtomKey) -> floe_backends::Result<Bytes> {
-        self.inner.get(key)
-    }
-    fn exists(&self, key: &AtomKey) -> floe_backends::Result<bool> {
-        self.inner.exists(key)
-    }
-    fn delete_batch(&self, keys: &[AtomKey]) -> floe_backends::Result<()> {
-        self.inner.delete_batch(keys)
-    }
-    fn list_page(
-        &self,
-        key_type: KeyType,
-        scope: ListScope<'_>,
-        after: Option<&floe_formats::Key>,
-        limit: usize,
-    ) -> floe_backends::Result<floe_backends::ListPage> {
-        self.inner.list_page(key_type, scope, after, limit)
-    }
-    fn read_ref(&self, key: &floe_formats::RefKey) -> floe_backends::Result<Option<floe_backends::RefValue>> {
-        self.inner.read_ref(key)
-    }
-    fn write_ref(
-        &self,
-        key: &floe_formats::RefKey,
-        value: Bytes,
-        expected: floe_backends::RefExpectation<'_>,
-    ) -> floe_backends::Result<floe_backends::RefToken> {
-        let lose =
-            self.losses.fetch_update(std::sync::atomic::Ordering::SeqCst, std::sync::atomic::Ordering::SeqCst, |n| {
-                n.checked_sub(1)
-            });
-        if lose.is_ok() {
-            std::thread::sleep(self.pause);
-            return Err(floe_backends::StorageError::Conflict { key: key.to_string() });
-        }
-        self.inner.write_ref(key, value, expected)
-    }
-    fn delete_ref(&self, key: &floe_formats::RefKey) -> floe_backends::Result<()> {
-        self.inner.delete_ref(key)
-    }
-}
-
 #[test]
 fn a_long_commit_loop_rewrites_what_it_wrote_instead_of_naming_old_objects() {
     // Four lost races of 300 ms each: without the reuse limit the committed version would name
     // segments written 1.2 s before the commit, which a vacuum with a 1 s grace could have deleted.
     for op in ["write", "append", "write_stream"] {
-        let storage = Arc::new(SlowLosses {
-            inner: MemoryStorage::new(),
-            losses: std::sync::atomic::AtomicU32::new(0),
-            pause: Duration::from_millis(300),
-        });
+        let storage =
+            Arc::new(crate::test_storage::TestStorage { pause: Duration::from_millis(300), ..Default::default() });
         let pipeline = PipelineOptions { max_reuse_age: Duration::from_millis(100), ..PipelineOptions::default() };
         let options = LibraryOptions { rows_per_segment: 4, columns_per_segment: 1, dynamic_schema: false };
         let lib = Library::new("vacuum", Arc::clone(&storage) as Arc<dyn Storage>, options, pipeline);

@@ -1,0 +1,84 @@
+//! A memory storage instrumented for the engine's own tests: it can make commits lose their race and
+//! declare a write concurrency, and it records how `put_batch` was called.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use floe_backends::{ListPage, ListScope, MemoryStorage, RefExpectation, RefToken, RefValue, Storage, StorageError};
+use floe_formats::{AtomKey, Key, KeyType, RefKey};
+
+/// [`MemoryStorage`] with test hooks; see the fields.
+#[derive(Debug, Default)]
+pub(crate) struct TestStorage {
+    /// Where everything is stored.
+    pub inner: MemoryStorage,
+    /// The next this many reference writes fail with `Conflict` after `pause`, as commits do under
+    /// heavy contention.
+    pub losses: AtomicU32,
+    /// How long a lost reference write takes.
+    pub pause: Duration,
+    /// What `concurrent_puts` declares (0: the default, unlimited).
+    pub put_limit: usize,
+    /// How long each `put_batch` lingers, so that overlapping calls show.
+    pub put_delay: Duration,
+    /// `put_batch` calls running now.
+    pub in_flight: AtomicUsize,
+    /// The most `put_batch` calls seen running at once.
+    pub most_in_flight: AtomicUsize,
+    /// The number of items of each `put_batch`, in call order.
+    pub batch_sizes: Mutex<Vec<usize>>,
+}
+
+impl Storage for TestStorage {
+    fn describe(&self) -> String {
+        "test storage".into()
+    }
+    fn put(&self, key: &AtomKey, value: Bytes) -> floe_backends::Result<()> {
+        self.inner.put(key, value)
+    }
+    fn put_batch(&self, items: Vec<(AtomKey, Bytes)>) -> Vec<floe_backends::Result<()>> {
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most_in_flight.fetch_max(now, Ordering::SeqCst);
+        self.batch_sizes.lock().unwrap_or_else(|p| p.into_inner()).push(items.len());
+        std::thread::sleep(self.put_delay);
+        let out = self.inner.put_batch(items);
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        out
+    }
+    fn concurrent_puts(&self) -> usize {
+        if self.put_limit == 0 { usize::MAX } else { self.put_limit }
+    }
+    fn get(&self, key: &AtomKey) -> floe_backends::Result<Bytes> {
+        self.inner.get(key)
+    }
+    fn exists(&self, key: &AtomKey) -> floe_backends::Result<bool> {
+        self.inner.exists(key)
+    }
+    fn delete_batch(&self, keys: &[AtomKey]) -> floe_backends::Result<()> {
+        self.inner.delete_batch(keys)
+    }
+    fn list_page(
+        &self,
+        key_type: KeyType,
+        scope: ListScope<'_>,
+        after: Option<&Key>,
+        limit: usize,
+    ) -> floe_backends::Result<ListPage> {
+        self.inner.list_page(key_type, scope, after, limit)
+    }
+    fn read_ref(&self, key: &RefKey) -> floe_backends::Result<Option<RefValue>> {
+        self.inner.read_ref(key)
+    }
+    fn write_ref(&self, key: &RefKey, value: Bytes, expected: RefExpectation<'_>) -> floe_backends::Result<RefToken> {
+        if self.losses.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
+            std::thread::sleep(self.pause);
+            return Err(StorageError::Conflict { key: key.to_string() });
+        }
+        self.inner.write_ref(key, value, expected)
+    }
+    fn delete_ref(&self, key: &RefKey) -> floe_backends::Result<()> {
+        self.inner.delete_ref(key)
+    }
+}
