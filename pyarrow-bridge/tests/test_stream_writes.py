@@ -110,3 +110,14 @@ def test_chunks_of_another_type_are_cast_or_refused(small_lib, monkeypatch):
     with pytest.raises(floe.InvalidInput):
         small_lib.write("mixed", mixed)
     assert not small_lib.has_symbol("mixed")
+
+
+def test_an_unsorted_large_frame_is_refused_before_anything_is_written(small_lib, monkeypatch):
+    monkeypatch.setattr(_convert, "CONVERT_CHUNK_ROWS", 16)
+    idx = pd.date_range("2024-01-01", periods=48, freq="s", name="ts")
+    df = pd.DataFrame({"s": pd.Series([f"v{i}" for i in range(48)], index=idx[::-1], dtype=object)})
+    # Not streamed: the index is checked whole first, as for any frame.
+    assert not isinstance(_convert.normalize(df, stream=True).table, pa.RecordBatchReader)
+    with pytest.raises(floe.InvalidInput, match="not sorted"):
+        small_lib.write("u", df)
+    assert not small_lib.has_symbol("u")

@@ -111,13 +111,17 @@ def _pandas_stream(df: pd.DataFrame) -> Optional[Normalized]:
     first rows, as they would); later chunks are converted to those types, not inferred (a chunk of only
     None in an object column stays a string column), and one that cannot be is InvalidInput, raised
     while the engine reads the stream: the write then commits nothing. When the first chunk does not
-    convert on its own (a column of only None there has no type), the result is None: the whole frame
-    then converts as a table, its whole columns deciding their types as they always did."""
+    convert on its own (a column of only None there has no type), or the timestamp index is unsorted or
+    has NaT, the result is None: the frame then goes the table way, where its whole columns decide their
+    types and a bad index is refused before anything is written."""
     n = len(df)
     if n <= CONVERT_CHUNK_ROWS or isinstance(df.columns, pd.MultiIndex):
         return None
     if all(isinstance(t, np.dtype) and t.kind in "iufb" for t in df.dtypes):
         return None  # every column goes over without a copy: nothing to bound
+    index = df.index.get_level_values(0) if isinstance(df.index, pd.MultiIndex) else df.index
+    if isinstance(index, pd.DatetimeIndex) and (index.hasnans or not index.is_monotonic_increasing):
+        return None  # the table path refuses it before anything is written
     try:
         first = _from_pandas(df.iloc[:CONVERT_CHUNK_ROWS])
     except InvalidInput:
