@@ -233,6 +233,10 @@ impl Library {
     /// than `max_reuse_age`, the segments are copied under fresh keys rather than written again (the
     /// stream cannot be read twice).
     ///
+    /// Like any long write, the whole stream is one commit attempt: its first segments stay unreachable
+    /// until the commit, so a concurrent vacuum's grace must be longer than the stream takes to write
+    /// (design/reliability.md, "Vacuum").
+    ///
     /// # Errors
     /// `InvalidInput` for a bad symbol, schema or index column (before anything is read or written) or
     /// a bad batch; the stream's own errors; storage errors; `Conflict` as [`Library::write`].
