@@ -52,11 +52,11 @@ pub fn normalized_schema(schema: &SchemaRef) -> SchemaRef {
 /// `batch`'s columns under `normalized` (from [`normalized_schema`] of the batch's own schema).
 ///
 /// # Errors
-/// `InvalidInput` if the columns do not fit it (a stream whose batches change schema).
+/// `InvalidInput` if the columns do not fit it (input whose batches change schema).
 pub fn conform(normalized: &SchemaRef, batch: &RecordBatch) -> Result<RecordBatch, Error> {
     let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
     RecordBatch::try_new_with_options(Arc::clone(normalized), batch.columns().to_vec(), &options)
-        .map_err(|e| Error::invalid(format!("a batch does not match the stream's schema: {e}")))
+        .map_err(|e| Error::invalid(format!("a batch does not match the input's schema: {e}")))
 }
 
 /// The index of a write: a timestamp column's name, or row numbers.
