@@ -682,8 +682,19 @@ impl Library {
                 {
                     attempt += 1;
                 }
+                Err(e) if e.kind() == ErrorKind::NotFound => return Err(self.deleted_while_read(symbol, request, e)),
                 other => return other,
             }
+        }
+    }
+
+    /// The error for a read of a specific version (or snapshot) that met a missing object: if the
+    /// version was deleted (pruned) meanwhile, that (`VersionNotFound`, `SnapshotNotFound`...) is what
+    /// happened, not a missing object; if it still resolves, the object is really missing: `e`.
+    fn deleted_while_read(&self, symbol: &str, request: &ReadRequest, e: Error) -> Error {
+        match self.resolve(symbol, &request.as_of) {
+            Err(gone) if gone.kind() == ErrorKind::NotFound => gone.context("deleted while it was being read"),
+            _ => e,
         }
     }
 
@@ -1540,3 +1551,7 @@ impl Iterator for ReadStream {
         None
     }
 }
+
+#[cfg(test)]
+#[path = "library_tests.rs"]
+mod tests;

@@ -12,8 +12,8 @@ use floe_formats::{AtomKey, Key, KeyType, RefKey};
 /// [`MemoryStorage`] with test hooks; see the fields.
 #[derive(Debug, Default)]
 pub(crate) struct TestStorage {
-    /// Where everything is stored.
-    pub inner: MemoryStorage,
+    /// Where everything is stored (shared, so a second library can act on the same objects).
+    pub inner: std::sync::Arc<MemoryStorage>,
     /// The next this many reference writes fail with `Conflict` after `pause`, as commits do under
     /// heavy contention.
     pub losses: AtomicU32,
@@ -29,6 +29,33 @@ pub(crate) struct TestStorage {
     pub most_in_flight: AtomicUsize,
     /// The number of items of each `put_batch`, in call order.
     pub batch_sizes: Mutex<Vec<usize>>,
+    /// Runs once, just before the first `get_batch` that fetches data segments: a concurrent change.
+    pub before_data_read: Hook,
+}
+
+/// A one-shot action for [`TestStorage::before_data_read`].
+#[derive(Default)]
+pub(crate) struct Hook(Mutex<Option<Box<dyn FnOnce() + Send>>>);
+
+impl Hook {
+    /// Sets the action.
+    pub fn set(&self, action: impl FnOnce() + Send + 'static) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(Box::new(action));
+    }
+
+    fn run(&self) {
+        // Taken out first: the action may call back into the storage.
+        let action = self.0.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(action) = action {
+            action();
+        }
+    }
+}
+
+impl std::fmt::Debug for Hook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Hook")
+    }
 }
 
 impl Storage for TestStorage {
@@ -52,6 +79,12 @@ impl Storage for TestStorage {
     }
     fn get(&self, key: &AtomKey) -> floe_backends::Result<Bytes> {
         self.inner.get(key)
+    }
+    fn get_batch(&self, keys: &[AtomKey]) -> Vec<floe_backends::Result<Bytes>> {
+        if keys.iter().any(|k| k.key_type() == KeyType::TableData) {
+            self.before_data_read.run();
+        }
+        self.inner.get_batch(keys)
     }
     fn exists(&self, key: &AtomKey) -> floe_backends::Result<bool> {
         self.inner.exists(key)

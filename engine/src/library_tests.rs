@@ -1,0 +1,57 @@
+//! Reads racing deletes.
+
+use std::sync::Arc;
+
+use arrow_array::{Int64Array, RecordBatch, TimestampNanosecondArray};
+use arrow_schema::{DataType, Field, Schema, TimeUnit};
+use floe_backends::Storage;
+
+use crate::test_storage::TestStorage;
+use crate::{AsOf, Detail, ErrorKind, IndexKind, Library, LibraryOptions, PipelineOptions, ReadRequest, Table};
+
+fn table(ts: std::ops::Range<i64>) -> Table {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("ts", DataType::Timestamp(TimeUnit::Nanosecond, None), false),
+        Field::new("x", DataType::Int64, false),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(TimestampNanosecondArray::from_iter_values(ts.clone())),
+            Arc::new(Int64Array::from_iter_values(ts)),
+        ],
+    )
+    .expect("batch");
+    Table::from_batch(batch, IndexKind::Timestamp("ts".into())).expect("table")
+}
+
+fn library(storage: Arc<dyn Storage>) -> Library {
+    let options = LibraryOptions { rows_per_segment: 4, columns_per_segment: 1, dynamic_schema: false };
+    Library::new("race", storage, options, PipelineOptions::default())
+}
+
+#[test]
+fn a_version_pruned_while_it_is_read_is_version_not_found_not_a_missing_object() {
+    let storage = Arc::new(TestStorage::default());
+    let lib = library(Arc::clone(&storage) as Arc<dyn Storage>);
+    lib.write("s", &table(0..10), None).expect("v0");
+    lib.write("s", &table(100..110), None).expect("v1");
+    // Between resolving version 0 and fetching its data, another process prunes it.
+    let other = library(Arc::clone(&storage.inner) as Arc<dyn Storage>);
+    storage.before_data_read.set(move || other.prune_previous_versions("s").expect("prune"));
+    let old = ReadRequest { as_of: AsOf::Version(0), ..Default::default() };
+    let err = lib.read("s", &old).expect_err("pruned");
+    assert_eq!((err.kind(), err.detail()), (ErrorKind::NotFound, Detail::VersionNotFound), "{err}");
+    assert!(err.to_string().contains("deleted while it was being read"), "{err}");
+    // A live version whose data is really missing still says so: the object is named.
+    let live = lib.read("s", &ReadRequest::default()).expect("v1 reads").data;
+    assert_eq!(live.num_rows(), 10);
+    let data = (&*storage.inner as &dyn Storage)
+        .list_all(floe_formats::KeyType::TableData, floe_backends::ListScope::Symbol("s"))
+        .expect("list");
+    let floe_formats::Key::Atom(first) = &data[0] else { panic!("data keys are atoms") };
+    storage.inner.delete_batch(std::slice::from_ref(first)).expect("delete");
+    let err = lib.read("s", &ReadRequest { as_of: AsOf::Version(1), ..Default::default() }).expect_err("missing");
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    assert_ne!(err.detail(), Detail::VersionNotFound, "{err}");
+}
