@@ -2,33 +2,10 @@
 
 use std::sync::Arc;
 
-use arrow_array::{Int64Array, RecordBatch, TimestampNanosecondArray};
-use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use floe_backends::Storage;
 
-use crate::test_storage::TestStorage;
-use crate::{AsOf, Detail, ErrorKind, IndexKind, Library, LibraryOptions, PipelineOptions, ReadRequest, Table};
-
-fn table(ts: std::ops::Range<i64>) -> Table {
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("ts", DataType::Timestamp(TimeUnit::Nanosecond, None), false),
-        Field::new("x", DataType::Int64, false),
-    ]));
-    let batch = RecordBatch::try_new(
-        schema,
-        vec![
-            Arc::new(TimestampNanosecondArray::from_iter_values(ts.clone())),
-            Arc::new(Int64Array::from_iter_values(ts)),
-        ],
-    )
-    .expect("batch");
-    Table::from_batch(batch, IndexKind::Timestamp("ts".into())).expect("table")
-}
-
-fn library(storage: Arc<dyn Storage>) -> Library {
-    let options = LibraryOptions { rows_per_segment: 4, columns_per_segment: 1, dynamic_schema: false };
-    Library::new("race", storage, options, PipelineOptions::default())
-}
+use crate::test_storage::{TestStorage, library, table};
+use crate::{AsOf, Detail, ErrorKind, ReadRequest};
 
 #[test]
 fn a_version_pruned_while_it_is_read_is_version_not_found_not_a_missing_object() {

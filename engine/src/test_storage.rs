@@ -1,5 +1,6 @@
-//! A memory storage instrumented for the engine's own tests: it can make commits lose their race and
-//! declare a write concurrency, and it records how `put_batch` was called.
+//! Support for the engine's own tests: a memory storage instrumented to make commits lose their race,
+//! declare a write concurrency, record how `put_batch` was called and run an action before a data
+//! fetch; and the small timestamp-indexed table and library the tests share.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
@@ -114,4 +115,32 @@ impl Storage for TestStorage {
     fn delete_ref(&self, key: &RefKey) -> floe_backends::Result<()> {
         self.inner.delete_ref(key)
     }
+}
+
+/// A table of rows `ts` (a timestamp index `ts`, and `x` = 3 x `ts`).
+pub(crate) fn table(ts: std::ops::Range<i64>) -> crate::Table {
+    use std::sync::Arc;
+
+    use arrow_array::{Int64Array, RecordBatch, TimestampNanosecondArray};
+    use arrow_schema::{DataType, Field, Schema, TimeUnit};
+
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("ts", DataType::Timestamp(TimeUnit::Nanosecond, None), false),
+        Field::new("x", DataType::Int64, false),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(TimestampNanosecondArray::from_iter_values(ts.clone())),
+            Arc::new(Int64Array::from_iter_values(ts.map(|t| t * 3))),
+        ],
+    )
+    .expect("batch");
+    crate::Table::from_batch(batch, crate::IndexKind::Timestamp("ts".into())).expect("table")
+}
+
+/// A library over `storage` with small segments (4 rows x 1 column), so a few rows make several.
+pub(crate) fn library(storage: std::sync::Arc<dyn Storage>) -> crate::Library {
+    let options = crate::LibraryOptions { rows_per_segment: 4, columns_per_segment: 1, dynamic_schema: false };
+    crate::Library::new("test", storage, options, crate::PipelineOptions::default())
 }

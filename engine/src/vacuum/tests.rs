@@ -5,37 +5,17 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arrow_array::{Int64Array, RecordBatch, TimestampNanosecondArray};
-use arrow_schema::{DataType, Field, Schema, TimeUnit};
+use arrow_array::Int64Array;
 use bytes::Bytes;
 use floe_backends::faulty::{FaultPlan, FaultyStorage, OpKind};
 use floe_backends::{ListScope, MemoryStorage, Storage};
 use floe_formats::{AtomFields, AtomKey, KeyType};
 
-use crate::{AsOf, ErrorKind, IndexKind, Library, LibraryOptions, PipelineOptions, ReadRequest, Table};
+use crate::{AsOf, ErrorKind, Library, LibraryOptions, PipelineOptions, ReadRequest};
 
 const HOUR: Duration = Duration::from_secs(3600);
 
-fn table(ts: std::ops::Range<i64>) -> Table {
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("ts", DataType::Timestamp(TimeUnit::Nanosecond, None), false),
-        Field::new("x", DataType::Int64, false),
-    ]));
-    let batch = RecordBatch::try_new(
-        schema,
-        vec![
-            Arc::new(TimestampNanosecondArray::from_iter_values(ts.clone())),
-            Arc::new(Int64Array::from_iter_values(ts.map(|t| t * 3))),
-        ],
-    )
-    .expect("batch");
-    Table::from_batch(batch, IndexKind::Timestamp("ts".into())).expect("table")
-}
-
-fn library(storage: Arc<dyn Storage>) -> Library {
-    let options = LibraryOptions { rows_per_segment: 4, columns_per_segment: 1, dynamic_schema: false };
-    Library::new("vacuum", storage, options, PipelineOptions::default())
-}
+use crate::test_storage::{library, table};
 
 fn memory_library() -> (Arc<MemoryStorage>, Library) {
     let storage = Arc::new(MemoryStorage::new());
