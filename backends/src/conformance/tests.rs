@@ -132,7 +132,9 @@ impl Storage for Broken {
                 if !ok {
                     return Err(StorageError::conflict(key));
                 }
-                std::thread::yield_now();
+                // A window between check and write that racing threads reliably fall into: a bare
+                // yield let one CI run (2 cores, other test binaries running) pass the check by luck.
+                std::thread::sleep(std::time::Duration::from_micros(200));
                 // Write over whatever is there now: the check above may be stale.
                 let now = self.inner.read_ref(key)?.map(|v| v.token);
                 self.inner.write_ref(key, value, now.as_ref().map_or(RefExpectation::Absent, RefExpectation::At))
@@ -229,8 +231,8 @@ fn ignored_cas_is_caught_by_the_race_and_the_stale_token_check() {
 
 #[test]
 fn non_atomic_cas_is_caught_by_the_races() {
-    // Both races are probabilistic; with a yield between check and write, 100 rounds of 4 threads
-    // (or a 40-increment counter) have never let it through.
+    // Both races are probabilistic; with a 200 µs pause between check and write, 100 rounds of 4
+    // threads (or a 40-increment counter) let it through practically never (a bare yield did once).
     let race = caught(Bug::CasNotAtomic, cas_race_one_winner_per_round);
     assert!(race.contains("exactly one must") || race.contains("update was lost"), "{race}");
     let counter = caught(Bug::CasNotAtomic, cas_counter_loses_no_update);
