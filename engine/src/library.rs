@@ -49,8 +49,8 @@ pub struct ReadRequest {
     /// Return string columns that every segment read stores dictionary-coded as Arrow dictionary
     /// arrays (`Int32` keys into one dictionary of the distinct values), their fields marked with the
     /// metadata key [`crate::CODES_METADATA_KEY`], instead of materializing every row's string: for a
-    /// consumer that works on the distinct values (decision D19: the pandas conversion measured no
-    /// faster with it and does not ask). Other columns come back as usual. Applies to [`Library::read`].
+    /// consumer that makes one object per distinct value (the pandas conversion, decision D19). Other
+    /// columns come back as usual. Applies to [`Library::read`].
     pub strings_as_codes: bool,
     /// Decode the null-free columns of each fixed-width type (two or more of them) into one
     /// allocation, column after column, and report it in [`ReadResult::blocks`]: a consumer that
@@ -274,9 +274,7 @@ impl Library {
             // names fresh copies instead (the reuse guard, design/reliability.md "Vacuum").
             if attempts > 1 && self.too_old_to_reuse(since) {
                 let copies = self.copy_segments(&entries, symbol)?;
-                let mut seen = HashSet::new();
-                let mut old: Vec<AtomKey> =
-                    entries.iter().filter(|e| seen.insert(&e.key)).map(|e| e.key.clone()).collect();
+                let mut old = segment_keys(&entries);
                 entries = copies;
                 since = crate::clock::now_ns();
                 prepared = None;
@@ -1370,20 +1368,15 @@ impl Library {
         })
     }
 
-    /// Whether objects written at `since_ns` (this process's clock) are past `max_reuse_age`, so that a
-    /// rebased commit must write them again rather than name them: a vacuum whose grace is shorter
-    /// than the commit's whole duration could otherwise delete them just before the commit lands.
     /// Copies the data segments `entries` name under `symbol` with a fresh creation time, and returns
-    /// the entries naming the copies. Each segment is copied once (after an update several entries may
-    /// name parts of one). The copies are unreachable until a commit names them, and a vacuum judges an
-    /// unreachable object's age by its key: filed under the originals' old times they could be deleted
-    /// before that commit lands.
+    /// the entries naming the copies. Each segment is copied once ([`segment_keys`]). The copies are
+    /// unreachable until a commit names them, and a vacuum judges an unreachable object's age by its
+    /// key: filed under the originals' old times they could be deleted before that commit lands.
     ///
     /// # Errors
     /// Storage errors (a missing segment is `NotFound`).
     fn copy_segments(&self, entries: &[IndexEntry], symbol: &str) -> Result<Vec<IndexEntry>> {
-        let mut seen = HashSet::new();
-        let keys: Vec<AtomKey> = entries.iter().filter(|e| seen.insert(&e.key)).map(|e| e.key.clone()).collect();
+        let keys = segment_keys(entries);
         let now = crate::clock::now_ns();
         let mut copies = std::collections::HashMap::with_capacity(keys.len());
         for (old_key, bytes) in keys.iter().zip(self.storage.get_batch(&keys)) {
@@ -1397,6 +1390,9 @@ impl Library {
             .collect())
     }
 
+    /// Whether objects written at `since_ns` (this process's clock) are past `max_reuse_age`, so that a
+    /// rebased commit must write them again rather than name them: a vacuum whose grace is shorter
+    /// than the commit's whole duration could otherwise delete them just before the commit lands.
     fn too_old_to_reuse(&self, since_ns: i64) -> bool {
         let limit = i64::try_from(self.pipeline.max_reuse_age.as_nanos()).unwrap_or(i64::MAX);
         since_ns != i64::MAX && crate::clock::now_ns().saturating_sub(since_ns) > limit
@@ -1550,6 +1546,13 @@ impl Iterator for ReadStream {
         }
         None
     }
+}
+
+/// The data segments `entries` name, each once (after an update several entries may name parts of one),
+/// in entry order.
+fn segment_keys(entries: &[IndexEntry]) -> Vec<AtomKey> {
+    let mut seen = HashSet::new();
+    entries.iter().filter(|e| seen.insert(&e.key)).map(|e| e.key.clone()).collect()
 }
 
 #[cfg(test)]

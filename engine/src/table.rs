@@ -145,27 +145,55 @@ impl Table {
     /// # Errors
     /// Arrow errors from concatenation (should not happen: schemas were checked).
     pub fn row_slices(&self, rows_per_segment: usize) -> Result<Vec<RecordBatch>> {
-        let mut out = Vec::new();
-        let mut pending: Vec<RecordBatch> = Vec::new();
-        let mut pending_rows = 0usize;
+        let mut cutter = SliceCutter::new(Arc::clone(&self.schema), rows_per_segment);
+        let mut out = std::collections::VecDeque::new();
         for b in &self.batches {
-            let mut offset = 0;
-            while offset < b.num_rows() {
-                let take = (rows_per_segment - pending_rows).min(b.num_rows() - offset);
-                pending.push(b.slice(offset, take));
-                pending_rows += take;
-                offset += take;
-                if pending_rows == rows_per_segment {
-                    out.push(concat(&self.schema, &pending)?);
-                    pending.clear();
-                    pending_rows = 0;
-                }
+            cutter.cut(b, &mut out)?;
+        }
+        out.extend(cutter.finish()?);
+        Ok(out.into())
+    }
+}
+
+/// Cuts batches, in order, into row slices of `rows_per_segment` rows (the last may be shorter),
+/// concatenating only where a slice spans two batches.
+struct SliceCutter {
+    schema: SchemaRef,
+    rows_per_segment: usize,
+    pending: Vec<RecordBatch>,
+    pending_rows: usize,
+}
+
+impl SliceCutter {
+    fn new(schema: SchemaRef, rows_per_segment: usize) -> Self {
+        SliceCutter { schema, rows_per_segment: rows_per_segment.max(1), pending: Vec::new(), pending_rows: 0 }
+    }
+
+    /// Adds `batch`'s rows, moving every full slice to `out`.
+    fn cut(&mut self, batch: &RecordBatch, out: &mut std::collections::VecDeque<RecordBatch>) -> Result<()> {
+        let mut offset = 0;
+        while offset < batch.num_rows() {
+            let take = (self.rows_per_segment - self.pending_rows).min(batch.num_rows() - offset);
+            self.pending.push(batch.slice(offset, take));
+            self.pending_rows += take;
+            offset += take;
+            if self.pending_rows == self.rows_per_segment {
+                out.push_back(self.take_pending()?);
             }
         }
-        if pending_rows > 0 {
-            out.push(concat(&self.schema, &pending)?);
-        }
-        Ok(out)
+        Ok(())
+    }
+
+    /// The last, partial slice, if any rows are left.
+    fn finish(&mut self) -> Result<Option<RecordBatch>> {
+        if self.pending_rows == 0 { Ok(None) } else { self.take_pending().map(Some) }
+    }
+
+    fn take_pending(&mut self) -> Result<RecordBatch> {
+        let slice = concat(&self.schema, &self.pending);
+        self.pending.clear();
+        self.pending_rows = 0;
+        slice
     }
 }
 
@@ -177,9 +205,7 @@ pub(crate) struct RowSlicer<I> {
     batches: I,
     schema: SchemaRef,
     index: IndexKind,
-    rows_per_segment: usize,
-    pending: Vec<RecordBatch>,
-    pending_rows: usize,
+    cutter: SliceCutter,
     ready: std::collections::VecDeque<RecordBatch>,
     last_ts: Option<i64>,
     batch_no: usize,
@@ -192,12 +218,10 @@ impl<I: Iterator<Item = Result<RecordBatch>>> RowSlicer<I> {
     /// `index` (a header checked by [`Table::new`] with no batches).
     pub(crate) fn new(batches: I, schema: SchemaRef, index: IndexKind, rows_per_segment: usize) -> Self {
         RowSlicer {
+            cutter: SliceCutter::new(Arc::clone(&schema), rows_per_segment),
             batches,
             schema,
             index,
-            rows_per_segment: rows_per_segment.max(1),
-            pending: Vec::new(),
-            pending_rows: 0,
             ready: std::collections::VecDeque::new(),
             last_ts: None,
             batch_no: 0,
@@ -231,23 +255,6 @@ impl<I: Iterator<Item = Result<RecordBatch>>> RowSlicer<I> {
         }
         Ok(())
     }
-
-    /// Adds a checked batch's rows, moving every full slice to `ready`.
-    fn cut(&mut self, batch: &RecordBatch) -> Result<()> {
-        let mut offset = 0;
-        while offset < batch.num_rows() {
-            let take = (self.rows_per_segment - self.pending_rows).min(batch.num_rows() - offset);
-            self.pending.push(batch.slice(offset, take));
-            self.pending_rows += take;
-            offset += take;
-            if self.pending_rows == self.rows_per_segment {
-                self.ready.push_back(concat(&self.schema, &self.pending)?);
-                self.pending.clear();
-                self.pending_rows = 0;
-            }
-        }
-        Ok(())
-    }
 }
 
 impl<I: Iterator<Item = Result<RecordBatch>>> Iterator for RowSlicer<I> {
@@ -264,7 +271,7 @@ impl<I: Iterator<Item = Result<RecordBatch>>> Iterator for RowSlicer<I> {
             match self.batches.next() {
                 Some(Ok(batch)) if batch.num_rows() == 0 => self.batch_no += 1,
                 Some(Ok(batch)) => {
-                    let checked = self.check(&batch).and_then(|()| self.cut(&batch));
+                    let checked = self.check(&batch).and_then(|()| self.cutter.cut(&batch, &mut self.ready));
                     self.batch_no += 1;
                     self.rows_seen += batch.num_rows() as u64;
                     if let Err(e) = checked {
@@ -278,10 +285,7 @@ impl<I: Iterator<Item = Result<RecordBatch>>> Iterator for RowSlicer<I> {
                 }
                 None => {
                     self.done = true;
-                    if self.pending_rows > 0 {
-                        let last = concat(&self.schema, &self.pending);
-                        self.pending.clear();
-                        self.pending_rows = 0;
+                    if let Some(last) = self.cutter.finish().transpose() {
                         return Some(last);
                     }
                 }

@@ -4,3 +4,13 @@ pub(crate) mod codes;
 pub(crate) mod handover;
 pub(crate) mod read;
 pub(crate) mod write;
+
+/// Work of at most this many bytes stays on the calling thread: handing it to rayon and back costs
+/// ~20-40 µs on a busy 2-core VM, more than encoding or decoding that much takes (design/pipeline.md,
+/// "Small reads stay on the calling thread").
+const INLINE_BYTES: usize = 128 << 10;
+
+/// Whether `items` pieces of work of `bytes` in all run on the calling thread rather than on rayon.
+pub(crate) fn on_calling_thread(items: usize, bytes: usize) -> bool {
+    items <= 1 || bytes <= INLINE_BYTES
+}

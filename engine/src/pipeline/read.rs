@@ -13,11 +13,6 @@ use floe_formats::segment::{BitsOut, ColumnInfo, ColumnOut, ValuesOut};
 use floe_formats::{AtomKey, KeyType, SegmentReader};
 use rayon::prelude::*;
 
-/// Segments (a read's, or one segment's column tasks) of at most this many bytes in all decode on the
-/// calling thread: handing work to rayon and back costs ~20-40 µs on a busy 2-core VM, more than
-/// decoding them takes.
-const INLINE_DECODE_BYTES: usize = 128 << 10;
-
 use super::codes::{self, codable};
 use crate::error::{Error, Result};
 use crate::index::{IndexEntry, TableIndex};
@@ -499,7 +494,7 @@ pub(crate) fn read_windows(
         // Every block this read uses is verified as it decodes; blocks of columns not asked for are not
         // read at all (decision D13).
         let tasks = std::mem::take(&mut *lock(&by_seg[seg]));
-        let done: Vec<TaskBits> = if tasks.len() <= 1 || bytes.len() <= INLINE_DECODE_BYTES {
+        let done: Vec<TaskBits> = if super::on_calling_thread(tasks.len(), bytes.len()) {
             tasks.into_iter().map(|t| t.run(&reader)).collect::<Result<_>>()?
         } else {
             tasks.into_par_iter().map(|t| t.run(&reader)).collect::<Result<_>>()?
@@ -688,9 +683,7 @@ impl Source {
         f: &(dyn Fn(usize, &[u8]) -> Result<()> + Sync),
     ) -> Result<()> {
         match self {
-            Source::Owned(bytes)
-                if bytes.len() <= 1 || bytes.iter().map(Bytes::len).sum::<usize>() <= INLINE_DECODE_BYTES =>
-            {
+            Source::Owned(bytes) if super::on_calling_thread(bytes.len(), bytes.iter().map(Bytes::len).sum()) => {
                 bytes.iter().enumerate().try_for_each(|(i, b)| f(i, b))
             }
             Source::Owned(bytes) => bytes.par_iter().enumerate().try_for_each(|(i, b)| f(i, b)),

@@ -47,9 +47,6 @@ pub(crate) struct SliceJob<'a> {
 /// back to travel with the commit.
 pub(crate) const DEFER_BYTES: usize = 8 << 20;
 
-/// Jobs of at most this many input bytes encode on the calling thread (see `write_segments`).
-const INLINE_ENCODE_BYTES: usize = 128 << 10;
-
 /// What [`write_segments`] produced.
 #[derive(Debug, Default)]
 pub(crate) struct Written {
@@ -168,7 +165,7 @@ fn encode_one(job: &SliceJob<'_>, now: i64, s: &SegmentJob) -> Result<Encoded> {
 /// Encodes a wave: in parallel on the rayon pool, or on this thread when it is small (an append of a
 /// few rows), where a trip through rayon and back costs more than encoding it.
 fn encode_wave(job: &SliceJob<'_>, now: i64, wave: &[SegmentJob]) -> Result<Vec<Encoded>> {
-    if wave.len() <= 1 || wave.iter().map(|s| s.input_bytes).sum::<usize>() <= INLINE_ENCODE_BYTES {
+    if super::on_calling_thread(wave.len(), wave.iter().map(|s| s.input_bytes).sum()) {
         wave.iter().map(|s| encode_one(job, now, s)).collect()
     } else {
         wave.par_iter().map(|s| encode_one(job, now, s)).collect()
