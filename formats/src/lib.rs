@@ -25,4 +25,4 @@ pub mod segment;
 
 pub use error::{FormatError, Result};
 pub use key::{AtomFields, AtomKey, Key, KeyClass, KeyType, RefKey};
-pub use segment::{Segment, SegmentReader, content_hash, decode_segment, encode_segment};
+pub use segment::{Segment, SegmentLayout, SegmentReader, content_hash, decode_segment, encode_segment};

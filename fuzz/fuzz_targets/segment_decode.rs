@@ -1,7 +1,8 @@
 //! Segment decoding never panics or over-allocates on hostile bytes; whatever decodes re-encodes to a
 //! segment that decodes to the same values; decoding into caller buffers (sized by `column_info`, as the
 //! read pipeline does) agrees with decoding to Arrow, and so do row windows and the keys and
-//! dictionary of dictionary-coded columns.
+//! dictionary of dictionary-coded columns; a reader made from a layout parsed earlier accepts the same
+//! bytes.
 // Built by cargo-fuzz (cfg `fuzzing`) as a libFuzzer target, and included as a module by the test
 // suite's fuzz smoke test (tests/tests/fuzz_smoke.rs), which calls `run` directly.
 #![cfg_attr(fuzzing, no_main)]
@@ -13,7 +14,9 @@ use floe_formats::{SegmentReader, decode_segment, encode_segment};
 
 /// One input: checks the target's properties on `data` (panics on a violation).
 pub fn run(data: &[u8]) {
-    let Ok(reader) = SegmentReader::new(data) else { return };
+    let Ok(parsed) = SegmentReader::new(data) else { return };
+    // A second pass's reader over the same bytes (as the read pipeline makes) behaves the same.
+    let reader = SegmentReader::with_layout(data, &parsed.layout()).expect("the bytes it was parsed from");
     for i in 0..reader.num_columns() {
         let _ = reader.column_info(i);
         let _ = reader.decode_column(i);

@@ -10,7 +10,7 @@ use arrow_schema::{DataType, Field, Schema};
 use bytes::Bytes;
 use floe_backends::Storage;
 use floe_formats::segment::{BitsOut, ColumnInfo, ColumnOut, ValuesOut};
-use floe_formats::{AtomKey, KeyType, SegmentReader};
+use floe_formats::{AtomKey, KeyType, SegmentLayout, SegmentReader};
 use rayon::prelude::*;
 
 use super::codes::{self, codable};
@@ -214,6 +214,13 @@ pub(crate) fn read_windows(
     let codes = shape.codes;
     let index_pos = index.index_pos();
     let data_cols: Vec<usize> = crate::table::data_columns(&index.schema, index_pos);
+    // Schema position -> position among the data columns (a lookup per column and window).
+    let mut data_pos: Vec<Option<usize>> = vec![None; index.schema.fields().len()];
+    for (d, &c) in data_cols.iter().enumerate() {
+        if let Some(slot) = data_pos.get_mut(c) {
+            *slot = Some(d);
+        }
+    }
     // Map each output column to (entry, column within that entry's segment) per slice.
     let mut keys: Vec<AtomKey> = Vec::new();
     let mut key_pos = std::collections::HashMap::new();
@@ -231,7 +238,7 @@ pub(crate) fn read_windows(
             let found = if Some(c) == index_pos {
                 Some((&slice[0], 0))
             } else {
-                let d = data_cols.iter().position(|&x| x == c).ok_or_else(|| Error::internal("unknown column"))?;
+                let d = data_pos.get(c).copied().flatten().ok_or_else(|| Error::internal("unknown column"))?;
                 let d32 = u32::try_from(d).map_err(|_| Error::internal("column position"))?;
                 slice
                     .iter()
@@ -272,9 +279,12 @@ pub(crate) fn read_windows(
         }
     }
     let infos: Vec<Mutex<SegmentSizes>> = keys.iter().map(|_| Mutex::new((0, Vec::new()))).collect();
+    // Pass 2 reuses each segment's parsed descriptor (a `wide` segment's names 635 blocks).
+    let parsed: Vec<Mutex<Option<SegmentLayout>>> = keys.iter().map(|_| Mutex::new(None)).collect();
     source.visit(storage, &keys, &|seg, bytes| {
         verify_object(&keys[seg], bytes)?;
         let reader = SegmentReader::new(bytes).map_err(|e| in_segment(e, &keys[seg]))?;
+        *lock(&parsed[seg]) = Some(reader.layout());
         let mut out = Vec::with_capacity(needed[seg].len());
         for &c in &needed[seg] {
             let info = reader.column_info(c).map_err(|e| in_segment(e, &keys[seg]))?;
@@ -489,8 +499,14 @@ pub(crate) fn read_windows(
     }
     let bits: Mutex<Vec<TaskBits>> = Mutex::new(Vec::new());
     let assembled: Mutex<Vec<(usize, usize, ArrayRef)>> = Mutex::new(Vec::new());
+    let parsed: Vec<Option<SegmentLayout>> =
+        parsed.into_iter().map(|m| m.into_inner().unwrap_or_else(|p| p.into_inner())).collect();
     source.visit(storage, &keys, &|seg, bytes| {
-        let reader = SegmentReader::new(bytes).map_err(|e| in_segment(e, &keys[seg]))?;
+        let reader = match &parsed[seg] {
+            Some(layout) => SegmentReader::with_layout(bytes, layout),
+            None => SegmentReader::new(bytes),
+        }
+        .map_err(|e| in_segment(e, &keys[seg]))?;
         // Every block this read uses is verified as it decodes; blocks of columns not asked for are not
         // read at all (decision D13).
         let tasks = std::mem::take(&mut *lock(&by_seg[seg]));

@@ -9,9 +9,27 @@ use super::transform::{self, Transform};
 use crate::error::{FormatError, Result};
 use crate::le::{checksum, checksum_matches};
 
-/// The raw size of the blocks the encoder cuts streams into. A multiple of 8 so that fixed-width values
-/// never straddle blocks; 256 KiB keeps LZ4's working set in cache and gives readers parallelism.
+/// The largest raw block the encoder cuts a stream into. A multiple of 8 so that fixed-width values
+/// never straddle blocks; 256 KiB keeps LZ4's working set in cache.
 pub(crate) const BLOCK_BYTES: usize = 1 << 18;
+
+/// The smallest raw block the encoder cuts a stream into (the last one may be shorter): smaller ones
+/// would cost compression (each block is compressed on its own) and per-block work in full reads.
+pub(crate) const MIN_BLOCK_BYTES: usize = 8 << 10;
+
+/// A stream is cut into at least this many blocks when that keeps them at least [`MIN_BLOCK_BYTES`]:
+/// a read of a few rows verifies and decodes only the blocks covering them, so the block is the unit
+/// a row window pays for. A 10,000-row float column (80 KB) used to be one block, and a 10-row read of
+/// a 1,000-column frame hashed all 80 MB.
+const MIN_BLOCKS_PER_STREAM: usize = 16;
+
+/// The raw block size for a stream of `len` bytes: `len / 16` rounded up to 4 KiB, within
+/// [`MIN_BLOCK_BYTES`]..=[`BLOCK_BYTES`] (streams of 4 MiB and more keep 256 KiB blocks). A multiple of
+/// 8, and a function of the length only, so the same input always encodes to the same bytes.
+pub(crate) fn block_bytes(len: usize) -> usize {
+    const PAGE: usize = 4 << 10;
+    len.div_ceil(MIN_BLOCKS_PER_STREAM).next_multiple_of(PAGE).clamp(MIN_BLOCK_BYTES, BLOCK_BYTES)
+}
 
 /// The largest raw block a decoder accepts, whatever an encoder chose.
 pub(crate) const MAX_BLOCK_RAW: u32 = 16 << 20;

@@ -77,13 +77,40 @@ pub struct ColumnInfo {
 #[derive(Debug, Clone)]
 pub struct SegmentReader<'a> {
     body: &'a [u8],
+    parsed: SegmentLayout,
+}
+
+/// The parsed header and descriptor of one segment, without its bytes: what [`SegmentReader::new`]
+/// checks and builds, kept so that a second pass over the same segment (a read that sizes its output
+/// in one pass and decodes in another) does not parse a descriptor of thousands of blocks twice.
+/// Cheap to clone (shared).
+#[derive(Debug, Clone)]
+pub struct SegmentLayout(Arc<ParsedSegment>);
+
+#[derive(Debug)]
+struct ParsedSegment {
     rows: usize,
     descriptor: Descriptor,
     schema: SchemaRef,
+    /// The header's bytes and the descriptor's checksum: [`SegmentReader::with_layout`] accepts bytes
+    /// only if they match (every other byte of header and descriptor is covered by that checksum).
+    header: [u8; HEADER_LEN],
+    descriptor_checksum: [u8; 8],
+    len: usize,
+    body_end: usize,
 }
 
 fn invalid(reason: String) -> FormatError {
     FormatError::InvalidInput(reason)
+}
+
+/// The header bytes and the descriptor's stored checksum (the segment's last 8 bytes).
+fn identity(bytes: &[u8]) -> Result<([u8; HEADER_LEN], [u8; 8])> {
+    let truncated =
+        || FormatError::Truncated { object: "segment", offset: 0, needed: HEADER_LEN + 8, available: bytes.len() };
+    let header = bytes.get(..HEADER_LEN).and_then(|h| h.try_into().ok()).ok_or_else(truncated)?;
+    let sum = bytes.len().checked_sub(8).and_then(|at| bytes[at..].try_into().ok()).ok_or_else(truncated)?;
+    Ok((header, sum))
 }
 
 impl<'a> SegmentReader<'a> {
@@ -98,34 +125,62 @@ impl<'a> SegmentReader<'a> {
             .map_err(|_| FormatError::malformed("segment", format!("{} rows do not fit in memory", header.rows)))?;
         let body_end = HEADER_LEN
             + usize::try_from(header.body_len).map_err(|_| FormatError::malformed("segment", "body too large"))?;
-        let (body, descriptor) = bytes[HEADER_LEN..].split_at(body_end - HEADER_LEN);
-        let descriptor = parse_descriptor(descriptor, &header)?;
+        let (body, descriptor_bytes) = bytes[HEADER_LEN..].split_at(body_end - HEADER_LEN);
+        let descriptor = parse_descriptor(descriptor_bytes, &header)?;
         let schema = Arc::new(Schema::new(descriptor.columns.iter().map(|c| Arc::clone(&c.field)).collect::<Vec<_>>()));
-        Ok(Self { body, rows, descriptor, schema })
+        let (header, descriptor_checksum) = identity(bytes)?;
+        let parsed =
+            ParsedSegment { rows, descriptor, schema, header, descriptor_checksum, len: bytes.len(), body_end };
+        Ok(Self { body, parsed: SegmentLayout(Arc::new(parsed)) })
+    }
+
+    /// A reader over `bytes` that reuses `layout`, parsed from the same segment earlier (see
+    /// [`SegmentReader::layout`]): only the header and the descriptor's checksum are compared, and
+    /// each block is still verified as it is decoded.
+    ///
+    /// # Errors
+    /// [`FormatError::Malformed`] if `bytes` are not the segment `layout` was parsed from (another
+    /// length, header or descriptor checksum); [`FormatError::Truncated`] if they are too short to tell.
+    pub fn with_layout(bytes: &'a [u8], layout: &SegmentLayout) -> Result<Self> {
+        let parsed = &layout.0;
+        if bytes.len() != parsed.len || identity(bytes)? != (parsed.header, parsed.descriptor_checksum) {
+            return Err(FormatError::malformed("segment", "the bytes are not those of the segment parsed earlier"));
+        }
+        let body = bytes
+            .get(HEADER_LEN..parsed.body_end)
+            .ok_or_else(|| FormatError::malformed("segment", "body outside the segment"))?;
+        Ok(Self { body, parsed: layout.clone() })
+    }
+
+    /// The parsed header and descriptor, for [`SegmentReader::with_layout`].
+    pub fn layout(&self) -> SegmentLayout {
+        self.parsed.clone()
     }
 
     /// Number of rows.
     pub fn num_rows(&self) -> usize {
-        self.rows
+        self.parsed.0.rows
     }
 
     /// Number of columns.
     pub fn num_columns(&self) -> usize {
-        self.descriptor.columns.len()
+        self.parsed.0.descriptor.columns.len()
     }
 
     /// The schema of the stored columns.
     pub fn schema(&self) -> SchemaRef {
-        Arc::clone(&self.schema)
+        Arc::clone(&self.parsed.0.schema)
     }
 
     /// Index of the first column called `name`.
     pub fn column_index(&self, name: &str) -> Option<usize> {
-        self.descriptor.columns.iter().position(|c| c.field.name() == name)
+        self.parsed.0.descriptor.columns.iter().position(|c| c.field.name() == name)
     }
 
     fn column(&self, index: usize) -> Result<&ColumnDesc> {
-        self.descriptor
+        self.parsed
+            .0
+            .descriptor
             .columns
             .get(index)
             .ok_or_else(|| invalid(format!("column index {index} out of range ({} columns)", self.num_columns())))
@@ -270,7 +325,7 @@ impl<'a> SegmentReader<'a> {
     /// # Errors
     /// [`FormatError::ChecksumMismatch`] naming the column and block.
     pub fn verify_others(&self, except: &[usize]) -> Result<()> {
-        for (i, c) in self.descriptor.columns.iter().enumerate() {
+        for (i, c) in self.parsed.0.descriptor.columns.iter().enumerate() {
             if except.contains(&i) {
                 continue;
             }
@@ -279,7 +334,7 @@ impl<'a> SegmentReader<'a> {
                 self.verify_stream(stream, name)?;
             }
         }
-        if let Some(m) = &self.descriptor.metadata {
+        if let Some(m) = &self.parsed.0.descriptor.metadata {
             self.verify_stream(m, "(metadata)")?;
         }
         Ok(())
@@ -330,7 +385,7 @@ impl<'a> SegmentReader<'a> {
             }
             Physical::Var { offset_width } => match c.dict {
                 Some(coding) => {
-                    let mut offsets = MutableBuffer::from_len_zeroed((self.rows + 1) * offset_width);
+                    let mut offsets = MutableBuffer::from_len_zeroed((self.parsed.0.rows + 1) * offset_width);
                     let mut data = MutableBuffer::from_len_zeroed(coding.data_len as usize);
                     let validity = nulls.as_ref().map(Buffer::as_slice);
                     let ends = &mut offsets.as_slice_mut()[offset_width..];
@@ -354,7 +409,7 @@ impl<'a> SegmentReader<'a> {
                 (vec![keys], vec![self.dictionary_data(c)?])
             }
         };
-        let data = ArrayData::try_new(c.field.data_type().clone(), self.rows, nulls, 0, buffers, children)
+        let data = ArrayData::try_new(c.field.data_type().clone(), self.parsed.0.rows, nulls, 0, buffers, children)
             .map_err(|e| FormatError::malformed("segment", format!("column {name:?}: {e}")))?;
         Ok(make_array(data))
     }
@@ -452,7 +507,7 @@ impl<'a> SegmentReader<'a> {
         let columns = indices.iter().map(|&i| self.decode_column(i)).collect::<Result<Vec<_>>>()?;
         let fields: Vec<Arc<Field>> =
             indices.iter().map(|&i| Ok(Arc::clone(&self.column(i)?.field))).collect::<Result<_>>()?;
-        let options = RecordBatchOptions::new().with_row_count(Some(self.rows));
+        let options = RecordBatchOptions::new().with_row_count(Some(self.parsed.0.rows));
         RecordBatch::try_new_with_options(Arc::new(Schema::new(fields)), columns, &options)
             .map_err(|e| FormatError::malformed("segment", e.to_string()))
     }
@@ -462,7 +517,7 @@ impl<'a> SegmentReader<'a> {
     /// # Errors
     /// [`FormatError::ChecksumMismatch`] if it is corrupted.
     pub fn metadata(&self) -> Result<Option<Vec<u8>>> {
-        let Some(stream) = &self.descriptor.metadata else { return Ok(None) };
+        let Some(stream) = &self.parsed.0.descriptor.metadata else { return Ok(None) };
         let mut out = vec![0u8; stream.raw_len as usize];
         self.decode_stream(stream, &mut out, "<metadata>")?;
         Ok(Some(out))
@@ -484,7 +539,7 @@ impl<'a> SegmentReader<'a> {
         let mut validity = None;
         match (&c.validity, out.validity) {
             (Some(stream), Some(bits)) => validity = Some(self.decode_bits_into(stream, bits, name)?),
-            (None, Some(bits)) => set_all_valid(bits, self.rows, name)?,
+            (None, Some(bits)) => set_all_valid(bits, self.parsed.0.rows, name)?,
             (Some(_), None) => {
                 return Err(invalid(format!("column {name:?} has nulls; a validity output is required")));
             }
@@ -493,11 +548,11 @@ impl<'a> SegmentReader<'a> {
         match (c.physical, out.values) {
             (Physical::Var { offset_width }, ValuesOut::Var { ends, data, base }) if c.dict.is_some() => {
                 let coding = c.dict.expect("checked by the guard");
-                if ends.len() != self.rows * offset_width {
+                if ends.len() != self.parsed.0.rows * offset_width {
                     return Err(invalid(format!(
                         "column {name:?}: offsets output is {} bytes, needs {}",
                         ends.len(),
-                        self.rows * offset_width
+                        self.parsed.0.rows * offset_width
                     )));
                 }
                 self.materialize(c, coding, offset_width, validity.as_deref(), ends, data, base)
@@ -540,8 +595,8 @@ impl<'a> SegmentReader<'a> {
     ) -> Result<()> {
         let c = self.column(index)?;
         let name = c.field.name().as_str();
-        if rows.start > rows.end || rows.end > self.rows {
-            return Err(invalid(format!("column {name:?}: rows {rows:?} of a {}-row segment", self.rows)));
+        if rows.start > rows.end || rows.end > self.parsed.0.rows {
+            return Err(invalid(format!("column {name:?}: rows {rows:?} of a {}-row segment", self.parsed.0.rows)));
         }
         match (&c.validity, out.validity) {
             (Some(stream), Some(bits)) => self.decode_bits_range_into(stream, &rows, bits, name)?,
@@ -583,12 +638,12 @@ impl<'a> SegmentReader<'a> {
     pub fn decode_column_rows(&self, index: usize, rows: std::ops::Range<usize>) -> Result<ArrayRef> {
         let c = self.column(index)?;
         let name = c.field.name().as_str();
-        if rows.start > rows.end || rows.end > self.rows {
-            return Err(invalid(format!("column {name:?}: rows {rows:?} of a {}-row segment", self.rows)));
+        if rows.start > rows.end || rows.end > self.parsed.0.rows {
+            return Err(invalid(format!("column {name:?}: rows {rows:?} of a {}-row segment", self.parsed.0.rows)));
         }
         let n = rows.len();
         let key_width = match (c.physical, c.dict) {
-            _ if n == self.rows => return self.decode_column(index),
+            _ if n == self.parsed.0.rows => return self.decode_column(index),
             (Physical::Var { .. }, Some(coding)) => coding.key_width,
             (Physical::Dict { key_width, .. }, _) => key_width,
             _ => return Ok(self.decode_column(index)?.slice(rows.start, n)),
@@ -658,11 +713,11 @@ impl<'a> SegmentReader<'a> {
         let (Some(coding), Physical::Var { offset_width }) = (c.dict, c.physical) else {
             return Err(invalid(format!("column {name:?} is not stored dictionary-coded")));
         };
-        if rows.start > rows.end || rows.end > self.rows || keys.len() != rows.len() {
+        if rows.start > rows.end || rows.end > self.parsed.0.rows || keys.len() != rows.len() {
             return Err(invalid(format!(
                 "column {name:?}: {} keys for rows {rows:?} of a {}-row segment",
                 keys.len(),
-                self.rows
+                self.parsed.0.rows
             )));
         }
         // The validity of the rows, from bit 0, to tell null rows' keys apart.
@@ -723,10 +778,10 @@ impl<'a> SegmentReader<'a> {
 
     /// Decodes a bitmap stream into `out` at its bit offset; returns the bits as decoded (from bit 0).
     fn decode_bits_into(&self, stream: &StreamDesc, out: BitsOut<'_>, column: &str) -> Result<Vec<u8>> {
-        check_bits_room(&out, self.rows, column)?;
+        check_bits_room(&out, self.parsed.0.rows, column)?;
         let mut scratch = vec![0u8; stream.raw_len as usize];
         self.decode_stream(stream, &mut scratch, column)?;
-        bit_mask::set_bits(out.bytes, &scratch, out.bit_offset, 0, self.rows);
+        bit_mask::set_bits(out.bytes, &scratch, out.bit_offset, 0, self.parsed.0.rows);
         Ok(scratch)
     }
 }

@@ -8,7 +8,7 @@ use arrow_buffer::BooleanBuffer;
 use arrow_data::ArrayData;
 use arrow_schema::Field;
 
-use super::block::{BLOCK_BYTES, encode_block};
+use super::block::{block_bytes, encode_block};
 use super::dict;
 use super::layout::{
     ColumnDesc, DictCoding, FLAG_HAS_METADATA, HEADER_LEN, Header, MAX_EXPANSION, SEGMENT_FORMAT_VERSION, StreamDesc,
@@ -26,7 +26,7 @@ impl BodyWriter {
     /// Appends the blocks of one stream. `ints`: the stream holds little-endian integers of this width.
     fn stream(&mut self, kind: StreamKind, raw: &[u8], ints: Option<usize>) -> StreamDesc {
         let body_offset = (self.out.len() - HEADER_LEN) as u64;
-        let blocks = raw.chunks(BLOCK_BYTES).map(|chunk| encode_block(chunk, ints, &mut self.out)).collect();
+        let blocks = raw.chunks(block_bytes(raw.len())).map(|chunk| encode_block(chunk, ints, &mut self.out)).collect();
         StreamDesc { kind, raw_len: raw.len() as u64, blocks, body_offset }
     }
 }

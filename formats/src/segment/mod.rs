@@ -19,7 +19,7 @@ mod layout;
 mod transform;
 mod types;
 
-pub use decode::{BitsOut, ColumnInfo, ColumnOut, SegmentReader, ValuesOut};
+pub use decode::{BitsOut, ColumnInfo, ColumnOut, SegmentLayout, SegmentReader, ValuesOut};
 pub use encode::encode_segment;
 
 pub use layout::{HEADER_LEN, SEGMENT_FORMAT_VERSION, SEGMENT_MAGIC};

@@ -616,6 +616,51 @@ fn row_windows_span_blocks() {
 }
 
 #[test]
+fn small_streams_are_cut_into_several_blocks() {
+    // 10,000 f64 rows (80,000 bytes) make ten 8 KiB blocks, so a window of a few rows verifies and
+    // decodes 8 KiB, not the whole column; 100,000 rows make 52 KiB blocks; 4 MiB and more, 256 KiB.
+    assert_eq!(block::block_bytes(80_000), block::MIN_BLOCK_BYTES);
+    assert_eq!(block::block_bytes(800_000), 52 << 10);
+    assert_eq!(block::block_bytes(4 << 20), block::BLOCK_BYTES);
+    assert_eq!(block::block_bytes(100 << 20), block::BLOCK_BYTES);
+    assert_eq!(block::block_bytes(0), block::MIN_BLOCK_BYTES);
+    let rows = 10_000;
+    let batch = table(rows, &[(9, 1), (11, 0), (10, 1)], 3);
+    let bytes = encode_segment(&batch, None).expect("encodes");
+    let values = &layouts(&bytes)[0].streams[0];
+    assert_eq!(values.blocks.len(), 10, "{values:?}");
+    assert!(values.blocks[..9].iter().all(|b| b.raw_len as usize == block::MIN_BLOCK_BYTES));
+    let reader = SegmentReader::new(&bytes).expect("parses");
+    let edge = block::MIN_BLOCK_BYTES / 8;
+    for window in [0..rows, edge - 1..edge + 1, 3 * edge + 5..3 * edge + 15, rows - 3..rows] {
+        for col in 0..batch.num_columns() {
+            let got = decode_window(&reader, col, window.clone()).expect("fixed or boolean");
+            assert_eq!(&got, &batch.column(col).slice(window.start, window.len()), "column {col} rows {window:?}");
+        }
+    }
+}
+
+#[test]
+fn a_parsed_layout_serves_only_its_own_segment() {
+    let batch = table(3_000, &[(9, 1), (11, 0), (13, 0)], 11);
+    let bytes = encode_segment(&batch, None).expect("encodes");
+    let layout = SegmentReader::new(&bytes).expect("parses").layout();
+    let again = SegmentReader::with_layout(&bytes, &layout).expect("same bytes");
+    assert_eq!(again.decode(None).expect("decodes"), batch);
+    // Another segment (other values, same shape), a truncated one, and a damaged block.
+    let other = encode_segment(&table(3_000, &[(9, 1), (11, 0), (13, 0)], 12), None).expect("encodes");
+    for bad in [other.as_slice(), &bytes[..bytes.len() - 1], &bytes[..10]] {
+        let err = SegmentReader::with_layout(bad, &layout).expect_err("not the parsed segment");
+        assert!(matches!(err, FormatError::Malformed { .. } | FormatError::Truncated { .. }), "{err}");
+    }
+    let mut damaged = bytes.clone();
+    damaged[HEADER_LEN + 3] ^= 1;
+    let reader = SegmentReader::with_layout(&damaged, &layout).expect("header and descriptor unchanged");
+    let err = reader.decode(None).expect_err("the block checksum still catches it");
+    assert!(matches!(err, FormatError::ChecksumMismatch { .. }), "{err}");
+}
+
+#[test]
 fn non_nullable_field_with_nulls_is_refused() {
     let schema = Schema::new(vec![Field::new("x", DataType::Int64, true)]);
     let batch =
@@ -668,7 +713,8 @@ fn assemble(version: u16, rows: usize, columns: Vec<RawColumn>) -> Vec<u8> {
         let mut value_streams = Vec::new();
         for (kind, raw, ints) in streams {
             let body_offset = (out.len() - HEADER_LEN) as u64;
-            let blocks = raw.chunks(block::BLOCK_BYTES).map(|c| block::encode_block(c, ints, &mut out)).collect();
+            let blocks =
+                raw.chunks(block::block_bytes(raw.len())).map(|c| block::encode_block(c, ints, &mut out)).collect();
             let s = layout::StreamDesc { kind, raw_len: raw.len() as u64, blocks, body_offset };
             if kind == types::StreamKind::Validity { validity = Some(s) } else { value_streams.push(s) }
         }
@@ -839,8 +885,8 @@ fn format_1_segments_cannot_use_format_2_features() {
     // The dictionary flag in a format 1 segment.
     let err = decode_err(&assemble(1, 4, vec![dict_column(&[0, 0, 0, 0], &["ab"], 8, None)]));
     assert!(err.to_string().contains("unknown flags"), "{err}");
-    // A shuffled block in a format 1 segment.
-    let walk: Vec<u8> = (0..4000i64).flat_map(|i| (1000 + i % 3).to_le_bytes()).collect();
+    // A shuffled block in a format 1 segment (small pseudo-random values: shuffling beats plain LZ4).
+    let walk: Vec<u8> = (0..4000i64).flat_map(|i| (1000 + ((i * 2_654_435_761) >> 7) % 200).to_le_bytes()).collect();
     let int = (Field::new("i", DataType::Int64, false), None, vec![(types::StreamKind::Values, walk, Some(8))]);
     let v2 = assemble(2, 4000, vec![int.clone()]);
     assert!(matches!(layouts(&v2)[0].streams[0].blocks[0].codec, block::Codec::Shuffled { .. }));
