@@ -21,10 +21,10 @@ pub(crate) const MIN_BLOCK_BYTES: usize = 8 << 10;
 /// a read of a few rows verifies and decodes only the blocks covering them, so the block is the unit
 /// a row window pays for. A 10,000-row float column (80 KB) used to be one block, and a 10-row read of
 /// a 1,000-column frame hashed all 80 MB.
-const MIN_BLOCKS_PER_STREAM: usize = 16;
+const MIN_BLOCKS_PER_STREAM: usize = 8;
 
-/// The raw block size for a stream of `len` bytes: `len / 16` rounded up to 4 KiB, within
-/// [`MIN_BLOCK_BYTES`]..=[`BLOCK_BYTES`] (streams of 4 MiB and more keep 256 KiB blocks). A multiple of
+/// The raw block size for a stream of `len` bytes: `len / 8` rounded up to 4 KiB, within
+/// [`MIN_BLOCK_BYTES`]..=[`BLOCK_BYTES`] (streams of 2 MiB and more keep 256 KiB blocks). A multiple of
 /// 8, and a function of the length only, so the same input always encodes to the same bytes.
 pub(crate) fn block_bytes(len: usize) -> usize {
     const PAGE: usize = 4 << 10;

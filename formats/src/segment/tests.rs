@@ -617,21 +617,22 @@ fn row_windows_span_blocks() {
 
 #[test]
 fn small_streams_are_cut_into_several_blocks() {
-    // 10,000 f64 rows (80,000 bytes) make ten 8 KiB blocks, so a window of a few rows verifies and
-    // decodes 8 KiB, not the whole column; 100,000 rows make 52 KiB blocks; 4 MiB and more, 256 KiB.
-    assert_eq!(block::block_bytes(80_000), block::MIN_BLOCK_BYTES);
-    assert_eq!(block::block_bytes(800_000), 52 << 10);
-    assert_eq!(block::block_bytes(4 << 20), block::BLOCK_BYTES);
+    // 10,000 f64 rows (80,000 bytes) make seven 12 KiB blocks, so a window of a few rows verifies and
+    // decodes 12 KiB, not the whole column; 100,000 rows make 100 KiB blocks; 2 MiB and more, 256 KiB.
+    assert_eq!(block::block_bytes(80_000), 12 << 10);
+    assert_eq!(block::block_bytes(800_000), 100 << 10);
+    assert_eq!(block::block_bytes(2 << 20), block::BLOCK_BYTES);
+    assert_eq!(block::block_bytes(20_000), block::MIN_BLOCK_BYTES);
     assert_eq!(block::block_bytes(100 << 20), block::BLOCK_BYTES);
     assert_eq!(block::block_bytes(0), block::MIN_BLOCK_BYTES);
     let rows = 10_000;
     let batch = table(rows, &[(9, 1), (11, 0), (10, 1)], 3);
     let bytes = encode_segment(&batch, None).expect("encodes");
     let values = &layouts(&bytes)[0].streams[0];
-    assert_eq!(values.blocks.len(), 10, "{values:?}");
-    assert!(values.blocks[..9].iter().all(|b| b.raw_len as usize == block::MIN_BLOCK_BYTES));
+    assert_eq!(values.blocks.len(), 7, "{values:?}");
+    assert!(values.blocks[..6].iter().all(|b| b.raw_len == 12 << 10));
     let reader = SegmentReader::new(&bytes).expect("parses");
-    let edge = block::MIN_BLOCK_BYTES / 8;
+    let edge = (12 << 10) / 8;
     for window in [0..rows, edge - 1..edge + 1, 3 * edge + 5..3 * edge + 15, rows - 3..rows] {
         for col in 0..batch.num_columns() {
             let got = decode_window(&reader, col, window.clone()).expect("fixed or boolean");
