@@ -11,6 +11,7 @@ mod commit_stats;
 pub mod error;
 mod head;
 pub mod index;
+mod index_cache;
 pub mod library;
 pub mod options;
 mod pipeline;

@@ -15,6 +15,7 @@ use crate::commit_stats::{CommitMeter, CommitStats};
 use crate::error::{Detail, Error, ErrorKind, Result};
 use crate::head::{self, Change, NewVersion};
 use crate::index::{IndexEntry, TableIndex, schema_bytes};
+use crate::index_cache::IndexCache;
 use crate::options::{LibraryOptions, PipelineOptions};
 use crate::pipeline::read::{ColumnBlock, ReadShape, Window, read_slices, read_windows, slice_rows};
 use crate::pipeline::write;
@@ -128,6 +129,8 @@ pub struct Library {
     pipeline: PipelineOptions,
     /// Shared by clones of this handle.
     meter: Arc<CommitMeter>,
+    /// Decoded indexes of the versions read lately; shared by clones of this handle.
+    indexes: Arc<IndexCache>,
 }
 
 /// How many times a read of the latest version re-resolves after a concurrent delete removed objects.
@@ -150,7 +153,7 @@ fn item(symbol: &str, r: &VersionRecord) -> VersionedItem {
 impl Library {
     /// A library over `storage` with `options` (normally made by [`crate::Floe`]).
     pub fn new(name: &str, storage: Arc<dyn Storage>, options: LibraryOptions, pipeline: PipelineOptions) -> Self {
-        Library { name: name.to_owned(), storage, options, pipeline, meter: Arc::default() }
+        Library { name: name.to_owned(), storage, options, pipeline, meter: Arc::default(), indexes: Arc::default() }
     }
 
     /// The library's name.
@@ -322,9 +325,9 @@ impl Library {
                     let (schema, conformed, index, mut entries, base) = match live {
                         None => (Arc::clone(table.schema()), table.clone(), table.index().clone(), Vec::new(), 0),
                         Some(rec) => {
-                            let old = self.read_index(&rec.index_key)?;
+                            let old = self.cached_index(&rec.index_key)?;
                             let (schema, conformed) = self.check_append(symbol, &old, &rec, table)?;
-                            (schema, conformed, old.descriptor.index.clone(), old.entries, rec.row_count)
+                            (schema, conformed, old.descriptor.index.clone(), old.entries.clone(), rec.row_count)
                         }
                     };
                     // Rewrite the plain segments only if the head's schema changed under us, or they
@@ -408,7 +411,7 @@ impl Library {
         metadata: Option<&[u8]>,
         written: &mut Vec<AtomKey>,
     ) -> Result<NewVersion> {
-        let old = self.read_index(&rec.index_key)?;
+        let old = self.cached_index(&rec.index_key)?;
         let (schema, table) = self.check_append(symbol, &old, rec, table)?;
         let table = &table;
         let slices = old.row_slices();
@@ -488,7 +491,7 @@ impl Library {
     pub fn delete_data_in_range(&self, symbol: &str, date_range: (i64, i64)) -> Result<VersionedItem> {
         validate_symbol(symbol)?;
         let rec = self.resolve(symbol, &AsOf::Latest)?;
-        let idx = self.read_index(&rec.index_key)?;
+        let idx = self.cached_index(&rec.index_key)?;
         let empty = Table::new(Arc::clone(&idx.schema), Vec::new(), idx.descriptor.index.clone())?;
         self.replace_range(symbol, &empty, date_range, Operation::DeleteRange, None)
     }
@@ -518,7 +521,7 @@ impl Library {
                 written.push(nv.index_key.clone());
                 return Ok(Change::Append(nv));
             };
-            let old = self.read_index(&rec.index_key)?;
+            let old = self.cached_index(&rec.index_key)?;
             let (schema, conformed) = self.conform(symbol, &old, table)?;
             let Some(pos) = old.index_pos() else {
                 return Err(Error::invalid(format!(
@@ -613,14 +616,14 @@ impl Library {
             let v =
                 head::live_latest(h).ok_or_else(|| Error::symbol_not_found(format!("symbol {symbol:?} is deleted")))?;
             let rec = head::record_of(&*self.storage, symbol, h, v)?;
-            let old = self.read_index(&rec.index_key)?;
+            let old = self.cached_index(&rec.index_key)?;
             let nv = self.finish_index(
                 symbol,
                 h.latest() + 1,
                 Operation::WriteMetadata,
                 &old.schema,
                 &old.descriptor.index,
-                write::Written { entries: old.entries, deferred: Vec::new() },
+                write::Written { entries: old.entries.clone(), deferred: Vec::new() },
                 metadata,
             )?;
             Ok(Change::Append(nv))
@@ -697,7 +700,7 @@ impl Library {
     }
 
     fn read_record(&self, symbol: &str, rec: &VersionRecord, request: &ReadRequest) -> Result<ReadResult> {
-        let idx = self.read_index(&rec.index_key)?;
+        let idx = self.cached_index(&rec.index_key)?;
         let (windows, columns) = self.plan(symbol, &idx, request)?;
         let shape = ReadShape { codes: request.strings_as_codes, blocks: request.column_blocks };
         let (data, blocks) = read_windows(&*self.storage, &idx, &windows, &columns, shape)?;
@@ -732,7 +735,7 @@ impl Library {
     pub fn read_stream(&self, symbol: &str, request: &ReadRequest) -> Result<ReadStream> {
         validate_symbol(symbol)?;
         let rec = self.resolve(symbol, &request.as_of)?;
-        let idx = self.read_index(&rec.index_key)?;
+        let idx = self.cached_index(&rec.index_key)?;
         let (windows, columns) = self.plan(symbol, &idx, request)?;
         let groups: Vec<(Vec<IndexEntry>, usize, usize)> =
             windows.iter().map(|w| (w.entries.to_vec(), w.skip, w.rows)).collect();
@@ -754,8 +757,8 @@ impl Library {
     pub fn read_metadata(&self, symbol: &str, as_of: &AsOf) -> Result<(VersionedItem, Option<Vec<u8>>)> {
         validate_symbol(symbol)?;
         let rec = self.resolve(symbol, as_of)?;
-        let idx = self.read_index(&rec.index_key)?;
-        Ok((item(symbol, &rec), idx.descriptor.user_metadata))
+        let idx = self.cached_index(&rec.index_key)?;
+        Ok((item(symbol, &rec), idx.descriptor.user_metadata.clone()))
     }
 
     /// Columns, types, row count and index range of a version, without touching data segments.
@@ -765,7 +768,7 @@ impl Library {
     pub fn get_description(&self, symbol: &str, as_of: &AsOf) -> Result<Description> {
         validate_symbol(symbol)?;
         let rec = self.resolve(symbol, as_of)?;
-        let idx = self.read_index(&rec.index_key)?;
+        let idx = self.cached_index(&rec.index_key)?;
         Ok(Description {
             item: item(symbol, &rec),
             schema: Arc::clone(&idx.schema),
@@ -1035,7 +1038,7 @@ impl Library {
             return Err(Error::new(ErrorKind::AlreadyExists, format!("symbol {to:?} already exists")));
         }
         let rec = self.resolve(from, &AsOf::Latest)?;
-        let idx = self.read_index(&rec.index_key)?;
+        let idx = self.cached_index(&rec.index_key)?;
         let entries = self.copy_segments(&idx.entries, to)?;
         let mut prepared = None;
         let head = self
@@ -1253,9 +1256,28 @@ impl Library {
     }
 
     fn read_index(&self, key: &AtomKey) -> Result<TableIndex> {
+        Ok(self.fetch_index(key)?.0)
+    }
+
+    /// The index `key` names, fetched, verified and decoded, with its encoded length.
+    fn fetch_index(&self, key: &AtomKey) -> Result<(TableIndex, usize)> {
         let bytes = self.storage.get(key).map_err(|e| Error::from(e).context(format!("index {key}")))?;
         crate::pipeline::read::verify_object(key, &bytes)?;
-        TableIndex::decode(&bytes).map_err(|e| e.context(format!("index {key}")))
+        let index = TableIndex::decode(&bytes).map_err(|e| e.context(format!("index {key}")))?;
+        Ok((index, bytes.len()))
+    }
+
+    /// [`Library::read_index`] through the handle's cache of decoded indexes: reads, appends and
+    /// updates name the same few versions again and again. Maintenance (prune, delete) reads indexes
+    /// uncached, so that going through many old versions does not evict the ones in use.
+    fn cached_index(&self, key: &AtomKey) -> Result<Arc<TableIndex>> {
+        if let Some(index) = self.indexes.get(key) {
+            return Ok(index);
+        }
+        let (index, encoded_len) = self.fetch_index(key)?;
+        let index = Arc::new(index);
+        self.indexes.insert(key, &index, encoded_len);
+        Ok(index)
     }
 
     /// The schema after adding `table`'s rows to version `old`, and `table` laid out in it: under static
@@ -1503,7 +1525,7 @@ pub struct ReadStream {
     storage: Arc<dyn Storage>,
     item: VersionedItem,
     metadata: Option<Vec<u8>>,
-    index: TableIndex,
+    index: Arc<TableIndex>,
     /// Each row slice's entries, and the window of its rows to read (skip, rows).
     groups: Vec<(Vec<IndexEntry>, usize, usize)>,
     columns: Vec<usize>,

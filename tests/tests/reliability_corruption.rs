@@ -9,6 +9,9 @@
 //!   value); the bystander symbol is unaffected;
 //! - after the object is restored, everything reads as before (nothing cached the damage).
 //!
+//! Each battery reads through a fresh library handle: a handle keeps the indexes it has decoded, so
+//! a damaged index must still read right through the handle that read it before the damage.
+//!
 //! Short by default; `FLOE_FULL=1` flips many more bytes (design/reliability.md). The S3 variant runs
 //! only with `FLOE_S3_ENDPOINT` set.
 
@@ -81,13 +84,16 @@ fn baseline(lib: &Library) -> Baseline {
 /// `CorruptData` and a message naming one of `names`; every other read must return its baseline, except
 /// that other reads of the `damaged` symbols may also fail that way (a partial read may touch the object). Returns (failed, succeeded).
 fn battery(
-    lib: &Library,
+    floe: &Floe,
     base: &Baseline,
     names: &[String],
     damaged: &[&str],
     what: &str,
     must_fail: &dyn Fn(&str, &ReadRequest) -> bool,
 ) -> (usize, usize) {
+    // A fresh handle: a handle keeps the indexes it has decoded (verified when it fetched them), so
+    // damage to an index after a handle read it shows only to handles that have not.
+    let lib = floe.get_library(LIB).expect("library handle");
     let (mut failed, mut ok) = (0, 0);
     for ((symbol, req), expected) in base {
         let must = must_fail(symbol, req);
@@ -113,7 +119,7 @@ fn battery(
 }
 
 struct Fixture {
-    _floe: Floe,
+    floe: Floe,
     lib: Library,
     raw: Arc<dyn Storage>,
     base: Baseline,
@@ -141,7 +147,7 @@ fn fixture(store: &TestStore) -> Fixture {
         }
     }
     let base = baseline(&lib);
-    Fixture { _floe: floe, lib, raw, base, indexes }
+    Fixture { floe, lib, raw, base, indexes }
 }
 
 impl Fixture {
@@ -211,7 +217,7 @@ fn corruption(store: TestStore) {
     };
     let tally = std::cell::Cell::new((0usize, 0usize, 0usize));
     let run = |names: &[String], damaged: &[&str], what: &str, must_fail: &dyn Fn(&str, &ReadRequest) -> bool| {
-        let (f, o) = battery(&fx.lib, &fx.base, names, damaged, what, must_fail);
+        let (f, o) = battery(&fx.floe, &fx.base, names, damaged, what, must_fail);
         let (a, b, c) = tally.get();
         tally.set((a + f, b + o, c + 1));
     };
@@ -239,7 +245,7 @@ fn corruption(store: TestStore) {
         run(&[key.to_string()], &[VICTIM], &what, &|s, r| !unread && fx.needs(key, s, r));
         fx.put_over(key, good);
     }
-    assert_eq!(battery(&fx.lib, &fx.base, &[], &[], "restored", &|_, _| false).0, 0);
+    assert_eq!(battery(&fx.floe, &fx.base, &[], &[], "restored", &|_, _| false).0, 0);
 
     // 2. Index segments: flipped, truncated; two versions' indexes swapped.
     let v0 = fx.indexes[&(VICTIM.to_owned(), 0)].clone();
@@ -255,6 +261,11 @@ fn corruption(store: TestStore) {
         }
         fx.put_over(key, Bytes::from(bad));
         run(&[key.to_string()], &[VICTIM], &format!("damaged index {key}"), &fx.reads_via(key));
+        // The handle that made the baseline decoded this index before the damage: it reads right.
+        for ((symbol, req), expected) in &fx.base {
+            let got = fx.lib.read(symbol, req).unwrap_or_else(|e| panic!("cached index of {key}: {symbol} {req:?}: {e}"));
+            assert_eq!(&got.data, expected, "cached index of {key}: {symbol} {req:?}");
+        }
         fx.put_over(key, good);
     }
     let (b0, b1) = (fx.raw.get(&v0).expect("get"), fx.raw.get(&v1).expect("get"));
@@ -321,7 +332,7 @@ fn corruption(store: TestStore) {
     run(&["snapshot \"snap\"".to_owned()], &[VICTIM, BYSTANDER], "flipped snapshot", &|_, r| !not_snapshot(r));
     fx.overwrite_ref(&snap, good);
 
-    assert_eq!(battery(&fx.lib, &fx.base, &[], &[], "all restored", &|_, _| false).0, 0);
+    assert_eq!(battery(&fx.floe, &fx.base, &[], &[], "all restored", &|_, _| false).0, 0);
     let (failed_reads, ok_reads, cases) = tally.get();
     eprintln!(
         "[reliability] {} corruption: {cases} damages ({flips} random bit flips/truncations of data segments, 3 \
