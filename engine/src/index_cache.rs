@@ -100,7 +100,8 @@ impl IndexCache {
 /// Roughly what a decoded index occupies: its descriptor's byte vectors (schema segment, metadata),
 /// which dominate for wide tables, plus each entry with its key's symbol.
 fn estimated_size(index: &TableIndex, encoded_len: usize) -> usize {
-    let descriptor = index.descriptor.schema_segment.len() + index.descriptor.user_metadata.as_ref().map_or(0, Vec::len);
+    let descriptor =
+        index.descriptor.schema_segment.len() + index.descriptor.user_metadata.as_ref().map_or(0, Vec::len);
     let per_entry = std::mem::size_of::<crate::index::IndexEntry>() + 32;
     let schema = index.schema.fields().len() * 96;
     encoded_len + descriptor + schema + index.entries.len() * per_entry

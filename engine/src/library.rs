@@ -683,7 +683,9 @@ impl Library {
                 {
                     attempt += 1;
                 }
-                Err(e) if e.kind() == ErrorKind::NotFound => return Err(self.deleted_while_read(symbol, request, e)),
+                Err(e) if e.kind() == ErrorKind::NotFound => {
+                    return Err(self.deleted_while_read(symbol, &request.as_of, e));
+                }
                 other => return other,
             }
         }
@@ -692,8 +694,8 @@ impl Library {
     /// The error for a read of a specific version (or snapshot) that met a missing object: if the
     /// version was deleted (pruned) meanwhile, that (`VersionNotFound`, `SnapshotNotFound`...) is what
     /// happened, not a missing object; if it still resolves, the object is really missing: `e`.
-    fn deleted_while_read(&self, symbol: &str, request: &ReadRequest, e: Error) -> Error {
-        match self.resolve(symbol, &request.as_of) {
+    fn deleted_while_read(&self, symbol: &str, as_of: &AsOf, e: Error) -> Error {
+        match self.resolve(symbol, as_of) {
             Err(gone) if gone.kind() == ErrorKind::NotFound => gone.context("deleted while it was being read"),
             _ => e,
         }
@@ -739,8 +741,16 @@ impl Library {
         let (windows, columns) = self.plan(symbol, &idx, request)?;
         let groups: Vec<(Vec<IndexEntry>, usize, usize)> =
             windows.iter().map(|w| (w.entries.to_vec(), w.skip, w.rows)).collect();
+        // A stream cannot start again once it has handed out batches: it stays on the version it
+        // resolved, and a missing object mid-stream is checked against that version.
+        let pinned = match &request.as_of {
+            AsOf::Snapshot(name) => AsOf::Snapshot(name.clone()),
+            _ => AsOf::Version(i64::try_from(rec.version).unwrap_or(i64::MAX)),
+        };
         Ok(ReadStream {
-            storage: Arc::clone(&self.storage),
+            library: self.clone(),
+            symbol: symbol.to_owned(),
+            pinned,
             item: item(symbol, &rec),
             metadata: idx.descriptor.user_metadata.clone(),
             index: idx,
@@ -1522,7 +1532,10 @@ type Plan<'i> = (Vec<Window<'i>>, Vec<usize>);
 /// The iterator [`Library::read_stream`] returns.
 #[derive(Debug)]
 pub struct ReadStream {
-    storage: Arc<dyn Storage>,
+    library: Library,
+    symbol: String,
+    /// What the stream reads, as a request that resolves to the same version (or snapshot) again.
+    pinned: AsOf,
     item: VersionedItem,
     metadata: Option<Vec<u8>>,
     index: Arc<TableIndex>,
@@ -1559,10 +1572,15 @@ impl Iterator for ReadStream {
             self.next += 1;
             let (entries, skip, rows) = &self.groups[i];
             let window = Window { entries, skip: *skip, rows: *rows };
+            let storage = &*self.library.storage;
             let result =
-                read_windows(&*self.storage, &self.index, &[window], &self.columns, ReadShape::default()).map(|r| r.0);
+                read_windows(storage, &self.index, &[window], &self.columns, ReadShape::default()).map(|r| r.0);
             match result {
                 Ok(b) if b.num_rows() == 0 => continue,
+                // A prune or delete took the version while it streamed: say so, not "missing object".
+                Err(e) if e.kind() == ErrorKind::NotFound => {
+                    return Some(Err(self.library.deleted_while_read(&self.symbol, &self.pinned, e)));
+                }
                 other => return Some(other),
             }
         }
