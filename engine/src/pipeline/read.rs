@@ -1,6 +1,7 @@
 //! The read pipeline: fetch the chosen segments concurrently, then verify and decode them in parallel,
 //! each column of each segment straight into its place in preallocated output buffers.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow_array::{Array, ArrayRef, RecordBatch, RecordBatchOptions, make_array, new_null_array};
@@ -198,8 +199,9 @@ pub struct ColumnBlock {
 }
 
 /// Like [`read_slices`], but only the rows of each window: blocks of fixed-width and boolean columns
-/// outside them are neither verified nor decoded; variable-length columns of a partial window are
-/// decoded whole and cut. `shape` asks for codes and column blocks; the blocks made are returned
+/// outside them are neither verified nor decoded; a partial window of a variable-length column is
+/// decoded in the sizing pass (its bytes are unknown until then: of a dictionary-coded column only its
+/// keys and the dictionary are read) and copied into place, so the column is still one allocation. `shape` asks for codes and column blocks; the blocks made are returned
 /// with the batch.
 ///
 /// # Errors
@@ -279,6 +281,19 @@ pub(crate) fn read_windows(
         }
     }
     let infos: Vec<Mutex<SegmentSizes>> = keys.iter().map(|_| Mutex::new((0, Vec::new()))).collect();
+    // Windows of variable-length columns that cut their segment: their bytes are unknown until decoded,
+    // so pass 1 decodes them (at most the two ends of each column), and pass 2 copies them in place.
+    let mut var_pieces: Vec<Vec<(usize, usize)>> = vec![Vec::new(); keys.len()];
+    for (oc, column_pieces) in pieces.iter().enumerate() {
+        if matches!(layout(fields[oc].data_type())?, Layout::Var { .. }) {
+            for (pi, p) in column_pieces.iter().enumerate() {
+                if let Some(seg) = p.seg {
+                    var_pieces[seg].push((oc, pi));
+                }
+            }
+        }
+    }
+    let windows_decoded: Mutex<HashMap<(usize, usize), ArrayRef>> = Mutex::new(HashMap::new());
     // Pass 2 reuses each segment's parsed descriptor (a `wide` segment's names 635 blocks).
     let parsed: Vec<Mutex<Option<SegmentLayout>>> = keys.iter().map(|_| Mutex::new(None)).collect();
     source.visit(storage, &keys, &|seg, bytes| {
@@ -295,9 +310,21 @@ pub(crate) fn read_windows(
                 .map_err(|e| in_segment(e, &keys[seg]))?;
             out.push((c, info, dictionary));
         }
+        for &(oc, pi) in &var_pieces[seg] {
+            let p = &pieces[oc][pi];
+            // A column read as codes decodes only keys (below), never the window's strings.
+            let as_codes = out.iter().any(|(c, info, d)| *c == p.col && info.dictionary_coded && d.is_some());
+            let partial = p.skip + p.rows <= reader.num_rows() && !(p.skip == 0 && p.rows == reader.num_rows());
+            if partial && !as_codes {
+                let a =
+                    reader.decode_column_rows(p.col, p.skip..p.skip + p.rows).map_err(|e| in_segment(e, &keys[seg]))?;
+                lock(&windows_decoded).insert((oc, pi), a);
+            }
+        }
         *lock(&infos[seg]) = (reader.num_rows(), out);
         Ok(())
     })?;
+    let windows_decoded = windows_decoded.into_inner().unwrap_or_else(|p| p.into_inner());
     let (seg_rows, infos): (Vec<usize>, Vec<ColumnSizes>) =
         infos.into_iter().map(|m| m.into_inner().unwrap_or_else(|p| p.into_inner())).unzip();
     for p in pieces.iter_mut().flatten() {
@@ -348,7 +375,7 @@ pub(crate) fn read_windows(
         }
         let mut has_nulls = false;
         let mut data_len = 0u64;
-        for p in &pieces[oc] {
+        for (pi, p) in pieces[oc].iter().enumerate() {
             let Some(seg) = p.seg else {
                 lay = Layout::Assembled;
                 continue;
@@ -367,11 +394,15 @@ pub(crate) fn read_windows(
                 lay = Layout::Assembled;
             }
             has_nulls |= info.has_nulls;
-            data_len += info.data_len;
+            let window = windows_decoded.get(&(oc, pi)).filter(|_| !p.whole);
+            data_len += match window {
+                Some(a) => var_window(a)?.1.len() as u64,
+                None => info.data_len,
+            };
             if matches!(lay, Layout::Codes) {
                 continue;
             }
-            if !p.whole && matches!(lay, Layout::Var { .. }) {
+            if !p.whole && window.is_none() && matches!(lay, Layout::Var { .. }) {
                 // A window's share of the data is unknown before its offsets are decoded.
                 lay = Layout::Assembled;
             }
@@ -433,6 +464,7 @@ pub(crate) fn read_windows(
     }
 
     let mut tasks: Vec<Task<'_>> = Vec::new();
+    let mut window_bits: Vec<TaskBits> = Vec::new();
     let mut assembled_cols = Vec::new();
     for (oc, ((values, offsets), code_buf)) in
         value_bufs.iter_mut().zip(offset_bufs.iter_mut()).zip(code_bufs.iter_mut()).enumerate()
@@ -472,12 +504,28 @@ pub(crate) fn read_windows(
                 let mut base = 0u64;
                 for (i, p) in pieces[oc].iter().enumerate() {
                     let seg = p.seg.expect("only assembled columns have missing pieces");
-                    let data_len = info(seg, p.col)?.data_len as usize;
+                    let window = windows_decoded.get(&(oc, i)).filter(|_| !p.whole);
+                    let data_len = match window {
+                        Some(a) => var_window(a)?.1.len(),
+                        None => info(seg, p.col)?.data_len as usize,
+                    };
                     let (ends, et) = ends_rest.split_at_mut(p.rows * offset_width);
                     let (data, dt) = data_rest.split_at_mut(data_len);
                     ends_rest = et;
                     data_rest = dt;
-                    tasks.push(task(&keys, oc, i, p, want_validity[oc], Dest::Var { ends, data, base }));
+                    match window {
+                        // Decoded in pass 1: copied into place now (the ends of a column only).
+                        Some(a) => {
+                            copy_var_window(a, ends, data, base, offset_width)?;
+                            window_bits.push(TaskBits {
+                                out_col: oc,
+                                piece: i,
+                                validity: want_validity[oc].then(|| validity_bits(a)),
+                                values: None,
+                            });
+                        }
+                        None => tasks.push(task(&keys, oc, i, p, want_validity[oc], Dest::Var { ends, data, base })),
+                    }
                     base += data_len as u64;
                 }
             }
@@ -520,12 +568,18 @@ pub(crate) fn read_windows(
             let p = &pieces[oc][pi];
             // A window of a dictionary-coded string column or a categorical decodes only its keys and
             // the dictionary (a plain string column: whole, then sliced).
-            let a = reader.decode_column_rows(p.col, p.skip..p.skip + p.rows).map_err(|e| in_segment(e, &keys[seg]))?;
+            let a = match windows_decoded.get(&(oc, pi)) {
+                Some(a) => Arc::clone(a),
+                None => {
+                    reader.decode_column_rows(p.col, p.skip..p.skip + p.rows).map_err(|e| in_segment(e, &keys[seg]))?
+                }
+            };
             lock(&assembled).push((oc, pi, a));
         }
         Ok(())
     })?;
-    let bits = bits.into_inner().unwrap_or_else(|p| p.into_inner());
+    let mut bits = bits.into_inner().unwrap_or_else(|p| p.into_inner());
+    bits.extend(window_bits);
     let mut assembled_arrays: std::collections::HashMap<(usize, usize), ArrayRef> = assembled
         .into_inner()
         .unwrap_or_else(|p| p.into_inner())
@@ -609,6 +663,49 @@ pub(crate) fn read_windows(
     let options = RecordBatchOptions::new().with_row_count(Some(total_rows));
     let schema = if out_fields == fields { schema } else { Arc::new(Schema::new(out_fields)) };
     Ok((RecordBatch::try_new_with_options(schema, arrays, &options)?, blocks))
+}
+
+/// A decoded window of a variable-length column: its end offsets relative to its first value, and its
+/// bytes.
+fn var_window(a: &ArrayRef) -> Result<(Vec<u64>, &[u8])> {
+    use arrow_array::OffsetSizeTrait;
+    use arrow_array::cast::AsArray;
+
+    fn parts<'a, O: OffsetSizeTrait>(offsets: &[O], values: &'a [u8]) -> Result<(Vec<u64>, &'a [u8])> {
+        let bad = || Error::internal("a decoded window's offsets are outside its data");
+        let (first, last) = (offsets.first().ok_or_else(bad)?.as_usize(), offsets.last().ok_or_else(bad)?.as_usize());
+        let bytes = values.get(first..last).ok_or_else(bad)?;
+        Ok((offsets[1..].iter().map(|o| (o.as_usize() - first) as u64).collect(), bytes))
+    }
+    match a.data_type() {
+        DataType::Utf8 => parts(a.as_string::<i32>().value_offsets(), a.as_string::<i32>().values()),
+        DataType::LargeUtf8 => parts(a.as_string::<i64>().value_offsets(), a.as_string::<i64>().values()),
+        DataType::Binary => parts(a.as_binary::<i32>().value_offsets(), a.as_binary::<i32>().values()),
+        DataType::LargeBinary => parts(a.as_binary::<i64>().value_offsets(), a.as_binary::<i64>().values()),
+        other => Err(Error::internal(format!("a window of {other} is not variable-length"))),
+    }
+}
+
+/// Copies a decoded window of a variable-length column into its piece of the output: end offsets
+/// (`offset_width` bytes each, little-endian) shifted by `base`, and the bytes.
+fn copy_var_window(a: &ArrayRef, ends: &mut [u8], data: &mut [u8], base: u64, offset_width: usize) -> Result<()> {
+    let (rel_ends, bytes) = var_window(a)?;
+    if rel_ends.len() * offset_width != ends.len() || bytes.len() != data.len() {
+        return Err(Error::internal("a decoded window does not fit its piece of the output"));
+    }
+    data.copy_from_slice(bytes);
+    for (slot, end) in ends.chunks_exact_mut(offset_width).zip(rel_ends) {
+        slot.copy_from_slice(&(base + end).to_le_bytes()[..offset_width]);
+    }
+    Ok(())
+}
+
+/// The validity bits of a decoded window, from bit 0 (all set if it has no nulls).
+fn validity_bits(a: &ArrayRef) -> Vec<u8> {
+    match a.nulls() {
+        Some(nulls) => nulls.inner().sliced().as_slice().to_vec(),
+        None => vec![0xff; a.len().div_ceil(8)],
+    }
 }
 
 fn task<'o>(
