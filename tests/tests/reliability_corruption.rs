@@ -263,7 +263,8 @@ fn corruption(store: TestStore) {
         run(&[key.to_string()], &[VICTIM], &format!("damaged index {key}"), &fx.reads_via(key));
         // The handle that made the baseline decoded this index before the damage: it reads right.
         for ((symbol, req), expected) in &fx.base {
-            let got = fx.lib.read(symbol, req).unwrap_or_else(|e| panic!("cached index of {key}: {symbol} {req:?}: {e}"));
+            let got =
+                fx.lib.read(symbol, req).unwrap_or_else(|e| panic!("cached index of {key}: {symbol} {req:?}: {e}"));
             assert_eq!(&got.data, expected, "cached index of {key}: {symbol} {req:?}");
         }
         fx.put_over(key, good);
