@@ -16,6 +16,7 @@ from ._floe import __version__
 from ._library import Library, Store
 from ._types import (
     DataError,
+    DeleteRequest,
     LibraryOptions,
     NameWithDType,
     OutputFormat,
@@ -23,8 +24,10 @@ from ._types import (
     ReadRequest,
     SymbolDescription,
     SymbolVersion,
+    UpdatePayload,
     VersionedItem,
     VersionInfo,
+    WriteMetadataPayload,
     WritePayload,
 )
 from .errors import (
@@ -62,6 +65,9 @@ __all__ = [
     "ReadRequest",
     "ReadInfoRequest",
     "WritePayload",
+    "UpdatePayload",
+    "WriteMetadataPayload",
+    "DeleteRequest",
     "errors",
     "FloeError",
     "NotFound",

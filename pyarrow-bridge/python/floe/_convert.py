@@ -168,7 +168,7 @@ def _arrow_table(data: Any) -> pa.Table:
     raise InvalidInput(
         f"cannot write an object of type {type(data).__module__}.{type(data).__name__}: pass a pandas DataFrame or "
         "Series, a pyarrow Table or RecordBatch, a polars DataFrame, or any object with __arrow_c_stream__ or "
-        "__arrow_c_array__"
+        "__arrow_c_array__ (other Python objects: write_pickle)"
     )
 
 

@@ -8,8 +8,10 @@ result types. Batch methods return a :class:`DataError` in the slot of an item t
 from __future__ import annotations
 
 import gc
+import pickle
 import re
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple, Union
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import pandas as pd
@@ -18,6 +20,7 @@ import pyarrow as pa
 from . import _convert, _envelope, _floe
 from ._types import (
     DataError,
+    DeleteRequest,
     LibraryOptions,
     NameWithDType,
     OutputFormat,
@@ -25,8 +28,10 @@ from ._types import (
     ReadRequest,
     SymbolDescription,
     SymbolVersion,
+    UpdatePayload,
     VersionedItem,
     VersionInfo,
+    WriteMetadataPayload,
     WritePayload,
 )
 from .errors import FloeError, InvalidInput, NotFound, SnapshotNotFound, SymbolNotFound
@@ -128,6 +133,71 @@ def _data_error(symbol: str, exc: BaseException, as_of: Any = None) -> DataError
     )
 
 
+#: The column a pickled object is stored in (``write_pickle``), as one large-binary value.
+PICKLE_COLUMN = "pickle"
+
+
+def _pickled(data: Any, metadata: Any) -> Tuple[pa.Table, bytes]:
+    """``data`` pickled into a one-row table, and its envelope (normalization record ``{"kind":
+    "pickle"}``). InvalidInput if it cannot be pickled."""
+    try:
+        payload = pickle.dumps(data, protocol=5)
+    except Exception as e:  # pickling runs arbitrary __reduce__ code: any error means "cannot pickle"
+        raise InvalidInput(f"cannot pickle an object of type {type(data).__module__}.{type(data).__name__}: {e}") from e
+    table = pa.table({PICKLE_COLUMN: pa.array([payload], type=pa.large_binary())})
+    return table, _envelope.encode({"kind": "pickle"}, metadata, metadata is not None)
+
+
+def _unpickled(table: pa.Table, symbol: str) -> Any:
+    """The object a ``write_pickle`` version holds; InvalidInput for a partial read of one."""
+    if table.num_rows != 1 or table.column_names != [PICKLE_COLUMN]:
+        raise InvalidInput(
+            f'symbol "{symbol}" holds a pickled object (write_pickle): read it whole, without date_range, row_range '
+            "or columns"
+        )
+    return pickle.loads(table.column(0)[0].as_buffer())
+
+
+def _refuse_pickled(env: Optional[_envelope.Envelope], what: str, symbol: str) -> None:
+    """InvalidInput if ``env`` (a symbol's newest version) holds a pickled object: rows cannot be added
+    to it or replaced in it."""
+    if env is not None and env.norm and env.norm.get("kind") == "pickle":
+        raise InvalidInput(f'{what} "{symbol}": the symbol holds a pickled object (write_pickle); write it again instead')
+
+
+def _payloads(items: Sequence[Any], kind: Any, shape: str) -> list:
+    """``items`` as ``kind`` NamedTuples (plain tuples accepted), each symbol at most once."""
+    try:
+        payloads = [p if isinstance(p, kind) else kind(*p) for p in items]
+    except TypeError as e:
+        raise InvalidInput(f"batch items must be {shape}: {e}") from e
+    symbols = [p.symbol for p in payloads]
+    dups = sorted({s for s in symbols if symbols.count(s) > 1})
+    if dups:
+        raise InvalidInput(f"symbols appear more than once in the batch: {dups}")
+    return payloads
+
+
+def _each(items: Sequence[Any], call: Callable[[Any], Any], symbol_of: Callable[[Any], str]) -> list:
+    """``call(item)`` for every item, a few at a time on threads (the engine releases the GIL while it
+    works), results in order; an item whose call raises a FloeError gets a DataError in its slot."""
+
+    def one(item: Any) -> Any:
+        try:
+            return call(item)
+        except FloeError as e:
+            return _data_error(symbol_of(item), e)
+
+    if len(items) <= 1:
+        return [one(i) for i in items]
+    with ThreadPoolExecutor(max_workers=min(len(items), _BATCH_THREADS)) as pool:
+        return list(pool.map(one, items))
+
+
+#: Items of a batch call (update_batch, delete_batch, ...) in flight at once.
+_BATCH_THREADS = 8
+
+
 class Library:
     """A library: the symbols it holds and every operation on them (ArcticDB's ``Library``).
 
@@ -222,7 +292,9 @@ class Library:
         """Appends ``data``'s rows after the symbol's last row (creating the symbol if needed). The
         schema must match; a timestamp index must not start before the symbol's last timestamp.
         The new version's metadata is ``metadata`` (not combined with the previous version's)."""
-        n, blob = self._prepare(data, metadata, index_column, self._old_envelope(symbol))
+        old = self._old_envelope(symbol)
+        _refuse_pickled(old, "append", symbol)
+        n, blob = self._prepare(data, metadata, index_column, old)
         return self._item(self._lib.append(symbol, n.table, n.index, blob, prune_previous_versions))
 
     def update(
@@ -239,6 +311,7 @@ class Library:
         ``data``'s rows. Timestamp-indexed symbols only. Without ``upsert`` a missing symbol raises
         SymbolNotFound. With ``metadata=None`` the previous version's metadata is kept."""
         old = self._old_envelope(symbol)
+        _refuse_pickled(old, "update", symbol)
         if old is None and not upsert:
             raise SymbolNotFound(f'update "{symbol}": the symbol does not exist (pass upsert=True to create it)')
         n = _convert.normalize(data, index_column)
@@ -263,19 +336,14 @@ class Library:
         return self._item(self._lib.write_metadata(symbol, blob, prune_previous_versions))
 
     def _write_many(self, payloads: List[WritePayload], append: bool, prune: bool) -> List[Union[VersionedItem, DataError]]:
-        try:
-            payloads = [p if isinstance(p, WritePayload) else WritePayload(*p) for p in payloads]
-        except TypeError as e:
-            raise InvalidInput(f"batch items must be WritePayload(symbol, data, metadata=None, index_column=None): {e}") from e
-        symbols = [p.symbol for p in payloads]
-        dups = sorted({s for s in symbols if symbols.count(s) > 1})
-        if dups:
-            raise InvalidInput(f"symbols appear more than once in the batch: {dups}")
+        payloads = _payloads(payloads, WritePayload, "WritePayload(symbol, data, metadata=None, index_column=None)")
         out: List[Any] = [None] * len(payloads)
         items, slots = [], []
         for i, p in enumerate(payloads):
             try:
                 inherit = self._old_envelope(p.symbol) if append else None
+                if append:
+                    _refuse_pickled(inherit, "append", p.symbol)
                 n, blob = self._prepare(p.data, p.metadata, p.index_column, inherit)
             except FloeError as e:
                 out[i] = _data_error(p.symbol, e)
@@ -293,6 +361,51 @@ class Library:
     def append_batch(self, payloads: List[WritePayload], prune_previous_versions: bool = False) -> List[Union[VersionedItem, DataError]]:
         """Appends to several symbols; one VersionedItem or DataError per payload, in order."""
         return self._write_many(payloads, True, prune_previous_versions)
+
+    def update_batch(
+        self, update_payloads: List[UpdatePayload], upsert: bool = False, prune_previous_versions: bool = False
+    ) -> List[Union[VersionedItem, DataError]]:
+        """:meth:`update` of several symbols concurrently; one VersionedItem or DataError per payload,
+        in order. A symbol may appear once (InvalidInput before anything is written otherwise)."""
+        payloads = _payloads(update_payloads, UpdatePayload, "UpdatePayload(symbol, data, metadata=None, date_range=None, index_column=None)")
+        return _each(
+            payloads,
+            lambda p: self.update(p.symbol, p.data, p.metadata, upsert, p.date_range, prune_previous_versions, p.index_column),
+            lambda p: p.symbol,
+        )
+
+    def write_metadata_batch(
+        self, write_metadata_payloads: List[WriteMetadataPayload], prune_previous_versions: bool = False
+    ) -> List[Union[VersionedItem, DataError]]:
+        """:meth:`write_metadata` for several symbols concurrently; one VersionedItem or DataError per
+        payload, in order."""
+        payloads = _payloads(write_metadata_payloads, WriteMetadataPayload, "WriteMetadataPayload(symbol, metadata)")
+        return _each(payloads, lambda p: self.write_metadata(p.symbol, p.metadata, prune_previous_versions), lambda p: p.symbol)
+
+    def write_pickle(self, symbol: str, data: Any, metadata: Any = None, prune_previous_versions: bool = False) -> VersionedItem:
+        """Writes any picklable Python object as a new version of ``symbol``: stored as one pickle
+        (protocol 5), read back whole by :meth:`read` as the object (whatever ``output_format``; date
+        ranges, row ranges and columns do not apply). For data a dataframe cannot hold; frames should be
+        written with :meth:`write`, which stores them column by column."""
+        table, blob = _pickled(data, metadata)
+        return self._item(self._lib.write(symbol, table, None, blob, prune_previous_versions))
+
+    def write_pickle_batch(self, payloads: List[WritePayload], prune_previous_versions: bool = False) -> List[Union[VersionedItem, DataError]]:
+        """:meth:`write_pickle` of several symbols; one VersionedItem or DataError per payload, in order."""
+        payloads = _payloads(payloads, WritePayload, "WritePayload(symbol, data, metadata=None)")
+        out: List[Any] = [None] * len(payloads)
+        items, slots = [], []
+        for i, p in enumerate(payloads):
+            try:
+                table, blob = _pickled(p.data, p.metadata)
+            except FloeError as e:
+                out[i] = _data_error(p.symbol, e)
+                continue
+            items.append((p.symbol, table, None, blob))
+            slots.append(i)
+        for i, r in zip(slots, self._lib.write_batch(items, False, prune_previous_versions)):
+            out[i] = _data_error(payloads[i].symbol, r) if isinstance(r, BaseException) else self._item(r)
+        return out
 
     # ----- reads ------------------------------------------------------------------------------
 
@@ -316,6 +429,8 @@ class Library:
         blocks = t[4] if len(t) > 4 else ()
         env = _envelope.decode(blob)
         data = pa.table(table)
+        if env.norm and env.norm.get("kind") == "pickle":
+            return self._item(item, _unpickled(data, item[0]), env.user)
         fmt = OutputFormat.parse(output_format, self._output_format)
         offset = 0
         if fmt == "pandas" and _convert.uses_row_offset(env.norm):
@@ -502,6 +617,17 @@ class Library:
 
     # ----- symbols and versions ---------------------------------------------------------------
 
+    def get_description_batch(self, symbols: List[Union[str, ReadInfoRequest]]) -> List[Union[SymbolDescription, DataError]]:
+        """:meth:`get_description` of several symbols; one SymbolDescription or DataError each, in order."""
+        requests = [ReadInfoRequest(s) if isinstance(s, str) else s for s in symbols]
+        out: List[Any] = []
+        for r in requests:
+            try:
+                out.append(self.get_description(r.symbol, r.as_of))
+            except FloeError as e:
+                out.append(_data_error(r.symbol, e, r.as_of))
+        return out
+
     def list_symbols(self, snapshot_name: Optional[str] = None, regex: Optional[str] = None) -> List[str]:
         """The symbols with a live version (or those in snapshot ``snapshot_name``), sorted;
         ``regex`` keeps those it matches (``re.search``)."""
@@ -571,6 +697,18 @@ class Library:
             self._lib.delete(symbol)
         else:
             self._lib.delete_versions(symbol, [versions] if isinstance(versions, int) else [int(v) for v in versions])
+
+    def delete_batch(self, delete_requests: List[Union[str, DeleteRequest]]) -> List[Optional[DataError]]:
+        """:meth:`delete` of several symbols (``DeleteRequest(symbol, version_ids)``; a bare name deletes
+        every version); None for each that succeeded, a DataError for each that failed, in order."""
+        requests = _payloads(
+            [DeleteRequest(r) if isinstance(r, str) else r for r in delete_requests], DeleteRequest, "DeleteRequest(symbol, version_ids=None)"
+        )
+
+        def one(r: DeleteRequest) -> None:
+            self.delete(r.symbol, r.version_ids)
+
+        return _each(requests, one, lambda r: r.symbol)
 
     def prune_previous_versions(self, symbol: str) -> None:
         """Deletes every version of ``symbol`` older than its newest live one."""

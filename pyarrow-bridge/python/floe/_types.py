@@ -134,9 +134,35 @@ class ReadInfoRequest(NamedTuple):
 
 
 class WritePayload(NamedTuple):
-    """One item of :meth:`Library.write_batch` / :meth:`Library.append_batch`."""
+    """One item of :meth:`Library.write_batch` / :meth:`Library.append_batch` /
+    :meth:`Library.write_pickle_batch`."""
 
     symbol: str
     data: Any
     metadata: Any = None
     index_column: Optional[str] = None
+
+
+class UpdatePayload(NamedTuple):
+    """One item of :meth:`Library.update_batch`: ``date_range`` as in :meth:`Library.update`."""
+
+    symbol: str
+    data: Any
+    metadata: Any = None
+    date_range: Any = None
+    index_column: Optional[str] = None
+
+
+class WriteMetadataPayload(NamedTuple):
+    """One item of :meth:`Library.write_metadata_batch`."""
+
+    symbol: str
+    metadata: Any
+
+
+class DeleteRequest(NamedTuple):
+    """One item of :meth:`Library.delete_batch`: ``version_ids`` as ``versions`` in
+    :meth:`Library.delete` (None: every version)."""
+
+    symbol: str
+    version_ids: Any = None
