@@ -15,6 +15,7 @@ mod index_cache;
 pub mod library;
 pub mod options;
 mod pipeline;
+pub mod staged;
 pub mod store;
 mod sync;
 pub mod table;
@@ -29,6 +30,7 @@ pub use library::{AsOf, Description, Library, ReadRequest, ReadResult, ReadStrea
 pub use options::{LibraryOptions, PipelineOptions};
 pub use pipeline::codes::CODES_METADATA_KEY;
 pub use pipeline::read::ColumnBlock;
+pub use staged::{FinalizeMode, StagedChunk};
 pub use store::Floe;
 pub use table::Table;
 pub use vacuum::VacuumReport;

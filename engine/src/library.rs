@@ -146,7 +146,7 @@ fn snapshot_key(name: &str) -> Result<RefKey> {
     Ok(RefKey::new(KeyType::SnapshotRef, name)?)
 }
 
-fn item(symbol: &str, r: &VersionRecord) -> VersionedItem {
+pub(crate) fn item(symbol: &str, r: &VersionRecord) -> VersionedItem {
     VersionedItem { symbol: symbol.to_owned(), version: r.version, timestamp_ns: r.timestamp_ns }
 }
 
@@ -168,7 +168,11 @@ impl Library {
     }
 
     /// Runs the commit loop for `symbol` with this library's attempt limit, counting in its meter.
-    fn commit(&self, symbol: &str, attempt: impl FnMut(Option<&Head>) -> Result<Change>) -> Result<Option<Head>> {
+    pub(crate) fn commit(
+        &self,
+        symbol: &str,
+        attempt: impl FnMut(Option<&Head>) -> Result<Change>,
+    ) -> Result<Option<Head>> {
         head::commit(&*self.storage, symbol, self.pipeline.max_commit_attempts, &self.meter, attempt)
     }
 
@@ -1280,7 +1284,7 @@ impl Library {
     /// [`Library::read_index`] through the handle's cache of decoded indexes: reads, appends and
     /// updates name the same few versions again and again. Maintenance (prune, delete) reads indexes
     /// uncached, so that going through many old versions does not evict the ones in use.
-    fn cached_index(&self, key: &AtomKey) -> Result<Arc<TableIndex>> {
+    pub(crate) fn cached_index(&self, key: &AtomKey) -> Result<Arc<TableIndex>> {
         if let Some(index) = self.indexes.get(key) {
             return Ok(index);
         }
@@ -1318,7 +1322,7 @@ impl Library {
 
     /// Slices and stores `table`'s rows (numbered from `row_base`), or hands small ones back for the
     /// commit to store ([`write::Written::deferred`]); records the keys in `written`.
-    fn write_rows(
+    pub(crate) fn write_rows(
         &self,
         symbol: &str,
         version: u64,
@@ -1356,7 +1360,7 @@ impl Library {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn finish_index(
+    pub(crate) fn finish_index(
         &self,
         symbol: &str,
         version: u64,

@@ -8,7 +8,12 @@
 //! 2. Data and index objects younger than the grace period are never deleted: a writer in the middle of a
 //!    commit has written them but not yet made them reachable.
 //! 3. A version committed after the head was read only names objects it wrote itself (young) or objects
-//!    the then-newest live version named, which were live when the head was read and are kept.
+//!    the then-newest live version named, which were live when the head was read and are kept, or the
+//!    segments of staged chunks it finalizes (see 4).
+//! 4. Staged indexes are read **before** the heads, and every segment they name is kept (staged indexes
+//!    themselves are never deleted here: they are the user's pending data). A finalize commits its
+//!    version before it deletes the staged indexes, so a staged index this vacuum finds gone was
+//!    committed before the head was read, and its segments are reachable from that head.
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
@@ -92,11 +97,19 @@ impl Library {
 
         // 1. List first (ordering 1 of the module docs).
         let mut listed: BTreeMap<String, Vec<AtomKey>> = BTreeMap::new();
-        for key_type in [KeyType::TableData, KeyType::TableIndex, KeyType::Version] {
+        for key_type in [KeyType::TableData, KeyType::TableIndex, KeyType::Version, KeyType::StagedIndex] {
             for key in storage.list(key_type, scope) {
                 if let Key::Atom(k) = key? {
                     listed.entry(k.symbol().to_owned()).or_default().push(k);
                 }
+            }
+        }
+        // 1b. The staged chunks, before any head (ordering 4).
+        let mut staged: BTreeMap<String, std::result::Result<HashSet<AtomKey>, String>> = BTreeMap::new();
+        for (sym, keys) in &listed {
+            let chunks: Vec<&AtomKey> = keys.iter().filter(|k| k.key_type() == KeyType::StagedIndex).collect();
+            if !chunks.is_empty() {
+                staged.insert(sym.clone(), staged_segments(self, &chunks)?);
             }
         }
         // 2. Then every head, and only then the snapshots (ordering 1, and: a snapshot naming a version
@@ -139,13 +152,21 @@ impl Library {
                     Err(e) => return Err(e.context(format!("vacuum of symbol {sym:?}"))),
                 }
             }
-            let keep = match reach {
+            let mut keep = match reach {
                 Ok(k) => k,
                 Err(why) => {
                     report.skipped.push((sym, why));
                     continue;
                 }
             };
+            match staged.remove(&sym) {
+                Some(Ok(segments)) => keep.extend(segments),
+                Some(Err(why)) => {
+                    report.skipped.push((sym, why));
+                    continue;
+                }
+                None => {}
+            }
             let mut victims = Vec::new();
             for k in keys {
                 if keep.contains(&k) {
@@ -153,6 +174,7 @@ impl Library {
                     continue;
                 }
                 match k.key_type() {
+                    KeyType::StagedIndex => report.reachable += 1,
                     KeyType::Version => {
                         // Unreachable records are those of tombstoned or uncommitted ids (see `reachable`).
                         report.deleted_versions += 1;
@@ -175,6 +197,32 @@ impl Library {
         }
         Ok(report)
     }
+}
+
+/// The staged chunks' indexes and the data segments they name, or why they cannot be known (a staged
+/// index does not decode: then nothing of the symbol is deleted). A staged index gone since it was
+/// listed was finalized or deleted (ordering 4).
+///
+/// # Errors
+/// Storage errors.
+fn staged_segments(lib: &Library, chunks: &[&AtomKey]) -> Result<std::result::Result<HashSet<AtomKey>, String>> {
+    let storage = &**lib.storage();
+    let mut keep = HashSet::new();
+    for &key in chunks {
+        let bytes = match storage.get(key) {
+            Ok(b) => b,
+            Err(floe_backends::StorageError::NotFound { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        let decoded = verify_object(key, &bytes).and_then(|()| TableIndex::decode(&bytes));
+        match decoded {
+            Ok(index) => keep.extend(index.entries.into_iter().map(|e| e.key)),
+            Err(e) if e.kind() == ErrorKind::CorruptData => return Ok(Err(format!("staged chunk {key}: {e}"))),
+            Err(e) => return Err(e),
+        }
+        keep.insert(key.clone());
+    }
+    Ok(Ok(keep))
 }
 
 /// The head of `symbol`, or why it cannot be used (it does not decode).

@@ -95,6 +95,9 @@ key_types! {
     Version = 3, "ver", Atom;
     /// A snapshot: a named, immutable set of (symbol, version) pairs.
     Snapshot = 4, "snap", Atom;
+    /// A staged chunk: an index segment naming data segments written by `stage`, not yet part of any
+    /// version; `finalize_staged` commits chunks as one version and then deletes their staged indexes.
+    StagedIndex = 5, "sindex", Atom;
     /// The per-symbol head pointer to the latest version record; advanced only by compare-and-swap.
     VersionRef = 16, "vref", Ref;
     /// The per-snapshot-name pointer to the snapshot object.

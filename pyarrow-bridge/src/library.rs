@@ -8,7 +8,8 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use floe_engine::{Error, IndexKind, Library, ReadResult, ReadStream, Table, VersionedItem};
+use floe_engine::{Error, FinalizeMode, IndexKind, Library, ReadResult, ReadStream, StagedChunk, Table, VersionedItem};
+use floe_formats::{AtomKey, Key};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use pyo3_arrow::input::AnyRecordBatch;
@@ -47,6 +48,23 @@ fn now_ns() -> i64 {
 
 /// One write or append of a batch call: `(symbol, data, index column, metadata)`.
 type WriteItem = (String, AnyRecordBatch, Option<String>, Option<Vec<u8>>);
+
+/// A staged chunk for Python: its token (the staged index key in binary form), rows, index range and
+/// metadata.
+type ChunkTuple = (Py<PyBytes>, u64, Option<(i64, i64)>, Option<Py<PyBytes>>);
+
+/// Staged chunk tokens back to keys.
+fn staged_keys(tokens: Option<Vec<Vec<u8>>>) -> Result<Option<Vec<AtomKey>>, Error> {
+    let Some(tokens) = tokens else { return Ok(None) };
+    tokens
+        .iter()
+        .map(|t| match Key::from_binary(t) {
+            Ok(Key::Atom(k)) => Ok(k),
+            _ => Err(Error::invalid("a stage result token that is not one this library handed out")),
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}
 
 fn bytes_of(b: Option<&Bound<'_, PyBytes>>) -> Option<Vec<u8>> {
     b.map(|b| b.as_bytes().to_vec())
@@ -474,6 +492,73 @@ impl PyLibrary {
             .map_err(|e| to_py(py, &e, &format!("rename_symbol {from:?}")))
     }
 
+    // ----- staged writes ------------------------------------------------------------------------
+
+    /// Stores a chunk of rows for a later `finalize_staged` (`Library::stage`).
+    #[pyo3(signature = (symbol, data, index, metadata))]
+    fn stage(
+        &self,
+        py: Python<'_>,
+        symbol: &str,
+        data: AnyRecordBatch,
+        index: Option<&str>,
+        metadata: Option<&Bound<'_, PyBytes>>,
+    ) -> PyResult<ChunkTuple> {
+        let ctx = format!("stage {symbol:?}");
+        let (schema, batches) = convert::import_batches(data)?;
+        let metadata = bytes_of(metadata);
+        let chunk = py
+            .detach(|| {
+                let table = convert::make_table(&schema, batches, index)?;
+                self.inner.stage(symbol, &table, metadata.as_deref())
+            })
+            .map_err(|e| to_py(py, &e, &ctx))?;
+        Ok(Self::chunk_tuple(py, chunk))
+    }
+
+    /// The chunks staged for `symbol`, oldest first.
+    fn staged_chunks(&self, py: Python<'_>, symbol: &str) -> PyResult<Vec<ChunkTuple>> {
+        let chunks = py
+            .detach(|| self.inner.staged_chunks(symbol))
+            .map_err(|e| to_py(py, &e, &format!("staged chunks of {symbol:?}")))?;
+        Ok(chunks.into_iter().map(|c| Self::chunk_tuple(py, c)).collect())
+    }
+
+    fn staged_symbols(&self, py: Python<'_>) -> PyResult<Vec<String>> {
+        py.detach(|| self.inner.staged_symbols()).map_err(|e| to_py(py, &e, "get_staged_symbols"))
+    }
+
+    /// Forgets staged chunks (all, or those `tokens` name); returns how many.
+    #[pyo3(signature = (symbol, tokens))]
+    fn delete_staged(&self, py: Python<'_>, symbol: &str, tokens: Option<Vec<Vec<u8>>>) -> PyResult<usize> {
+        let ctx = format!("delete_staged_data {symbol:?}");
+        let keys = staged_keys(tokens).map_err(|e| to_py(py, &e, &ctx))?;
+        py.detach(|| self.inner.delete_staged(symbol, keys.as_deref())).map_err(|e| to_py(py, &e, &ctx))
+    }
+
+    /// Commits staged chunks as one version (`Library::finalize_staged`).
+    #[pyo3(signature = (symbol, append, metadata, tokens, prune))]
+    fn finalize_staged(
+        &self,
+        py: Python<'_>,
+        symbol: &str,
+        append: bool,
+        metadata: Option<&Bound<'_, PyBytes>>,
+        tokens: Option<Vec<Vec<u8>>>,
+        prune: bool,
+    ) -> PyResult<ItemTuple> {
+        let ctx = format!("finalize_staged_data {symbol:?}");
+        let keys = staged_keys(tokens).map_err(|e| to_py(py, &e, &ctx))?;
+        let metadata = bytes_of(metadata);
+        let mode = if append { FinalizeMode::Append } else { FinalizeMode::Write };
+        py.detach(|| {
+            let item = self.inner.finalize_staged(symbol, mode, metadata.as_deref(), keys.as_deref())?;
+            self.prune_if(symbol, prune, item)
+        })
+        .map(|i| convert::item_tuple(&i))
+        .map_err(|e| to_py(py, &e, &ctx))
+    }
+
     // ----- snapshots ----------------------------------------------------------------------------
 
     #[pyo3(signature = (name, metadata, symbols, versions))]
@@ -502,6 +587,11 @@ impl PyLibrary {
 
 impl PyLibrary {
     /// Prunes older versions after a successful change when asked to; returns the change's item.
+    /// One staged chunk as Python sees it: (token, rows, index range, metadata).
+    fn chunk_tuple(py: Python<'_>, c: StagedChunk) -> ChunkTuple {
+        (PyBytes::new(py, &Key::Atom(c.key).to_binary()).unbind(), c.rows, c.index_range, py_bytes(py, c.metadata))
+    }
+
     fn prune_if(&self, symbol: &str, prune: bool, item: VersionedItem) -> Result<VersionedItem, Error> {
         if prune {
             self.inner.prune_previous_versions(symbol)?;

@@ -367,6 +367,11 @@ macro_rules! engine_suite {
             $crate::suite::versions_snapshots_and_deletes(&floe);
         }
         #[test]
+        fn staged_writes() {
+            let (floe, _guard) = $make;
+            $crate::suite::staged_writes(&floe);
+        }
+        #[test]
         fn dynamic_schema() {
             let (floe, _guard) = $make;
             $crate::suite::dynamic_schema(&floe);
@@ -377,6 +382,107 @@ macro_rules! engine_suite {
             $crate::suite::libraries(&floe);
         }
     };
+}
+
+/// Staged writes: chunks staged out of order (by several writers) commit as one version in index order,
+/// invisible until then; appending finalizes after the existing rows; overlapping chunks, a schema that
+/// differs and chunks before the symbol's end are refused with nothing committed; a vacuum keeps staged
+/// segments however old, and drops them once the chunks are deleted; finalizing only chosen chunks
+/// leaves the others staged.
+pub fn staged_writes(floe: &Floe) {
+    use floe_engine::FinalizeMode;
+    use std::time::Duration;
+
+    let lib = lib(floe, "staged");
+    let r = rows(0..60);
+    // Three writers' chunks, staged out of order; one is empty.
+    let c2 = lib.stage("s", &table(&r[40..60]), None).expect("stage");
+    let c0 = lib.stage("s", &table(&r[0..15]), Some(b"first")).expect("stage");
+    let empty = lib.stage("s", &table(&[]), None).expect("stage an empty chunk");
+    let c1 = lib.stage("s", &table(&r[15..40]), None).expect("stage");
+    assert_eq!((c0.rows, c0.index_range), (15, Some((0, 14))));
+    assert_eq!(empty.index_range, None);
+    assert!(!lib.has_symbol("s", &AsOf::Latest).expect("has"), "staged data is no version");
+    assert_eq!(lib.staged_symbols().expect("staged symbols"), ["s"]);
+    assert_eq!(lib.staged_chunks("s").expect("chunks").len(), 4);
+    // Vacuum with no grace keeps every staged segment.
+    lib.vacuum(Some("s"), Duration::ZERO).expect("vacuum");
+    let v = lib.finalize_staged("s", FinalizeMode::Write, None, None).expect("finalize");
+    assert_eq!(v.version, 0);
+    assert_eq!(read_all(&lib, "s", AsOf::Latest), r);
+    let res = lib.read("s", &ReadRequest::default()).expect("read");
+    assert_eq!(res.metadata.as_deref(), Some(&b"first"[..]), "the first chunk's metadata");
+    assert!(lib.staged_symbols().expect("staged symbols").is_empty(), "finalized chunks are forgotten");
+    let err = lib.finalize_staged("s", FinalizeMode::Write, None, None).expect_err("nothing staged");
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    drop((c1, c2));
+
+    // Append mode, chosen chunks only, metadata given.
+    let a = lib.stage("s", &table(&rows(60..70)), None).expect("stage");
+    let b = lib.stage("s", &table(&rows(70..75)), None).expect("stage");
+    let v = lib
+        .finalize_staged("s", FinalizeMode::Append, Some(b"m"), Some(std::slice::from_ref(&a.key)))
+        .expect("finalize a");
+    assert_eq!(v.version, 1);
+    assert_eq!(read_all(&lib, "s", AsOf::Latest), rows(0..70));
+    let left: Vec<_> = lib.staged_chunks("s").expect("chunks").into_iter().map(|c| c.key).collect();
+    assert_eq!(left, std::slice::from_ref(&b.key));
+    // A chunk before the symbol's end, then overlapping chunks, then a different schema: refused.
+    let early = lib.stage("s", &table(&rows(50..52)), None).expect("stage");
+    let err = lib.finalize_staged("s", FinalizeMode::Append, None, None).expect_err("before the end");
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert!(err.to_string().contains("overlap") || err.to_string().contains("before"), "{err}");
+    lib.delete_staged("s", Some(&[early.key])).expect("delete the early chunk");
+    let over = lib.stage("s", &table(&rows(73..80)), None).expect("stage");
+    let err = lib.finalize_staged("s", FinalizeMode::Append, None, None).expect_err("overlap");
+    assert!(err.to_string().contains("overlap"), "{err}");
+    assert_eq!(lib.get_description("s", &AsOf::Latest).expect("describe").item.version, 1, "nothing committed");
+    lib.delete_staged("s", Some(&[over.key])).expect("delete");
+    let narrow = batch(&rows(75..78)).project(&[0, 1, 2, 3]).expect("project");
+    lib.stage("s", &Table::from_batch(narrow, IndexKind::Timestamp("ts".into())).expect("table"), None).expect("stage");
+    let err = lib.finalize_staged("s", FinalizeMode::Append, None, None).expect_err("schemas differ");
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert_eq!(lib.delete_staged("s", None).expect("delete all"), 2);
+    assert!(lib.staged_chunks("s").expect("chunks").is_empty());
+    // The deleted chunks' segments are garbage for the vacuum; the symbol's data is not.
+    let report = lib.vacuum(Some("s"), Duration::ZERO).expect("vacuum");
+    assert!(report.deleted_data > 0, "{report:?}");
+    assert_eq!(read_all(&lib, "s", AsOf::Latest), rows(0..70));
+    // Row-count-indexed data cannot be staged; a bad name is refused.
+    let plain = Table::from_batch(batch(&rows(0..3)), IndexKind::RowCount).expect("table");
+    assert_eq!(lib.stage("s", &plain, None).expect_err("row count").kind(), ErrorKind::InvalidInput);
+    assert_eq!(lib.stage("", &table(&r), None).expect_err("bad name").kind(), ErrorKind::InvalidInput);
+
+    // A finalize that committed but crashed before forgetting its chunks: finalizing again commits
+    // nothing twice, and forgets them.
+    let c = lib.stage("t", &table(&rows(0..10)), None).expect("stage");
+    let staged_bytes = lib.storage().get(&c.key).expect("staged index");
+    lib.finalize_staged("t", FinalizeMode::Write, None, None).expect("finalize");
+    lib.storage().put(&c.key, staged_bytes).expect("the staged index as the crash left it");
+    let err = lib.finalize_staged("t", FinalizeMode::Append, None, None).expect_err("already committed");
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    assert!(err.to_string().contains("already finalized"), "{err}");
+    assert!(lib.staged_chunks("t").expect("chunks").is_empty());
+    assert_eq!(read_all(&lib, "t", AsOf::Latest), rows(0..10));
+
+    // Two finalizes of the same chunks at once: one version, each row once.
+    for i in 0..4i64 {
+        lib.stage("u", &table(&rows(i * 10..i * 10 + 10)), None).expect("stage");
+    }
+    let outcomes = std::thread::scope(|s| {
+        let a = s.spawn(|| lib.finalize_staged("u", FinalizeMode::Append, None, None));
+        let b = s.spawn(|| lib.finalize_staged("u", FinalizeMode::Append, None, None));
+        [a.join().expect("a"), b.join().expect("b")]
+    });
+    let committed = outcomes.iter().filter(|o| o.is_ok()).count();
+    assert!(committed >= 1, "{outcomes:?}");
+    for o in &outcomes {
+        if let Err(e) = o {
+            assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+        }
+    }
+    assert_eq!(read_all(&lib, "u", AsOf::Latest), rows(0..40));
+    assert_eq!(lib.list_versions(Some("u")).expect("versions").len(), 1);
 }
 
 /// Dynamic schema: new columns appear with nulls for old rows, integers widen, ints promote to float.

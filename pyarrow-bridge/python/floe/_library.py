@@ -27,6 +27,8 @@ from ._types import (
     ReadInfoRequest,
     ReadRequest,
     SymbolDescription,
+    StagedDataFinalizeMethod,
+    StageResult,
     SymbolVersion,
     UpdatePayload,
     VersionedItem,
@@ -163,6 +165,25 @@ def _refuse_pickled(env: Optional[_envelope.Envelope], what: str, symbol: str) -
     to it or replaced in it."""
     if env is not None and env.norm and env.norm.get("kind") == "pickle":
         raise InvalidInput(f'{what} "{symbol}": the symbol holds a pickled object (write_pickle); write it again instead')
+
+
+def _stage_result(symbol: str, token: bytes, rows: int, date_range: Optional[Tuple[int, int]]) -> StageResult:
+    dr = None if date_range is None else (_ts(date_range[0]), _ts(date_range[1]))
+    return StageResult(symbol, token, rows, dr)
+
+
+def _tokens(symbol: str, stage_results: Optional[List[StageResult]]) -> Optional[List[bytes]]:
+    """The tokens of ``stage_results`` (checked to be ``symbol``'s), or None for every chunk."""
+    if stage_results is None:
+        return None
+    out = []
+    for r in stage_results:
+        if not isinstance(r, StageResult):
+            raise InvalidInput(f"stage_results must hold what stage() returned, not {type(r).__name__}")
+        if r.symbol != symbol:
+            raise InvalidInput(f'a stage result of symbol "{r.symbol}" passed for symbol "{symbol}"')
+        out.append(r.token)
+    return out
 
 
 def _payloads(items: Sequence[Any], kind: Any, shape: str) -> list:
@@ -406,6 +427,89 @@ class Library:
         for i, r in zip(slots, self._lib.write_batch(items, False, prune_previous_versions)):
             out[i] = _data_error(payloads[i].symbol, r) if isinstance(r, BaseException) else self._item(r)
         return out
+
+    # ----- staged writes ------------------------------------------------------------------------
+
+    def stage(
+        self,
+        symbol: str,
+        data: Any,
+        validate_index: bool = True,
+        sort_on_index: bool = False,
+        sort_columns: Optional[List[str]] = None,
+        index_column: Optional[str] = None,
+    ) -> StageResult:
+        """Stores ``data`` as a staged chunk of ``symbol``: written, but no version until
+        :meth:`finalize_staged_data` commits it (reads do not see it). Writers in any threads or
+        processes may stage chunks of one symbol at once. The data needs a timestamp index, sorted
+        (``sort_on_index=True`` sorts it first; ``validate_index`` is accepted for ArcticDB's signature,
+        the index is always checked); chunks finalized together must not overlap in time.
+        ``sort_columns`` is not supported (InvalidInput)."""
+        if sort_columns:
+            raise InvalidInput("stage: sort_columns is not supported; sort the data before staging it")
+        n = _convert.normalize(data, index_column)
+        table = n.table
+        if sort_on_index and n.index is not None and isinstance(table, pa.Table) and table.num_rows:
+            table = table.sort_by([(n.index, "ascending")])
+        blob = _envelope.encode(n.norm, None, False)
+        token, rows, date_range, _ = self._lib.stage(symbol, table, n.index, blob)
+        return _stage_result(symbol, token, rows, date_range)
+
+    def finalize_staged_data(
+        self,
+        symbol: str,
+        mode: Any = StagedDataFinalizeMethod.WRITE,
+        prune_previous_versions: bool = False,
+        metadata: Any = None,
+        validate_index: bool = True,
+        delete_staged_data_on_failure: bool = False,
+        stage_results: Optional[List[StageResult]] = None,
+    ) -> VersionedItem:
+        """Commits the staged chunks of ``symbol`` (all, or those ``stage_results`` names) as one new
+        version, in timestamp order, without rewriting them; the chunks are then forgotten. ``mode``
+        ``WRITE`` replaces the symbol's rows, ``APPEND`` adds the chunks after them. Chunks that overlap
+        in time, differ in columns or types, or (appending) start before the symbol's last timestamp
+        raise (UnsortedIndex, SchemaMismatch) and commit nothing; with ``delete_staged_data_on_failure``
+        the chunks are then deleted. NotFound when nothing is staged."""
+        how = StagedDataFinalizeMethod.parse(mode)
+        tokens = _tokens(symbol, stage_results)
+        blob = None
+        if metadata is not None or how == StagedDataFinalizeMethod.APPEND:
+            blob = self._finalize_envelope(symbol, how, metadata, tokens)
+        try:
+            return self._item(self._lib.finalize_staged(symbol, how == StagedDataFinalizeMethod.APPEND, blob, tokens, prune_previous_versions))
+        except InvalidInput:
+            if delete_staged_data_on_failure:
+                self._lib.delete_staged(symbol, tokens)
+            raise
+
+    def _finalize_envelope(self, symbol: str, how: str, metadata: Any, tokens: Optional[List[bytes]]) -> Optional[bytes]:
+        """The finalized version's envelope: the symbol's normalization record when appending to it
+        (as ``append`` keeps it), else the staged chunks' own; ``metadata`` as the user metadata."""
+        norm = None
+        if how == StagedDataFinalizeMethod.APPEND:
+            old = self._old_envelope(symbol)
+            norm = old.norm if old is not None else None
+        if norm is None:
+            chunks = [c for c in self._lib.staged_chunks(symbol) if tokens is None or c[0] in tokens]
+            chunks = sorted((c for c in chunks if c[1] > 0), key=lambda c: c[2])
+            if not chunks:
+                return None  # the engine says what is wrong
+            norm = _envelope.decode(chunks[0][3]).norm
+        return _envelope.encode(norm, metadata, metadata is not None)
+
+    def delete_staged_data(self, symbol: str, stage_results: Optional[List[StageResult]] = None) -> None:
+        """Forgets the staged chunks of ``symbol`` (all, or those ``stage_results`` names). Their data
+        becomes garbage that the next vacuum removes."""
+        self._lib.delete_staged(symbol, _tokens(symbol, stage_results))
+
+    def get_staged_symbols(self) -> List[str]:
+        """The symbols with staged chunks not yet finalized or deleted."""
+        return self._lib.staged_symbols()
+
+    def list_staged_data(self, symbol: str) -> List[StageResult]:
+        """The chunks staged for ``symbol``, oldest first."""
+        return [_stage_result(symbol, t, rows, dr) for t, rows, dr, _ in self._lib.staged_chunks(symbol)]
 
     # ----- reads ------------------------------------------------------------------------------
 

@@ -26,6 +26,34 @@ class OutputFormat:
         return fmt
 
 
+class StagedDataFinalizeMethod:
+    """How :meth:`Library.finalize_staged_data` combines staged chunks with the symbol's rows:
+    ``WRITE`` replaces them, ``APPEND`` adds the chunks after them."""
+
+    WRITE = "write"
+    APPEND = "append"
+
+    @staticmethod
+    def parse(value: Any) -> str:
+        from .errors import InvalidInput
+
+        mode = str(getattr(value, "name", value)).lower()
+        if mode not in (StagedDataFinalizeMethod.WRITE, StagedDataFinalizeMethod.APPEND):
+            raise InvalidInput(f"mode {value!r} is not StagedDataFinalizeMethod.WRITE or .APPEND")
+        return mode
+
+
+class StageResult(NamedTuple):
+    """One chunk :meth:`Library.stage` stored: pass it in ``stage_results`` to finalize or delete only
+    the chunks named. ``token`` is opaque; ``date_range`` is the chunk's first and last timestamp (None
+    for an empty chunk)."""
+
+    symbol: str
+    token: bytes
+    rows: int
+    date_range: Optional[Tuple[pd.Timestamp, pd.Timestamp]]
+
+
 @dataclass(frozen=True)
 class LibraryOptions:
     """Options fixed when a library is created.
