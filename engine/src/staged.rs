@@ -252,6 +252,70 @@ impl Library {
         }
     }
 
+    /// Like [`Library::finalize_staged`], but for chunks that may overlap or come in any order: their
+    /// rows are read, merged in timestamp order (rows with equal timestamps keep their chunks' order,
+    /// oldest chunk first) and written as a new version ([`FinalizeMode::Write`]) or appended, then
+    /// the chunks are forgotten. The data is rewritten and held in memory whole while it is sorted.
+    ///
+    /// Unlike `finalize_staged`, a crash between the commit and forgetting the chunks leaves them
+    /// staged, and finalizing them again would add their rows twice.
+    ///
+    /// # Errors
+    /// As [`Library::finalize_staged`], except that overlaps are not errors; as [`Library::write`] or
+    /// [`Library::append`] for the merged rows.
+    pub fn sort_and_finalize_staged(
+        &self,
+        symbol: &str,
+        mode: FinalizeMode,
+        metadata: Option<&[u8]>,
+        only: Option<&[AtomKey]>,
+    ) -> Result<VersionedItem> {
+        let keys = self.chosen_chunks(symbol, only)?;
+        if keys.is_empty() {
+            return Err(Error::new(ErrorKind::NotFound, format!("symbol {symbol:?} has no staged data to finalize")));
+        }
+        let mut chunks: Vec<(AtomKey, TableIndex)> = Vec::with_capacity(keys.len());
+        for k in &keys {
+            let chunk = self.staged_index(k)?;
+            if chunk.descriptor.total_rows > 0 {
+                chunks.push((k.clone(), chunk));
+            }
+        }
+        let Some((_, first)) = chunks.first() else {
+            return Err(Error::invalid(format!("finalize {symbol:?}: the staged chunks hold no rows")));
+        };
+        let (schema, index_kind) = (std::sync::Arc::clone(&first.schema), first.descriptor.index.clone());
+        for (k, c) in &chunks[1..] {
+            if let Some(diff) = table::schema_difference(&schema, &c.schema) {
+                return Err(Error::with_detail(
+                    ErrorKind::InvalidInput,
+                    Detail::SchemaMismatch,
+                    format!("finalize {symbol:?}: staged chunk {k} differs from the first: {diff}"),
+                ));
+            }
+        }
+        let metadata = metadata.map(<[u8]>::to_vec).or_else(|| first.descriptor.user_metadata.clone());
+        chunks.sort_by_key(|(k, _)| (k.creation_ts(), k.clone()));
+        let columns: Vec<usize> = (0..schema.fields().len()).collect();
+        let mut batches = Vec::with_capacity(chunks.len());
+        for (k, chunk) in &chunks {
+            let slices = chunk.row_slices();
+            let batch = crate::pipeline::read::read_slices(&**self.storage(), chunk, &slices, &columns)
+                .map_err(|e| e.context(format!("staged chunk {k}")))?;
+            batches.push(batch);
+        }
+        let merged = arrow_select::concat::concat_batches(&schema, &batches)?;
+        drop(batches);
+        let sorted = sort_by_index(merged, &index_kind)?;
+        let table = Table::from_batch(sorted, index_kind)?;
+        let item = match mode {
+            FinalizeMode::Write => self.write(symbol, &table, metadata.as_deref())?,
+            FinalizeMode::Append => self.append(symbol, &table, metadata.as_deref())?,
+        };
+        self.forget(symbol, keys)?;
+        Ok(item)
+    }
+
     /// The staged index keys `only` names (checked to be `symbol`'s staged chunks), or every listed one.
     fn chosen_chunks(&self, symbol: &str, only: Option<&[AtomKey]>) -> Result<Vec<AtomKey>> {
         floe_formats::names::validate_symbol(symbol)?;
@@ -311,4 +375,24 @@ fn check_chunks(symbol: &str, chunks: &[(AtomKey, TableIndex)]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `batch`'s rows in timestamp order; rows with equal timestamps keep their order (a stable sort).
+fn sort_by_index(batch: arrow_array::RecordBatch, index: &IndexKind) -> Result<arrow_array::RecordBatch> {
+    let IndexKind::Timestamp(name) = index else {
+        return Err(Error::internal("staged chunks without a timestamp index"));
+    };
+    let column = batch
+        .schema()
+        .index_of(name)
+        .map_err(|_| Error::corrupt(format!("staged chunks lack their index {name:?}")))?;
+    let stamps = table::timestamps(batch.column(column))?;
+    let rows = u32::try_from(stamps.len()).map_err(|_| Error::invalid("more than 2^32 staged rows to sort at once"))?;
+    let mut order: Vec<u32> = (0..rows).collect();
+    order.sort_by_key(|&i| stamps.value(i as usize));
+    if order.iter().enumerate().all(|(i, &o)| i as u32 == o) {
+        return Ok(batch);
+    }
+    let indices = arrow_array::UInt32Array::from(order);
+    Ok(arrow_select::take::take_record_batch(&batch, &indices)?)
 }

@@ -536,8 +536,10 @@ impl PyLibrary {
         py.detach(|| self.inner.delete_staged(symbol, keys.as_deref())).map_err(|e| to_py(py, &e, &ctx))
     }
 
-    /// Commits staged chunks as one version (`Library::finalize_staged`).
-    #[pyo3(signature = (symbol, append, metadata, tokens, prune))]
+    /// Commits staged chunks as one version (`Library::finalize_staged`, or with `sort`
+    /// `Library::sort_and_finalize_staged`).
+    #[pyo3(signature = (symbol, append, metadata, tokens, prune, sort))]
+    #[allow(clippy::too_many_arguments)]
     fn finalize_staged(
         &self,
         py: Python<'_>,
@@ -546,13 +548,18 @@ impl PyLibrary {
         metadata: Option<&Bound<'_, PyBytes>>,
         tokens: Option<Vec<Vec<u8>>>,
         prune: bool,
+        sort: bool,
     ) -> PyResult<ItemTuple> {
         let ctx = format!("finalize_staged_data {symbol:?}");
         let keys = staged_keys(tokens).map_err(|e| to_py(py, &e, &ctx))?;
         let metadata = bytes_of(metadata);
         let mode = if append { FinalizeMode::Append } else { FinalizeMode::Write };
         py.detach(|| {
-            let item = self.inner.finalize_staged(symbol, mode, metadata.as_deref(), keys.as_deref())?;
+            let item = if sort {
+                self.inner.sort_and_finalize_staged(symbol, mode, metadata.as_deref(), keys.as_deref())?
+            } else {
+                self.inner.finalize_staged(symbol, mode, metadata.as_deref(), keys.as_deref())?
+            };
             self.prune_if(symbol, prune, item)
         })
         .map(|i| convert::item_tuple(&i))

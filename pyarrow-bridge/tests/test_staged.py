@@ -124,3 +124,22 @@ def test_arrow_input_stages_too(lib):
     lib.stage("s", table.slice(0, 6), index_column="time")
     lib.finalize_staged_data("s")
     assert lib.read("s", output_format="pyarrow").data.num_rows == 12
+
+
+def test_sort_and_finalize_merges_overlapping_chunks(lib):
+    df = ts_frame(40)
+    lib.stage("s", df.iloc[1::2])
+    lib.stage("s", df.iloc[0::2])
+    with pytest.raises(floe.UnsortedIndex, match="overlap"):
+        lib.finalize_staged_data("s")
+    item = lib.sort_and_finalize_staged_data("s", metadata="sorted")
+    assert item.version == 0
+    got = lib.read("s")
+    assert_frame_equal(got.data, df)
+    assert got.metadata == "sorted"
+    assert lib.get_staged_symbols() == []
+    more = ts_frame(10, start="2030-01-01")
+    lib.stage("s", more.iloc[5:])
+    lib.stage("s", more.iloc[:5])
+    lib.sort_and_finalize_staged_data("s", floe.StagedDataFinalizeMethod.APPEND)
+    assert_frame_equal(lib.read("s").data, pd.concat([df, more]))

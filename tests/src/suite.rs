@@ -483,6 +483,29 @@ pub fn staged_writes(floe: &Floe) {
     }
     assert_eq!(read_all(&lib, "u", AsOf::Latest), rows(0..40));
     assert_eq!(lib.list_versions(Some("u")).expect("versions").len(), 1);
+
+    // Overlapping chunks in any order: sort_and_finalize merges their rows by timestamp (ties in
+    // staging order), rewritten as a new version; appending merges after the existing rows.
+    let evens: Vec<Row> = rows((0..40).step_by(2));
+    let odds: Vec<Row> = rows((1..40).step_by(2));
+    lib.stage("v", &table(&odds), None).expect("stage");
+    lib.stage("v", &table(&evens), Some(b"e")).expect("stage");
+    let err = lib.finalize_staged("v", FinalizeMode::Write, None, None).expect_err("overlap");
+    assert!(err.to_string().contains("overlap"), "{err}");
+    let v = lib.sort_and_finalize_staged("v", FinalizeMode::Write, None, None).expect("sort and finalize");
+    assert_eq!(v.version, 0);
+    assert_eq!(read_all(&lib, "v", AsOf::Latest), rows(0..40));
+    assert!(lib.staged_chunks("v").expect("chunks").is_empty());
+    lib.stage("v", &table(&rows([45, 50])), None).expect("stage");
+    lib.stage("v", &table(&rows([41, 50, 60])), None).expect("stage");
+    lib.sort_and_finalize_staged("v", FinalizeMode::Append, None, None).expect("sort and append");
+    let got: Vec<i64> = read_all(&lib, "v", AsOf::Latest).iter().map(|r| r.ts).collect();
+    let want: Vec<i64> = (0..40).chain([41, 45, 50, 50, 60]).collect();
+    assert_eq!(got, want);
+    lib.stage("v", &table(&rows([1, 2])), None).expect("stage");
+    let err = lib.sort_and_finalize_staged("v", FinalizeMode::Append, None, None).expect_err("before the end");
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert_eq!(lib.staged_chunks("v").expect("chunks").len(), 1, "a refused finalize forgets nothing");
 }
 
 /// Dynamic schema: new columns appear with nulls for old rows, integers widen, ints promote to float.

@@ -471,15 +471,34 @@ class Library:
         in time, differ in columns or types, or (appending) start before the symbol's last timestamp
         raise (UnsortedIndex, SchemaMismatch) and commit nothing; with ``delete_staged_data_on_failure``
         the chunks are then deleted. NotFound when nothing is staged."""
+        return self._finalize(symbol, mode, prune_previous_versions, metadata, delete_staged_data_on_failure, stage_results, False)
+
+    def sort_and_finalize_staged_data(
+        self,
+        symbol: str,
+        mode: Any = StagedDataFinalizeMethod.WRITE,
+        prune_previous_versions: bool = False,
+        metadata: Any = None,
+        delete_staged_data_on_failure: bool = False,
+        stage_results: Optional[List[StageResult]] = None,
+    ) -> VersionedItem:
+        """Like :meth:`finalize_staged_data`, for chunks that may overlap or come in any order: their
+        rows are merged in timestamp order (equal timestamps keep the chunks' staging order) and written
+        anew, held in memory whole meanwhile. Unlike ``finalize_staged_data``, a crash between the
+        commit and forgetting the chunks leaves them staged: finalizing them again would add their rows
+        twice."""
+        return self._finalize(symbol, mode, prune_previous_versions, metadata, delete_staged_data_on_failure, stage_results, True)
+
+    def _finalize(self, symbol, mode, prune, metadata, delete_on_failure, stage_results, sort) -> VersionedItem:
         how = StagedDataFinalizeMethod.parse(mode)
         tokens = _tokens(symbol, stage_results)
         blob = None
         if metadata is not None or how == StagedDataFinalizeMethod.APPEND:
             blob = self._finalize_envelope(symbol, how, metadata, tokens)
         try:
-            return self._item(self._lib.finalize_staged(symbol, how == StagedDataFinalizeMethod.APPEND, blob, tokens, prune_previous_versions))
+            return self._item(self._lib.finalize_staged(symbol, how == StagedDataFinalizeMethod.APPEND, blob, tokens, prune, sort))
         except InvalidInput:
-            if delete_staged_data_on_failure:
+            if delete_on_failure:
                 self._lib.delete_staged(symbol, tokens)
             raise
 
