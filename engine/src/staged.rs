@@ -37,6 +37,9 @@ pub struct StagedChunk {
     pub metadata: Option<Vec<u8>>,
 }
 
+/// A staged chunk's key and its decoded staged index.
+type Chunk = (AtomKey, TableIndex);
+
 /// How [`Library::finalize_staged`] combines the chunks with the symbol's existing rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FinalizeMode {
@@ -161,20 +164,7 @@ impl Library {
         metadata: Option<&[u8]>,
         only: Option<&[AtomKey]>,
     ) -> Result<VersionedItem> {
-        let keys = self.chosen_chunks(symbol, only)?;
-        if keys.is_empty() {
-            return Err(Error::new(ErrorKind::NotFound, format!("symbol {symbol:?} has no staged data to finalize")));
-        }
-        let mut todo: Vec<(AtomKey, TableIndex)> = Vec::with_capacity(keys.len());
-        for k in &keys {
-            let chunk = self.staged_index(k)?;
-            if chunk.descriptor.total_rows > 0 {
-                todo.push((k.clone(), chunk));
-            }
-        }
-        if todo.is_empty() {
-            return Err(Error::invalid(format!("finalize {symbol:?}: the staged chunks hold no rows")));
-        }
+        let (keys, mut todo) = self.chunks_to_finalize(symbol, only)?;
         todo.sort_by_key(|(k, _)| (k.start(), k.end(), k.creation_ts(), k.clone()));
         check_chunks(symbol, &todo)?;
         let (schema, index_kind) = (std::sync::Arc::clone(&todo[0].1.schema), todo[0].1.descriptor.index.clone());
@@ -193,7 +183,7 @@ impl Library {
             // A chunk whose segments the newest version names was committed by another finalize (or by
             // one that failed before forgetting it): never commit it twice.
             let named: HashSet<&AtomKey> = live.iter().flat_map(|(_, old)| old.entries.iter().map(|e| &e.key)).collect();
-            let pending: Vec<&(AtomKey, TableIndex)> =
+            let pending: Vec<&Chunk> =
                 todo.iter().filter(|(_, c)| !c.entries.iter().all(|e| named.contains(&e.key))).collect();
             let Some((first_key, first)) = pending.first() else {
                 already_committed = true;
@@ -270,20 +260,8 @@ impl Library {
         metadata: Option<&[u8]>,
         only: Option<&[AtomKey]>,
     ) -> Result<VersionedItem> {
-        let keys = self.chosen_chunks(symbol, only)?;
-        if keys.is_empty() {
-            return Err(Error::new(ErrorKind::NotFound, format!("symbol {symbol:?} has no staged data to finalize")));
-        }
-        let mut chunks: Vec<(AtomKey, TableIndex)> = Vec::with_capacity(keys.len());
-        for k in &keys {
-            let chunk = self.staged_index(k)?;
-            if chunk.descriptor.total_rows > 0 {
-                chunks.push((k.clone(), chunk));
-            }
-        }
-        let Some((_, first)) = chunks.first() else {
-            return Err(Error::invalid(format!("finalize {symbol:?}: the staged chunks hold no rows")));
-        };
+        let (keys, mut chunks) = self.chunks_to_finalize(symbol, only)?;
+        let first = &chunks[0].1;
         let (schema, index_kind) = (std::sync::Arc::clone(&first.schema), first.descriptor.index.clone());
         for (k, c) in &chunks[1..] {
             if let Some(diff) = table::schema_difference(&schema, &c.schema) {
@@ -314,6 +292,30 @@ impl Library {
         };
         self.forget(symbol, keys)?;
         Ok(item)
+    }
+
+    /// The chosen chunks' keys (empty ones included, to be forgotten too) and the decoded chunks that
+    /// hold rows (at least one).
+    ///
+    /// # Errors
+    /// `NotFound` when nothing is staged; `InvalidInput` when no chosen chunk holds rows; as
+    /// [`Library::staged_chunks`].
+    fn chunks_to_finalize(&self, symbol: &str, only: Option<&[AtomKey]>) -> Result<(Vec<AtomKey>, Vec<Chunk>)> {
+        let keys = self.chosen_chunks(symbol, only)?;
+        if keys.is_empty() {
+            return Err(Error::new(ErrorKind::NotFound, format!("symbol {symbol:?} has no staged data to finalize")));
+        }
+        let mut chunks = Vec::with_capacity(keys.len());
+        for k in &keys {
+            let chunk = self.staged_index(k)?;
+            if chunk.descriptor.total_rows > 0 {
+                chunks.push((k.clone(), chunk));
+            }
+        }
+        if chunks.is_empty() {
+            return Err(Error::invalid(format!("finalize {symbol:?}: the staged chunks hold no rows")));
+        }
+        Ok((keys, chunks))
     }
 
     /// The staged index keys `only` names (checked to be `symbol`'s staged chunks), or every listed one.
@@ -352,7 +354,7 @@ impl Library {
 
 /// Checks chunks sorted by start time: one schema, and no two overlapping in time (equal timestamps at
 /// a boundary are allowed, as within a sorted index).
-fn check_chunks(symbol: &str, chunks: &[(AtomKey, TableIndex)]) -> Result<()> {
+fn check_chunks(symbol: &str, chunks: &[Chunk]) -> Result<()> {
     for pair in chunks.windows(2) {
         let ((ka, a), (kb, b)) = (&pair[0], &pair[1]);
         if let Some(diff) = table::schema_difference(&a.schema, &b.schema) {
