@@ -23,12 +23,14 @@ macro_rules! s3_suite {
 
 s3_suite!(
     write_read_round_trip,
+    stream_writes,
     ranges_and_columns,
     appends,
     updates,
     bad_input,
     versions_snapshots_and_deletes,
     dynamic_schema,
+    staged_writes,
     libraries,
 );
 
