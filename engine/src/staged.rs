@@ -189,6 +189,16 @@ impl Library {
                 already_committed = true;
                 return Err(Error::new(ErrorKind::NotFound, format!("symbol {symbol:?}: its staged data was already finalized")));
             };
+            // Chunks deleted meanwhile (`delete_staged`) must not be committed: a vacuum may already be
+            // removing their segments. Checked on every attempt, just before the commit.
+            for (key, _) in &pending {
+                if !self.storage().exists(key)? {
+                    return Err(Error::new(
+                        ErrorKind::NotFound,
+                        format!("finalize {symbol:?}: staged chunk {key} was deleted while being finalized"),
+                    ));
+                }
+            }
             let (mut entries, mut base, operation) = match (mode, &live) {
                 (FinalizeMode::Append, Some((rec, old))) => {
                     if let Some(diff) = table::schema_difference(&old.schema, &schema) {
