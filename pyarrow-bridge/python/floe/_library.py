@@ -356,20 +356,29 @@ class Library:
         blob = _envelope.encode(old.norm, metadata, metadata is not None)
         return self._item(self._lib.write_metadata(symbol, blob, prune_previous_versions))
 
-    def _write_many(self, payloads: List[WritePayload], append: bool, prune: bool) -> List[Union[VersionedItem, DataError]]:
+    def _write_many(
+        self, payloads: List[WritePayload], append: bool, prune: bool, prepare: Optional[Callable[[WritePayload], Any]] = None
+    ) -> List[Union[VersionedItem, DataError]]:
+        """Writes (or appends) the payloads in one engine batch. ``prepare(payload)`` gives each item's
+        ``(table, index column, envelope)`` (default: the frame's, as ``write``/``append`` make it); an
+        item it refuses gets its DataError and is not sent."""
         payloads = _payloads(payloads, WritePayload, "WritePayload(symbol, data, metadata=None, index_column=None)")
+
+        def frame(p: WritePayload) -> Any:
+            inherit = self._old_envelope(p.symbol) if append else None
+            if append:
+                _refuse_pickled(inherit, "append", p.symbol)
+            n, blob = self._prepare(p.data, p.metadata, p.index_column, inherit)
+            return n.table, n.index, blob
+
         out: List[Any] = [None] * len(payloads)
         items, slots = [], []
         for i, p in enumerate(payloads):
             try:
-                inherit = self._old_envelope(p.symbol) if append else None
-                if append:
-                    _refuse_pickled(inherit, "append", p.symbol)
-                n, blob = self._prepare(p.data, p.metadata, p.index_column, inherit)
+                items.append((p.symbol, *(prepare or frame)(p)))
             except FloeError as e:
                 out[i] = _data_error(p.symbol, e)
                 continue
-            items.append((p.symbol, n.table, n.index, blob))
             slots.append(i)
         for i, r in zip(slots, self._lib.write_batch(items, append, prune)):
             out[i] = _data_error(payloads[i].symbol, r) if isinstance(r, BaseException) else self._item(r)
@@ -413,20 +422,12 @@ class Library:
 
     def write_pickle_batch(self, payloads: List[WritePayload], prune_previous_versions: bool = False) -> List[Union[VersionedItem, DataError]]:
         """:meth:`write_pickle` of several symbols; one VersionedItem or DataError per payload, in order."""
-        payloads = _payloads(payloads, WritePayload, "WritePayload(symbol, data, metadata=None)")
-        out: List[Any] = [None] * len(payloads)
-        items, slots = [], []
-        for i, p in enumerate(payloads):
-            try:
-                table, blob = _pickled(p.data, p.metadata)
-            except FloeError as e:
-                out[i] = _data_error(p.symbol, e)
-                continue
-            items.append((p.symbol, table, None, blob))
-            slots.append(i)
-        for i, r in zip(slots, self._lib.write_batch(items, False, prune_previous_versions)):
-            out[i] = _data_error(payloads[i].symbol, r) if isinstance(r, BaseException) else self._item(r)
-        return out
+
+        def pickled(p: WritePayload) -> Any:
+            table, blob = _pickled(p.data, p.metadata)
+            return table, None, blob
+
+        return self._write_many(payloads, False, prune_previous_versions, pickled)
 
     # ----- staged writes ------------------------------------------------------------------------
 
