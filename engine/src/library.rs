@@ -146,6 +146,34 @@ fn snapshot_key(name: &str) -> Result<RefKey> {
     Ok(RefKey::new(KeyType::SnapshotRef, name)?)
 }
 
+/// Refuses data indexed by `new` for a symbol indexed by `old` (`SchemaMismatch`).
+pub(crate) fn check_same_index(symbol: &str, old: &IndexKind, new: &IndexKind) -> Result<()> {
+    if old != new {
+        return Err(Error::with_detail(
+            ErrorKind::InvalidInput,
+            Detail::SchemaMismatch,
+            format!("symbol {symbol:?} is indexed by {old:?}, the data by {new:?}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses rows starting at timestamp `new_start` appended after version `rec` of a timestamp-indexed
+/// symbol when they would precede its last row (`UnsortedIndex`).
+pub(crate) fn check_append_start(symbol: &str, rec: &VersionRecord, new_start: i64) -> Result<()> {
+    if rec.row_count > 0 && new_start < rec.index_end {
+        return Err(Error::with_detail(
+            ErrorKind::InvalidInput,
+            Detail::UnsortedIndex,
+            format!(
+                "cannot append to {symbol:?}: the new rows start at {new_start}, before its last index value {}",
+                rec.index_end
+            ),
+        ));
+    }
+    Ok(())
+}
+
 pub(crate) fn item(symbol: &str, r: &VersionRecord) -> VersionedItem {
     VersionedItem { symbol: symbol.to_owned(), version: r.version, timestamp_ns: r.timestamp_ns }
 }
@@ -390,18 +418,8 @@ impl Library {
         table: &Table,
     ) -> Result<(SchemaRef, Table)> {
         let conformed = self.conform(symbol, old, table)?;
-        if let (Some((new_start, _)), true) = (table.index_range(0), old.index_pos().is_some())
-            && rec.row_count > 0
-            && new_start < rec.index_end
-        {
-            return Err(Error::with_detail(
-                ErrorKind::InvalidInput,
-                Detail::UnsortedIndex,
-                format!(
-                    "cannot append to {symbol:?}: the new rows start at {new_start}, before its last index value {}",
-                    rec.index_end
-                ),
-            ));
+        if let (Some((new_start, _)), true) = (table.index_range(0), old.index_pos().is_some()) {
+            check_append_start(symbol, rec, new_start)?;
         }
         Ok(conformed)
     }
@@ -1297,13 +1315,7 @@ impl Library {
     /// The schema after adding `table`'s rows to version `old`, and `table` laid out in it: under static
     /// schema the schemas must be equal; under dynamic schema they are merged (`table::merge_schema`).
     fn conform(&self, symbol: &str, old: &TableIndex, table: &Table) -> Result<(SchemaRef, Table)> {
-        if old.descriptor.index != *table.index() {
-            return Err(Error::with_detail(
-                ErrorKind::InvalidInput,
-                Detail::SchemaMismatch,
-                format!("symbol {symbol:?} is indexed by {:?}, the data by {:?}", old.descriptor.index, table.index()),
-            ));
-        }
+        check_same_index(symbol, &old.descriptor.index, table.index())?;
         if self.options.dynamic_schema {
             let schema = table::merge_schema(&old.schema, table.schema(), old.index_pos())
                 .map_err(|e| e.context(format!("symbol {symbol:?}")))?;

@@ -98,10 +98,8 @@ impl Library {
     /// # Errors
     /// `InvalidInput` for a bad symbol name; storage errors.
     pub fn staged_chunks(&self, symbol: &str) -> Result<Vec<StagedChunk>> {
-        floe_formats::names::validate_symbol(symbol)?;
         let mut chunks = Vec::new();
-        for key in self.storage().list(KeyType::StagedIndex, ListScope::Symbol(symbol)) {
-            let Key::Atom(key) = key? else { continue };
+        for key in self.staged_keys(symbol)? {
             let index = match self.staged_index(&key) {
                 Ok(i) => i,
                 Err(e) if e.kind() == ErrorKind::NotFound => continue, // finalized or deleted meanwhile
@@ -182,12 +180,16 @@ impl Library {
             };
             // A chunk whose segments the newest version names was committed by another finalize (or by
             // one that failed before forgetting it): never commit it twice.
-            let named: HashSet<&AtomKey> = live.iter().flat_map(|(_, old)| old.entries.iter().map(|e| &e.key)).collect();
+            let named: HashSet<&AtomKey> =
+                live.iter().flat_map(|(_, old)| old.entries.iter().map(|e| &e.key)).collect();
             let pending: Vec<&Chunk> =
                 todo.iter().filter(|(_, c)| !c.entries.iter().all(|e| named.contains(&e.key))).collect();
             let Some((first_key, first)) = pending.first() else {
                 already_committed = true;
-                return Err(Error::new(ErrorKind::NotFound, format!("symbol {symbol:?}: its staged data was already finalized")));
+                return Err(Error::new(
+                    ErrorKind::NotFound,
+                    format!("symbol {symbol:?}: its staged data was already finalized"),
+                ));
             };
             // Chunks deleted meanwhile (`delete_staged`) must not be committed: a vacuum may already be
             // removing their segments. Checked on every attempt, just before the commit.
@@ -201,6 +203,7 @@ impl Library {
             }
             let (mut entries, mut base, operation) = match (mode, &live) {
                 (FinalizeMode::Append, Some((rec, old))) => {
+                    crate::library::check_same_index(symbol, &old.descriptor.index, &index_kind)?;
                     if let Some(diff) = table::schema_difference(&old.schema, &schema) {
                         return Err(Error::with_detail(
                             ErrorKind::InvalidInput,
@@ -208,17 +211,7 @@ impl Library {
                             format!("finalize {symbol:?}: the staged data does not match the symbol's schema: {diff}"),
                         ));
                     }
-                    if rec.row_count > 0 && first_key.start() < rec.index_end {
-                        return Err(Error::with_detail(
-                            ErrorKind::InvalidInput,
-                            Detail::UnsortedIndex,
-                            format!(
-                                "finalize {symbol:?}: the staged data starts at {}, before the symbol's last index value {}",
-                                first_key.start(),
-                                rec.index_end
-                            ),
-                        ));
-                    }
+                    crate::library::check_append_start(symbol, rec, first_key.start())?;
                     (old.entries.clone(), rec.row_count, Operation::Append)
                 }
                 _ => (Vec::new(), 0, Operation::Write),
@@ -312,15 +305,23 @@ impl Library {
     /// [`Library::staged_chunks`].
     fn chunks_to_finalize(&self, symbol: &str, only: Option<&[AtomKey]>) -> Result<(Vec<AtomKey>, Vec<Chunk>)> {
         let keys = self.chosen_chunks(symbol, only)?;
-        if keys.is_empty() {
-            return Err(Error::new(ErrorKind::NotFound, format!("symbol {symbol:?} has no staged data to finalize")));
-        }
         let mut chunks = Vec::with_capacity(keys.len());
+        let mut found = 0;
         for k in &keys {
-            let chunk = self.staged_index(k)?;
+            let chunk = match self.staged_index(k) {
+                Ok(c) => c,
+                // Listed, then finalized or deleted by another call: not ours to finalize. A chosen
+                // chunk that is gone is an error.
+                Err(e) if e.kind() == ErrorKind::NotFound && only.is_none() => continue,
+                Err(e) => return Err(e),
+            };
+            found += 1;
             if chunk.descriptor.total_rows > 0 {
                 chunks.push((k.clone(), chunk));
             }
+        }
+        if found == 0 {
+            return Err(Error::new(ErrorKind::NotFound, format!("symbol {symbol:?} has no staged data to finalize")));
         }
         if chunks.is_empty() {
             return Err(Error::invalid(format!("finalize {symbol:?}: the staged chunks hold no rows")));
@@ -343,12 +344,24 @@ impl Library {
                 keys.dedup();
                 Ok(keys)
             }
-            None => Ok(self.staged_chunks(symbol)?.into_iter().map(|c| c.key).collect()),
+            None => self.staged_keys(symbol),
         }
     }
 
+    /// The keys of `symbol`'s staged indexes, as listed (nothing fetched).
+    fn staged_keys(&self, symbol: &str) -> Result<Vec<AtomKey>> {
+        floe_formats::names::validate_symbol(symbol)?;
+        let mut keys = Vec::new();
+        for key in self.storage().list(KeyType::StagedIndex, ListScope::Symbol(symbol)) {
+            if let Key::Atom(k) = key? {
+                keys.push(k);
+            }
+        }
+        Ok(keys)
+    }
+
     /// A staged index, fetched, verified and decoded.
-    fn staged_index(&self, key: &AtomKey) -> Result<TableIndex> {
+    pub(crate) fn staged_index(&self, key: &AtomKey) -> Result<TableIndex> {
         let bytes = self.storage().get(key).map_err(|e| Error::from(e).context(format!("staged chunk {key}")))?;
         verify_object(key, &bytes)?;
         TableIndex::decode(&bytes).map_err(|e| e.context(format!("staged chunk {key}")))

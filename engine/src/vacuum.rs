@@ -206,18 +206,12 @@ impl Library {
 /// # Errors
 /// Storage errors.
 fn staged_segments(lib: &Library, chunks: &[&AtomKey]) -> Result<std::result::Result<HashSet<AtomKey>, String>> {
-    let storage = &**lib.storage();
     let mut keep = HashSet::new();
     for &key in chunks {
-        let bytes = match storage.get(key) {
-            Ok(b) => b,
-            Err(floe_backends::StorageError::NotFound { .. }) => continue,
-            Err(e) => return Err(e.into()),
-        };
-        let decoded = verify_object(key, &bytes).and_then(|()| TableIndex::decode(&bytes));
-        match decoded {
+        match lib.staged_index(key) {
             Ok(index) => keep.extend(index.entries.into_iter().map(|e| e.key)),
-            Err(e) if e.kind() == ErrorKind::CorruptData => return Ok(Err(format!("staged chunk {key}: {e}"))),
+            Err(e) if e.kind() == ErrorKind::NotFound => continue,
+            Err(e) if e.kind() == ErrorKind::CorruptData => return Ok(Err(e.to_string())),
             Err(e) => return Err(e),
         }
         keep.insert(key.clone());
