@@ -665,37 +665,58 @@ pub(crate) fn read_windows(
     Ok((RecordBatch::try_new_with_options(schema, arrays, &options)?, blocks))
 }
 
-/// A decoded window of a variable-length column: its end offsets relative to its first value, and its
-/// bytes.
-fn var_window(a: &ArrayRef) -> Result<(Vec<u64>, &[u8])> {
-    use arrow_array::OffsetSizeTrait;
+/// The offsets of a decoded window of a variable-length column, as the array holds them.
+enum WindowOffsets<'a> {
+    Small(&'a [i32]),
+    Large(&'a [i64]),
+}
+
+/// A decoded window of a variable-length column: its offsets (first value's included) and its bytes
+/// (those the offsets span). Nothing is copied: sizing needs only the bytes' length.
+fn var_window(a: &ArrayRef) -> Result<(WindowOffsets<'_>, &[u8])> {
     use arrow_array::cast::AsArray;
 
-    fn parts<'a, O: OffsetSizeTrait>(offsets: &[O], values: &'a [u8]) -> Result<(Vec<u64>, &'a [u8])> {
-        let bad = || Error::internal("a decoded window's offsets are outside its data");
-        let (first, last) = (offsets.first().ok_or_else(bad)?.as_usize(), offsets.last().ok_or_else(bad)?.as_usize());
-        let bytes = values.get(first..last).ok_or_else(bad)?;
-        Ok((offsets[1..].iter().map(|o| (o.as_usize() - first) as u64).collect(), bytes))
-    }
-    match a.data_type() {
-        DataType::Utf8 => parts(a.as_string::<i32>().value_offsets(), a.as_string::<i32>().values()),
-        DataType::LargeUtf8 => parts(a.as_string::<i64>().value_offsets(), a.as_string::<i64>().values()),
-        DataType::Binary => parts(a.as_binary::<i32>().value_offsets(), a.as_binary::<i32>().values()),
-        DataType::LargeBinary => parts(a.as_binary::<i64>().value_offsets(), a.as_binary::<i64>().values()),
-        other => Err(Error::internal(format!("a window of {other} is not variable-length"))),
-    }
+    let (offsets, values) = match a.data_type() {
+        DataType::Utf8 => (WindowOffsets::Small(a.as_string::<i32>().value_offsets()), a.as_string::<i32>().values()),
+        DataType::LargeUtf8 => {
+            (WindowOffsets::Large(a.as_string::<i64>().value_offsets()), a.as_string::<i64>().values())
+        }
+        DataType::Binary => (WindowOffsets::Small(a.as_binary::<i32>().value_offsets()), a.as_binary::<i32>().values()),
+        DataType::LargeBinary => {
+            (WindowOffsets::Large(a.as_binary::<i64>().value_offsets()), a.as_binary::<i64>().values())
+        }
+        other => return Err(Error::internal(format!("a window of {other} is not variable-length"))),
+    };
+    let bad = || Error::internal("a decoded window's offsets are outside its data");
+    let as_usize = |o: i64| usize::try_from(o).map_err(|_| bad());
+    let (first, last) = match &offsets {
+        WindowOffsets::Small(o) => (o.first().copied().map(i64::from), o.last().copied().map(i64::from)),
+        WindowOffsets::Large(o) => (o.first().copied(), o.last().copied()),
+    };
+    let (first, last) = (as_usize(first.ok_or_else(bad)?)?, as_usize(last.ok_or_else(bad)?)?);
+    Ok((offsets, values.get(first..last).ok_or_else(bad)?))
 }
 
 /// Copies a decoded window of a variable-length column into its piece of the output: end offsets
-/// (`offset_width` bytes each, little-endian) shifted by `base`, and the bytes.
+/// (`offset_width` bytes each, little-endian) rebased from the window's first value to `base`, and
+/// the bytes.
 fn copy_var_window(a: &ArrayRef, ends: &mut [u8], data: &mut [u8], base: u64, offset_width: usize) -> Result<()> {
-    let (rel_ends, bytes) = var_window(a)?;
-    if rel_ends.len() * offset_width != ends.len() || bytes.len() != data.len() {
+    let (offsets, bytes) = var_window(a)?;
+    let values = match &offsets {
+        WindowOffsets::Small(o) => o.len(),
+        WindowOffsets::Large(o) => o.len(),
+    } - 1; // var_window checked there is a first offset
+    if values * offset_width != ends.len() || bytes.len() != data.len() {
         return Err(Error::internal("a decoded window does not fit its piece of the output"));
     }
     data.copy_from_slice(bytes);
-    for (slot, end) in ends.chunks_exact_mut(offset_width).zip(rel_ends) {
-        slot.copy_from_slice(&(base + end).to_le_bytes()[..offset_width]);
+    let mut write = |i: usize, rel: u64| {
+        ends[i * offset_width..(i + 1) * offset_width].copy_from_slice(&(base + rel).to_le_bytes()[..offset_width]);
+    };
+    // Offsets never decrease (arrow validated the array), so each minus the first is in range.
+    match offsets {
+        WindowOffsets::Small(o) => o[1..].iter().enumerate().for_each(|(i, &e)| write(i, (e - o[0]) as u64)),
+        WindowOffsets::Large(o) => o[1..].iter().enumerate().for_each(|(i, &e)| write(i, (e - o[0]) as u64)),
     }
     Ok(())
 }
