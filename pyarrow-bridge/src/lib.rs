@@ -11,6 +11,7 @@ mod errors;
 mod library;
 mod owned;
 mod store;
+mod strings;
 
 use pyo3::prelude::*;
 
@@ -22,6 +23,7 @@ fn _floe(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<library::PyReadStream>()?;
     m.add_class::<owned::OwnedColumn>()?;
     m.add_class::<owned::OwnedBlock>()?;
+    m.add_function(wrap_pyfunction!(strings::strings_from_objects, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

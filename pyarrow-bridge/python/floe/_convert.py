@@ -26,6 +26,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from . import _floe
 from .errors import InvalidInput
 
 # Names the index columns of a pandas frame get in storage when the index has no usable name.
@@ -259,14 +260,28 @@ def _converted_in_chunks(col: Any, type: Optional[pa.DataType] = None) -> Any:
     When chunks infer different types (the first all None, say), the whole column is converted at once
     so pyarrow picks one type as it would have."""
     if len(col) <= CONVERT_CHUNK_ROWS:
-        return pa.array(col, type=type, from_pandas=True)
+        return _pandas_array(col, type)
     chunks = []
     for start in range(0, len(col), CONVERT_CHUNK_ROWS):
-        part = pa.array(col.iloc[start : start + CONVERT_CHUNK_ROWS], type=type, from_pandas=True)
+        part = _pandas_array(col.iloc[start : start + CONVERT_CHUNK_ROWS], type)
         chunks.extend(part.chunks if isinstance(part, pa.ChunkedArray) else [part])
         if chunks[-1].type != chunks[0].type:
             return pa.array(col, type=type, from_pandas=True)
     return pa.chunked_array(chunks, type=chunks[0].type)
+
+
+def _pandas_array(col: Any, type: Optional[pa.DataType]) -> Any:
+    """``pa.array(col, type=type, from_pandas=True)``; an object column of strings and missing values
+    (None, NaN, ``pd.NA``) is converted by the extension module instead, to the same array, ~10x
+    faster (``strings_from_objects``; D26). Any other object column (bytes, numbers, a mix, no string
+    at all) is left to pyarrow, which decides its type or raises."""
+    if col.dtype == object and (type is None or type == pa.string() or type == pa.large_string()):
+        values = np.asarray(col)
+        if values.ndim == 1:
+            converted = _floe.strings_from_objects(values, pd.NA, type == pa.large_string())
+            if converted is not None:
+                return pa.array(converted)
+    return pa.array(col, type=type, from_pandas=True)
 
 
 def _from_pandas(df: pd.DataFrame, series: bool = False, series_name: Any = None, types: Optional[pa.Schema] = None) -> Normalized:

@@ -33,7 +33,7 @@ MAGIC = b"FLOEPY"
 VERSION = 1
 _FIXED = struct.Struct("<6sBBI")
 _HAS_USER = 0x01
-# Protocol 4 is readable by every Python this package supports (>= 3.9).
+# Protocol 4 is readable by every Python this package supports (>= 3.10).
 PICKLE_PROTOCOL = 4
 
 

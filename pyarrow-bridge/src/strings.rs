@@ -1,0 +1,263 @@
+//! pandas object columns of strings to Arrow string arrays, for writes (D26).
+//!
+//! pyarrow converts an object column at ~45 ns a row on the calling thread, holding the GIL: 0.45 s of a
+//! 10M-row `ticks` write from pandas, which takes 0.24 s from pyarrow input. Here one pass over the
+//! column's object pointers copies each string's UTF-8 into the array being built; the UTF-8 of an
+//! object seen recently comes from a small cache keyed by the object's address, because a pandas column
+//! of few distinct values (tickers, venues, flags) holds the same few objects millions of times.
+//!
+//! The result is exactly what `pa.array(column, from_pandas=True)` gives (or `type=string/large_string`)
+//! for the columns it accepts: every element a `str` (subclasses included) or a missing value (`None`,
+//! a float NaN, `pd.NA`). Anything else (bytes, numbers, lone surrogates, a column with no string at
+//! all (or no rows), more than 2 GiB of characters in a `string` array) returns `None`, and the caller falls back to
+//! pyarrow, which then decides the type or raises its own error.
+
+use std::sync::Arc;
+
+use arrow_array::{ArrayRef, LargeStringArray, OffsetSizeTrait, StringArray};
+use arrow_buffer::{NullBuffer, NullBufferBuilder, OffsetBuffer, ScalarBuffer};
+use arrow_schema::{DataType, Field};
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyTuple};
+use pyo3_arrow::PyArray;
+
+/// Entries of the address cache (a power of two). A column of up to a few thousand distinct objects
+/// hits almost always; one of all-distinct objects misses every row and costs one classification per
+/// row, as pyarrow does.
+const CACHE_ENTRIES: usize = 4096;
+
+/// The UTF-8 of strings up to this many bytes is kept in the cache itself and copied as one fixed-size
+/// write (a variable-length `memcpy` of a few bytes costs more than the rest of a row's work).
+const SHORT: usize = 16;
+
+/// [`AddressCache::kinds`] of a string longer than [`SHORT`] bytes (its UTF-8 is in `longs`).
+const LONG: u32 = u32::MAX - 1;
+/// [`AddressCache::kinds`] of a missing value (null in Arrow).
+const MISSING: u32 = u32::MAX;
+
+/// What the objects at recently seen addresses are, direct-mapped by address. Kept as parallel arrays
+/// so that a hit reads 8 bytes of `addresses` (32 KiB in all), 4 of `kinds` and the 16 of `shorts`.
+struct AddressCache {
+    /// The object address each slot describes; 0 (never an object) when empty.
+    addresses: Vec<usize>,
+    /// The string's length in bytes (at most [`SHORT`]), [`LONG`] or [`MISSING`].
+    kinds: Vec<u32>,
+    /// A short string's UTF-8, zero-padded.
+    shorts: Vec<[u8; SHORT]>,
+    /// A long string's UTF-8, owned by the object (CPython caches it in the string object, so it lives
+    /// as long as the object does).
+    longs: Vec<(*const u8, usize)>,
+}
+
+impl AddressCache {
+    fn new() -> Self {
+        AddressCache {
+            addresses: vec![0; CACHE_ENTRIES],
+            kinds: vec![MISSING; CACHE_ENTRIES],
+            shorts: vec![[0; SHORT]; CACHE_ENTRIES],
+            longs: vec![(std::ptr::null(), 0); CACHE_ENTRIES],
+        }
+    }
+
+    /// The slot of an object address: pymalloc places small objects 16-byte aligned, a few dozen
+    /// bytes apart, in 16 KiB pools.
+    #[inline(always)]
+    fn slot(address: usize) -> usize {
+        (address >> 4 ^ address >> 16) & (CACHE_ENTRIES - 1)
+    }
+}
+
+/// The string array of a one-dimensional numpy object array `values`, or `None` when the column is not
+/// made of strings and missing values only (the caller then asks pyarrow). `na` is `pandas.NA` (also
+/// a missing value); `large` picks `large_string` over `string`.
+///
+/// # Errors
+/// Only if `values` is not what the Python layer passes (an exact `numpy.ndarray` of dtype object,
+/// one-dimensional) or building the Arrow array fails.
+#[pyfunction]
+pub fn strings_from_objects(
+    py: Python<'_>,
+    values: &Bound<'_, PyAny>,
+    na: &Bound<'_, PyAny>,
+    large: bool,
+) -> PyResult<Option<PyArray>> {
+    let column = ObjectColumn::of(py, values)?;
+    // SAFETY (both): `build`'s offsets start at 0, never decrease and end at the data's length, and
+    // each string between them is the UTF-8 CPython produced for one string object (valid UTF-8 on its
+    // own, so also at every boundary); arrow's checks would re-validate 10M offsets and all the bytes.
+    let array = if large {
+        build::<i64>(py, &column, na.as_ptr())?
+            .map(|(o, d, n)| Arc::new(unsafe { LargeStringArray::new_unchecked(o, d.into(), n) }) as ArrayRef)
+    } else {
+        build::<i32>(py, &column, na.as_ptr())?
+            .map(|(o, d, n)| Arc::new(unsafe { StringArray::new_unchecked(o, d.into(), n) }) as ArrayRef)
+    };
+    let Some(array) = array else { return Ok(None) };
+    let field = Arc::new(Field::new("", if large { DataType::LargeUtf8 } else { DataType::Utf8 }, true));
+    Ok(Some(PyArray::try_new(array, field).map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))?))
+}
+
+/// The element pointers of a numpy object array, read through numpy's array interface.
+///
+/// Invariant: `address + i * stride` for `i < len` is an element of the array held by `_owner`, a
+/// `PyObject*` (numpy keeps object arrays filled with valid references).
+struct ObjectColumn<'py> {
+    _owner: Bound<'py, PyAny>,
+    address: usize,
+    len: usize,
+    stride: isize,
+}
+
+impl<'py> ObjectColumn<'py> {
+    /// Checks that `values` is an exact `numpy.ndarray` (a subclass could report another array's
+    /// interface) of one dimension and dtype object, and reads its address, length and stride.
+    fn of(py: Python<'py>, values: &Bound<'py, PyAny>) -> PyResult<Self> {
+        let ndarray = py.import("numpy")?.getattr("ndarray")?;
+        if !values.get_type().is(&ndarray) {
+            return Err(pyo3::exceptions::PyTypeError::new_err("strings_from_objects takes a numpy.ndarray"));
+        }
+        let interface = values.getattr("__array_interface__")?;
+        let interface = interface.cast::<PyDict>()?;
+        let item = |key: &str| {
+            interface
+                .get_item(key)?
+                .ok_or_else(|| pyo3::exceptions::PyValueError::new_err(format!("no {key} in the array interface")))
+        };
+        if item("typestr")?.extract::<String>()? != "|O" {
+            return Err(pyo3::exceptions::PyTypeError::new_err("strings_from_objects takes an array of dtype object"));
+        }
+        let shape = item("shape")?;
+        let shape = shape.cast::<PyTuple>()?;
+        if shape.len() != 1 {
+            return Err(pyo3::exceptions::PyValueError::new_err("strings_from_objects takes a one-dimensional array"));
+        }
+        let len: usize = shape.get_item(0)?.extract()?;
+        let (address, _read_only): (usize, bool) = item("data")?.extract()?;
+        let strides = item("strides")?;
+        let stride: isize = if strides.is_none() {
+            std::mem::size_of::<*mut ffi::PyObject>() as isize
+        } else {
+            strides.cast::<PyTuple>()?.get_item(0)?.extract()?
+        };
+        Ok(ObjectColumn { _owner: values.clone(), address, len, stride })
+    }
+
+    /// The `i`th element.
+    ///
+    /// # Safety
+    /// `i < self.len`, and the GIL held since `of` without running Python code that could change the
+    /// array (no other thread can then replace an element and free the object it referred to).
+    unsafe fn get(&self, i: usize) -> *mut ffi::PyObject {
+        let at =
+            (self.address as isize).wrapping_add(self.stride.wrapping_mul(i as isize)) as *const *mut ffi::PyObject;
+        // SAFETY: by the type's invariant and the caller's `i < len`, `at` is an element of the array.
+        unsafe { at.read_unaligned() }
+    }
+}
+
+/// Offsets, character data and validity of the column, or `None` (see the module doc).
+#[allow(clippy::type_complexity)]
+fn build<O: OffsetSizeTrait>(
+    py: Python<'_>,
+    column: &ObjectColumn<'_>,
+    na: *mut ffi::PyObject,
+) -> PyResult<Option<(OffsetBuffer<O>, Vec<u8>, Option<NullBuffer>)>> {
+    let mut offsets: Vec<O> = Vec::with_capacity(column.len + 1);
+    offsets.push(O::zero());
+    let mut data: Vec<u8> = Vec::new();
+    let mut nulls = NullBufferBuilder::new(column.len);
+    let mut cache = AddressCache::new();
+    let mut any_text = false;
+    for i in 0..column.len {
+        // SAFETY: `i < len`, and nothing in this loop runs Python code (classification only reads the
+        // objects and asks CPython for the UTF-8 it caches in them).
+        let object = unsafe { column.get(i) };
+        let address = object as usize;
+        let slot = AddressCache::slot(address);
+        if address == 0 || cache.addresses[slot] != address {
+            if !classify(py, object, na, &mut cache, slot) {
+                return Ok(None);
+            }
+            cache.addresses[slot] = address;
+        }
+        match cache.kinds[slot] {
+            MISSING => nulls.append_null(),
+            LONG => {
+                let (utf8, len) = cache.longs[slot];
+                // SAFETY: `utf8` points at `len` bytes owned by a string object the array keeps alive.
+                data.extend_from_slice(unsafe { std::slice::from_raw_parts(utf8, len) });
+                nulls.append_non_null();
+                any_text = true;
+            }
+            len => {
+                data.reserve(SHORT);
+                // SAFETY: `reserve` made room for `SHORT` more bytes; the first `len` (<= SHORT) of them
+                // are the string, the rest padding left outside the vector's length.
+                unsafe {
+                    data.as_mut_ptr().add(data.len()).cast::<[u8; SHORT]>().write_unaligned(cache.shorts[slot]);
+                    data.set_len(data.len() + len as usize);
+                }
+                nulls.append_non_null();
+                any_text = true;
+            }
+        }
+        let Some(end) = O::from_usize(data.len()) else { return Ok(None) };
+        offsets.push(end);
+    }
+    if !any_text {
+        return Ok(None); // pyarrow infers the null type for a column of only missing values, or none
+    }
+    // SAFETY: `offsets` starts at 0 and each row's end is the data's length after it: non-decreasing.
+    let offsets = unsafe { OffsetBuffer::new_unchecked(ScalarBuffer::from(offsets)) };
+    Ok(Some((offsets, data, nulls.finish())))
+}
+
+/// Records what `object` is in `cache`'s `slot`; false for anything but a string or a missing value
+/// (and for a string with lone surrogates, which has no UTF-8: pyarrow then raises its own error).
+fn classify(
+    py: Python<'_>,
+    object: *mut ffi::PyObject,
+    na: *mut ffi::PyObject,
+    cache: &mut AddressCache,
+    slot: usize,
+) -> bool {
+    let missing = |cache: &mut AddressCache| {
+        cache.kinds[slot] = MISSING;
+        true
+    };
+    // numpy treats a NULL element of an object array as None.
+    if object.is_null() || object == na {
+        return missing(cache);
+    }
+    // SAFETY: `object` is a live reference held by the array, and the GIL is held.
+    unsafe {
+        if object == ffi::Py_None() {
+            return missing(cache);
+        }
+        if ffi::PyUnicode_Check(object) != 0 {
+            let mut len: ffi::Py_ssize_t = 0;
+            let utf8 = ffi::PyUnicode_AsUTF8AndSize(object, &mut len);
+            if utf8.is_null() {
+                drop(PyErr::take(py)); // lone surrogates: the fallback raises pyarrow's own error
+                return false;
+            }
+            let Ok(len) = usize::try_from(len) else { return false };
+            let utf8 = std::slice::from_raw_parts(utf8.cast::<u8>(), len);
+            if len <= SHORT {
+                let mut bytes = [0u8; SHORT];
+                bytes[..len].copy_from_slice(utf8);
+                cache.shorts[slot] = bytes;
+                cache.kinds[slot] = len as u32;
+            } else {
+                cache.longs[slot] = (utf8.as_ptr(), len);
+                cache.kinds[slot] = LONG;
+            }
+            return true;
+        }
+        if ffi::PyFloat_Check(object) != 0 && ffi::PyFloat_AsDouble(object).is_nan() {
+            return missing(cache);
+        }
+    }
+    false
+}

@@ -1,0 +1,148 @@
+"""pandas object columns of strings converted by the extension module (``_floe.strings_from_objects``,
+D26): the same Arrow array as ``pa.array(values, from_pandas=True)`` for every column it accepts, a
+fallback to pyarrow (``None``) for every other, and round trips through a library."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from floe import _convert, _floe
+
+
+class SubStr(str):
+    pass
+
+
+def objects(values) -> np.ndarray:
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out
+
+
+def converted(values: np.ndarray, large: bool = False):
+    result = _floe.strings_from_objects(values, pd.NA, large)
+    return None if result is None else pa.array(result)
+
+
+def expected(values: np.ndarray, large: bool = False) -> pa.Array:
+    return pa.array(values, type=pa.large_string() if large else None, from_pandas=True)
+
+
+POOL = ["", "a", "AAPL", "x" * 16, "y" * 17, "é", "日本語テキスト", "🙂 emoji", "long " * 40, SubStr("sub"), np.str_("npstr")]
+MISSING = [None, float("nan"), np.float64("nan"), pd.NA]
+
+
+@pytest.mark.parametrize("large", [False, True])
+@pytest.mark.parametrize("seed", range(12))
+def test_random_columns_convert_as_pyarrow_does(seed: int, large: bool) -> None:
+    rng = random.Random(seed)
+    # A few distinct objects repeated (the cache's case) and fresh objects per row (its misses).
+    pool = POOL + [f"s{rng.randrange(10**6)}" for _ in range(rng.choice([1, 50, 5000]))]
+    n = rng.choice([1, 7, 1000, 20_000])
+    values = []
+    for _ in range(n):
+        r = rng.random()
+        if r < 0.1:
+            values.append(rng.choice(MISSING))
+        elif r < 0.2:
+            values.append("".join(rng.choice("abcé🙂") for _ in range(rng.randrange(40))))  # a new object
+        else:
+            values.append(rng.choice(pool))
+    values[rng.randrange(n)] = "always one string"
+    arr = objects(values)
+    got = converted(arr, large)
+    assert got is not None
+    want = expected(arr, large)
+    assert got.type == want.type
+    assert got.equals(want)
+    assert got.null_count == want.null_count
+
+
+def test_strided_and_reversed_views() -> None:
+    arr = objects([f"v{i % 7}" if i % 5 else None for i in range(1001)])
+    for view in (arr[::2], arr[::-1], arr[10:500:3], np.broadcast_to(arr[1:2], (50,))):
+        got = converted(view)
+        assert got is not None and got.equals(expected(view))
+
+
+def test_many_distinct_objects_sharing_cache_slots() -> None:
+    # 100,000 distinct objects: far more than the cache has slots, so slots are overwritten constantly.
+    arr = objects([f"value-{i}" for i in range(100_000)] * 2)
+    assert converted(arr).equals(expected(arr))
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [None, None],  # no string: pyarrow infers the null type
+        [],
+        ["a", b"bytes"],
+        ["a", 1],
+        ["a", 1.5],  # a float that is not NaN
+        ["a", pd.NaT],
+        ["a", "\ud800"],  # a lone surrogate has no UTF-8
+        ["a", ["list"]],
+    ],
+    ids=["all-missing", "empty", "bytes", "int", "float", "nat", "surrogate", "list"],
+)
+def test_anything_else_is_left_to_pyarrow(values) -> None:
+    assert converted(objects(values)) is None
+
+
+def test_refuses_what_the_python_layer_never_passes() -> None:
+    with pytest.raises(TypeError):
+        _floe.strings_from_objects(np.array(["a"]), pd.NA, False)  # dtype <U1
+    with pytest.raises(TypeError):
+        _floe.strings_from_objects(["a", "b"], pd.NA, False)
+    with pytest.raises(ValueError):
+        _floe.strings_from_objects(objects(["a", "b", "c", "d"]).reshape(2, 2), pd.NA, False)
+
+    class Sub(np.ndarray):
+        pass
+
+    with pytest.raises(TypeError):
+        _floe.strings_from_objects(objects(["a"]).view(Sub), pd.NA, False)
+
+
+def test_surrogates_still_raise_pyarrows_error_through_the_fallback() -> None:
+    with pytest.raises(Exception) as info:
+        _convert._pandas_array(pd.Series(["a", "\ud800"]), None)
+    assert "surrogate" in str(info.value).lower() or "utf" in str(info.value).lower()
+
+
+def test_the_conversion_keeps_the_type_a_later_chunk_is_given() -> None:
+    s = pd.Series(["a", None, "b"], dtype=object)
+    assert _convert._pandas_array(s, pa.large_string()).type == pa.large_string()
+    assert _convert._pandas_array(s, pa.string()).type == pa.string()
+    # A type the fast path does not make: pyarrow converts.
+    cat = _convert._pandas_array(s, pa.dictionary(pa.int32(), pa.string()))
+    assert cat.type == pa.dictionary(pa.int32(), pa.string())
+
+
+def test_frames_with_object_strings_round_trip(lib, monkeypatch) -> None:
+    real, made = _floe.strings_from_objects, []
+
+    def counting(*args):
+        made.append(real(*args))
+        return made[-1]
+
+    monkeypatch.setattr(_floe, "strings_from_objects", counting)
+    n = 450_000  # more than two conversion chunks: the streamed write path
+    rng = np.random.default_rng(5)
+    tickers = np.array(["AAPL", "MSFT", "日本", "x" * 30, None, np.nan], dtype=object)
+    index = pd.date_range("2024-01-01", periods=n, freq="s")
+    df = pd.DataFrame({"v": np.arange(n, dtype=np.int64)}, index=index)
+    df["sym"] = pd.Series(tickers[rng.integers(0, len(tickers), n)], index=index, dtype=object)
+    assert df["sym"].dtype == object  # not pandas 3's inferred str dtype
+    lib.write("strs", df)
+    assert len(made) >= 3 and all(m is not None for m in made)  # every chunk took the fast path
+    back = lib.read("strs").data
+    want = df.copy()
+    want["sym"] = want["sym"].where(want["sym"].notna(), None)
+    pd.testing.assert_frame_equal(back, want, check_freq=False)
+    assert back["sym"].dtype == object
