@@ -17,7 +17,7 @@ use crate::head::{self, Change, NewVersion};
 use crate::index::{IndexEntry, TableIndex, schema_bytes};
 use crate::index_cache::IndexCache;
 use crate::options::{LibraryOptions, PipelineOptions};
-use crate::pipeline::read::{ColumnBlock, ReadShape, Window, read_slices, read_windows, slice_rows};
+use crate::pipeline::read::{ColumnBlock, ReadShape, Window, find_date_bounds, read_slices, read_windows, slice_rows};
 use crate::pipeline::write;
 use crate::sync::{Mutex, lock};
 use crate::table::{self, Table};
@@ -1497,14 +1497,18 @@ impl Library {
             }
             let mut skip = usize::try_from((r0 - start).max(0)).map_err(|_| Error::corrupt("row range"))?;
             let mut stop = usize::try_from(r1.min(end) - start).map_err(|_| Error::corrupt("row range"))?;
-            if let (Some((a, b)), Some(pos)) = (date, index_pos)
+            if let (Some((a, b)), Some(_)) = (date, index_pos)
                 && (s[0].index_start < a || s[0].index_end > b)
             {
                 // The range starts or ends inside this slice: find where in its (sorted) index.
-                let stamps = read_slices(&*self.storage, idx, &[s], &[pos])?;
-                let ts = table::timestamps(stamps.column(0))?.values();
-                skip = skip.max(ts.partition_point(|&t| t < a));
-                stop = stop.min(ts.partition_point(|&t| t <= b));
+                let (first, end) = find_date_bounds(
+                    &*self.storage,
+                    s,
+                    (s[0].index_start < a).then_some(a),
+                    (s[0].index_end > b).then_some(b),
+                )?;
+                skip = skip.max(first.unwrap_or(0));
+                stop = stop.min(end.unwrap_or(usize::MAX));
             }
             if stop > skip {
                 windows.push(Window { entries: s, skip, rows: stop - skip });

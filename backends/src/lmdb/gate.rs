@@ -143,7 +143,9 @@ impl Drop for TxnGuard<'_> {
         unmark(self.gate.id());
         let mut s = self.gate.lock();
         s.active -= 1;
-        let wake = s.active == 0;
+        // Only a waiting resize waits for the last guard; `notify_all` is a syscall even with nobody
+        // waiting (four per small read).
+        let wake = s.active == 0 && s.waiting > 0;
         drop(s);
         if wake {
             self.gate.changed.notify_all();

@@ -176,6 +176,56 @@ pub(crate) fn read_slices(
     Ok(read_windows(storage, index, &windows, columns, ReadShape::default())?.0)
 }
 
+/// Where a date range starts and ends inside the row slice `slice` of a timestamp-indexed table:
+/// the first row whose timestamp is at or after `start`, and the end of the rows at or before `end`,
+/// both counted from the slice's first row; each bound only if given. The slice's index column is
+/// searched block by block (`SegmentReader::partition_point_i64`), first where its timestamps would
+/// put the bound if they were evenly spaced between the slice's first and last: a short date range
+/// verifies and decodes a block or two of the index instead of the whole column (800 KB of fresh
+/// memory for a 100,000-row slice).
+///
+/// # Errors
+/// As [`read_slices`]; `CorruptData` if the segment has fewer rows than its index entry says.
+pub(crate) fn find_date_bounds(
+    storage: &dyn Storage,
+    slice: &[IndexEntry],
+    start: Option<i64>,
+    end: Option<i64>,
+) -> Result<(Option<usize>, Option<usize>)> {
+    let entry = &slice[0];
+    let rows = slice_rows(slice)?;
+    let off = usize::try_from(entry.seg_row_offset).map_err(|_| Error::corrupt("row offset too large"))?;
+    let keys = [entry.key.clone()];
+    let found: Mutex<(Option<usize>, Option<usize>)> = Mutex::new((None, None));
+    Source::fetch(storage, &keys)?.visit(storage, &keys, &|_, bytes| {
+        let key = &keys[0];
+        verify_object(key, bytes)?;
+        let reader = SegmentReader::new(bytes).map_err(|e| in_segment(e, key))?;
+        if rows == 0 || off.checked_add(rows).is_none_or(|end| end > reader.num_rows()) {
+            return Err(Error::corrupt(format!(
+                "index entry of {key}: rows {off}..{} of a {}-row segment",
+                off.saturating_add(rows),
+                reader.num_rows()
+            )));
+        }
+        // The row `v` would be at if the slice's timestamps were evenly spaced.
+        let (first, last) = (i128::from(entry.index_start), i128::from(entry.index_end));
+        let hint = |v: i64| {
+            let span = last - first;
+            let at = if span > 0 { (i128::from(v) - first).clamp(0, span) * (rows as i128 - 1) / span } else { 0 };
+            off + usize::try_from(at).unwrap_or(0)
+        };
+        let search = |v: i64, inclusive: bool| -> Result<usize> {
+            let row = reader.partition_point_i64(0, v, inclusive, hint(v)).map_err(|e| in_segment(e, key))?;
+            Ok(row.clamp(off, off + rows) - off)
+        };
+        let bounds = (start.map(|a| search(a, false)).transpose()?, end.map(|b| search(b, true)).transpose()?);
+        *lock(&found) = bounds;
+        Ok(())
+    })?;
+    Ok(found.into_inner().unwrap_or_else(|p| p.into_inner()))
+}
+
 /// How a read lays out its output beyond the plain Arrow form.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct ReadShape {

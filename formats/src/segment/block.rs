@@ -143,6 +143,10 @@ thread_local! {
         table: CompressTable::large(),
     });
     static DECODE_SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    /// The whole block a partial decode ([`decode_block_part`]) needs. Kept per thread because a short
+    /// read (a date range of a few rows) decodes a partial block per column: a fresh 100 KiB buffer
+    /// each time is fresh pages after the allocator gave memory back, several µs a page on a VM.
+    static PART_SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
 /// `buf[..len]`, growing (and zero-filling only the growth of) `buf` if it is shorter.
@@ -441,7 +445,7 @@ pub(crate) fn decode_block(
 
 /// Decodes bytes `part` of a block's raw bytes into `out` (`part.len()` bytes), verifying the whole
 /// block's checksum. A raw block's part is copied straight from the stored bytes; any other codec
-/// decodes the whole block into `scratch` first.
+/// decodes the whole block into a per-thread buffer first.
 ///
 /// # Errors
 /// As [`decode_block`]; [`FormatError::Malformed`] if `part` lies outside the block.
@@ -450,7 +454,6 @@ pub(crate) fn decode_block_part(
     stored: &[u8],
     part: std::ops::Range<usize>,
     out: &mut [u8],
-    scratch: &mut Vec<u8>,
     location: &dyn Fn() -> String,
 ) -> Result<()> {
     let raw_len = meta.raw_len as usize;
@@ -471,10 +474,28 @@ pub(crate) fn decode_block_part(
         out.copy_from_slice(&stored[part]);
         return Ok(());
     }
-    scratch.resize(raw_len, 0);
-    decode_block(meta, stored, scratch, location)?;
-    out.copy_from_slice(&scratch[part]);
-    Ok(())
+    with_decoded_block(meta, stored, location, |whole| out.copy_from_slice(&whole[part]))
+}
+
+/// Decodes (and verifies) a whole block into a per-thread buffer and calls `f` with its raw bytes.
+///
+/// # Errors
+/// As [`decode_block`].
+pub(crate) fn with_decoded_block<R>(
+    meta: &BlockMeta,
+    stored: &[u8],
+    location: &dyn Fn() -> String,
+    f: impl FnOnce(&[u8]) -> R,
+) -> Result<R> {
+    PART_SCRATCH.with_borrow_mut(|buf| {
+        let whole = at_least(buf, meta.raw_len as usize);
+        let result = decode_block(meta, stored, whole, location).map(|()| f(whole));
+        if buf.len() > 4 * BLOCK_BYTES {
+            // A foreign encoder's huge block: do not keep its buffer for the thread's lifetime.
+            *buf = Vec::new();
+        }
+        result
+    })
 }
 
 /// Decodes the layout written by [`encode_shuffled`] into `out` (a whole, non-zero number of `width`-byte

@@ -7,7 +7,7 @@ use arrow_buffer::{Buffer, MutableBuffer, bit_mask};
 use arrow_data::ArrayData;
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 
-use super::block::{decode_block, decode_block_part};
+use super::block::{decode_block, decode_block_part, with_decoded_block};
 use super::dict::{self, Entries};
 use super::layout::{ColumnDesc, Descriptor, DictCoding, HEADER_LEN, Header, StreamDesc, parse_descriptor};
 use super::types::{Physical, StreamKind};
@@ -253,7 +253,6 @@ impl<'a> SegmentReader<'a> {
         }
         let mut stored_at = stream.body_offset as usize;
         let mut raw_at = 0usize;
-        let mut scratch = Vec::new();
         for (i, meta) in stream.blocks.iter().enumerate() {
             let raw = raw_at..raw_at + meta.raw_len as usize;
             let stored_range = stored_at..stored_at + meta.stored_len as usize;
@@ -275,10 +274,91 @@ impl<'a> SegmentReader<'a> {
             if from == raw.start && to == raw.end {
                 decode_block(meta, stored, dest, &location)?;
             } else {
-                decode_block_part(meta, stored, from - raw.start..to - raw.start, dest, &mut scratch, &location)?;
+                decode_block_part(meta, stored, from - raw.start..to - raw.start, dest, &location)?;
             }
         }
         Ok(())
+    }
+
+    /// `partition_point` over column `index`, a column of 8-byte integers or timestamps without nulls
+    /// sorted in non-decreasing order (a timestamp index): the number of leading rows whose value is
+    /// below `value` (`inclusive`: at most `value`). Only the blocks a search over blocks visits are
+    /// decoded and verified, one per probe, into a per-thread buffer; the first probe is the block
+    /// holding row `hint` (a caller that knows the column's first and last values interpolates), so
+    /// a date range of evenly spaced timestamps usually costs one block per bound instead of the whole
+    /// column.
+    ///
+    /// On a column that is not sorted the row returned is unspecified (never an error or a panic).
+    ///
+    /// # Errors
+    /// [`FormatError::InvalidInput`] for a column that is not 8 bytes wide or has nulls;
+    /// [`FormatError::Malformed`] for a block that is not a whole number of values; decoding errors as
+    /// [`SegmentReader::decode_column`].
+    pub fn partition_point_i64(&self, index: usize, value: i64, inclusive: bool, hint: usize) -> Result<usize> {
+        let c = self.column(index)?;
+        let name = c.field.name().as_str();
+        if c.validity.is_some() || !matches!(c.physical, Physical::Fixed { width: 8 }) {
+            return Err(invalid(format!(
+                "column {name:?} is not a column of 8-byte values without nulls; it cannot be searched"
+            )));
+        }
+        let stream = self.value_stream(c, StreamKind::Values)?;
+        // Where each block starts: (first row, first stored byte), and the row count after the last.
+        let mut starts = Vec::with_capacity(stream.blocks.len());
+        let (mut row, mut stored_at) = (0usize, stream.body_offset as usize);
+        for meta in &stream.blocks {
+            let raw_len = meta.raw_len as usize;
+            if raw_len == 0 || !raw_len.is_multiple_of(8) {
+                return Err(FormatError::malformed("segment", format!("column {name:?}: a block of {raw_len} bytes")));
+            }
+            starts.push((row, stored_at));
+            row += raw_len / 8;
+            stored_at += meta.stored_len as usize;
+        }
+        let rows_before = |b: usize| starts.get(b).map_or(row, |s| s.0);
+        let below = |v: i64| if inclusive { v <= value } else { v < value };
+        let at = |raw: &[u8], i: usize| i64::from_le_bytes(raw[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
+        enum Probe {
+            After,
+            Before,
+            Within(usize),
+        }
+        // Invariant: every row of the blocks before `lo` is below `value`, no row from block `hi` on is.
+        let (mut lo, mut hi) = (0usize, starts.len());
+        let mut probe = starts.partition_point(|s| s.0 <= hint).saturating_sub(1);
+        while lo < hi {
+            let b = probe.clamp(lo, hi - 1);
+            let meta = &stream.blocks[b];
+            let stored_range = starts[b].1..starts[b].1 + meta.stored_len as usize;
+            let stored = self
+                .body
+                .get(stored_range)
+                .ok_or_else(|| FormatError::malformed("segment", "block outside the body"))?;
+            let location = || format!("column {name:?} block {b} ({})", stream.kind.name());
+            let found = with_decoded_block(meta, stored, &location, |raw| {
+                let n = raw.len() / 8;
+                if below(at(raw, n - 1)) {
+                    Probe::After
+                } else if !below(at(raw, 0)) {
+                    Probe::Before
+                } else {
+                    // The first value is below and the last is not: binary search inside.
+                    let (mut l, mut h) = (1usize, n - 1);
+                    while l < h {
+                        let m = l + (h - l) / 2;
+                        if below(at(raw, m)) { l = m + 1 } else { h = m }
+                    }
+                    Probe::Within(l)
+                }
+            })?;
+            match found {
+                Probe::After => lo = b + 1,
+                Probe::Before => hi = b,
+                Probe::Within(k) => return Ok(rows_before(b) + k),
+            }
+            probe = lo + (hi - lo) / 2;
+        }
+        Ok(rows_before(lo))
     }
 
     /// Decodes bits `rows` of a bitmap stream into `out` at its bit offset.

@@ -925,3 +925,87 @@ fn data_past_the_last_offset_is_refused() {
     let err = decode_err(&assemble(2, 2, vec![plain(b"abcd")]));
     assert!(err.to_string().contains("data has 4 bytes"), "{err}");
 }
+
+/// A one-column segment of sorted timestamps: `rows` values from `seed`, with runs of equal values.
+fn sorted_stamps(rows: usize, seed: u64) -> (Vec<i64>, Vec<u8>) {
+    let mut state = seed | 1;
+    let mut t = 1_700_000_000_000_000_000i64;
+    let stamps: Vec<i64> = (0..rows)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            t += (state % 4) as i64 * 1_000_000; // 0 (a repeated value) to 3 ms apart
+            t
+        })
+        .collect();
+    let schema = Arc::new(Schema::new(vec![Field::new("ts", DataType::Timestamp(TimeUnit::Nanosecond, None), false)]));
+    let column = Arc::new(TimestampNanosecondArray::from(stamps.clone())) as ArrayRef;
+    let batch = RecordBatch::try_new(schema, vec![column]).expect("batch");
+    (stamps, encode_segment(&batch, None).expect("encodes"))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+    #[test]
+    fn partition_point_matches_a_search_of_the_whole_column(
+        rows in 1usize..120_000,
+        seed in any::<u64>(),
+        pick in any::<u32>(),
+        offset in -2_000_000i64..2_000_000,
+        inclusive in any::<bool>(),
+        hint in any::<u32>(),
+    ) {
+        let (stamps, bytes) = sorted_stamps(rows, seed);
+        let reader = SegmentReader::new(&bytes).expect("parses");
+        // Values at, between, before and after the stored ones.
+        let value = stamps[pick as usize % rows].saturating_add(offset);
+        let want = stamps.partition_point(|&t| if inclusive { t <= value } else { t < value });
+        let got = reader.partition_point_i64(0, value, inclusive, hint as usize % (rows + 10)).expect("searches");
+        prop_assert_eq!(got, want);
+    }
+}
+
+#[test]
+fn partition_point_reads_few_blocks_and_still_verifies_them() {
+    let (stamps, bytes) = sorted_stamps(100_000, 5);
+    let reader = SegmentReader::new(&bytes).expect("parses");
+    assert_eq!(layouts(&bytes)[0].streams[0].blocks.len(), 8);
+    for v in [i64::MIN, stamps[0], stamps[54_321], stamps[99_999], i64::MAX] {
+        for inclusive in [false, true] {
+            let want = stamps.partition_point(|&t| if inclusive { t <= v } else { t < v });
+            assert_eq!(reader.partition_point_i64(0, v, inclusive, 0).expect("searches"), want);
+        }
+    }
+    // Damage to the block the search lands in is a checksum error; damage elsewhere is not read.
+    let blocks = &layouts(&bytes)[0].streams[0].blocks;
+    let first_stored = blocks[0].stored_len as usize;
+    let mut damaged = bytes.clone();
+    damaged[HEADER_LEN + first_stored / 2] ^= 1; // inside block 0
+    let reader = SegmentReader::new(&damaged).expect("descriptor intact");
+    let err = reader.partition_point_i64(0, stamps[10], false, 10).expect_err("block 0 is damaged");
+    assert!(matches!(err, FormatError::ChecksumMismatch { .. }), "{err}");
+    let late = stamps[95_000];
+    let want = stamps.partition_point(|&t| t < late);
+    assert_eq!(reader.partition_point_i64(0, late, false, 95_000).expect("block 0 not read"), want);
+}
+
+#[test]
+fn partition_point_refuses_columns_it_cannot_search_and_survives_unsorted_ones() {
+    let batch = table(1_000, &[(3, 1), (2, 0)], 3); // i64 with nulls; i32
+    let bytes = encode_segment(&batch, None).expect("encodes");
+    let reader = SegmentReader::new(&bytes).expect("parses");
+    for col in 0..batch.num_columns() {
+        let err = reader.partition_point_i64(col, 0, false, 0).expect_err("not searchable");
+        assert!(matches!(err, FormatError::InvalidInput(_)), "{err}");
+    }
+    let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, false)]));
+    let shuffled: Vec<i64> = (0..50_000i64).map(|i| (i * 7919) % 50_000 - 25_000).collect();
+    let batch = RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(shuffled)) as ArrayRef]).expect("batch");
+    let bytes = encode_segment(&batch, None).expect("encodes");
+    let reader = SegmentReader::new(&bytes).expect("parses");
+    for v in [-30_000, 0, 10, 30_000] {
+        let row = reader.partition_point_i64(0, v, true, 20_000).expect("an unspecified row, no error");
+        assert!(row <= 50_000);
+    }
+}
