@@ -2,7 +2,7 @@
 //! segment that decodes to the same values; decoding into caller buffers (sized by `column_info`, as the
 //! read pipeline does) agrees with decoding to Arrow, and so do row windows and the keys and
 //! dictionary of dictionary-coded columns; a reader made from a layout parsed earlier accepts the same
-//! bytes.
+//! bytes; the block search of a sorted column agrees with a search of the decoded column.
 // Built by cargo-fuzz (cfg `fuzzing`) as a libFuzzer target, and included as a module by the test
 // suite's fuzz smoke test (tests/tests/fuzz_smoke.rs), which calls `run` directly.
 #![cfg_attr(fuzzing, no_main)]
@@ -22,6 +22,7 @@ pub fn run(data: &[u8]) {
         let _ = reader.decode_column(i);
         decode_into(&reader, i);
         windows_and_codes(&reader, i);
+        search(&reader, i);
     }
     let _ = reader.metadata();
     if let Ok(segment) = decode_segment(data) {
@@ -172,3 +173,34 @@ fn value(array: &arrow_array::ArrayRef, i: usize) -> Vec<u8> {
 
 #[cfg(fuzzing)]
 libfuzzer_sys::fuzz_target!(|data: &[u8]| run(data));
+
+/// `partition_point_i64` never panics, returns a row in range, and on a column that decodes sorted
+/// agrees with `partition_point` over the decoded values.
+fn search(reader: &SegmentReader<'_>, i: usize) {
+    let rows = reader.num_rows();
+    let decoded = reader.decode_column(i).ok();
+    let values: Option<Vec<i64>> = decoded.as_ref().and_then(|a| {
+        if a.null_count() != 0 || a.data_type().primitive_width() != Some(8) {
+            return None;
+        }
+        let data = a.to_data();
+        let raw = &data.buffers()[0].as_slice()[a.offset() * 8..(a.offset() + a.len()) * 8];
+        Some(raw.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes"))).collect())
+    });
+    let probes = values.as_ref().map_or_else(
+        || vec![0, -1, i64::MAX],
+        |v| v.iter().step_by((v.len() / 4).max(1)).flat_map(|&x| [x, x.wrapping_add(1)]).collect(),
+    );
+    for (k, &value) in probes.iter().enumerate() {
+        for inclusive in [false, true] {
+            let Ok(row) = reader.partition_point_i64(i, value, inclusive, k.wrapping_mul(7919) % (rows + 1)) else {
+                continue;
+            };
+            assert!(row <= rows, "a row past the column");
+            if let Some(v) = values.as_ref().filter(|v| v.is_sorted()) {
+                let want = v.partition_point(|&t| if inclusive { t <= value } else { t < value });
+                assert_eq!(row, want, "block search of a sorted column");
+            }
+        }
+    }
+}
