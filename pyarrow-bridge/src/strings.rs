@@ -1,4 +1,5 @@
-//! pandas object columns of strings to Arrow string arrays, for writes (D26).
+//! pandas object columns of strings to Arrow string arrays, for writes (D26), and back, for reads
+//! (D27).
 //!
 //! pyarrow converts an object column at ~45 ns a row on the calling thread, holding the GIL: 0.45 s of a
 //! 10M-row `ticks` write from pandas, which takes 0.24 s from pyarrow input. Here one pass over the
@@ -260,4 +261,81 @@ fn classify(
         }
     }
     false
+}
+
+/// The object array `uniques[codes[i]]` (one new reference per row; `None` for a null row), for a
+/// read to pandas of a string column the engine returned as codes over its distinct values
+/// (`codes`: a dictionary array with `Int32` keys; `uniques`: its dictionary as a numpy object array).
+///
+/// numpy's `take` does the same in ~5 ns a row after `np.empty` filled the output with `None` (both
+/// on the calling thread); here the output array comes from numpy's C API, which zero-fills object
+/// arrays (no `None` to release), and each row is one reference count and one store.
+///
+/// # Errors
+/// `ValueError` if `codes` does not have `Int32` keys or a code is outside `uniques`; `TypeError` as
+/// [`strings_from_objects`] for `uniques`.
+#[pyfunction]
+pub fn objects_from_codes<'py>(
+    py: Python<'py>,
+    codes: PyArray,
+    uniques: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, numpy::PyArray1<Py<PyAny>>>> {
+    use arrow_array::Array;
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::Int32Type;
+    use numpy::prelude::*;
+
+    let (array, _) = codes.into_inner();
+    let Some(dictionary) = array.as_dictionary_opt::<Int32Type>() else {
+        return Err(pyo3::exceptions::PyValueError::new_err(format!(
+            "objects_from_codes takes a dictionary array with int32 keys, not {}",
+            array.data_type()
+        )));
+    };
+    let keys = dictionary.keys();
+    let distinct = ObjectColumn::of(py, uniques)?;
+    // SAFETY (the reads of `distinct`): `k < distinct.len`, the GIL is held and no Python code runs
+    // in this function after `ObjectColumn::of`.
+    let objects: Vec<*mut ffi::PyObject> = (0..distinct.len).map(|k| unsafe { distinct.get(k) }).collect();
+    if objects.iter().any(|o| o.is_null()) {
+        return Err(pyo3::exceptions::PyValueError::new_err("objects_from_codes: a distinct value is NULL"));
+    }
+    let n = keys.len();
+    // SAFETY: an object array of `n` elements, zero-filled by numpy; every element is written below
+    // (a new reference) before the array is returned, and nothing reads it before.
+    let out = unsafe { numpy::PyArray1::<Py<PyAny>>::new(py, [n], false) };
+    let slots = out.data().cast::<*mut ffi::PyObject>();
+    // SAFETY: `ffi::Py_None()` is always a valid object while the GIL is held.
+    let none = unsafe { ffi::Py_None() };
+    let values = keys.values();
+    let nulls = keys.nulls();
+    for (i, &code) in values.iter().enumerate() {
+        let object = if nulls.is_some_and(|v| v.is_null(i)) {
+            none
+        } else {
+            let Some(&object) = usize::try_from(code).ok().and_then(|k| objects.get(k)) else {
+                // Rows before `i` hold references: fill the rest with None so the array is whole, and
+                // let it be dropped (releasing them) with the error.
+                for j in i..n {
+                    // SAFETY: as below.
+                    unsafe {
+                        ffi::Py_INCREF(none);
+                        slots.add(j).write(none);
+                    }
+                }
+                return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                    "objects_from_codes: row {i} has code {code} for {} distinct values",
+                    objects.len()
+                )));
+            };
+            object
+        };
+        // SAFETY: `i < n` is inside the array; `object` is alive (held by `uniques` or None), and the
+        // slot takes the new reference.
+        unsafe {
+            ffi::Py_INCREF(object);
+            slots.add(i).write(object);
+        }
+    }
+    Ok(out)
 }

@@ -244,12 +244,11 @@ def test_list_versions_types(lib):
     assert lib.list_versions("nothing") == {}
 
 
-def test_low_cardinality_strings_read_back_as_written(store, monkeypatch):
+def test_low_cardinality_strings_read_back_as_written(store):
     # Object string columns of few distinct values are stored dictionary-coded; a read to pandas takes
-    # them as codes and builds one object per distinct value, TAKE_CHUNK_ROWS rows at a time. The frame
+    # them as codes and builds one object per distinct value (objects_from_codes). The frame
     # must not tell the difference: object dtype, None for nulls, writable, whole reads and row
     # windows, and segments of which only some are dictionary-coded (the rest plain) or hold only nulls.
-    monkeypatch.setattr(_convert, "TAKE_CHUNK_ROWS", 16)
     lib = store.create_library(unique("codes"), floe.LibraryOptions(rows_per_segment=40, columns_per_segment=2))
     n = 200
     words = np.array(["alpha", "beta", "γάμμα", "", "delta"], dtype=object)

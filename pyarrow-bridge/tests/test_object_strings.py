@@ -5,6 +5,7 @@ fallback to pyarrow (``None``) for every other, and round trips through a librar
 from __future__ import annotations
 
 import random
+import sys
 
 import numpy as np
 import pandas as pd
@@ -146,3 +147,41 @@ def test_frames_with_object_strings_round_trip(lib, monkeypatch) -> None:
     want["sym"] = want["sym"].where(want["sym"].notna(), None)
     pd.testing.assert_frame_equal(back, want, check_freq=False)
     assert back["sym"].dtype == object
+
+
+# ----- reads: objects_from_codes ------------------------------------------------------------------
+
+
+def test_objects_from_codes_indexes_the_distinct_values() -> None:
+    words = ["alpha", "", "γάμμα", "x" * 40]
+    codes = pa.array([0, 3, None, 1, 2, 2, None, 0], type=pa.int32())
+    array = pa.DictionaryArray.from_arrays(codes, pa.array(words))
+    uniques = array.dictionary.to_numpy(zero_copy_only=False)
+    baseline = sys.getrefcount(uniques[0])
+    out = _floe.objects_from_codes(array, uniques)
+    held = sys.getrefcount(uniques[0])  # outside `assert`: pytest's rewriting holds its operands
+    assert held == baseline + 2  # rows 0 and 7
+    assert out.dtype == object and out.flags.writeable and out.flags.c_contiguous
+    assert list(out) == ["alpha", "x" * 40, None, "", "γάμμα", "γάμμα", None, "alpha"]
+    # One object per distinct value, shared by its rows, and references counted.
+    assert out[4] is out[5] is uniques[2]
+    del out
+    released = sys.getrefcount(uniques[0])
+    assert released == baseline
+    empty = pa.DictionaryArray.from_arrays(pa.array([], type=pa.int32()), pa.array([], type=pa.string()))
+    assert len(_floe.objects_from_codes(empty, empty.dictionary.to_numpy(zero_copy_only=False))) == 0
+    all_null = pa.DictionaryArray.from_arrays(pa.array([None, None], type=pa.int32()), pa.array([], type=pa.string()))
+    assert list(_floe.objects_from_codes(all_null, np.empty(0, dtype=object))) == [None, None]
+
+
+def test_objects_from_codes_refuses_bad_input() -> None:
+    array = pa.DictionaryArray.from_arrays(pa.array([0, 1], type=pa.int32()), pa.array(["a", "b"]))
+    with pytest.raises(ValueError, match="code 1"):
+        _floe.objects_from_codes(array, objects(["a"]))  # a code outside the distinct values
+    with pytest.raises(ValueError, match="int32"):
+        _floe.objects_from_codes(pa.array(["a"]), objects(["a"]))
+    small = pa.DictionaryArray.from_arrays(pa.array([0], type=pa.int8()), pa.array(["a"]))
+    with pytest.raises(ValueError, match="int32"):
+        _floe.objects_from_codes(small, objects(["a"]))
+    with pytest.raises(TypeError):
+        _floe.objects_from_codes(array, np.array(["a", "b"]))

@@ -96,3 +96,8 @@ def strings_from_objects(values: Any, na: Any, large: bool) -> Optional[Any]:
     """A one-dimensional numpy object array of strings and missing values (None, float NaN, ``na``) as
     an Arrow ``string`` (``large_string`` with ``large``) array producer, or None for any other column."""
     ...
+
+def objects_from_codes(codes: Any, uniques: Any) -> Any:
+    """``uniques[codes[i]]`` for each row (None for null rows) as a numpy object array: ``codes`` is an
+    Arrow dictionary array with int32 keys, ``uniques`` a numpy object array of its distinct values."""
+    ...
