@@ -185,3 +185,30 @@ def test_objects_from_codes_refuses_bad_input() -> None:
         _floe.objects_from_codes(small, objects(["a"]))
     with pytest.raises(TypeError):
         _floe.objects_from_codes(array, np.array(["a", "b"]))
+
+
+# ----- datetime columns without NaT -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        pd.date_range("2024-01-01", periods=1000, freq="ms"),
+        pd.Series(pd.date_range("2024-01-01", periods=5, freq="D")),
+        pd.DatetimeIndex(["2024-01-01", None, "2024-01-03"]),  # NaT: pyarrow makes it null
+        pd.date_range("2024-01-01", periods=3, freq="D", tz="Europe/Paris"),  # zoned: pyarrow's way
+        pd.Series(pd.date_range("2024-01-01", periods=3, freq="s").astype("datetime64[us]")),
+    ],
+    ids=["index", "series", "nat", "zoned", "micros"],
+)
+def test_datetimes_convert_as_pyarrow_does(values) -> None:
+    got = _convert._pandas_array(values, None)
+    want = pa.array(values, from_pandas=True)
+    assert got.type == want.type and got.equals(want)
+
+
+def test_a_datetime_index_without_nat_is_not_copied() -> None:
+    idx = pd.date_range("2024-01-01", periods=100_000, freq="ms")
+    got = _convert._pandas_array(idx, None)
+    assert got.buffers()[1].address == np.asarray(idx).ctypes.data
+    assert _convert._pandas_array(idx, pa.timestamp("ns")).type == pa.timestamp("ns")

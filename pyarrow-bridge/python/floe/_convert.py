@@ -270,11 +270,20 @@ def _converted_in_chunks(col: Any, type: Optional[pa.DataType] = None) -> Any:
     return pa.chunked_array(chunks, type=chunks[0].type)
 
 
+_NS = np.dtype("datetime64[ns]")
+_ARROW_NS = pa.timestamp("ns")
+
+
 def _pandas_array(col: Any, type: Optional[pa.DataType]) -> Any:
-    """``pa.array(col, type=type, from_pandas=True)``; an object column of strings and missing values
+    """``pa.array(col, type=type, from_pandas=True)`` of a Series or Index; a tz-naive nanosecond
+    datetime column without NaT is taken over without a copy, and an object column of strings and missing values
     (None, NaN, ``pd.NA``) is converted by the extension module instead, to the same array, ~10x
     faster (``strings_from_objects``; D26). Any other object column (bytes, numbers, a mix, no string
     at all) is left to pyarrow, which decides its type or raises."""
+    if col.dtype == _NS and (type is None or type == _ARROW_NS) and not col.hasnans:
+        # No NaT to turn into nulls: the int64 values as timestamps, without a copy or a null scan
+        # (pyarrow's pandas conversion took 26 ms for a 10M-row index).
+        return pa.array(np.asarray(col).view(np.int64), type=_ARROW_NS)
     if col.dtype == object and (type is None or type == pa.string() or type == pa.large_string()):
         values = np.asarray(col)
         if values.ndim == 1:
@@ -336,7 +345,7 @@ def _from_pandas(df: pd.DataFrame, series: bool = False, series_name: Any = None
         arrays, names = [], []
         for col, values in index_cols:
             try:
-                arrays.append(pa.array(values, type=type_of(col), from_pandas=True))
+                arrays.append(_pandas_array(values, type_of(col)))
             except _ARROW_ERRORS as e:
                 raise InvalidInput(f"the index cannot be stored: {e}") from e
             names.append(col)
