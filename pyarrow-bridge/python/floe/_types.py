@@ -8,6 +8,8 @@ from typing import Any, List, NamedTuple, Optional, Tuple
 import pandas as pd
 import pyarrow as pa
 
+from .errors import InvalidInput
+
 
 class OutputFormat:
     """What ``read`` returns: ``"pandas"`` (default), ``"pyarrow"`` or ``"polars"``."""
@@ -18,8 +20,6 @@ class OutputFormat:
 
     @staticmethod
     def parse(value: Optional[str], default: str = "pandas") -> str:
-        from .errors import InvalidInput
-
         fmt = (value or default).lower()
         if fmt not in (OutputFormat.PANDAS, OutputFormat.PYARROW, OutputFormat.POLARS):
             raise InvalidInput(f"output_format {value!r} is not one of 'pandas', 'pyarrow', 'polars'")
@@ -35,8 +35,6 @@ class StagedDataFinalizeMethod:
 
     @staticmethod
     def parse(value: Any) -> str:
-        from .errors import InvalidInput
-
         mode = str(getattr(value, "name", value)).lower()
         if mode not in (StagedDataFinalizeMethod.WRITE, StagedDataFinalizeMethod.APPEND):
             raise InvalidInput(f"mode {value!r} is not StagedDataFinalizeMethod.WRITE or .APPEND")
