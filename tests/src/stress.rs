@@ -179,6 +179,9 @@ pub enum CrashOp {
     StreamWrite(i64, i64),
     /// `append` rows `start..end`.
     Append(i64, i64),
+    /// `stage` rows `start..end` as two chunks (the later half first), then `finalize_staged` those two
+    /// in append mode.
+    StagedAppend(i64, i64),
     /// `update` range `[lo, hi]` with rows `start..end`.
     Update(i64, i64, i64, i64),
     /// `delete_data_in_range` `[lo, hi]`.
@@ -198,6 +201,7 @@ impl CrashOp {
             CrashOp::Write(a, b) => format!("write {a} {b}"),
             CrashOp::StreamWrite(a, b) => format!("swrite {a} {b}"),
             CrashOp::Append(a, b) => format!("append {a} {b}"),
+            CrashOp::StagedAppend(a, b) => format!("sappend {a} {b}"),
             CrashOp::Update(lo, hi, a, b) => format!("update {lo} {hi} {a} {b}"),
             CrashOp::DeleteRange(lo, hi) => format!("delrange {lo} {hi}"),
             CrashOp::Prune => "prune".into(),
@@ -221,6 +225,7 @@ impl CrashOp {
             Some("write") => CrashOp::Write(n(1)?, n(2)?),
             Some("swrite") => CrashOp::StreamWrite(n(1)?, n(2)?),
             Some("append") => CrashOp::Append(n(1)?, n(2)?),
+            Some("sappend") => CrashOp::StagedAppend(n(1)?, n(2)?),
             Some("update") => CrashOp::Update(n(1)?, n(2)?, n(3)?, n(4)?),
             Some("delrange") => CrashOp::DeleteRange(n(1)?, n(2)?),
             Some("prune") => CrashOp::Prune,
@@ -237,6 +242,7 @@ impl CrashOp {
             CrashOp::Write(..)
                 | CrashOp::StreamWrite(..)
                 | CrashOp::Append(..)
+                | CrashOp::StagedAppend(..)
                 | CrashOp::Update(..)
                 | CrashOp::DeleteRange(..)
         )
@@ -257,6 +263,14 @@ impl CrashOp {
                 Some(lib.write_stream(symbol, crate::schema(), ts, batches.into_iter(), None)?.version)
             }
             CrashOp::Append(a, b) => Some(lib.append(symbol, &t(*a, *b), None)?.version),
+            CrashOp::StagedAppend(a, b) => {
+                let mid = a + (b - a) / 2;
+                // Only its own chunks: a crashed op's leftovers must not join a later finalize.
+                let late = lib.stage(symbol, &t(mid, *b), None)?;
+                let early = lib.stage(symbol, &t(*a, mid), None)?;
+                let only = [early.key, late.key];
+                Some(lib.finalize_staged(symbol, floe_engine::FinalizeMode::Append, None, Some(&only))?.version)
+            }
             CrashOp::Update(lo, hi, a, b) => Some(lib.update(symbol, &t(*a, *b), Some((*lo, *hi)), None)?.version),
             CrashOp::DeleteRange(lo, hi) => Some(lib.delete_data_in_range(symbol, (*lo, *hi))?.version),
             CrashOp::Prune => {
@@ -280,7 +294,7 @@ impl CrashOp {
             CrashOp::Write(a, b) | CrashOp::StreamWrite(a, b) => {
                 model.write(rows(*a..*b));
             }
-            CrashOp::Append(a, b) => {
+            CrashOp::Append(a, b) | CrashOp::StagedAppend(a, b) => {
                 model.append(&rows(*a..*b));
             }
             CrashOp::Update(lo, hi, a, b) => {
@@ -322,9 +336,13 @@ pub fn next_crash_op(rng: &mut Rng, cur: Option<&[Row]>, snapshots: &[String], s
             let a = rng.range(0, 100);
             CrashOp::StreamWrite(a, a + rng.range(0, 60))
         }
-        10..50 => {
+        10..42 => {
             let a = last + 1 + rng.range(0, 3);
             CrashOp::Append(a, a + rng.range(1, 25))
+        }
+        42..50 => {
+            let a = last + 1 + rng.range(0, 3);
+            CrashOp::StagedAppend(a, a + rng.range(2, 25))
         }
         50..68 => {
             let lo = rng.range(first - 5, last + 5);

@@ -1,10 +1,13 @@
 //! Reliability item 2: the crash loop. A writer process (`floe-stress crash-writer`) runs random writes,
-//! appends, updates, range deletes, prunes and snapshot changes on one symbol; the harness kills it with
-//! SIGKILL at a random moment, reopens the store and checks:
+//! appends, staged appends (stage two chunks, finalize them), updates, range deletes, prunes and
+//! snapshot changes on one symbol; the harness kills it with SIGKILL at a random moment, reopens the
+//! store and checks:
 //! - it opens, and the symbol's live versions and snapshots are exactly the model's: every acknowledged
 //!   operation took effect, and the one in flight either fully did or not at all;
 //! - every live version, and every snapshot, reads back identically to the model; the version chain is
 //!   consistent (ids newest first, commit times never decreasing, `as_of` a version's time finds it);
+//! - staged chunks are left only by a kill during a staged append; they are deleted, as a user would,
+//!   before the vacuum checks;
 //! - vacuum with a long grace deletes no data (the crash's leftovers are young), vacuum without grace
 //!   removes every leftover, a second pass finds nothing, and everything still reads the same.
 //!
@@ -35,6 +38,8 @@ struct Stats {
     versions_checked: usize,
     garbage_removed: usize,
     max_versions: usize,
+    staged_left: usize,
+    in_flight_by_op: BTreeMap<&'static str, usize>,
     by_op: BTreeMap<&'static str, usize>,
 }
 
@@ -60,6 +65,7 @@ fn op_name(op: &CrashOp) -> &'static str {
         CrashOp::Write(..) => "write",
         CrashOp::StreamWrite(..) => "write_stream",
         CrashOp::Append(..) => "append",
+        CrashOp::StagedAppend(..) => "staged_append",
         CrashOp::Update(..) => "update",
         CrashOp::DeleteRange(..) => "delete_range",
         CrashOp::Prune => "prune",
@@ -174,12 +180,14 @@ fn crash_loop(store: TestStore, trials: usize, max_delay_ms: i64, seed: u64) {
         let lines = child.kill();
 
         let pending = replay(&lines, &mut model, &mut snapshots, &mut stats, trial);
+        let staging = matches!(pending, Some(CrashOp::StagedAppend(..)));
         // Reopen and find out whether the operation in flight took effect: exactly one outcome must match.
         let floe = Floe::open(&store.uri).unwrap_or_else(|e| panic!("trial {trial}: the store does not open: {e}"));
         let lib = floe.get_library(LIB).unwrap_or_else(|e| panic!("trial {trial}: the library does not open: {e}"));
         let now = observed(&lib);
         if let Some(op) = pending {
             stats.in_flight += 1;
+            *stats.in_flight_by_op.entry(op_name(&op)).or_default() += 1;
             let (mut m2, mut s2) = (model.clone(), snapshots.clone());
             op.apply(&mut m2, &mut s2);
             let (before, after) = (shape(&model, &snapshots), shape(&m2, &s2));
@@ -199,6 +207,18 @@ fn crash_loop(store: TestStore, trials: usize, max_delay_ms: i64, seed: u64) {
         stats.versions_checked += check(&lib, &model, &snapshots, trial);
         stats.max_versions = stats.max_versions.max(now.0.len());
 
+        // A kill during a staged append can leave its chunks staged, whether or not the finalize
+        // committed them: the user deletes them (their segments then go to the vacuum unless the
+        // committed version names them). Nothing else leaves staged chunks behind.
+        let leftovers = lib.staged_chunks(SYMBOL).expect("list staged chunks");
+        assert!(
+            leftovers.is_empty() || staging,
+            "trial {trial}: staged chunks left, not by a staged append: {leftovers:?}"
+        );
+        if !leftovers.is_empty() {
+            stats.staged_left += leftovers.len();
+            lib.delete_staged(SYMBOL, None).expect("delete staged leftovers");
+        }
         // The crash's leftovers are young: a long grace keeps them all.
         let long = lib.vacuum(Some(SYMBOL), HOUR).expect("vacuum with grace");
         assert!(long.skipped.is_empty(), "trial {trial}: {long:?}");
@@ -218,8 +238,8 @@ fn crash_loop(store: TestStore, trials: usize, max_delay_ms: i64, seed: u64) {
     }
     eprintln!(
         "[reliability] {} crash loop: {} kills in {:.1} s; {} operations acknowledged {:?}; killed during an \
-         operation {} times ({} of them had committed); {} version/snapshot reads checked; vacuum removed {} \
-         leftover objects; at most {} live versions",
+         operation {} times ({} of them had committed; by operation {:?}); {} version/snapshot reads checked; vacuum removed {} \
+         leftover objects; {} staged chunks left by kills deleted; at most {} live versions",
         store.kind,
         stats.trials,
         t0.elapsed().as_secs_f64(),
@@ -227,8 +247,10 @@ fn crash_loop(store: TestStore, trials: usize, max_delay_ms: i64, seed: u64) {
         stats.by_op,
         stats.in_flight,
         stats.in_flight_committed,
+        stats.in_flight_by_op,
         stats.versions_checked,
         stats.garbage_removed,
+        stats.staged_left,
         stats.max_versions,
     );
     assert!(stats.in_flight > 0, "no kill landed during an operation");
