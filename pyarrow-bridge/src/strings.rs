@@ -7,11 +7,12 @@
 //! object seen recently comes from a small cache keyed by the object's address, because a pandas column
 //! of few distinct values (tickers, venues, flags) holds the same few objects millions of times.
 //!
-//! The result is exactly what `pa.array(column, from_pandas=True)` gives (or `type=string/large_string`)
-//! for the columns it accepts: every element a `str` (subclasses included) or a missing value (`None`,
-//! a float NaN, `pd.NA`). Anything else (bytes, numbers, lone surrogates, a column with no string at
-//! all (or no rows), more than 2 GiB of characters in a `string` array) returns `None`, and the caller falls back to
-//! pyarrow, which then decides the type or raises its own error.
+//! The result is exactly what `pa.array(column, from_pandas=True)` gives (or with `type=string` /
+//! `large_string`) for the columns it accepts: every element a `str` (subclasses included) or a
+//! missing value (`None`, a float NaN, `pd.NA`). Anything else (bytes, numbers, lone surrogates, a
+//! column with no string at all or no rows, more than 2 GiB of characters in a `string` array)
+//! returns `None`, and the caller falls back to pyarrow, which then decides the type or raises its
+//! own error.
 
 use std::sync::Arc;
 
@@ -116,7 +117,7 @@ impl<'py> ObjectColumn<'py> {
     fn of(py: Python<'py>, values: &Bound<'py, PyAny>) -> PyResult<Self> {
         let ndarray = py.import("numpy")?.getattr("ndarray")?;
         if !values.get_type().is(&ndarray) {
-            return Err(pyo3::exceptions::PyTypeError::new_err("strings_from_objects takes a numpy.ndarray"));
+            return Err(pyo3::exceptions::PyTypeError::new_err("expected a numpy.ndarray (not a subclass)"));
         }
         let interface = values.getattr("__array_interface__")?;
         let interface = interface.cast::<PyDict>()?;
@@ -126,12 +127,12 @@ impl<'py> ObjectColumn<'py> {
                 .ok_or_else(|| pyo3::exceptions::PyValueError::new_err(format!("no {key} in the array interface")))
         };
         if item("typestr")?.extract::<String>()? != "|O" {
-            return Err(pyo3::exceptions::PyTypeError::new_err("strings_from_objects takes an array of dtype object"));
+            return Err(pyo3::exceptions::PyTypeError::new_err("expected an array of dtype object"));
         }
         let shape = item("shape")?;
         let shape = shape.cast::<PyTuple>()?;
         if shape.len() != 1 {
-            return Err(pyo3::exceptions::PyValueError::new_err("strings_from_objects takes a one-dimensional array"));
+            return Err(pyo3::exceptions::PyValueError::new_err("expected a one-dimensional array"));
         }
         let len: usize = shape.get_item(0)?.extract()?;
         let (address, _read_only): (usize, bool) = item("data")?.extract()?;
@@ -157,13 +158,15 @@ impl<'py> ObjectColumn<'py> {
     }
 }
 
-/// Offsets, character data and validity of the column, or `None` (see the module doc).
-#[allow(clippy::type_complexity)]
+/// A string array's parts: offsets, character data, validity.
+type StringParts<O> = (OffsetBuffer<O>, Vec<u8>, Option<NullBuffer>);
+
+/// The parts of the column's string array, or `None` (see the module doc).
 fn build<O: OffsetSizeTrait>(
     py: Python<'_>,
     column: &ObjectColumn<'_>,
     na: *mut ffi::PyObject,
-) -> PyResult<Option<(OffsetBuffer<O>, Vec<u8>, Option<NullBuffer>)>> {
+) -> PyResult<Option<StringParts<O>>> {
     let mut offsets: Vec<O> = Vec::with_capacity(column.len + 1);
     offsets.push(O::zero());
     let mut data: Vec<u8> = Vec::new();
