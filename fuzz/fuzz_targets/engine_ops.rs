@@ -1,6 +1,6 @@
 //! Model-based fuzzing of the engine: the input is a fault plan and a sequence of operations on one
-//! symbol (write, append, update, range delete, prune, delete all, delete one version, snapshot and
-//! snapshot delete, vacuum), run against the engine over `FaultyStorage(MemoryStorage)` with injected
+//! symbol (write, append, staged append, update, range delete, prune, delete all, delete one version,
+//! snapshot and snapshot delete, vacuum), run against the engine over `FaultyStorage(MemoryStorage)` with injected
 //! failures (before or after the effect) and against the plain model of `floe_tests::model`.
 //!
 //! After every operation, with faults off, the store must equal the model: the same live versions with
@@ -31,6 +31,8 @@ enum Op {
     /// A write through `write_stream`, in batches of up to 3 rows.
     StreamWrite(i64, i64),
     Append(i64, i64),
+    /// Rows staged as two chunks (the later one first), then exactly those finalized in append mode.
+    StagedAppend(i64, i64),
     Update(i64, i64, i64),
     DeleteRange(i64, i64),
     Prune,
@@ -69,7 +71,7 @@ impl Model {
                 m.write(rows(a..b));
             }
             // Appends start at or after the current end (see the target), so the engine accepts them all.
-            Op::Append(a, b) => {
+            Op::Append(a, b) | Op::StagedAppend(a, b) => {
                 m.append(&rows(a..b));
             }
             Op::Update(lo, hi, len) => {
@@ -117,6 +119,13 @@ fn run_op(lib: &Library, op: &Op, step: usize) -> floe_engine::Result<()> {
             lib.write_stream(SYMBOL, floe_tests::schema(), ts, batches.into_iter(), None).map(|_| ())
         }
         Op::Append(a, b) => lib.append(SYMBOL, &t(a, b), None).map(|_| ()),
+        Op::StagedAppend(a, b) => {
+            let mid = a + (b - a) / 2;
+            let late = lib.stage(SYMBOL, &t(mid, b), None)?;
+            let early = lib.stage(SYMBOL, &t(a, mid), None)?;
+            let only = [early.key, late.key];
+            lib.finalize_staged(SYMBOL, floe_engine::FinalizeMode::Append, None, Some(&only)).map(|_| ())
+        }
         Op::Update(lo, hi, len) => {
             let r = rows((lo..=hi).take(len as usize));
             lib.update(SYMBOL, &table(&r), Some((lo, hi)), None).map(|_| ())
@@ -160,7 +169,7 @@ fn decode_ops(data: &[u8]) -> Vec<Op> {
     let mut next = || it.next();
     while let Some(b) = next() {
         let mut arg = || i64::from(next().unwrap_or(0) % 32);
-        let op = match b % 10 {
+        let op = match b % 11 {
             0 => {
                 let a = arg();
                 // Odd starts go through the stream path.
@@ -182,6 +191,10 @@ fn decode_ops(data: &[u8]) -> Vec<Op> {
             6 => Op::DeleteAll,
             7 => Op::DeleteVersion(arg() as u64 % 8),
             8 => Op::Snapshot,
+            9 => {
+                let gap = arg() % 4;
+                Op::StagedAppend(gap, 2 + arg() % 20) // made absolute below
+            }
             _ => Op::Vacuum,
         };
         ops.push(op);
@@ -211,6 +224,10 @@ pub fn run(data: &[u8]) {
             Op::Append(gap, len) => {
                 let a = model.last_ts() + gap;
                 Op::Append(a, a + len)
+            }
+            Op::StagedAppend(gap, len) => {
+                let a = model.last_ts() + gap;
+                Op::StagedAppend(a, a + len)
             }
             other => other,
         };
