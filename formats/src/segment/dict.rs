@@ -61,9 +61,9 @@ fn build_w<const O: usize>(ends: &[u8], values: &[u8], validity: Option<&Boolean
     }
     let max_distinct = rows / 2;
     // Open addressing, at most a quarter full so that most lookups end at the first slot. A slot holds
-    // the high 32 bits of the value's hash and its entry index + 1 (0 = empty): entries are read only
-    // when the hashes agree.
-    let mut slots = vec![0u64; 64];
+    // the high 32 bits of the value's hash and its entry index + 1 (0 = empty), and for a value of at
+    // most 15 bytes the value itself (`Entry::inline`): such a lookup reads one slot and no entry.
+    let mut slots = vec![Slot::EMPTY; 64];
     let mut entries: Vec<Entry> = Vec::new();
     let mut keys: Vec<u32> = Vec::with_capacity(rows);
     let (mut start, mut seen, mut data_len) = (0usize, 0usize, 0u64);
@@ -78,24 +78,27 @@ fn build_w<const O: usize>(ends: &[u8], values: &[u8], validity: Option<&Boolean
         seen += 1;
         data_len += value.len() as u64;
         let probe = Entry::new(values, end - value.len(), end);
+        let inline = probe.inline();
         let mask = slots.len() - 1;
         let mut slot = probe.slot(slots.len());
         let tag = probe.hash & TAG;
         let key = loop {
             let held = slots[slot];
-            if held == 0 {
+            if held.meta == 0 {
                 if entries.len() >= max_distinct {
                     return None;
                 }
                 entries.push(probe);
-                slots[slot] = tag | entries.len() as u64;
+                slots[slot] = Slot { meta: tag | entries.len() as u64, inline };
                 if entries.len() * 4 > slots.len() {
                     slots = rehash(&entries, slots.len() * 2);
                 }
                 break entries.len() - 1;
             }
-            let index = (held & !TAG) as usize - 1;
-            if held & TAG == tag && entries[index].same(&probe, values) {
+            let index = (held.meta & !TAG) as usize - 1;
+            if held.meta & TAG == tag
+                && if inline[1] == NOT_INLINE { entries[index].same(&probe, values) } else { held.inline == inline }
+            {
                 break index;
             }
             slot = (slot + 1) & mask;
@@ -188,6 +191,14 @@ impl Entry {
         (self.hash.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - len.trailing_zeros())) as usize
     }
 
+    /// A value of at most 15 bytes as two words that identify it exactly: its zero-padded bytes, with
+    /// the length in the (otherwise zero) top byte of the second; `[0, NOT_INLINE]` for a longer one.
+    #[inline(always)]
+    fn inline(&self) -> [u64; 2] {
+        let len = self.end - self.start;
+        if len < SHORT { [self.words[0], self.words[1] | (len as u64) << 56] } else { [0, NOT_INLINE] }
+    }
+
     #[inline(always)]
     fn same(&self, other: &Entry, values: &[u8]) -> bool {
         let len = self.end - self.start;
@@ -201,14 +212,30 @@ impl Entry {
     }
 }
 
-fn rehash(entries: &[Entry], len: usize) -> Vec<u64> {
-    let mut slots = vec![0u64; len];
+/// A slot of the table: `meta` is the hash's high 32 bits and the entry index + 1 (0: empty);
+/// `inline` is [`Entry::inline`] of the entry's value.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    meta: u64,
+    inline: [u64; 2],
+}
+
+impl Slot {
+    const EMPTY: Slot = Slot { meta: 0, inline: [0, NOT_INLINE] };
+}
+
+/// [`Entry::inline`]'s second word for a value of 16 bytes or more, compared through its entry. The
+/// second word of an inlined value has its length (at most 15) in the top byte, so it is never this.
+const NOT_INLINE: u64 = u64::MAX;
+
+fn rehash(entries: &[Entry], len: usize) -> Vec<Slot> {
+    let mut slots = vec![Slot::EMPTY; len];
     for (i, e) in entries.iter().enumerate() {
         let mut slot = e.slot(len);
-        while slots[slot] != 0 {
+        while slots[slot].meta != 0 {
             slot = (slot + 1) & (len - 1);
         }
-        slots[slot] = e.hash & TAG | (i as u64 + 1);
+        slots[slot] = Slot { meta: e.hash & TAG | (i as u64 + 1), inline: e.inline() };
     }
     slots
 }
