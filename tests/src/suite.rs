@@ -410,6 +410,9 @@ pub fn staged_writes(floe: &Floe) {
     let v = lib.finalize_staged("s", FinalizeMode::Write, None, None).expect("finalize");
     assert_eq!(v.version, 0);
     assert_eq!(read_all(&lib, "s", AsOf::Latest), r);
+    // A date range across the chunks' slices (the empty chunk's among them) finds exactly its rows.
+    let req = ReadRequest { date_range: Some((Some(10), Some(44))), ..Default::default() };
+    assert_eq!(rows_of(&lib.read("s", &req).expect("date range").data), r[10..45]);
     let res = lib.read("s", &ReadRequest::default()).expect("read");
     assert_eq!(res.metadata.as_deref(), Some(&b"first"[..]), "the first chunk's metadata");
     assert!(lib.staged_symbols().expect("staged symbols").is_empty(), "finalized chunks are forgotten");

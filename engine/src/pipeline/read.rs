@@ -194,6 +194,9 @@ pub(crate) fn find_date_bounds(
 ) -> Result<(Option<usize>, Option<usize>)> {
     let entry = &slice[0];
     let rows = slice_rows(slice)?;
+    if rows == 0 {
+        return Ok((start.map(|_| 0), end.map(|_| 0)));
+    }
     let off = usize::try_from(entry.seg_row_offset).map_err(|_| Error::corrupt("row offset too large"))?;
     let keys = [entry.key.clone()];
     let found: Mutex<(Option<usize>, Option<usize>)> = Mutex::new((None, None));
@@ -201,7 +204,7 @@ pub(crate) fn find_date_bounds(
         let key = &keys[0];
         verify_object(key, bytes)?;
         let reader = SegmentReader::new(bytes).map_err(|e| in_segment(e, key))?;
-        if rows == 0 || off.checked_add(rows).is_none_or(|end| end > reader.num_rows()) {
+        if off.checked_add(rows).is_none_or(|end| end > reader.num_rows()) {
             return Err(Error::corrupt(format!(
                 "index entry of {key}: rows {off}..{} of a {}-row segment",
                 off.saturating_add(rows),
