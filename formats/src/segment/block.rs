@@ -2,6 +2,7 @@
 //! zigzag-delta-coded and byte-shuffled), and checksummed with xxh3-64 over the stored bytes.
 
 use std::cell::RefCell;
+use std::thread::LocalKey;
 
 use lz4_flex::block::{CompressTable, compress_into_with_table, decompress_into, get_maximum_output_size};
 
@@ -431,13 +432,8 @@ pub(crate) fn decode_block(
             lz4_decode(stored, out, location)?;
             delta_decode_in_place(out);
         }
-        Codec::Shuffled { transform, width } => DECODE_SCRATCH.with_borrow_mut(|buf| {
-            let result = decode_shuffled(stored, transform, usize::from(width), out, buf, location);
-            if buf.len() > 4 * BLOCK_BYTES {
-                // A foreign encoder's huge block: do not keep its buffer for the thread's lifetime.
-                *buf = Vec::new();
-            }
-            result
+        Codec::Shuffled { transform, width } => with_scratch(&DECODE_SCRATCH, |buf| {
+            decode_shuffled(stored, transform, usize::from(width), out, buf, location)
         })?,
     }
     Ok(())
@@ -487,11 +483,19 @@ pub(crate) fn with_decoded_block<R>(
     location: &dyn Fn() -> String,
     f: impl FnOnce(&[u8]) -> R,
 ) -> Result<R> {
-    PART_SCRATCH.with_borrow_mut(|buf| {
+    with_scratch(&PART_SCRATCH, |buf| {
         let whole = at_least(buf, meta.raw_len as usize);
-        let result = decode_block(meta, stored, whole, location).map(|()| f(whole));
+        decode_block(meta, stored, whole, location).map(|()| f(whole))
+    })
+}
+
+/// Runs `f` with one of this thread's decode buffers; a buffer grown past what Floe's encoder ever
+/// needs (a foreign encoder's huge block) is dropped afterwards rather than kept for the thread's
+/// lifetime.
+fn with_scratch<R>(scratch: &'static LocalKey<RefCell<Vec<u8>>>, f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+    scratch.with_borrow_mut(|buf| {
+        let result = f(buf);
         if buf.len() > 4 * BLOCK_BYTES {
-            // A foreign encoder's huge block: do not keep its buffer for the thread's lifetime.
             *buf = Vec::new();
         }
         result

@@ -9,7 +9,7 @@ use arrow_schema::{DataType, Field, Schema, SchemaRef};
 
 use super::block::{decode_block, decode_block_part, with_decoded_block};
 use super::dict::{self, Entries};
-use super::layout::{ColumnDesc, Descriptor, DictCoding, HEADER_LEN, Header, StreamDesc, parse_descriptor};
+use super::layout::{BlockSpan, ColumnDesc, Descriptor, DictCoding, HEADER_LEN, Header, StreamDesc, parse_descriptor};
 use super::types::{Physical, StreamKind};
 use crate::error::{FormatError, Result};
 use crate::le::{checksum, checksum_matches};
@@ -217,20 +217,20 @@ impl<'a> SegmentReader<'a> {
                 stream.raw_len
             )));
         }
-        let mut stored_at = stream.body_offset as usize;
-        let mut out_at = 0usize;
-        for (i, meta) in stream.blocks.iter().enumerate() {
-            let stored = self
-                .body
-                .get(stored_at..stored_at + meta.stored_len as usize)
-                .ok_or_else(|| FormatError::malformed("segment", "block outside the body"))?;
-            let dest = &mut out[out_at..out_at + meta.raw_len as usize];
-            let location = || format!("column {column:?} block {i} ({})", stream.kind.name());
-            decode_block(meta, stored, dest, &location)?;
-            stored_at += meta.stored_len as usize;
-            out_at += meta.raw_len as usize;
+        for span in stream.spans() {
+            let stored = self.stored(&span)?;
+            let location = || format!("column {column:?} block {} ({})", span.index, stream.kind.name());
+            decode_block(span.meta, stored, &mut out[span.raw.clone()], &location)?;
         }
         Ok(())
+    }
+
+    /// The stored bytes of a block of this segment's body.
+    ///
+    /// # Errors
+    /// [`FormatError::Malformed`] if the descriptor places it outside the body.
+    fn stored(&self, span: &BlockSpan<'_>) -> Result<&'a [u8]> {
+        self.body.get(span.stored.clone()).ok_or_else(|| FormatError::malformed("segment", "block outside the body"))
     }
 
     /// Verifies and decodes bytes `range` of one stream's raw bytes into `out` (exactly `range.len()`
@@ -251,30 +251,22 @@ impl<'a> SegmentReader<'a> {
                 out.len()
             )));
         }
-        let mut stored_at = stream.body_offset as usize;
-        let mut raw_at = 0usize;
-        for (i, meta) in stream.blocks.iter().enumerate() {
-            let raw = raw_at..raw_at + meta.raw_len as usize;
-            let stored_range = stored_at..stored_at + meta.stored_len as usize;
-            stored_at = stored_range.end;
-            raw_at = raw.end;
+        for span in stream.spans() {
+            let raw = &span.raw;
             if raw.end <= range.start {
                 continue;
             }
             if raw.start >= range.end {
                 break;
             }
-            let stored = self
-                .body
-                .get(stored_range)
-                .ok_or_else(|| FormatError::malformed("segment", "block outside the body"))?;
-            let location = || format!("column {column:?} block {i} ({})", stream.kind.name());
+            let stored = self.stored(&span)?;
+            let location = || format!("column {column:?} block {} ({})", span.index, stream.kind.name());
             let (from, to) = (raw.start.max(range.start), raw.end.min(range.end));
             let dest = &mut out[from - range.start..to - range.start];
             if from == raw.start && to == raw.end {
-                decode_block(meta, stored, dest, &location)?;
+                decode_block(span.meta, stored, dest, &location)?;
             } else {
-                decode_block_part(meta, stored, from - raw.start..to - raw.start, dest, &location)?;
+                decode_block_part(span.meta, stored, from - raw.start..to - raw.start, dest, &location)?;
             }
         }
         Ok(())
@@ -303,19 +295,14 @@ impl<'a> SegmentReader<'a> {
             )));
         }
         let stream = self.value_stream(c, StreamKind::Values)?;
-        // Where each block starts: (first row, first stored byte), and the row count after the last.
-        let mut starts = Vec::with_capacity(stream.blocks.len());
-        let (mut row, mut stored_at) = (0usize, stream.body_offset as usize);
-        for meta in &stream.blocks {
-            let raw_len = meta.raw_len as usize;
-            if raw_len == 0 || !raw_len.is_multiple_of(8) {
-                return Err(FormatError::malformed("segment", format!("column {name:?}: a block of {raw_len} bytes")));
-            }
-            starts.push((row, stored_at));
-            row += raw_len / 8;
-            stored_at += meta.stored_len as usize;
+        let spans: Vec<BlockSpan<'_>> = stream.spans().collect();
+        if let Some(bad) = spans.iter().find(|s| s.raw.is_empty() || !s.raw.len().is_multiple_of(8)) {
+            let len = bad.raw.len();
+            return Err(FormatError::malformed("segment", format!("column {name:?}: a block of {len} bytes")));
         }
-        let rows_before = |b: usize| starts.get(b).map_or(row, |s| s.0);
+        // The rows before block `b` (all of them for `b` past the last).
+        let rows_before =
+            |b: usize| spans.get(b).map_or_else(|| spans.last().map_or(0, |s| s.raw.end / 8), |s| s.raw.start / 8);
         let below = |v: i64| if inclusive { v <= value } else { v < value };
         let at = |raw: &[u8], i: usize| i64::from_le_bytes(raw[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
         enum Probe {
@@ -324,18 +311,13 @@ impl<'a> SegmentReader<'a> {
             Within(usize),
         }
         // Invariant: every row of the blocks before `lo` is below `value`, no row from block `hi` on is.
-        let (mut lo, mut hi) = (0usize, starts.len());
-        let mut probe = starts.partition_point(|s| s.0 <= hint).saturating_sub(1);
+        let (mut lo, mut hi) = (0usize, spans.len());
+        let mut probe = spans.partition_point(|s| s.raw.start / 8 <= hint).saturating_sub(1);
         while lo < hi {
             let b = probe.clamp(lo, hi - 1);
-            let meta = &stream.blocks[b];
-            let stored_range = starts[b].1..starts[b].1 + meta.stored_len as usize;
-            let stored = self
-                .body
-                .get(stored_range)
-                .ok_or_else(|| FormatError::malformed("segment", "block outside the body"))?;
+            let stored = self.stored(&spans[b])?;
             let location = || format!("column {name:?} block {b} ({})", stream.kind.name());
-            let found = with_decoded_block(meta, stored, &location, |raw| {
+            let found = with_decoded_block(spans[b].meta, stored, &location, |raw| {
                 let n = raw.len() / 8;
                 if below(at(raw, n - 1)) {
                     Probe::After
@@ -379,21 +361,15 @@ impl<'a> SegmentReader<'a> {
 
     /// Checks the checksum of every block of `stream` without decoding it.
     fn verify_stream(&self, stream: &StreamDesc, column: &str) -> Result<()> {
-        let mut stored_at = stream.body_offset as usize;
-        for (i, meta) in stream.blocks.iter().enumerate() {
-            let stored = self
-                .body
-                .get(stored_at..stored_at + meta.stored_len as usize)
-                .ok_or_else(|| FormatError::malformed("segment", "block outside the body"))?;
-            let computed = checksum(stored);
-            if !checksum_matches(meta.checksum, computed) {
+        for span in stream.spans() {
+            let computed = checksum(self.stored(&span)?);
+            if !checksum_matches(span.meta.checksum, computed) {
                 return Err(FormatError::ChecksumMismatch {
-                    location: format!("column {column:?} block {i} ({})", stream.kind.name()),
-                    stored: meta.checksum,
+                    location: format!("column {column:?} block {} ({})", span.index, stream.kind.name()),
+                    stored: span.meta.checksum,
                     computed,
                 });
             }
-            stored_at += meta.stored_len as usize;
         }
         Ok(())
     }

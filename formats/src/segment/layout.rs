@@ -146,7 +146,29 @@ pub(crate) struct StreamDesc {
     pub(crate) body_offset: u64,
 }
 
+/// One block of a stream, located: its raw bytes' range within the stream's raw bytes, and its stored
+/// bytes' range within the segment body.
+#[derive(Debug, Clone)]
+pub(crate) struct BlockSpan<'a> {
+    /// The block's position in its stream.
+    pub(crate) index: usize,
+    pub(crate) meta: &'a BlockMeta,
+    pub(crate) raw: std::ops::Range<usize>,
+    pub(crate) stored: std::ops::Range<usize>,
+}
+
 impl StreamDesc {
+    /// The stream's blocks in order, each located ([`BlockSpan`]).
+    pub(crate) fn spans(&self) -> impl Iterator<Item = BlockSpan<'_>> {
+        let (mut raw_at, mut stored_at) = (0usize, self.body_offset as usize);
+        self.blocks.iter().enumerate().map(move |(index, meta)| {
+            let raw = raw_at..raw_at + meta.raw_len as usize;
+            let stored = stored_at..stored_at + meta.stored_len as usize;
+            (raw_at, stored_at) = (raw.end, stored.end);
+            BlockSpan { index, meta, raw, stored }
+        })
+    }
+
     pub(crate) fn write(&self, out: &mut Vec<u8>) {
         out.put_u8(self.kind as u8);
         out.put_u64(self.raw_len);
