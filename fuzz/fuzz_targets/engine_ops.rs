@@ -119,13 +119,7 @@ fn run_op(lib: &Library, op: &Op, step: usize) -> floe_engine::Result<()> {
             lib.write_stream(SYMBOL, floe_tests::schema(), ts, batches.into_iter(), None).map(|_| ())
         }
         Op::Append(a, b) => lib.append(SYMBOL, &t(a, b), None).map(|_| ()),
-        Op::StagedAppend(a, b) => {
-            let mid = a + (b - a) / 2;
-            let late = lib.stage(SYMBOL, &t(mid, b), None)?;
-            let early = lib.stage(SYMBOL, &t(a, mid), None)?;
-            let only = [early.key, late.key];
-            lib.finalize_staged(SYMBOL, floe_engine::FinalizeMode::Append, None, Some(&only)).map(|_| ())
-        }
+        Op::StagedAppend(a, b) => floe_tests::stress::staged_append(lib, SYMBOL, a, b).map(|_| ()),
         Op::Update(lo, hi, len) => {
             let r = rows((lo..=hi).take(len as usize));
             lib.update(SYMBOL, &table(&r), Some((lo, hi)), None).map(|_| ())

@@ -263,14 +263,7 @@ impl CrashOp {
                 Some(lib.write_stream(symbol, crate::schema(), ts, batches.into_iter(), None)?.version)
             }
             CrashOp::Append(a, b) => Some(lib.append(symbol, &t(*a, *b), None)?.version),
-            CrashOp::StagedAppend(a, b) => {
-                let mid = a + (b - a) / 2;
-                // Only its own chunks: a crashed op's leftovers must not join a later finalize.
-                let late = lib.stage(symbol, &t(mid, *b), None)?;
-                let early = lib.stage(symbol, &t(*a, mid), None)?;
-                let only = [early.key, late.key];
-                Some(lib.finalize_staged(symbol, floe_engine::FinalizeMode::Append, None, Some(&only))?.version)
-            }
+            CrashOp::StagedAppend(a, b) => Some(staged_append(lib, symbol, *a, *b)?.version),
             CrashOp::Update(lo, hi, a, b) => Some(lib.update(symbol, &t(*a, *b), Some((*lo, *hi)), None)?.version),
             CrashOp::DeleteRange(lo, hi) => Some(lib.delete_data_in_range(symbol, (*lo, *hi))?.version),
             CrashOp::Prune => {
@@ -313,6 +306,20 @@ impl CrashOp {
             }
         }
     }
+}
+
+/// Appends rows `a..b` to `symbol` through staging: the later half staged first, then the earlier,
+/// then exactly those two chunks finalized in append mode (never other chunks left staged, such as a
+/// crashed or failed operation's).
+///
+/// # Errors
+/// The engine's error from any of the three calls.
+pub fn staged_append(lib: &Library, symbol: &str, a: i64, b: i64) -> floe_engine::Result<floe_engine::VersionedItem> {
+    let mid = a + (b - a) / 2;
+    let late = lib.stage(symbol, &crate::table(&rows(mid..b)), None)?;
+    let early = lib.stage(symbol, &crate::table(&rows(a..mid)), None)?;
+    let only = [early.key, late.key];
+    lib.finalize_staged(symbol, floe_engine::FinalizeMode::Append, None, Some(&only))
 }
 
 /// Chooses the crash writer's next operation from the latest rows `cur` and the snapshots it knows.
