@@ -335,6 +335,7 @@ impl Library {
     /// starts before the symbol's last index value; storage errors; `Conflict`.
     pub fn append(&self, symbol: &str, table: &Table, metadata: Option<&[u8]>) -> Result<VersionedItem> {
         validate_symbol(symbol)?;
+        let table = &*table.with_plain_strings()?;
         // Objects of the current attempt only (merged tail segments, index): dropped when it loses.
         let mut scratch: Vec<AtomKey> = Vec::new();
         // The new rows as plain segments numbered from row 0, written at most once and reused by every
@@ -485,6 +486,7 @@ impl Library {
         metadata: Option<&[u8]>,
     ) -> Result<VersionedItem> {
         validate_symbol(symbol)?;
+        let table = &*table.with_plain_strings()?;
         if table.index_pos().is_none() {
             return Err(Error::invalid("update needs a timestamp-indexed table"));
         }
@@ -1382,6 +1384,8 @@ impl Library {
         rows: write::Written,
         metadata: Option<&[u8]>,
     ) -> Result<NewVersion> {
+        // What the store records: string columns handed over as codes are plain string columns.
+        let schema = &floe_formats::stored_schema(schema);
         let write::Written { entries, deferred } = rows;
         let row_count = entries.last().map_or(0, |e| e.row_end);
         let (index_start, index_end) = match (entries.first(), entries.last()) {

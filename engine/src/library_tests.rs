@@ -106,3 +106,63 @@ fn windows_of_variable_length_columns_read_exactly_their_rows() {
         }
     }
 }
+
+/// A string column read as codes (`floe.codes`) and given back to a write, an append, an update, a
+/// stage or a stream is stored as the plain string column it is: every later read, as values or as
+/// codes, matches the plain strings, and the stored schema says `utf8`.
+#[test]
+fn strings_read_as_codes_write_back_as_plain_strings() {
+    use arrow_array::{Array, ArrayRef, RecordBatch, StringArray, TimestampNanosecondArray};
+    use arrow_schema::{DataType, Field, Schema, TimeUnit};
+
+    let plain_batch = |range: std::ops::Range<i64>| {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("ts", DataType::Timestamp(TimeUnit::Nanosecond, None), false),
+            Field::new("s", DataType::Utf8, true),
+        ]));
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(TimestampNanosecondArray::from_iter_values(range.clone())),
+            Arc::new(range.map(|i| (i % 5 != 0).then(|| format!("sym{}", i % 3))).collect::<StringArray>()),
+        ];
+        RecordBatch::try_new(schema, columns).expect("batch")
+    };
+    let storage: Arc<dyn Storage> = Arc::new(floe_backends::MemoryStorage::default());
+    let options = crate::LibraryOptions { rows_per_segment: 20, columns_per_segment: 2, dynamic_schema: false };
+    let lib = crate::Library::new("test", storage, options, crate::PipelineOptions::default());
+    let ts = || crate::IndexKind::Timestamp("ts".into());
+    lib.write("src", &crate::Table::from_batch(plain_batch(0..60), ts()).expect("table"), None).expect("write");
+    // Rows 0..60 read as codes: a dictionary column marked `floe.codes`.
+    let codes = |range: (i64, i64)| {
+        let req = ReadRequest { row_range: Some(range), strings_as_codes: true, ..Default::default() };
+        let coded = lib.read("src", &req).expect("reads").data;
+        assert!(floe_formats::is_coded_strings(coded.schema().field(1)), "{:?}", coded.schema());
+        coded
+    };
+    let read_plain = |symbol: &str| lib.read(symbol, &ReadRequest::default()).expect("reads").data;
+    let coded_table = |range: (i64, i64)| crate::Table::from_batch(codes(range), ts()).expect("table");
+
+    lib.write("w", &coded_table((0, 30)), None).expect("write codes");
+    assert_eq!(read_plain("w"), plain_batch(0..30));
+    lib.append("w", &coded_table((30, 45)), None).expect("append codes");
+    assert_eq!(read_plain("w"), plain_batch(0..45));
+    lib.update("w", &coded_table((10, 20)), None, None).expect("update codes");
+    assert_eq!(read_plain("w"), plain_batch(0..45));
+    let idx = lib.read("w", &ReadRequest { strings_as_codes: true, ..Default::default() }).expect("codes").data;
+    let back = arrow_cast::cast(idx.column(1), &DataType::Utf8).expect("values");
+    assert_eq!(&back, plain_batch(0..45).column(1));
+
+    let coded = codes((0, 60));
+    let stream = coded.schema();
+    let slices = (0..60).step_by(7).map(|a| Ok(coded.slice(a, 7.min(60 - a))));
+    lib.write_stream("ws", stream, ts(), slices, None).expect("stream of codes");
+    let got = read_plain("ws");
+    assert_eq!(got, plain_batch(0..60));
+    assert_eq!(got.schema().field(1).data_type(), &DataType::Utf8);
+    assert!(got.schema().field(1).metadata().is_empty());
+
+    lib.stage("st", &coded_table((0, 20)), None).expect("stage codes");
+    lib.stage("st", &coded_table((20, 60)), None).expect("stage codes");
+    lib.finalize_staged("st", crate::FinalizeMode::Write, None, None).expect("finalize");
+    assert_eq!(read_plain("st"), plain_batch(0..60));
+    assert_eq!(codes((0, 1)).column(1).len(), 1);
+}

@@ -59,6 +59,7 @@ impl Library {
     /// `InvalidInput` for a bad symbol name or a table not indexed by timestamp; storage errors.
     pub fn stage(&self, symbol: &str, table: &Table, metadata: Option<&[u8]>) -> Result<StagedChunk> {
         floe_formats::names::validate_symbol(symbol)?;
+        let table = &*table.with_plain_strings()?;
         if !matches!(table.index(), IndexKind::Timestamp(_)) {
             return Err(Error::invalid(format!(
                 "stage {symbol:?}: staged chunks are ordered by their timestamps; this table has no timestamp index"

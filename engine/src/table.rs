@@ -520,6 +520,42 @@ pub fn conform_batch(batch: &RecordBatch, target: &SchemaRef) -> Result<RecordBa
 }
 
 impl Table {
+    /// The table with its string columns handed over as codes (`floe_formats::is_coded_strings`) made
+    /// plain; itself (no copy) when it has none. Only [`crate::Library::write`] and
+    /// [`crate::Library::write_stream`] store coded columns as they come: the operations that combine new
+    /// rows with stored ones (append, update, staging) take them plain.
+    ///
+    /// # Errors
+    /// `InvalidInput` if a coded column cannot be made plain (a key outside its dictionary).
+    pub fn with_plain_strings(&self) -> Result<std::borrow::Cow<'_, Table>> {
+        let stored = floe_formats::stored_schema(&self.schema);
+        if Arc::ptr_eq(&stored, &self.schema) {
+            return Ok(std::borrow::Cow::Borrowed(self));
+        }
+        let batches = self
+            .batches
+            .iter()
+            .map(|b| {
+                let columns = b
+                    .columns()
+                    .iter()
+                    .zip(stored.fields())
+                    .map(|(c, f)| {
+                        if c.data_type() == f.data_type() {
+                            Ok(Arc::clone(c))
+                        } else {
+                            arrow_cast::cast(c, f.data_type())
+                                .map_err(|e| Error::invalid(format!("column {:?} (strings as codes): {e}", f.name())))
+                        }
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                let options = RecordBatchOptions::new().with_row_count(Some(b.num_rows()));
+                Ok(RecordBatch::try_new_with_options(Arc::clone(&stored), columns, &options)?)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(std::borrow::Cow::Owned(Table::new(stored, batches, self.index.clone())?))
+    }
+
     /// This table laid out as `target` (see [`conform_batch`]).
     ///
     /// # Errors

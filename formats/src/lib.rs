@@ -25,4 +25,7 @@ pub mod segment;
 
 pub use error::{FormatError, Result};
 pub use key::{AtomFields, AtomKey, Key, KeyClass, KeyType, RefKey};
-pub use segment::{Segment, SegmentLayout, SegmentReader, content_hash, decode_segment, encode_segment};
+pub use segment::{
+    CODES_METADATA_KEY, Segment, SegmentLayout, SegmentReader, content_hash, decode_segment, encode_segment,
+    is_coded_strings, stored_field, stored_schema,
+};

@@ -41,11 +41,24 @@ pub fn make_table(schema: &SchemaRef, batches: Vec<RecordBatch>, index: Option<&
     Table::new(normalized, batches, index_kind(index))
 }
 
-/// The schema Floe stores for input of `schema`: the same names and types, every field nullable (and no
-/// field or schema metadata).
+/// The schema of input of `schema` as handed to the engine: the same names and types, every field
+/// nullable, and no field or schema metadata except the mark of a string column given as codes
+/// (`floe_formats::CODES_METADATA_KEY`: stored as the plain string column, decision D28).
 pub fn normalized_schema(schema: &SchemaRef) -> SchemaRef {
     Arc::new(Schema::new(
-        schema.fields().iter().map(|f| Field::new(f.name(), f.data_type().clone(), true)).collect::<Vec<_>>(),
+        schema
+            .fields()
+            .iter()
+            .map(|f| {
+                let plain = Field::new(f.name(), f.data_type().clone(), true);
+                match f.metadata().get(floe_formats::CODES_METADATA_KEY) {
+                    Some(mark) if floe_formats::is_coded_strings(f) => plain.with_metadata(
+                        [(floe_formats::CODES_METADATA_KEY.to_owned(), mark.clone())].into_iter().collect(),
+                    ),
+                    _ => plain,
+                }
+            })
+            .collect::<Vec<_>>(),
     ))
 }
 

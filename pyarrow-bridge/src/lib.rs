@@ -24,6 +24,7 @@ fn _floe(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<owned::OwnedColumn>()?;
     m.add_class::<owned::OwnedBlock>()?;
     m.add_function(wrap_pyfunction!(strings::strings_from_objects, m)?)?;
+    m.add_function(wrap_pyfunction!(strings::codes_from_objects, m)?)?;
     m.add_function(wrap_pyfunction!(strings::objects_from_codes, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

@@ -1,5 +1,5 @@
-//! pandas object columns of strings to Arrow string arrays, for writes (D26), and back, for reads
-//! (D27).
+//! pandas object columns of strings to Arrow string arrays, for writes (D26), or to codes into their
+//! distinct strings (D28), and back, for reads (D27).
 //!
 //! pyarrow converts an object column at ~45 ns a row on the calling thread, holding the GIL: 0.45 s of a
 //! 10M-row `ticks` write from pandas, which takes 0.24 s from pyarrow input. Here one pass over the
@@ -217,8 +217,52 @@ fn build<O: OffsetSizeTrait>(
     Ok(Some((offsets, data, nulls.finish())))
 }
 
-/// Records what `object` is in `cache`'s `slot`; false for anything but a string or a missing value
-/// (and for a string with lone surrogates, which has no UTF-8: pyarrow then raises its own error).
+/// What an element of an object column is, for the string conversions.
+enum Element<'a> {
+    /// A missing value: NULL, `None`, `na` or a float NaN.
+    Missing,
+    /// A string, as its UTF-8 (cached by CPython in the object, so alive as long as the object).
+    Text(&'a [u8]),
+}
+
+/// What `object` is; `None` for anything but a string or a missing value (and for a string with lone
+/// surrogates, which has no UTF-8: pyarrow then raises its own error).
+///
+/// # Safety
+/// `object` is NULL or a live reference held by the column for as long as the returned bytes are
+/// used, and the GIL is held.
+unsafe fn classify_element<'a>(
+    py: Python<'_>,
+    object: *mut ffi::PyObject,
+    na: *mut ffi::PyObject,
+) -> Option<Element<'a>> {
+    // numpy treats a NULL element of an object array as None.
+    if object.is_null() || object == na {
+        return Some(Element::Missing);
+    }
+    // SAFETY: `object` is a live reference held by the array, and the GIL is held.
+    unsafe {
+        if object == ffi::Py_None() {
+            return Some(Element::Missing);
+        }
+        if ffi::PyUnicode_Check(object) != 0 {
+            let mut len: ffi::Py_ssize_t = 0;
+            let utf8 = ffi::PyUnicode_AsUTF8AndSize(object, &mut len);
+            if utf8.is_null() {
+                drop(PyErr::take(py)); // lone surrogates: the fallback raises pyarrow's own error
+                return None;
+            }
+            let len = usize::try_from(len).ok()?;
+            return Some(Element::Text(std::slice::from_raw_parts(utf8.cast::<u8>(), len)));
+        }
+        if ffi::PyFloat_Check(object) != 0 && ffi::PyFloat_AsDouble(object).is_nan() {
+            return Some(Element::Missing);
+        }
+    }
+    None
+}
+
+/// Records what `object` is in `cache`'s `slot`; false for anything but a string or a missing value.
 fn classify(
     py: Python<'_>,
     object: *mut ffi::PyObject,
@@ -226,28 +270,15 @@ fn classify(
     cache: &mut AddressCache,
     slot: usize,
 ) -> bool {
-    let missing = |cache: &mut AddressCache| {
-        cache.kinds[slot] = MISSING;
-        true
-    };
-    // numpy treats a NULL element of an object array as None.
-    if object.is_null() || object == na {
-        return missing(cache);
-    }
-    // SAFETY: `object` is a live reference held by the array, and the GIL is held.
-    unsafe {
-        if object == ffi::Py_None() {
-            return missing(cache);
+    // SAFETY: `object` is an element of the column being converted (held by it), and the GIL is held.
+    match unsafe { classify_element(py, object, na) } {
+        None => false,
+        Some(Element::Missing) => {
+            cache.kinds[slot] = MISSING;
+            true
         }
-        if ffi::PyUnicode_Check(object) != 0 {
-            let mut len: ffi::Py_ssize_t = 0;
-            let utf8 = ffi::PyUnicode_AsUTF8AndSize(object, &mut len);
-            if utf8.is_null() {
-                drop(PyErr::take(py)); // lone surrogates: the fallback raises pyarrow's own error
-                return false;
-            }
-            let Ok(len) = usize::try_from(len) else { return false };
-            let utf8 = std::slice::from_raw_parts(utf8.cast::<u8>(), len);
+        Some(Element::Text(utf8)) => {
+            let len = utf8.len();
             if len <= SHORT {
                 let mut bytes = [0u8; SHORT];
                 bytes[..len].copy_from_slice(utf8);
@@ -257,13 +288,126 @@ fn classify(
                 cache.longs[slot] = (utf8.as_ptr(), len);
                 cache.kinds[slot] = LONG;
             }
-            return true;
-        }
-        if ffi::PyFloat_Check(object) != 0 && ffi::PyFloat_AsDouble(object).is_nan() {
-            return missing(cache);
+            true
         }
     }
-    false
+}
+
+/// A write of a string column from pandas as codes (decision D28): the dictionary array of a
+/// one-dimensional numpy object array `values` (`Int32` keys, one per row, into the distinct strings in
+/// order of first appearance; null keys for missing values), or `None` when the column is not made of
+/// strings and missing values only (as [`strings_from_objects`]), or has more than `max_distinct`
+/// distinct strings, or its first 1,024 strings are nearly all distinct (the plain strings are then the
+/// better form, and the caller converts the column with [`strings_from_objects`]). Strings are equal
+/// by content, whatever objects hold them.
+///
+/// A row whose object was seen recently costs one look at the address cache; the engine then stores the
+/// column as the plain string column, remapping keys instead of hashing every row's string
+/// (`floe_formats::CODES_METADATA_KEY`).
+///
+/// # Errors
+/// As [`strings_from_objects`].
+#[pyfunction]
+pub fn codes_from_objects(
+    py: Python<'_>,
+    values: &Bound<'_, PyAny>,
+    na: &Bound<'_, PyAny>,
+    large: bool,
+    max_distinct: usize,
+) -> PyResult<Option<PyArray>> {
+    use arrow_array::types::Int32Type;
+    use arrow_array::{DictionaryArray, Int32Array};
+
+    let column = ObjectColumn::of(py, values)?;
+    let Some((keys, nulls, ends, data)) = codes(py, &column, na.as_ptr(), max_distinct) else { return Ok(None) };
+    let value_type = if large { DataType::LargeUtf8 } else { DataType::Utf8 };
+    // SAFETY (both string arrays): `ends` start at 0 (implied), never decrease and end at the data's
+    // length; each entry is the UTF-8 CPython produced for one string object.
+    let dictionary: ArrayRef = if large {
+        let offsets = std::iter::once(0i64).chain(ends.iter().map(|&e| e as i64)).collect::<Vec<_>>();
+        let offsets = unsafe { OffsetBuffer::new_unchecked(ScalarBuffer::from(offsets)) };
+        Arc::new(unsafe { LargeStringArray::new_unchecked(offsets, data.into(), None) })
+    } else {
+        let Ok(offsets) =
+            std::iter::once(Ok(0i32)).chain(ends.iter().map(|&e| i32::try_from(e))).collect::<Result<Vec<_>, _>>()
+        else {
+            return Ok(None); // over 2 GiB of distinct strings: pyarrow's conversion decides
+        };
+        let offsets = unsafe { OffsetBuffer::new_unchecked(ScalarBuffer::from(offsets)) };
+        Arc::new(unsafe { StringArray::new_unchecked(offsets, data.into(), None) })
+    };
+    let keys = Int32Array::new(ScalarBuffer::from(keys), nulls);
+    // SAFETY: every key is below the dictionary's length (an index into `ends`, assigned in order), and
+    // null rows hold 0.
+    let array = unsafe { DictionaryArray::<Int32Type>::new_unchecked(keys, dictionary) };
+    let field = Field::new("", DataType::Dictionary(Box::new(DataType::Int32), Box::new(value_type)), true);
+    Ok(Some(
+        PyArray::try_new(Arc::new(array), Arc::new(field))
+            .map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))?,
+    ))
+}
+
+/// A column's codes: keys, validity, the end offset of each distinct string, their UTF-8.
+type CodeParts = (Vec<i32>, Option<NullBuffer>, Vec<usize>, Vec<u8>);
+
+/// The parts of [`codes_from_objects`]' array, or `None` (see there).
+fn codes(py: Python<'_>, column: &ObjectColumn<'_>, na: *mut ffi::PyObject, max_distinct: usize) -> Option<CodeParts> {
+    /// Checks only within the first strings, as the encoder's dictionary rule does.
+    const PROBE_ROWS: usize = 1024;
+    const PROBE_MAX_DISTINCT: usize = 1000;
+    let mut addresses = vec![0usize; CACHE_ENTRIES];
+    // The code of the object at each cached address; `MISSING` for a missing value.
+    let mut cached = vec![MISSING; CACHE_ENTRIES];
+    let mut by_content: std::collections::HashMap<&[u8], u32, xxhash_rust::xxh3::Xxh3DefaultBuilder> =
+        std::collections::HashMap::default();
+    let mut keys: Vec<i32> = Vec::with_capacity(column.len);
+    let mut nulls = NullBufferBuilder::new(column.len);
+    let (mut ends, mut data): (Vec<usize>, Vec<u8>) = (Vec::new(), Vec::new());
+    let mut texts = 0usize;
+    for i in 0..column.len {
+        // SAFETY: `i < len`, and nothing in this loop runs Python code.
+        let object = unsafe { column.get(i) };
+        let address = object as usize;
+        let slot = AddressCache::slot(address);
+        if address == 0 || addresses[slot] != address {
+            // SAFETY: an element of the column, which holds it for this whole function; GIL held.
+            cached[slot] = match unsafe { classify_element(py, object, na) }? {
+                Element::Missing => MISSING,
+                Element::Text(utf8) => match by_content.get(utf8) {
+                    Some(&code) => code,
+                    None => {
+                        if ends.len() >= max_distinct {
+                            return None;
+                        }
+                        let code = u32::try_from(ends.len()).ok().filter(|&c| c < MISSING)?;
+                        data.extend_from_slice(utf8);
+                        ends.push(data.len());
+                        by_content.insert(utf8, code);
+                        code
+                    }
+                },
+            };
+            addresses[slot] = address;
+        }
+        match cached[slot] {
+            MISSING => {
+                keys.push(0);
+                nulls.append_null();
+            }
+            code => {
+                keys.push(i32::try_from(code).ok()?);
+                nulls.append_non_null();
+                texts += 1;
+                if texts == PROBE_ROWS && ends.len() > PROBE_MAX_DISTINCT {
+                    return None;
+                }
+            }
+        }
+    }
+    if texts == 0 {
+        return None; // pyarrow infers the null type for a column of only missing values, or none
+    }
+    Some((keys, nulls.finish(), ends, data))
 }
 
 /// The object array `uniques[codes[i]]` (one new reference per row; `None` for a null row), for a

@@ -339,3 +339,12 @@ def test_object_columns_convert_in_chunks_with_one_type(lib, monkeypatch):
     assert pa.types.is_string(table.column("late").type) or pa.types.is_large_string(table.column("late").type)
     lib.write("chunked", df)
     assert_frame_equal(lib.read("chunked").data, df)
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 8, 9, 1001, 200_000])
+def test_numpy_bools_are_packed_as_pyarrow_packs_them(n: int) -> None:
+    values = np.random.default_rng(n).integers(0, 2, n).astype(bool)
+    for view in (values, values[::3], values[::-1]):
+        got = _convert._bools(view)
+        got.validate(full=True)
+        assert got.type == pa.bool_() and got.equals(pa.array(view))

@@ -1,6 +1,8 @@
 """pandas object columns of strings converted by the extension module (``_floe.strings_from_objects``,
 D26): the same Arrow array as ``pa.array(values, from_pandas=True)`` for every column it accepts, a
-fallback to pyarrow (``None``) for every other, and round trips through a library."""
+fallback to pyarrow (``None``) for every other, and round trips through a library. Also their codes
+(``_floe.codes_from_objects``, D28: what a streamed write hands the engine for columns of few distinct
+strings) and the object columns made from codes on reads (``objects_from_codes``, D27)."""
 
 from __future__ import annotations
 
@@ -125,28 +127,114 @@ def test_the_conversion_keeps_the_type_a_later_chunk_is_given() -> None:
     assert cat.type == pa.dictionary(pa.int32(), pa.string())
 
 
-def test_frames_with_object_strings_round_trip(lib, monkeypatch) -> None:
-    real, made = _floe.strings_from_objects, []
+def counted(monkeypatch, name: str) -> list:
+    real, made = getattr(_floe, name), []
 
     def counting(*args):
         made.append(real(*args))
         return made[-1]
 
-    monkeypatch.setattr(_floe, "strings_from_objects", counting)
+    monkeypatch.setattr(_floe, name, counting)
+    return made
+
+
+def test_frames_with_object_strings_round_trip(lib, monkeypatch) -> None:
+    strings, codes = counted(monkeypatch, "strings_from_objects"), counted(monkeypatch, "codes_from_objects")
     n = 450_000  # more than two conversion chunks: the streamed write path
     rng = np.random.default_rng(5)
     tickers = np.array(["AAPL", "MSFT", "日本", "x" * 30, None, np.nan], dtype=object)
     index = pd.date_range("2024-01-01", periods=n, freq="s")
     df = pd.DataFrame({"v": np.arange(n, dtype=np.int64)}, index=index)
     df["sym"] = pd.Series(tickers[rng.integers(0, len(tickers), n)], index=index, dtype=object)
+    # Unique strings: the first chunk's first 1,024 are all distinct, so the column goes plainly.
+    df["id"] = pd.Series([f"order-{i}" for i in range(n)], index=index, dtype=object)
     assert df["sym"].dtype == object  # not pandas 3's inferred str dtype
     lib.write("strs", df)
-    assert len(made) >= 3 and all(m is not None for m in made)  # every chunk took the fast path
+    chunks = -(-n // _convert.CONVERT_CHUNK_ROWS)
+    # sym's chunks all went as codes; id's first chunk was offered and declined, its type then plain.
+    assert len(codes) == chunks + 1 and sum(c is not None for c in codes) == chunks
+    assert len(strings) == chunks and all(m is not None for m in strings), "id took the fast plain path"
     back = lib.read("strs").data
     want = df.copy()
     want["sym"] = want["sym"].where(want["sym"].notna(), None)
     pd.testing.assert_frame_equal(back, want, check_freq=False)
     assert back["sym"].dtype == object
+    table = lib.read("strs", output_format="pyarrow").data
+    assert table.schema.field("sym").type == pa.string() and not table.schema.field("sym").metadata
+
+
+# ----- writes: codes_from_objects ------------------------------------------------------------------
+
+
+def coded(values: np.ndarray, max_distinct: int = 1 << 20, large: bool = False):
+    result = _floe.codes_from_objects(values, pd.NA, large, max_distinct)
+    return None if result is None else pa.array(result)
+
+
+@pytest.mark.parametrize("large", [False, True])
+@pytest.mark.parametrize("seed", range(8))
+def test_codes_decode_to_what_pyarrow_converts(seed: int, large: bool) -> None:
+    rng = random.Random(seed)
+    pool = POOL + [f"s{rng.randrange(10**6)}" for _ in range(rng.choice([1, 50, 900]))]
+    n = rng.choice([1, 7, 1000, 20_000])
+    values = []
+    for _ in range(n):
+        r = rng.random()
+        if r < 0.1:
+            values.append(rng.choice(MISSING))
+        elif r < 0.2:
+            values.append("".join(rng.choice("ab") for _ in range(rng.randrange(4))))  # equal strings, new objects
+        else:
+            values.append(rng.choice(pool))
+    values[rng.randrange(n)] = "always one string"
+    arr = objects(values)
+    got = coded(arr, large=large)
+    assert got is not None
+    value_type = pa.large_string() if large else pa.string()
+    assert got.type == pa.dictionary(pa.int32(), value_type)
+    assert got.cast(value_type).equals(expected(arr, large))
+    # Distinct by content, in order of first appearance.
+    firsts = list(dict.fromkeys(v for v in got.cast(value_type).to_pylist() if v is not None))
+    assert got.dictionary.to_pylist() == firsts
+
+
+def test_codes_give_way_to_plain_strings() -> None:
+    few = objects(["a", "b", None, "c"] * 10)
+    assert coded(few, max_distinct=3) is not None
+    assert coded(few, max_distinct=2) is None, "more distinct strings than asked for"
+    unique = objects([f"u{i}" for i in range(5000)])
+    assert coded(unique) is None, "the first 1,024 strings nearly all distinct"
+    for values in ([None, None], [], ["a", b"bytes"], ["a", 1], ["a", "\ud800"]):
+        assert coded(objects(values)) is None, values
+
+
+def test_a_stream_whose_chunks_differ_in_cardinality_round_trips(lib) -> None:
+    """The first chunk sets the stream's type: codes, then a chunk of unique strings (converted to that
+    dictionary type by pyarrow); and plain strings, then a chunk of few values (kept plain)."""
+    step = _convert.CONVERT_CHUNK_ROWS
+    index = pd.date_range("2024-01-01", periods=3 * step, freq="s")
+    few = np.array([f"k{i % 5}" for i in range(step)], dtype=object)
+    many = np.array([f"unique-{i}" for i in range(step)], dtype=object)
+    for name, parts in (("codes-first", [few, many, few]), ("plain-first", [many, few, many])):
+        df = pd.DataFrame({"s": pd.Series(np.concatenate(parts), index=index, dtype=object)})
+        lib.write(name, df)
+        pd.testing.assert_frame_equal(lib.read(name).data, df, check_freq=False)
+
+
+def test_appends_and_updates_after_a_write_of_codes(lib) -> None:
+    n = 2 * _convert.CONVERT_CHUNK_ROWS + 10
+    index = pd.date_range("2024-01-01", periods=n, freq="s")
+    df = pd.DataFrame({"s": pd.Series([f"k{i % 7}" for i in range(n)], index=index, dtype=object), "v": np.arange(n)})
+    lib.write("w", df)
+    more_index = pd.date_range(index[-1] + pd.Timedelta(seconds=1), periods=100, freq="s")
+    more = pd.DataFrame({"s": pd.Series(["new"] * 100, index=more_index, dtype=object), "v": np.arange(100)})
+    lib.append("w", more)
+    patch = df.iloc[1000:1010].copy()
+    patch["s"] = pd.Series(["patched"] * 10, index=patch.index, dtype=object)
+    lib.update("w", patch)
+    want = pd.concat([df, more])
+    want.iloc[1000:1010, 0] = "patched"
+    pd.testing.assert_frame_equal(lib.read("w").data, want, check_freq=False)
 
 
 # ----- reads: objects_from_codes ------------------------------------------------------------------

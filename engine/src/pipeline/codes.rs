@@ -14,8 +14,9 @@ use arrow_schema::{DataType, Field};
 use crate::error::{Error, Result};
 
 /// Field metadata marking a column read as codes: its key is this, its value the column's stored type
-/// (`utf8` or `large_utf8`). The field's type is `Dictionary(Int32, <that type>)`.
-pub const CODES_METADATA_KEY: &str = "floe.codes";
+/// (`utf8` or `large_utf8`). The field's type is `Dictionary(Int32, <that type>)`. The same mark on a
+/// column given to a write stores it as that plain string column (`floe_formats::is_coded_strings`).
+pub use floe_formats::CODES_METADATA_KEY;
 
 /// Whether a column of type `dt` can be read as codes.
 pub(crate) fn codable(dt: &DataType) -> bool {

@@ -108,29 +108,43 @@ fn build_w<const O: usize>(ends: &[u8], values: &[u8], validity: Option<&Boolean
             return None;
         }
     }
-    let distinct = entries.len();
-    let key_width = if distinct <= 1 << 8 {
+    let distinct: Vec<&[u8]> = entries.iter().map(|e| &values[e.start..e.end]).collect();
+    finish(&keys, &distinct, offset_width, data_len, values.len())
+}
+
+/// The dictionary form of a column already reduced to `keys` (one per row, 0 for null rows) into its
+/// `distinct` values in order of first appearance, or `None` if it takes at least as many raw bytes as
+/// the plain form (`plain_data_len` bytes of data); `data_len`: bytes of the non-null values.
+fn finish(
+    keys: &[u32],
+    distinct: &[&[u8]],
+    offset_width: usize,
+    data_len: u64,
+    plain_data_len: usize,
+) -> Option<Dictionary> {
+    let rows = keys.len();
+    let key_width = if distinct.len() <= 1 << 8 {
         1
-    } else if distinct <= 1 << 16 {
+    } else if distinct.len() <= 1 << 16 {
         2
     } else {
         4
     };
-    let dict_bytes: usize = entries.iter().map(|e| e.end - e.start).sum();
-    let coded = rows * key_width + distinct * offset_width + dict_bytes;
-    let plain = rows * offset_width + values.len();
+    let dict_bytes: usize = distinct.iter().map(|v| v.len()).sum();
+    let coded = rows * key_width + distinct.len() * offset_width + dict_bytes;
+    let plain = rows * offset_width + plain_data_len;
     if coded >= plain {
         return None;
     }
     let mut out = Dictionary {
         keys: Vec::with_capacity(rows * key_width),
         key_width,
-        ends: Vec::with_capacity(distinct * offset_width),
+        ends: Vec::with_capacity(distinct.len() * offset_width),
         data: Vec::with_capacity(dict_bytes),
         data_len,
     };
-    for e in &entries {
-        out.data.extend_from_slice(&values[e.start..e.end]);
+    for v in distinct {
+        out.data.extend_from_slice(v);
         out.ends.extend_from_slice(&(out.data.len() as u64).to_le_bytes()[..offset_width]);
     }
     match key_width {
@@ -139,6 +153,109 @@ fn build_w<const O: usize>(ends: &[u8], values: &[u8], validity: Option<&Boolean
         _ => out.keys.extend(keys.iter().flat_map(|&k| k.to_le_bytes())),
     }
     Some(out)
+}
+
+/// A dictionary array's values: entry `c` is `values[end(c - 1)..end(c)]` (`ends`: one `offset_width`-byte
+/// end offset per entry, rebased to start at 0, the leading 0 implied).
+pub(crate) struct CodedValues<'a> {
+    pub(crate) ends: &'a [u8],
+    pub(crate) offset_width: usize,
+    pub(crate) values: &'a [u8],
+}
+
+impl CodedValues<'_> {
+    pub(crate) fn len(&self) -> usize {
+        self.ends.len() / self.offset_width
+    }
+
+    /// Entry `c`, or `None` if the offsets do not delimit one inside `values`.
+    pub(crate) fn get(&self, c: usize) -> Option<&[u8]> {
+        let end = |i: usize| -> Option<usize> {
+            let at = i.checked_mul(self.offset_width)?;
+            let word = self.ends.get(at..at + self.offset_width)?;
+            let mut le = [0u8; 8];
+            le[..self.offset_width].copy_from_slice(word);
+            usize::try_from(u64::from_le_bytes(le)).ok()
+        };
+        let start = if c == 0 { 0 } else { end(c - 1)? };
+        self.values.get(start..end(c)?)
+    }
+}
+
+/// What [`recode`] made of a column given as codes.
+pub(crate) enum Recoded {
+    /// The dictionary form, byte for byte what [`build`] makes of the same strings given plainly.
+    Coded(Dictionary),
+    /// [`build`] of the same strings would return `None`: the plain form is the one to store.
+    Plain,
+}
+
+/// The dictionary form of a string column given as `keys` (one per row, any integer type) into
+/// `dictionary`, exactly as [`build`] makes it from the same strings given plainly (null rows holding no
+/// bytes): same rule, same keys in order of first appearance, equal strings under different keys
+/// merged. The difference is the work: a key seen before costs one table lookup instead of hashing
+/// its row's string. `validity`: one bit per row, `None` when no row is null.
+///
+/// # Errors
+/// [`FormatError::InvalidInput`] naming `column` for a non-null row whose key is negative or outside the
+/// dictionary, or a dictionary entry its offsets do not delimit.
+pub(crate) fn recode<K: arrow_buffer::ArrowNativeType>(
+    column: &str,
+    keys: &[K],
+    dictionary: &CodedValues<'_>,
+    validity: Option<&BooleanBuffer>,
+) -> Result<Recoded> {
+    let rows = keys.len();
+    let bad = |reason: String| FormatError::InvalidInput(format!("column {column:?} (strings as codes): {reason}"));
+    if validity.is_some_and(|v| v.len() != rows) {
+        return Err(bad(format!("validity of {} rows for {rows} keys", validity.map_or(0, BooleanBuffer::len))));
+    }
+    let max_distinct = rows / 2;
+    // Input key -> output key (u32::MAX: not seen yet); equal strings under two input keys are found by
+    // content the first time each input key is met.
+    let mut local = vec![u32::MAX; dictionary.len()];
+    let mut by_content: std::collections::HashMap<&[u8], u32> = std::collections::HashMap::new();
+    let mut distinct: Vec<&[u8]> = Vec::new();
+    let mut out: Vec<u32> = Vec::with_capacity(rows);
+    let (mut seen, mut data_len) = (0usize, 0u64);
+    for (i, key) in keys.iter().enumerate() {
+        if validity.is_some_and(|v| !v.value(i)) {
+            out.push(0);
+            continue;
+        }
+        let code = key
+            .to_usize()
+            .filter(|&c| c < local.len())
+            .ok_or_else(|| bad(format!("row {i}: key {key:?} outside the dictionary of {}", local.len())))?;
+        seen += 1;
+        let mut k = local[code];
+        if k == u32::MAX {
+            let value = dictionary.get(code).ok_or_else(|| bad(format!("dictionary entry {code}: bad offsets")))?;
+            k = match by_content.get(value) {
+                Some(&k) => k,
+                None => {
+                    if distinct.len() >= max_distinct {
+                        return Ok(Recoded::Plain);
+                    }
+                    let k = u32::try_from(distinct.len()).map_err(|_| bad("too many distinct values".into()))?;
+                    distinct.push(value);
+                    by_content.insert(value, k);
+                    k
+                }
+            };
+            local[code] = k;
+        }
+        data_len += distinct[k as usize].len() as u64;
+        out.push(k);
+        if seen == PROBE_ROWS && distinct.len() > PROBE_MAX_DISTINCT {
+            return Ok(Recoded::Plain);
+        }
+    }
+    let plain_data_len = usize::try_from(data_len).map_err(|_| bad("too many bytes".into()))?;
+    Ok(match finish(&out, &distinct, dictionary.offset_width, data_len, plain_data_len) {
+        Some(d) => Recoded::Coded(d),
+        None => Recoded::Plain,
+    })
 }
 
 /// One distinct value while building: `values[start..end]`, its hash, and for values of at most 16

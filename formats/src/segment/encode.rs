@@ -4,11 +4,12 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use arrow_array::{Array, RecordBatch};
-use arrow_buffer::BooleanBuffer;
+use arrow_buffer::{ArrowNativeType, BooleanBuffer};
 use arrow_data::ArrayData;
-use arrow_schema::Field;
+use arrow_schema::{DataType, Field};
 
 use super::block::{block_bytes, encode_block};
+use super::coded::{is_coded_strings, stored_field};
 use super::dict;
 use super::layout::{
     ColumnDesc, DictCoding, FLAG_HAS_METADATA, HEADER_LEN, Header, MAX_EXPANSION, SEGMENT_FORMAT_VERSION, StreamDesc,
@@ -97,6 +98,17 @@ fn encode_dictionary_coded(
 ) -> Option<(DictCoding, Vec<StreamDesc>)> {
     let nulls = data.nulls().filter(|n| n.null_count() > 0);
     let d = dict::build(ends, offset_width, values, nulls.map(|n| n.inner()))?;
+    dictionary_streams(body, data.len(), d, offset_width)
+}
+
+/// Appends the streams of dictionary `d` of a column of `rows` rows, unless the decoder would refuse to
+/// expand it (then `body` is left as it was and the caller stores the plain form).
+fn dictionary_streams(
+    body: &mut BodyWriter,
+    rows: usize,
+    d: dict::Dictionary,
+    offset_width: usize,
+) -> Option<(DictCoding, Vec<StreamDesc>)> {
     let mark = body.out.len();
     let streams = vec![
         body.stream(StreamKind::Values, &d.keys, Some(d.key_width)),
@@ -104,7 +116,7 @@ fn encode_dictionary_coded(
         body.stream(StreamKind::DictData, &d.data, None),
     ];
     let stored: u64 = streams.iter().map(StreamDesc::stored_len).sum();
-    let materialized = u128::from(data.len() as u64) * offset_width as u128 + u128::from(d.data_len);
+    let materialized = u128::from(rows as u64) * offset_width as u128 + u128::from(d.data_len);
     if materialized > u128::from(stored) * u128::from(MAX_EXPANSION) {
         // So repetitive that the decoder would refuse to expand it this far; the plain form is stored
         // within LZ4's own ratio instead.
@@ -114,10 +126,121 @@ fn encode_dictionary_coded(
     Some((DictCoding { key_width: d.key_width, data_len: d.data_len }, streams))
 }
 
+/// The plain streams of a variable-length column.
+fn plain_streams(body: &mut BodyWriter, ends: &[u8], values: &[u8], offset_width: usize) -> Vec<StreamDesc> {
+    vec![body.stream(StreamKind::Offsets, ends, Some(offset_width)), body.stream(StreamKind::Data, values, None)]
+}
+
+/// A dictionary larger than this many times the rows is materialized rather than recoded (a table per
+/// dictionary entry would cost more than reading the rows' strings).
+const RECODE_MAX_ENTRIES_PER_ROW: usize = 4;
+
+/// The value streams of a string column handed over as codes ([`super::coded`]), stored as the plain
+/// column of the same strings would be: dictionary-coded by [`dict::recode`] (the same bytes that
+/// [`dict::build`] makes of the plain strings, from the keys), or plain.
+fn encode_coded_strings(
+    body: &mut BodyWriter,
+    name: &str,
+    data: &ArrayData,
+    offset_width: usize,
+) -> Result<(Option<DictCoding>, Vec<StreamDesc>)> {
+    let dictionary = data.child_data().first().ok_or_else(|| internal(name, "no dictionary"))?;
+    if dictionary.null_count() > 0 {
+        return Err(FormatError::InvalidInput(format!(
+            "column {name:?}: null dictionary values are not supported; use null keys"
+        )));
+    }
+    let (ends, values) = var(name, dictionary, offset_width)?;
+    let entries = dict::CodedValues { ends: &ends, offset_width, values };
+    let validity = data.nulls().filter(|n| n.null_count() > 0).map(|n| n.inner());
+    macro_rules! with_keys {
+        ($t:ty) => {{
+            let keys = data.buffer::<$t>(0).get(..data.len()).ok_or_else(|| internal(name, "keys"))?;
+            coded_with_keys(body, name, keys, &entries, validity, data)
+        }};
+    }
+    match data.data_type() {
+        DataType::Dictionary(k, _) => match **k {
+            DataType::Int8 => with_keys!(i8),
+            DataType::Int16 => with_keys!(i16),
+            DataType::Int32 => with_keys!(i32),
+            DataType::Int64 => with_keys!(i64),
+            DataType::UInt8 => with_keys!(u8),
+            DataType::UInt16 => with_keys!(u16),
+            DataType::UInt32 => with_keys!(u32),
+            DataType::UInt64 => with_keys!(u64),
+            _ => Err(internal(name, "dictionary key type")),
+        },
+        _ => Err(internal(name, "not a dictionary")),
+    }
+}
+
+fn coded_with_keys<K: ArrowNativeType>(
+    body: &mut BodyWriter,
+    name: &str,
+    keys: &[K],
+    entries: &dict::CodedValues<'_>,
+    validity: Option<&BooleanBuffer>,
+    data: &ArrayData,
+) -> Result<(Option<DictCoding>, Vec<StreamDesc>)> {
+    let offset_width = entries.offset_width;
+    if entries.len() <= keys.len().saturating_mul(RECODE_MAX_ENTRIES_PER_ROW).max(1024) {
+        match dict::recode(name, keys, entries, validity)? {
+            dict::Recoded::Coded(d) => {
+                if let Some((coding, streams)) = dictionary_streams(body, keys.len(), d, offset_width) {
+                    return Ok((Some(coding), streams));
+                }
+            }
+            dict::Recoded::Plain => {}
+        }
+        let (ends, values) = materialize(name, keys, entries, validity)?;
+        return Ok((None, plain_streams(body, &ends, &values, offset_width)));
+    }
+    let (ends, values) = materialize(name, keys, entries, validity)?;
+    Ok(match encode_dictionary_coded(body, data, &ends, &values, offset_width) {
+        Some((coding, streams)) => (Some(coding), streams),
+        None => (None, plain_streams(body, &ends, &values, offset_width)),
+    })
+}
+
+/// The plain form (end offsets from 0, data) of a string column given as codes; null rows hold no bytes.
+fn materialize<K: ArrowNativeType>(
+    name: &str,
+    keys: &[K],
+    entries: &dict::CodedValues<'_>,
+    validity: Option<&BooleanBuffer>,
+) -> Result<(Vec<u8>, Vec<u8>)> {
+    let offset_width = entries.offset_width;
+    let limit = if offset_width == 4 { i32::MAX as usize } else { i64::MAX as usize };
+    let mut ends = Vec::with_capacity(keys.len() * offset_width);
+    let mut data = Vec::new();
+    for (i, key) in keys.iter().enumerate() {
+        if validity.is_none_or(|v| v.value(i)) {
+            let value = key.to_usize().and_then(|c| entries.get(c)).ok_or_else(|| {
+                FormatError::InvalidInput(format!(
+                    "column {name:?} (strings as codes): row {i}: key {key:?} outside the dictionary of {}",
+                    entries.len()
+                ))
+            })?;
+            data.extend_from_slice(value);
+            if data.len() > limit {
+                return Err(FormatError::InvalidInput(format!(
+                    "column {name:?}: more string bytes in one segment than its offsets can address"
+                )));
+            }
+        }
+        ends.extend_from_slice(&(data.len() as u64).to_le_bytes()[..offset_width]);
+    }
+    Ok((ends, data))
+}
+
 fn encode_column(body: &mut BodyWriter, field: &Arc<Field>, array: &dyn Array) -> Result<ColumnDesc> {
     let name = field.name();
     let data = array.to_data();
-    let physical = physical(name, data.data_type())?;
+    // A string column handed over as codes is described, and stored, as the plain column.
+    let coded = is_coded_strings(field);
+    let field = if coded { Arc::new(stored_field(field)) } else { Arc::clone(field) };
+    let physical = physical(name, field.data_type())?;
     let validity = match data.nulls() {
         Some(nulls) if nulls.null_count() > 0 => {
             if !field.is_nullable() {
@@ -138,6 +261,11 @@ fn encode_column(body: &mut BodyWriter, field: &Arc<Field>, array: &dyn Array) -
         Physical::Bits => {
             let buffer = data.buffers().first().ok_or_else(|| internal(name, "no values buffer"))?;
             vec![body.stream(StreamKind::Values, &bits(name, buffer, data.offset(), data.len())?, None)]
+        }
+        Physical::Var { offset_width } if coded => {
+            let (coding, streams) = encode_coded_strings(body, name, &data, offset_width)?;
+            dict = coding;
+            streams
         }
         Physical::Var { offset_width } => {
             let (ends, values) = var(name, &data, offset_width)?;
@@ -168,7 +296,7 @@ fn encode_column(body: &mut BodyWriter, field: &Arc<Field>, array: &dyn Array) -
             ]
         }
     };
-    Ok(ColumnDesc { field: Arc::clone(field), physical, dict, validity, streams })
+    Ok(ColumnDesc { field, physical, dict, validity, streams })
 }
 
 /// Encodes `batch` and optional user `metadata` into one segment (layout in `design/format.md`).

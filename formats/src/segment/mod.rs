@@ -12,6 +12,7 @@
 //! own type with plain offsets and data, and [`ColumnInfo::data_len`] is the plain data length.
 
 mod block;
+mod coded;
 mod decode;
 mod dict;
 mod encode;
@@ -19,6 +20,7 @@ mod layout;
 mod transform;
 mod types;
 
+pub use coded::{CODES_METADATA_KEY, is_coded_strings, stored_field, stored_schema};
 pub use decode::{BitsOut, ColumnInfo, ColumnOut, SegmentLayout, SegmentReader, ValuesOut};
 pub use encode::encode_segment;
 

@@ -1042,3 +1042,150 @@ fn dictionary_keys_tell_apart_values_that_differ_only_in_trailing_zero_bytes_or_
     assert!(layouts(&bytes)[0].dict.is_some(), "stored dictionary-coded");
     assert_eq!(decode_segment(&bytes).expect("decodes").batch, batch);
 }
+
+// ----- string columns handed over as codes (coded.rs, D28) -------------------------------------------
+
+/// A coded string column and the plain column of the same strings (null rows holding no bytes): `rows`
+/// keys into a dictionary of `entries` values of which `distinct` differ (so some values repeat under
+/// two keys), nulls where `null_every` says, keys of type `key_type` (0..8).
+fn coded_and_plain(
+    rows: usize,
+    entries: usize,
+    distinct: usize,
+    null_every: usize,
+    key_type: u8,
+    large: bool,
+    seed: u64,
+) -> (RecordBatch, RecordBatch) {
+    use arrow_array::types::*;
+    let mut rng = seed | 1;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let values: Vec<String> = (0..entries).map(|e| format!("v{}{}", e % distinct.max(1), "x".repeat(e % 23))).collect();
+    let values: Vec<String> = values
+        .iter()
+        .enumerate()
+        .map(|(e, v)| if e % 23 == 0 { format!("v{}", e % distinct.max(1)) } else { v.clone() })
+        .collect();
+    let codes: Vec<Option<usize>> = (0..rows)
+        .map(|i| if null_every > 0 && i % null_every == 0 { None } else { Some(next() as usize % entries) })
+        .collect();
+    let plain: ArrayRef = if large {
+        Arc::new(LargeStringArray::from(codes.iter().map(|c| c.map(|c| values[c].as_str())).collect::<Vec<_>>()))
+    } else {
+        Arc::new(StringArray::from(codes.iter().map(|c| c.map(|c| values[c].as_str())).collect::<Vec<_>>()))
+    };
+    let dictionary: ArrayRef = if large {
+        Arc::new(LargeStringArray::from(values.clone()))
+    } else {
+        Arc::new(StringArray::from(values.clone()))
+    };
+    macro_rules! keyed {
+        ($t:ty) => {
+            Arc::new(
+                DictionaryArray::<$t>::try_new(
+                    PrimitiveArray::<$t>::from_iter(codes.iter().map(|c| c.map(|c| c.try_into().expect("fits")))),
+                    Arc::clone(&dictionary),
+                )
+                .expect("keys inside the dictionary"),
+            ) as ArrayRef
+        };
+    }
+    let coded: ArrayRef = match key_type % 8 {
+        0 => keyed!(Int16Type),
+        1 => keyed!(Int32Type),
+        2 => keyed!(Int64Type),
+        3 => keyed!(UInt16Type),
+        4 => keyed!(UInt32Type),
+        5 => keyed!(UInt64Type),
+        6 if entries <= 127 => keyed!(Int8Type),
+        7 if entries <= 255 => keyed!(UInt8Type),
+        _ => keyed!(Int32Type),
+    };
+    let mark = std::collections::HashMap::from([(CODES_METADATA_KEY.to_owned(), "utf8".to_owned())]);
+    let coded_field = Field::new("s", coded.data_type().clone(), true).with_metadata(mark);
+    let plain_field = Field::new("s", plain.data_type().clone(), true);
+    (
+        RecordBatch::try_new(Arc::new(Schema::new(vec![coded_field])), vec![coded]).expect("coded batch"),
+        RecordBatch::try_new(Arc::new(Schema::new(vec![plain_field])), vec![plain]).expect("plain batch"),
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// The encoder's output for a column given as codes is byte for byte that of the same strings given
+    /// plainly: every rule (distinct limit, the early probe, which form is smaller) decides the same way.
+    #[test]
+    fn coded_strings_encode_exactly_as_the_plain_strings(
+        rows in prop_oneof![0usize..50, 1000usize..5000],
+        entries in 1usize..3000,
+        distinct in 1usize..3000,
+        null_every in 0usize..5,
+        key_type in any::<u8>(),
+        large in any::<bool>(),
+        seed in any::<u64>(),
+        cut in any::<(u16, u16)>(),
+    ) {
+        let (coded, plain) = coded_and_plain(rows, entries, distinct, null_every, key_type, large, seed);
+        prop_assert_eq!(encode_segment(&coded, None).expect("encodes"), encode_segment(&plain, None).expect("encodes"));
+        let offset = if rows == 0 { 0 } else { cut.0 as usize % rows };
+        let len = cut.1 as usize % (rows - offset + 1);
+        let (coded, plain) = (coded.slice(offset, len), plain.slice(offset, len));
+        let bytes = encode_segment(&coded, None).expect("encodes");
+        prop_assert_eq!(&bytes, &encode_segment(&plain, None).expect("encodes"));
+        prop_assert_eq!(decode_segment(&bytes).expect("decodes").batch, plain);
+    }
+}
+
+#[test]
+fn coded_strings_of_few_values_are_stored_dictionary_coded() {
+    let (coded, plain) = coded_and_plain(10_000, 600, 500, 7, 1, false, 9);
+    let bytes = encode_segment(&coded, None).expect("encodes");
+    assert_eq!(bytes, encode_segment(&plain, None).expect("encodes"));
+    let c = &layouts(&bytes)[0];
+    assert!(c.dict.is_some(), "500 values in 10,000 rows are stored as keys and a dictionary");
+    assert_eq!(c.field.data_type(), &DataType::Utf8);
+    assert!(c.field.metadata().is_empty(), "the mark is not stored");
+    // Nearly unique values: the early probe decides for the plain form, as it does for plain input;
+    // and a dictionary far larger than the rows (materialized, not recoded).
+    for (rows, entries) in [(30_000, 100_000), (2_000, 100_000)] {
+        let (coded, plain) = coded_and_plain(rows, entries, entries, 0, 4, false, 11);
+        let bytes = encode_segment(&coded, None).expect("encodes");
+        assert_eq!(bytes, encode_segment(&plain, None).expect("encodes"));
+        assert!(layouts(&bytes)[0].dict.is_none());
+    }
+}
+
+#[test]
+fn coded_strings_with_a_key_outside_the_dictionary_are_refused() {
+    // Built without the dictionary array's own check, as an FFI import may hand it over.
+    let keys = Int32Array::from(vec![0, 1, 5]);
+    let dictionary = StringArray::from(vec!["a", "b"]);
+    let data =
+        arrow_data::ArrayData::builder(DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)))
+            .len(3)
+            .add_buffer(keys.values().inner().clone())
+            .add_child_data(dictionary.to_data());
+    // SAFETY (test): deliberately invalid keys, to check the encoder's own bound check.
+    let array = make_array(unsafe { data.build_unchecked() });
+    let mark = std::collections::HashMap::from([(CODES_METADATA_KEY.to_owned(), "utf8".to_owned())]);
+    let field = Field::new("s", array.data_type().clone(), true).with_metadata(mark);
+    let batch = RecordBatch::try_new(Arc::new(Schema::new(vec![field])), vec![array]).expect("batch");
+    let err = encode_segment(&batch, None).expect_err("key 5 of 2 values");
+    assert!(matches!(&err, FormatError::InvalidInput(m) if m.contains("row 2") && m.contains("\"s\"")), "{err}");
+}
+
+#[test]
+fn an_unmarked_string_dictionary_stays_a_dictionary_column() {
+    let (coded, _) = coded_and_plain(100, 10, 10, 0, 1, false, 3);
+    let unmarked = Field::new("s", coded.column(0).data_type().clone(), true);
+    let batch =
+        RecordBatch::try_new(Arc::new(Schema::new(vec![unmarked])), vec![Arc::clone(coded.column(0))]).expect("batch");
+    let decoded = decode_segment(&encode_segment(&batch, None).expect("encodes")).expect("decodes");
+    assert_eq!(decoded.batch, batch, "a categorical round-trips as one");
+}
