@@ -17,7 +17,10 @@ use crate::head::{self, Change, NewVersion};
 use crate::index::{IndexEntry, TableIndex, schema_bytes};
 use crate::index_cache::IndexCache;
 use crate::options::{LibraryOptions, PipelineOptions};
-use crate::pipeline::read::{ColumnBlock, ReadShape, Window, find_date_bounds, read_slices, read_windows, slice_rows};
+use crate::pipeline::read::{
+    ColumnBlock, Prefetched, ReadShape, Window, find_date_bounds, prefetch_index_segments, read_slices, read_windows,
+    slice_rows,
+};
 use crate::pipeline::write;
 use crate::sync::{Mutex, lock};
 use crate::table::{self, Table};
@@ -727,9 +730,9 @@ impl Library {
 
     fn read_record(&self, symbol: &str, rec: &VersionRecord, request: &ReadRequest) -> Result<ReadResult> {
         let idx = self.cached_index(&rec.index_key)?;
-        let (windows, columns) = self.plan(symbol, &idx, request)?;
+        let (windows, columns, prefetched) = self.plan(symbol, &idx, request)?;
         let shape = ReadShape { codes: request.strings_as_codes, blocks: request.column_blocks };
-        let (data, blocks) = read_windows(&*self.storage, &idx, &windows, &columns, shape)?;
+        let (data, blocks) = read_windows(&*self.storage, &idx, &windows, &columns, shape, &prefetched)?;
         Ok(ReadResult { item: item(symbol, rec), data, metadata: idx.descriptor.user_metadata.clone(), blocks })
     }
 
@@ -762,7 +765,9 @@ impl Library {
         validate_symbol(symbol)?;
         let rec = self.resolve(symbol, &request.as_of)?;
         let idx = self.cached_index(&rec.index_key)?;
-        let (windows, columns) = self.plan(symbol, &idx, request)?;
+        // A stream fetches each slice when it is reached: the boundary slices' prefetched index
+        // segments are not kept (a stream holds one slice at a time).
+        let (windows, columns, _) = self.plan(symbol, &idx, request)?;
         let groups: Vec<(Vec<IndexEntry>, usize, usize)> =
             windows.iter().map(|w| (w.entries.to_vec(), w.skip, w.rows)).collect();
         // A stream cannot start again once it has handed out batches: it stays on the version it
@@ -1493,24 +1498,28 @@ impl Library {
             }
             (Some((a, b)), Some(_)) => Some((a.unwrap_or(i64::MIN), b.unwrap_or(i64::MAX))),
         };
-        let mut windows = Vec::new();
-        for s in idx.row_slices() {
+        let overlaps = |s: &&[IndexEntry]| {
             let (start, end) = (s[0].row_start as i64, s[0].row_end as i64);
-            if start >= r1 || end <= r0 || date.is_some_and(|(a, b)| s[0].index_end < a || s[0].index_start > b) {
-                continue;
+            !(start >= r1 || end <= r0 || date.is_some_and(|(a, b)| s[0].index_end < a || s[0].index_start > b))
+        };
+        // The range starts or ends inside these slices (at most two): their index columns are searched.
+        let cut = |s: &[IndexEntry]| match (date, index_pos) {
+            (Some((a, b)), Some(_)) if s[0].index_start < a || s[0].index_end > b => {
+                Some(((s[0].index_start < a).then_some(a), (s[0].index_end > b).then_some(b)))
             }
+            _ => None,
+        };
+        let slices: Vec<&[IndexEntry]> = idx.row_slices().into_iter().filter(overlaps).collect();
+        let searched: Vec<&[IndexEntry]> = slices.iter().copied().filter(|s| cut(s).is_some()).collect();
+        // Fetched together (one round trip on an object store), and kept for the read itself.
+        let prefetched = prefetch_index_segments(&*self.storage, &searched)?;
+        let mut windows = Vec::new();
+        for s in slices {
+            let (start, end) = (s[0].row_start as i64, s[0].row_end as i64);
             let mut skip = usize::try_from((r0 - start).max(0)).map_err(|_| Error::corrupt("row range"))?;
             let mut stop = usize::try_from(r1.min(end) - start).map_err(|_| Error::corrupt("row range"))?;
-            if let (Some((a, b)), Some(_)) = (date, index_pos)
-                && (s[0].index_start < a || s[0].index_end > b)
-            {
-                // The range starts or ends inside this slice: find where in its (sorted) index.
-                let (first, end) = find_date_bounds(
-                    &*self.storage,
-                    s,
-                    (s[0].index_start < a).then_some(a),
-                    (s[0].index_end > b).then_some(b),
-                )?;
+            if let Some((a, b)) = cut(s) {
+                let (first, end) = find_date_bounds(&*self.storage, s, a, b, &prefetched)?;
                 skip = skip.max(first.unwrap_or(0));
                 stop = stop.min(end.unwrap_or(usize::MAX));
             }
@@ -1518,7 +1527,7 @@ impl Library {
                 windows.push(Window { entries: s, skip, rows: stop - skip });
             }
         }
-        Ok((windows, columns))
+        Ok((windows, columns, prefetched))
     }
 }
 
@@ -1551,7 +1560,8 @@ fn renumber_onto(entries: &mut Vec<IndexEntry>, row: &mut u64, slice: Vec<IndexE
 }
 
 /// The rows of each row slice a read needs, and the output columns.
-type Plan<'i> = (Vec<Window<'i>>, Vec<usize>);
+/// The windows and columns a read needs, and the segments fetched to plan it (see [`Prefetched`]).
+type Plan<'i> = (Vec<Window<'i>>, Vec<usize>, Vec<Prefetched>);
 
 /// The iterator [`Library::read_stream`] returns.
 #[derive(Debug)]
@@ -1598,7 +1608,7 @@ impl Iterator for ReadStream {
             let window = Window { entries, skip: *skip, rows: *rows };
             let storage = &*self.library.storage;
             let result =
-                read_windows(storage, &self.index, &[window], &self.columns, ReadShape::default()).map(|r| r.0);
+                read_windows(storage, &self.index, &[window], &self.columns, ReadShape::default(), &[]).map(|r| r.0);
             match result {
                 Ok(b) if b.num_rows() == 0 => continue,
                 // A prune or delete took the version while it streamed: say so, not "missing object".

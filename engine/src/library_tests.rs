@@ -166,3 +166,32 @@ fn strings_read_as_codes_write_back_as_plain_strings() {
     assert_eq!(read_plain("st"), plain_batch(0..60));
     assert_eq!(codes((0, 1)).column(1).len(), 1);
 }
+
+/// On a backend that does not lend its pages (an object store), a date range cutting two row slices
+/// fetches each segment once, in two round trips: the two boundary slices' index segments together
+/// (to find the rows), then the rest; the read reuses the first two.
+#[test]
+fn a_date_range_fetches_each_segment_once() {
+    let storage = Arc::new(TestStorage::default());
+    let lib = library(Arc::clone(&storage) as Arc<dyn Storage>); // 4 rows a slice, 1 column a segment
+    lib.write("s", &table(0..40), None).expect("write");
+    storage.data_fetches.lock().expect("lock").clear();
+    let req = ReadRequest { date_range: Some((Some(6), Some(29))), ..Default::default() };
+    let got = lib.read("s", &req).expect("reads").data;
+    assert_eq!(got.num_rows(), 24);
+    let ts = got.column(0).as_any().downcast_ref::<arrow_array::TimestampNanosecondArray>().expect("ts");
+    assert_eq!((ts.value(0), ts.value(23)), (6, 29));
+    let fetches = storage.data_fetches.lock().expect("lock").clone();
+    assert_eq!(fetches.len(), 2, "{fetches:?}");
+    assert_eq!(fetches[0].len(), 2, "the two boundary slices' index segments, together");
+    let mut all: Vec<_> = fetches.concat();
+    let n = all.len();
+    all.sort_by_key(|k| k.to_string());
+    all.dedup();
+    assert_eq!(all.len(), n, "no segment fetched twice");
+    assert_eq!(n, 7, "slices 4..8 to 28..32, one segment each (the index travels with every group)");
+    // Reads of whole slices search nothing and prefetch nothing.
+    storage.data_fetches.lock().expect("lock").clear();
+    lib.read("s", &ReadRequest { date_range: Some((Some(4), Some(31))), ..Default::default() }).expect("reads");
+    assert_eq!(storage.data_fetches.lock().expect("lock").len(), 1);
+}

@@ -32,6 +32,8 @@ pub(crate) struct TestStorage {
     pub batch_sizes: Mutex<Vec<usize>>,
     /// Runs once, just before the first `get_batch` that fetches data segments: a concurrent change.
     pub before_data_read: Hook,
+    /// Every data segment key fetched (`get` and `get_batch`), one batch per entry, in call order.
+    pub data_fetches: Mutex<Vec<Vec<AtomKey>>>,
 }
 
 /// A one-shot action for [`TestStorage::before_data_read`].
@@ -59,6 +61,15 @@ impl std::fmt::Debug for Hook {
     }
 }
 
+impl TestStorage {
+    fn record(&self, keys: &[AtomKey]) {
+        let data: Vec<AtomKey> = keys.iter().filter(|k| k.key_type() == KeyType::TableData).cloned().collect();
+        if !data.is_empty() {
+            self.data_fetches.lock().unwrap_or_else(|p| p.into_inner()).push(data);
+        }
+    }
+}
+
 impl Storage for TestStorage {
     fn describe(&self) -> String {
         "test storage".into()
@@ -79,12 +90,14 @@ impl Storage for TestStorage {
         if self.put_limit == 0 { usize::MAX } else { self.put_limit }
     }
     fn get(&self, key: &AtomKey) -> floe_backends::Result<Bytes> {
+        self.record(std::slice::from_ref(key));
         self.inner.get(key)
     }
     fn get_batch(&self, keys: &[AtomKey]) -> Vec<floe_backends::Result<Bytes>> {
         if keys.iter().any(|k| k.key_type() == KeyType::TableData) {
             self.before_data_read.run();
         }
+        self.record(keys);
         self.inner.get_batch(keys)
     }
     fn exists(&self, key: &AtomKey) -> floe_backends::Result<bool> {

@@ -173,7 +173,31 @@ pub(crate) fn read_slices(
     columns: &[usize],
 ) -> Result<RecordBatch> {
     let windows: Vec<Window<'_>> = slices.iter().map(|s| Window::whole(s)).collect::<Result<_>>()?;
-    Ok(read_windows(storage, index, &windows, columns, ReadShape::default())?.0)
+    Ok(read_windows(storage, index, &windows, columns, ReadShape::default(), &[])?.0)
+}
+
+/// A segment fetched before the read that needs it (from a backend that does not lend its pages): a
+/// date range's boundary slices are fetched to find the range's rows, and their data read takes the
+/// same bytes instead of fetching them again.
+pub(crate) type Prefetched = (AtomKey, Bytes);
+
+/// The segments holding the index column of the row slices `slices` (the first entry of each), fetched
+/// in one batch, for [`find_date_bounds`] and then the read; nothing on a backend that lends its pages
+/// (its visits cost no request).
+///
+/// # Errors
+/// Storage errors, naming the segment.
+pub(crate) fn prefetch_index_segments(storage: &dyn Storage, slices: &[&[IndexEntry]]) -> Result<Vec<Prefetched>> {
+    if storage.lends_pages() {
+        return Ok(Vec::new());
+    }
+    let keys: Vec<AtomKey> = slices.iter().filter_map(|s| s.first().map(|e| e.key.clone())).collect();
+    storage
+        .get_batch(&keys)
+        .into_iter()
+        .zip(keys)
+        .map(|(r, k)| r.map(|b| (k.clone(), b)).map_err(|e| in_segment(e, &k)))
+        .collect()
 }
 
 /// Where a date range starts and ends inside the row slice `slice` of a timestamp-indexed table:
@@ -191,6 +215,7 @@ pub(crate) fn find_date_bounds(
     slice: &[IndexEntry],
     start: Option<i64>,
     end: Option<i64>,
+    prefetched: &[Prefetched],
 ) -> Result<(Option<usize>, Option<usize>)> {
     let entry = &slice[0];
     let rows = slice_rows(slice)?;
@@ -200,7 +225,7 @@ pub(crate) fn find_date_bounds(
     let off = usize::try_from(entry.seg_row_offset).map_err(|_| Error::corrupt("row offset too large"))?;
     let keys = [entry.key.clone()];
     let found: Mutex<(Option<usize>, Option<usize>)> = Mutex::new((None, None));
-    Source::fetch(storage, &keys)?.visit(storage, &keys, &|_, bytes| {
+    Source::fetch(storage, &keys, prefetched)?.visit(storage, &keys, &|_, bytes| {
         let key = &keys[0];
         verify_object(key, bytes)?;
         let reader = SegmentReader::new(bytes).map_err(|e| in_segment(e, key))?;
@@ -265,6 +290,7 @@ pub(crate) fn read_windows(
     windows: &[Window<'_>],
     columns: &[usize],
     shape: ReadShape,
+    prefetched: &[Prefetched],
 ) -> Result<(RecordBatch, Vec<ColumnBlock>)> {
     let codes = shape.codes;
     let index_pos = index.index_pos();
@@ -325,7 +351,7 @@ pub(crate) fn read_windows(
         return Ok((RecordBatch::new_empty(schema), Vec::new()));
     }
 
-    let source = Source::fetch(storage, &keys)?;
+    let source = Source::fetch(storage, &keys, prefetched)?;
     // Pass 1: verify every segment and learn the sizes of the columns needed from it.
     let mut needed: Vec<Vec<usize>> = vec![Vec::new(); keys.len()];
     for p in pieces.iter().flatten() {
@@ -849,17 +875,26 @@ enum Source {
 }
 
 impl Source {
-    fn fetch(storage: &dyn Storage, keys: &[AtomKey]) -> Result<Self> {
+    /// `keys`' bytes: lent, or fetched in one batch except those already `prefetched`.
+    fn fetch(storage: &dyn Storage, keys: &[AtomKey], prefetched: &[Prefetched]) -> Result<Self> {
         if storage.lends_pages() {
             return Ok(Source::Lent);
         }
-        let fetched = storage
-            .get_batch(keys)
-            .into_iter()
-            .zip(keys)
-            .map(|(r, k)| r.map_err(|e| in_segment(e, k)))
-            .collect::<Result<_>>()?;
-        Ok(Source::Owned(fetched))
+        let held = |k: &AtomKey| prefetched.iter().find(|(p, _)| p == k).map(|(_, b)| b.clone());
+        let missing: Vec<AtomKey> = keys.iter().filter(|k| held(k).is_none()).cloned().collect();
+        let mut fetched = storage.get_batch(&missing).into_iter().zip(&missing);
+        let mut owned = Vec::with_capacity(keys.len());
+        for k in keys {
+            owned.push(match held(k) {
+                Some(b) => b,
+                None => {
+                    let (r, key) =
+                        fetched.next().ok_or_else(|| Error::internal("get_batch returned too few results"))?;
+                    r.map_err(|e| in_segment(e, key))?
+                }
+            });
+        }
+        Ok(Source::Owned(owned))
     }
 
     /// Calls `f(segment number, bytes)` for every segment, in parallel; the first error wins.
