@@ -1242,7 +1242,7 @@ impl Library {
     }
 
     /// Finds the version record `as_of` names.
-    fn resolve(&self, symbol: &str, as_of: &AsOf) -> Result<VersionRecord> {
+    pub(crate) fn resolve(&self, symbol: &str, as_of: &AsOf) -> Result<VersionRecord> {
         validate_symbol(symbol)?;
         if let AsOf::Snapshot(name) = as_of {
             let snap = self.read_snapshot(name)?;
@@ -1349,6 +1349,19 @@ impl Library {
         row_base: u64,
         written: Option<&mut Vec<AtomKey>>,
     ) -> Result<write::Written> {
+        self.write_rows_sliced(symbol, version, table, row_base, self.options.rows_per_segment as u64, written)
+    }
+
+    /// [`Library::write_rows`] in row slices of `rows_per_segment` rows.
+    pub(crate) fn write_rows_sliced(
+        &self,
+        symbol: &str,
+        version: u64,
+        table: &Table,
+        row_base: u64,
+        rows_per_segment: u64,
+        written: Option<&mut Vec<AtomKey>>,
+    ) -> Result<write::Written> {
         let data_cols = table::data_columns(table.schema(), table.index_pos());
         let job = write::SliceJob {
             symbol,
@@ -1358,7 +1371,7 @@ impl Library {
             groups: table::column_groups(data_cols.len(), self.options.columns_per_segment),
             data_cols,
         };
-        let slices = table.row_slices(self.options.rows_per_segment)?;
+        let slices = table.row_slices(usize::try_from(rows_per_segment).unwrap_or(usize::MAX))?;
         let out = write::write_segments(&self.storage, &self.pipeline, job, slices)?;
         if let Some(w) = written {
             w.extend(out.entries.iter().map(|e| e.key.clone()));
@@ -1456,7 +1469,7 @@ impl Library {
     }
 
     /// Best-effort removal of objects a lost commit attempt wrote (they are unreachable either way).
-    fn discard(&self, written: &mut Vec<AtomKey>) {
+    pub(crate) fn discard(&self, written: &mut Vec<AtomKey>) {
         if !written.is_empty() {
             let _ = self.storage.delete_batch(written);
             written.clear();

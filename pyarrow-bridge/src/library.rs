@@ -486,6 +486,37 @@ impl PyLibrary {
             .map_err(|e| to_py(py, &e, &format!("prune_previous_versions {symbol:?}")))
     }
 
+    /// `(version, segments, compacted_segments, fragmented)` of the latest version of `symbol`
+    /// (`Library::fragmentation`).
+    #[pyo3(signature = (symbol, rows_per_segment))]
+    fn fragmentation(
+        &self,
+        py: Python<'_>,
+        symbol: &str,
+        rows_per_segment: Option<usize>,
+    ) -> PyResult<(u64, usize, usize, bool)> {
+        py.detach(|| self.inner.fragmentation(symbol, rows_per_segment))
+            .map(|f| (f.version, f.segments, f.compacted_segments, f.is_fragmented()))
+            .map_err(|e| to_py(py, &e, &format!("is_symbol_fragmented {symbol:?}")))
+    }
+
+    /// Compacts the latest version of `symbol` (`Library::compact`), then prunes older versions if asked.
+    #[pyo3(signature = (symbol, rows_per_segment, prune))]
+    fn compact(
+        &self,
+        py: Python<'_>,
+        symbol: &str,
+        rows_per_segment: Option<usize>,
+        prune: bool,
+    ) -> PyResult<ItemTuple> {
+        py.detach(|| {
+            let item = self.inner.compact(symbol, rows_per_segment)?;
+            self.prune_if(symbol, prune, item)
+        })
+        .map(|i| convert::item_tuple(&i))
+        .map_err(|e| to_py(py, &e, &format!("compact_data {symbol:?}")))
+    }
+
     fn rename_symbol(&self, py: Python<'_>, from: &str, to: &str) -> PyResult<ItemTuple> {
         py.detach(|| self.inner.rename_symbol(from, to))
             .map(|i| convert::item_tuple(&i))

@@ -122,6 +122,15 @@ def _timestamps(ns: List[int]) -> List[pd.Timestamp]:
     return list(pd.to_datetime(np.asarray(ns, dtype=np.int64), unit="ns", utc=True))
 
 
+def _segment_size(n: Optional[int]) -> Optional[int]:
+    """A rows-per-segment argument: None (the library's) or a positive int."""
+    if n is None:
+        return None
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0:
+        raise InvalidInput(f"rows per segment must be a positive integer, not {n!r}")
+    return int(n)
+
+
 def _data_error(symbol: str, exc: BaseException, as_of: Any = None) -> DataError:
     request = None if as_of is None else ("snapshot" if isinstance(as_of, str) else "version" if isinstance(as_of, int) else "timestamp")
     return DataError(
@@ -837,6 +846,39 @@ class Library:
     def prune_previous_versions(self, symbol: str) -> None:
         """Deletes every version of ``symbol`` older than its newest live one."""
         self._lib.prune_previous_versions(symbol)
+
+    # ----- compaction -------------------------------------------------------------------------
+
+    def is_symbol_fragmented(self, symbol: str, segment_size: Optional[int] = None) -> bool:
+        """Whether compacting ``symbol`` (:meth:`defragment_symbol_data`) would save at least 100 data
+        segments (ArcticDB's default threshold), merging runs of small row slices that appends and
+        updates left into slices of ``segment_size`` rows (default: the library's rows per segment).
+        Reads only the latest version's index."""
+        return self._lib.fragmentation(symbol, _segment_size(segment_size))[3]
+
+    def defragment_symbol_data(
+        self, symbol: str, segment_size: Optional[int] = None, prune_previous_versions: bool = False
+    ) -> VersionedItem:
+        """:meth:`compact_data` of a fragmented symbol. As in ArcticDB, raises (InvalidInput here) when
+        :meth:`is_symbol_fragmented` is False; nothing is written then."""
+        size = _segment_size(segment_size)
+        _, segments, compacted, fragmented = self._lib.fragmentation(symbol, size)
+        if not fragmented:
+            raise InvalidInput(
+                f"symbol {symbol!r} is not fragmented: compacting it would take {segments} data segments to "
+                f"{compacted}, fewer than 100 saved (compact_data compacts it anyway)"
+            )
+        return self._item(self._lib.compact(symbol, size, prune_previous_versions))
+
+    def compact_data(
+        self, symbol: str, rows_per_segment: Optional[int] = None, prune_previous_versions: bool = False
+    ) -> VersionedItem:
+        """Rewrites the runs of small row slices of ``symbol``'s latest version (left by appends and
+        updates) as full slices of ``rows_per_segment`` rows (default: the library's), keeping the
+        other slices without rewriting them, as a new version with the same rows and metadata. Returns
+        the latest version unchanged when nothing would merge. Raises Conflict, committing nothing, if
+        another writer changed the symbol meanwhile."""
+        return self._item(self._lib.compact(symbol, _segment_size(rows_per_segment), prune_previous_versions))
 
     def rename_symbol(self, from_symbol: str, to_symbol: str) -> VersionedItem:
         """Renames ``from_symbol`` to ``to_symbol`` (its newest version moves; older ones are deleted)."""
