@@ -300,3 +300,34 @@ def test_a_datetime_index_without_nat_is_not_copied() -> None:
     got = _convert._pandas_array(idx, None)
     assert got.buffers()[1].address == np.asarray(idx).ctypes.data
     assert _convert._pandas_array(idx, pa.timestamp("ns")).type == pa.timestamp("ns")
+
+
+def test_stream_chunks_grow_to_the_converted_bytes_they_hold() -> None:
+    step = _convert.CONVERT_CHUNK_ROWS
+    n = step
+    index = pd.date_range("2024-01-01", periods=n, freq="s")
+    few = pd.DataFrame({"v": np.arange(n), "s": pd.Series([f"k{i % 9}" for i in range(n)], index=index, dtype=object)}, index=index)
+    assert _convert._stream_chunk_rows(_convert._from_pandas(few, codes=True).table) == _convert.STREAM_MAX_CHUNK_ROWS
+    numeric = pd.DataFrame({"v": np.arange(n)}, index=index)
+    assert _convert._stream_chunk_rows(_convert._from_pandas(numeric, codes=True).table) == _convert.STREAM_MAX_CHUNK_ROWS
+    unique = pd.DataFrame({"s": pd.Series([f"a-long-unique-value-{i}" for i in range(n)], index=index, dtype=object)}, index=index)
+    assert _convert._stream_chunk_rows(_convert._from_pandas(unique, codes=True).table) == step
+
+
+def test_a_stream_in_large_chunks_round_trips(lib) -> None:
+    n = 2_300_000  # a chunk of 200,000 rows, then larger ones: codes, bools, nulls, a ragged last chunk
+    index = pd.date_range("2024-01-01", periods=n, freq="ms")
+    rng = np.random.default_rng(3)
+    syms = np.array(["AAPL", "MSFT", None, "日本"], dtype=object)
+    df = pd.DataFrame(
+        {"s": pd.Series(syms[rng.integers(0, 4, n)], index=index, dtype=object), "b": rng.integers(0, 2, n).astype(bool), "v": np.arange(n)},
+        index=index,
+    )
+    batches = list(_convert.normalize(df, stream=True).table)
+    sizes = [b.num_rows for b in batches]
+    assert sizes[0] == 200_000 and sum(sizes) == n and min(sizes[1:-1]) >= 600_000, sizes
+    lib.write("big", df)
+    back = lib.read("big").data
+    want = df.copy()
+    want["s"] = want["s"].where(want["s"].notna(), None)
+    pd.testing.assert_frame_equal(back, want, check_freq=False)
