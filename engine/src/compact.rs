@@ -13,7 +13,7 @@ use arrow_array::RecordBatch;
 use floe_formats::record::Operation;
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::head::Change;
+use crate::head::{self, Change};
 use crate::library::{AsOf, Library, VersionedItem};
 use crate::pipeline::read::read_slices;
 use crate::pipeline::write;
@@ -139,7 +139,16 @@ impl Library {
     pub fn compact(&self, symbol: &str, rows_per_segment: Option<usize>) -> Result<VersionedItem> {
         floe_formats::names::validate_symbol(symbol)?;
         let target = self.compaction_target(rows_per_segment)?;
+        // The newest version id (deleted ones too): the new version's number follows it, and the commit
+        // requires that nothing was committed after it.
+        let newest = head::read_head(self.storage().as_ref(), symbol)?.map(|rh| rh.head.latest());
         let rec = self.resolve(symbol, &AsOf::Latest)?;
+        let newest = newest.filter(|&n| n >= rec.version).ok_or_else(|| {
+            Error::new(
+                ErrorKind::Conflict,
+                format!("symbol {symbol:?} changed while compaction started; compact it again"),
+            )
+        })?;
         let idx = self.cached_index(&rec.index_key)?;
         let slices = idx.row_slices();
         let rows: Vec<u64> = slices.iter().map(|s| s[0].rows()).collect();
@@ -147,7 +156,7 @@ impl Library {
         if merges.is_empty() {
             return Ok(crate::library::item(symbol, &rec));
         }
-        let next = rec.version + 1;
+        let next = newest + 1;
         let all: Vec<usize> = (0..idx.schema.fields().len()).collect();
         let mut written: Vec<floe_formats::AtomKey> = Vec::new();
         let rewritten = (|| -> Result<write::Written> {
@@ -194,8 +203,12 @@ impl Library {
             let schema = &idx.schema;
             let nv =
                 self.finish_index(symbol, next, Operation::Write, schema, &idx.descriptor.index, rows, metadata)?;
+            // Only over the head read above: a version committed meanwhile (or the compacted one
+            // deleted) would be overwritten by older rows.
             self.commit(symbol, |h| match h {
-                Some(h) if h.latest() == rec.version => Ok(Change::Append(nv.clone())),
+                Some(h) if h.latest() == newest && head::live_latest(h) == Some(rec.version) => {
+                    Ok(Change::Append(nv.clone()))
+                }
                 _ => Err(Error::new(
                     ErrorKind::Conflict,
                     format!(
@@ -328,6 +341,19 @@ mod library_tests {
         let err = lib.compact("s", Some(0)).expect_err("zero rows");
         assert_eq!(err.kind(), ErrorKind::InvalidInput);
         assert_eq!(lib.compact("missing", None).expect_err("no symbol").kind(), ErrorKind::NotFound);
+    }
+
+    #[test]
+    fn compaction_under_a_deleted_newer_version_numbers_after_it() {
+        let storage: Arc<dyn Storage> = Arc::new(floe_backends::MemoryStorage::default());
+        let lib = library(storage);
+        fragmented(&lib, 5); // versions 0..=5
+        let live = lib.read("s", &ReadRequest::default()).expect("reads").data;
+        lib.write("s", &table(0..2), None).expect("v6");
+        lib.delete_versions("s", &[6]).expect("delete v6");
+        let item = lib.compact("s", None).expect("compacts v5");
+        assert_eq!(item.version, 7, "after the deleted version 6, not over it");
+        assert_eq!(lib.read("s", &ReadRequest::default()).expect("reads").data, live);
     }
 
     #[test]

@@ -40,6 +40,9 @@ enum Op {
     DeleteVersion(u64),
     Snapshot,
     Vacuum,
+    /// `compact` to this many rows per slice (the library's when `None`); whether it merges anything
+    /// (so makes a version) is asked of `fragmentation` just before, with faults off.
+    Compact(Option<usize>, bool),
 }
 
 /// The model: the symbol's versions and the snapshots (name -> rows).
@@ -103,6 +106,13 @@ impl Model {
                 self.snapshots.insert(format!("n{step}"), rows);
             }
             Op::Vacuum => {}
+            Op::Compact(_, merges) => {
+                let Some(l) = m.latest() else { return Err("no live version") };
+                if merges {
+                    let same = m.versions[l].clone();
+                    m.write(same);
+                }
+            }
         }
         Ok(())
     }
@@ -130,6 +140,7 @@ fn run_op(lib: &Library, op: &Op, step: usize) -> floe_engine::Result<()> {
         Op::DeleteVersion(v) => lib.delete_versions(SYMBOL, &[v]),
         Op::Snapshot => lib.snapshot(&format!("n{step}"), None, Some(&[SYMBOL.to_owned()]), &BTreeMap::new()),
         Op::Vacuum => lib.vacuum(None, Duration::ZERO).map(|_| ()),
+        Op::Compact(size, _) => lib.compact(SYMBOL, size).map(|_| ()),
     }
 }
 
@@ -163,7 +174,7 @@ fn decode_ops(data: &[u8]) -> Vec<Op> {
     let mut next = || it.next();
     while let Some(b) = next() {
         let mut arg = || i64::from(next().unwrap_or(0) % 32);
-        let op = match b % 11 {
+        let op = match b % 12 {
             0 => {
                 let a = arg();
                 // Odd starts go through the stream path.
@@ -189,6 +200,7 @@ fn decode_ops(data: &[u8]) -> Vec<Op> {
                 let gap = arg() % 4;
                 Op::StagedAppend(gap, 2 + arg() % 20) // made absolute below
             }
+            10 => Op::Compact([None, Some(2), Some(5)][(arg() % 3) as usize], false), // merges: asked below
             _ => Op::Vacuum,
         };
         ops.push(op);
@@ -222,6 +234,10 @@ pub fn run(data: &[u8]) {
             Op::StagedAppend(gap, len) => {
                 let a = model.last_ts() + gap;
                 Op::StagedAppend(a, a + len)
+            }
+            Op::Compact(size, _) => {
+                let merges = lib.fragmentation(SYMBOL, size).is_ok_and(|f| f.compacted_segments < f.segments);
+                Op::Compact(size, merges)
             }
             other => other,
         };
