@@ -18,6 +18,7 @@ pub mod options;
 mod pipeline;
 pub mod staged;
 pub mod store;
+mod stream_append;
 mod sync;
 pub mod table;
 #[cfg(test)]

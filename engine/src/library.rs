@@ -217,6 +217,11 @@ impl Library {
         &self.storage
     }
 
+    /// The pipeline options the library runs with.
+    pub(crate) fn pipeline_options(&self) -> &PipelineOptions {
+        &self.pipeline
+    }
+
     // ----- writes -------------------------------------------------------------------------------
 
     /// Writes `table` as a new version of `symbol`, replacing its contents.
@@ -1445,7 +1450,7 @@ impl Library {
     ///
     /// # Errors
     /// Storage errors (a missing segment is `NotFound`).
-    fn copy_segments(&self, entries: &[IndexEntry], symbol: &str) -> Result<Vec<IndexEntry>> {
+    pub(crate) fn copy_segments(&self, entries: &[IndexEntry], symbol: &str) -> Result<Vec<IndexEntry>> {
         let keys = segment_keys(entries);
         let now = crate::clock::now_ns();
         let mut copies = std::collections::HashMap::with_capacity(keys.len());
@@ -1463,7 +1468,7 @@ impl Library {
     /// Whether objects written at `since_ns` (this process's clock) are past `max_reuse_age`, so that a
     /// rebased commit must write them again rather than name them: a vacuum whose grace is shorter
     /// than the commit's whole duration could otherwise delete them just before the commit lands.
-    fn too_old_to_reuse(&self, since_ns: i64) -> bool {
+    pub(crate) fn too_old_to_reuse(&self, since_ns: i64) -> bool {
         let limit = i64::try_from(self.pipeline.max_reuse_age.as_nanos()).unwrap_or(i64::MAX);
         since_ns != i64::MAX && crate::clock::now_ns().saturating_sub(since_ns) > limit
     }

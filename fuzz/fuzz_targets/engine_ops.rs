@@ -31,6 +31,8 @@ enum Op {
     /// A write through `write_stream`, in batches of up to 3 rows.
     StreamWrite(i64, i64),
     Append(i64, i64),
+    /// An append through `append_stream`, in batches of up to 3 rows.
+    StreamAppend(i64, i64),
     /// Rows staged as two chunks (the later one first), then exactly those finalized in append mode.
     StagedAppend(i64, i64),
     Update(i64, i64, i64),
@@ -74,7 +76,7 @@ impl Model {
                 m.write(rows(a..b));
             }
             // Appends start at or after the current end (see the target), so the engine accepts them all.
-            Op::Append(a, b) | Op::StagedAppend(a, b) => {
+            Op::Append(a, b) | Op::StreamAppend(a, b) | Op::StagedAppend(a, b) => {
                 m.append(&rows(a..b));
             }
             Op::Update(lo, hi, len) => {
@@ -129,6 +131,12 @@ fn run_op(lib: &Library, op: &Op, step: usize) -> floe_engine::Result<()> {
             lib.write_stream(SYMBOL, floe_tests::schema(), ts, batches.into_iter(), None).map(|_| ())
         }
         Op::Append(a, b) => lib.append(SYMBOL, &t(a, b), None).map(|_| ()),
+        Op::StreamAppend(a, b) => {
+            let all = rows(a..b);
+            let batches: Vec<_> = all.chunks(3).map(|c| Ok(floe_tests::batch(c))).collect();
+            let ts = floe_engine::IndexKind::Timestamp("ts".into());
+            lib.append_stream(SYMBOL, floe_tests::schema(), ts, batches.into_iter(), None).map(|_| ())
+        }
         Op::StagedAppend(a, b) => floe_tests::stress::staged_append(lib, SYMBOL, a, b).map(|_| ()),
         Op::Update(lo, hi, len) => {
             let r = rows((lo..=hi).take(len as usize));
@@ -174,7 +182,7 @@ fn decode_ops(data: &[u8]) -> Vec<Op> {
     let mut next = || it.next();
     while let Some(b) = next() {
         let mut arg = || i64::from(next().unwrap_or(0) % 32);
-        let op = match b % 12 {
+        let op = match b % 13 {
             0 => {
                 let a = arg();
                 // Odd starts go through the stream path.
@@ -199,6 +207,10 @@ fn decode_ops(data: &[u8]) -> Vec<Op> {
             9 => {
                 let gap = arg() % 4;
                 Op::StagedAppend(gap, 2 + arg() % 20) // made absolute below
+            }
+            11 => {
+                let gap = arg() % 4;
+                Op::StreamAppend(gap, arg() % 20) // made absolute below
             }
             10 => Op::Compact([None, Some(2), Some(5)][(arg() % 3) as usize], false), // merges: asked below
             _ => Op::Vacuum,
@@ -234,6 +246,10 @@ pub fn run(data: &[u8]) {
             Op::StagedAppend(gap, len) => {
                 let a = model.last_ts() + gap;
                 Op::StagedAppend(a, a + len)
+            }
+            Op::StreamAppend(gap, len) => {
+                let a = model.last_ts() + gap;
+                Op::StreamAppend(a, a + len)
             }
             Op::Compact(size, _) => {
                 let merges = lib.fragmentation(SYMBOL, size).is_ok_and(|f| f.compacted_segments < f.segments);

@@ -146,39 +146,32 @@ impl PyLibrary {
         metadata: Option<&Bound<'_, PyBytes>>,
         prune: bool,
     ) -> PyResult<ItemTuple> {
-        let ctx = format!("write {symbol:?}");
-        let reader = data.into_reader()?;
-        let schema = convert::normalized_schema(&reader.schema());
         let metadata = bytes_of(metadata);
-        py.detach(|| {
-            // A thread reads the stream one batch ahead, so a stream made in Python (which takes the
-            // GIL to convert its next chunk) works while the engine encodes and stores the last one.
-            // Dropping the receiver (the write failed) ends the thread after the batch it is making.
-            let (tx, rx) = std::sync::mpsc::sync_channel(1);
-            std::thread::scope(|scope| {
-                scope.spawn(move || {
-                    for b in reader {
-                        if tx.send(b).is_err() {
-                            break;
-                        }
-                    }
-                });
-                let batches = rx.into_iter().map(|b| {
-                    let b = b.map_err(|e| Error::invalid(format!("reading the input stream failed: {e}")))?;
-                    convert::conform(&schema, &b)
-                });
-                let item = self.inner.write_stream(
-                    symbol,
-                    schema.clone(),
-                    convert::index_kind(index),
-                    batches,
-                    metadata.as_deref(),
-                )?;
-                self.prune_if(symbol, prune, item)
-            })
+        self.streamed(py, &format!("write {symbol:?}"), data, |schema, batches| {
+            let item =
+                self.inner.write_stream(symbol, schema, convert::index_kind(index), batches, metadata.as_deref())?;
+            self.prune_if(symbol, prune, item)
         })
-        .map(|i| convert::item_tuple(&i))
-        .map_err(|e| to_py(py, &e, &ctx))
+    }
+
+    /// Appends from an Arrow stream read as the engine has room for more (`Library::append_stream`), as
+    /// `write_stream` writes.
+    #[pyo3(signature = (symbol, data, index, metadata, prune))]
+    fn append_stream(
+        &self,
+        py: Python<'_>,
+        symbol: &str,
+        data: AnyRecordBatch,
+        index: Option<&str>,
+        metadata: Option<&Bound<'_, PyBytes>>,
+        prune: bool,
+    ) -> PyResult<ItemTuple> {
+        let metadata = bytes_of(metadata);
+        self.streamed(py, &format!("append {symbol:?}"), data, |schema, batches| {
+            let item =
+                self.inner.append_stream(symbol, schema, convert::index_kind(index), batches, metadata.as_deref())?;
+            self.prune_if(symbol, prune, item)
+        })
     }
 
     #[pyo3(signature = (symbol, data, index, metadata, prune))]
@@ -628,6 +621,44 @@ impl PyLibrary {
     /// One staged chunk as Python sees it: (token, rows, index range, metadata).
     fn chunk_tuple(py: Python<'_>, c: StagedChunk) -> ChunkTuple {
         (PyBytes::new(py, &Key::Atom(c.key).to_binary()).unbind(), c.rows, c.index_range, py_bytes(py, c.metadata))
+    }
+
+    /// Runs `op` on the batches of the Arrow stream `data` without the GIL, the stream read on its own
+    /// thread one batch ahead, so a stream made in Python (which takes the GIL to convert its next
+    /// chunk) works while the engine encodes and stores the last one. Dropping the receiver (the
+    /// operation failed) ends the thread after the batch it is making.
+    fn streamed(
+        &self,
+        py: Python<'_>,
+        ctx: &str,
+        data: AnyRecordBatch,
+        op: impl FnOnce(
+            arrow_schema::SchemaRef,
+            &mut dyn Iterator<Item = Result<arrow_array::RecordBatch, Error>>,
+        ) -> Result<VersionedItem, Error>
+        + Send,
+    ) -> PyResult<ItemTuple> {
+        let reader = data.into_reader()?;
+        let schema = convert::normalized_schema(&reader.schema());
+        py.detach(|| {
+            let (tx, rx) = std::sync::mpsc::sync_channel(1);
+            std::thread::scope(|scope| {
+                scope.spawn(move || {
+                    for b in reader {
+                        if tx.send(b).is_err() {
+                            break;
+                        }
+                    }
+                });
+                let mut batches = rx.into_iter().map(|b| {
+                    let b = b.map_err(|e| Error::invalid(format!("reading the input stream failed: {e}")))?;
+                    convert::conform(&schema, &b)
+                });
+                op(schema.clone(), &mut batches)
+            })
+        })
+        .map(|i| convert::item_tuple(&i))
+        .map_err(|e| to_py(py, &e, ctx))
     }
 
     fn prune_if(&self, symbol: &str, prune: bool, item: VersionedItem) -> Result<VersionedItem, Error> {

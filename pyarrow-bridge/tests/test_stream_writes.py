@@ -121,3 +121,69 @@ def test_an_unsorted_large_frame_is_refused_before_anything_is_written(small_lib
     with pytest.raises(floe.InvalidInput, match="not sorted"):
         small_lib.write("u", df)
     assert not small_lib.has_symbol("u")
+
+
+# ----- appends ------------------------------------------------------------------------------------
+
+
+def test_a_reader_is_appended_as_read(small_lib):
+    small_lib.write("s", _table(0, 10), index_column="ts", metadata={"v": 0})
+    parts = [_table(10, 4), _table(14, 0), _table(14, 25)]
+    pulled = []
+
+    def batches():
+        for i, t in enumerate(parts):
+            pulled.append(i)
+            yield from t.to_batches() or [pa.RecordBatch.from_pylist([], schema=t.schema)]
+
+    item = small_lib.append("s", pa.RecordBatchReader.from_batches(parts[0].schema, batches()), index_column="ts", metadata={"v": 1})
+    assert item.version == 1 and pulled == [0, 1, 2]
+    got = small_lib.read("s", output_format="pyarrow")
+    assert got.data.equals(pa.concat_tables([_table(0, 10), *parts])) and got.metadata == {"v": 1}
+    # Onto a symbol that does not exist yet: it is created.
+    small_lib.append("new", pa.RecordBatchReader.from_batches(parts[0].schema, _table(0, 3).to_batches()), index_column="ts")
+    assert small_lib.read("new", output_format="pyarrow").data.equals(_table(0, 3))
+
+
+def test_a_streamed_append_that_does_not_fit_commits_nothing(small_lib):
+    small_lib.write("s", _table(0, 10), index_column="ts")
+    before = small_lib.read("s", output_format="pyarrow").data
+
+    def other_columns():
+        yield from pa.table({"ts": _table(20, 2).column("ts"), "y": [1, 2]}).to_batches()
+
+    schema = pa.schema([("ts", pa.timestamp("ns")), ("y", pa.int64())])
+    with pytest.raises(floe.SchemaMismatch):
+        small_lib.append("s", pa.RecordBatchReader.from_batches(schema, other_columns()), index_column="ts")
+    with pytest.raises(floe.UnsortedIndex):
+        small_lib.append("s", pa.RecordBatchReader.from_batches(_table(0, 1).schema, _table(5, 20).to_batches()), index_column="ts")
+    assert small_lib.read("s", output_format="pyarrow").data.equals(before)
+    assert [v.version for v in small_lib.list_versions("s")] == [0]
+
+
+def test_large_frames_append_in_chunks(small_lib, monkeypatch):
+    monkeypatch.setattr(_convert, "CONVERT_CHUNK_ROWS", 10)
+    n = 95
+    index = pd.date_range("2024-01-01", periods=2 * n, freq="s")
+    df = pd.DataFrame({"s": pd.Series([f"k{i % 4}" if i % 7 else None for i in range(2 * n)], index=index, dtype=object), "v": np.arange(2 * n)}, index=index)
+    small_lib.write("p", df.iloc[:n])
+    small_lib.append("p", df.iloc[n:])
+    got = small_lib.read("p").data
+    want = df.copy()
+    want["s"] = want["s"].where(want["s"].notna(), None)
+    assert_frame_equal(got, want)
+
+
+def test_a_dynamic_schema_library_appends_new_columns_from_a_reader(store):
+    lib = store.create_library(unique_name(), floe.LibraryOptions(dynamic_schema=True))
+    lib.write("s", _table(0, 5), index_column="ts")
+    more = _table(5, 5).append_column("extra", pa.array(np.arange(5, dtype=np.int64)))
+    lib.append("s", pa.RecordBatchReader.from_batches(more.schema, more.to_batches()), index_column="ts")
+    got = lib.read("s", output_format="pyarrow").data
+    assert got.num_rows == 10 and got.column("extra").to_pylist() == [None] * 5 + list(range(5))
+
+
+def unique_name() -> str:
+    from conftest import unique
+
+    return unique("dyn")

@@ -321,10 +321,18 @@ class Library:
     ) -> VersionedItem:
         """Appends ``data``'s rows after the symbol's last row (creating the symbol if needed). The
         schema must match; a timestamp index must not start before the symbol's last timestamp.
-        The new version's metadata is ``metadata`` (not combined with the previous version's)."""
+        The new version's metadata is ``metadata`` (not combined with the previous version's).
+
+        As in :meth:`write`, a ``pyarrow.RecordBatchReader`` is appended as it is read, never held
+        whole, and a large pandas frame is converted chunk by chunk while the engine stores (except in
+        a dynamic-schema library, where the data may add columns: it is then read whole). A batch that
+        turns out bad further down raises then, and nothing is committed."""
         old = self._old_envelope(symbol)
         _refuse_pickled(old, "append", symbol)
-        n, blob = self._prepare(data, metadata, index_column, old)
+        stream = not self._lib.options()[2]
+        n, blob = self._prepare(data, metadata, index_column, old, stream=stream)
+        if isinstance(n.table, pa.RecordBatchReader):
+            return self._item(self._lib.append_stream(symbol, n.table, n.index, blob, prune_previous_versions))
         return self._item(self._lib.append(symbol, n.table, n.index, blob, prune_previous_versions))
 
     def update(
