@@ -1,7 +1,8 @@
 //! Compaction (ArcticDB's `compact_data`, `is_symbol_fragmented` and `defragment_symbol_data`): runs of
 //! small row slices that appends and updates left in the latest version are rewritten as full slices,
-//! in a new version holding the same rows, schema and metadata. Full slices are kept by reference (their
-//! segments are not read or written again), so compacting a mostly compact symbol costs little.
+//! in a new version holding the same rows, schema and metadata (its version record says `Write`: a
+//! whole table, partly by reference). Full slices are kept by reference (their segments are not read
+//! or written again), so compacting a mostly compact symbol costs little.
 //!
 //! A compaction commits only over the version it read: if another writer committed meanwhile, it fails
 //! with `Conflict` and deletes what it wrote, rather than replace the newer rows with older ones.
