@@ -179,6 +179,8 @@ pub enum CrashOp {
     StreamWrite(i64, i64),
     /// `append` rows `start..end`.
     Append(i64, i64),
+    /// `append_stream` rows `start..end`, in batches of up to 4 rows.
+    StreamAppend(i64, i64),
     /// `stage` rows `start..end` as two chunks (the later half first), then `finalize_staged` those two
     /// in append mode.
     StagedAppend(i64, i64),
@@ -201,6 +203,7 @@ impl CrashOp {
             CrashOp::Write(a, b) => format!("write {a} {b}"),
             CrashOp::StreamWrite(a, b) => format!("swrite {a} {b}"),
             CrashOp::Append(a, b) => format!("append {a} {b}"),
+            CrashOp::StreamAppend(a, b) => format!("sappendstream {a} {b}"),
             CrashOp::StagedAppend(a, b) => format!("sappend {a} {b}"),
             CrashOp::Update(lo, hi, a, b) => format!("update {lo} {hi} {a} {b}"),
             CrashOp::DeleteRange(lo, hi) => format!("delrange {lo} {hi}"),
@@ -225,6 +228,7 @@ impl CrashOp {
             Some("write") => CrashOp::Write(n(1)?, n(2)?),
             Some("swrite") => CrashOp::StreamWrite(n(1)?, n(2)?),
             Some("append") => CrashOp::Append(n(1)?, n(2)?),
+            Some("sappendstream") => CrashOp::StreamAppend(n(1)?, n(2)?),
             Some("sappend") => CrashOp::StagedAppend(n(1)?, n(2)?),
             Some("update") => CrashOp::Update(n(1)?, n(2)?, n(3)?, n(4)?),
             Some("delrange") => CrashOp::DeleteRange(n(1)?, n(2)?),
@@ -242,6 +246,7 @@ impl CrashOp {
             CrashOp::Write(..)
                 | CrashOp::StreamWrite(..)
                 | CrashOp::Append(..)
+                | CrashOp::StreamAppend(..)
                 | CrashOp::StagedAppend(..)
                 | CrashOp::Update(..)
                 | CrashOp::DeleteRange(..)
@@ -263,6 +268,12 @@ impl CrashOp {
                 Some(lib.write_stream(symbol, crate::schema(), ts, batches.into_iter(), None)?.version)
             }
             CrashOp::Append(a, b) => Some(lib.append(symbol, &t(*a, *b), None)?.version),
+            CrashOp::StreamAppend(a, b) => {
+                let all = rows(*a..*b);
+                let batches = all.chunks(4).map(|c| Ok(crate::batch(c))).collect::<Vec<_>>();
+                let ts = floe_engine::IndexKind::Timestamp("ts".into());
+                Some(lib.append_stream(symbol, crate::schema(), ts, batches.into_iter(), None)?.version)
+            }
             CrashOp::StagedAppend(a, b) => Some(staged_append(lib, symbol, *a, *b)?.version),
             CrashOp::Update(lo, hi, a, b) => Some(lib.update(symbol, &t(*a, *b), Some((*lo, *hi)), None)?.version),
             CrashOp::DeleteRange(lo, hi) => Some(lib.delete_data_in_range(symbol, (*lo, *hi))?.version),
@@ -287,7 +298,7 @@ impl CrashOp {
             CrashOp::Write(a, b) | CrashOp::StreamWrite(a, b) => {
                 model.write(rows(*a..*b));
             }
-            CrashOp::Append(a, b) | CrashOp::StagedAppend(a, b) => {
+            CrashOp::Append(a, b) | CrashOp::StreamAppend(a, b) | CrashOp::StagedAppend(a, b) => {
                 model.append(&rows(*a..*b));
             }
             CrashOp::Update(lo, hi, a, b) => {
@@ -343,9 +354,13 @@ pub fn next_crash_op(rng: &mut Rng, cur: Option<&[Row]>, snapshots: &[String], s
             let a = rng.range(0, 100);
             CrashOp::StreamWrite(a, a + rng.range(0, 60))
         }
-        10..42 => {
+        10..36 => {
             let a = last + 1 + rng.range(0, 3);
             CrashOp::Append(a, a + rng.range(1, 25))
+        }
+        36..42 => {
+            let a = last + 1 + rng.range(0, 3);
+            CrashOp::StreamAppend(a, a + rng.range(1, 25))
         }
         42..50 => {
             let a = last + 1 + rng.range(0, 3);

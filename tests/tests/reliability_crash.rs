@@ -65,6 +65,7 @@ fn op_name(op: &CrashOp) -> &'static str {
         CrashOp::Write(..) => "write",
         CrashOp::StreamWrite(..) => "write_stream",
         CrashOp::Append(..) => "append",
+        CrashOp::StreamAppend(..) => "append_stream",
         CrashOp::StagedAppend(..) => "staged_append",
         CrashOp::Update(..) => "update",
         CrashOp::DeleteRange(..) => "delete_range",
