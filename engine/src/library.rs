@@ -177,6 +177,43 @@ pub(crate) fn check_append_start(symbol: &str, rec: &VersionRecord, new_start: i
     Ok(())
 }
 
+/// What an operation that commits a version returns: the committed version's item; on a failure that
+/// certainly committed nothing, `cleanup` runs first (it deletes what the operation wrote, unreachable).
+pub(crate) fn committed_item(
+    symbol: &str,
+    operation: &str,
+    result: Result<Option<Head>>,
+    cleanup: impl FnOnce(),
+) -> Result<VersionedItem> {
+    match result {
+        Ok(Some(head)) => Ok(item(symbol, &head.record)),
+        Ok(None) => Err(Error::internal(format!("{operation} committed nothing"))),
+        Err(e) => {
+            if e.detail() != Detail::CommitOutcomeUnknown {
+                cleanup();
+            }
+            Err(e)
+        }
+    }
+}
+
+/// `entries` (of rows numbered from 0) moved to start at row `base`; a row-count index moves with them.
+pub(crate) fn moved_rows(
+    entries: &[IndexEntry],
+    base: u64,
+    row_count_index: bool,
+) -> impl Iterator<Item = IndexEntry> + '_ {
+    entries.iter().cloned().map(move |mut e| {
+        e.row_start += base;
+        e.row_end += base;
+        if row_count_index {
+            e.index_start += base as i64;
+            e.index_end += base as i64;
+        }
+        e
+    })
+}
+
 pub(crate) fn item(symbol: &str, r: &VersionRecord) -> VersionedItem {
     VersionedItem { symbol: symbol.to_owned(), version: r.version, timestamp_ns: r.timestamp_ns }
 }
@@ -384,17 +421,8 @@ impl Library {
                         plain = Some((Arc::clone(&schema), self.write_rows(symbol, next, &conformed, 0, None)?));
                     }
                     let (new_rows, deferred) =
-                        plain.as_ref().map(|(_, w)| (w.entries.clone(), w.deferred.clone())).expect("written above");
-                    let row_count_index = matches!(index, IndexKind::RowCount);
-                    entries.extend(new_rows.into_iter().map(|mut e| {
-                        e.row_start += base;
-                        e.row_end += base;
-                        if row_count_index {
-                            e.index_start += base as i64;
-                            e.index_end += base as i64;
-                        }
-                        e
-                    }));
+                        plain.as_ref().map(|(_, w)| (&w.entries, w.deferred.clone())).expect("written above");
+                    entries.extend(moved_rows(new_rows, base, matches!(index, IndexKind::RowCount)));
                     let rows = write::Written { entries, deferred };
                     self.finish_index(symbol, next, Operation::Append, &schema, &index, rows, metadata)?
                 }
@@ -402,19 +430,12 @@ impl Library {
             scratch.push(nv.index_key.clone());
             Ok(Change::Append(nv))
         });
-        match result {
-            Ok(Some(head)) => Ok(item(symbol, &head.record)),
-            Ok(None) => Err(Error::internal("append committed nothing")),
-            Err(e) => {
-                if e.detail() != Detail::CommitOutcomeUnknown {
-                    self.discard(&mut scratch);
-                    let mut plain_keys: Vec<AtomKey> =
-                        plain.iter().flat_map(|(_, w)| w.entries.iter().map(|e| e.key.clone())).collect();
-                    self.discard(&mut plain_keys);
-                }
-                Err(e)
-            }
-        }
+        committed_item(symbol, "append", result, || {
+            self.discard(&mut scratch);
+            let mut plain_keys: Vec<AtomKey> =
+                plain.iter().flat_map(|(_, w)| w.entries.iter().map(|e| e.key.clone())).collect();
+            self.discard(&mut plain_keys);
+        })
     }
 
     /// Checks that `table` may be appended to version `rec` (whose index is `old`); returns the schema

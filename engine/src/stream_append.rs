@@ -17,8 +17,7 @@ use floe_formats::record::{IndexKind, Operation};
 
 use crate::error::{Detail, Error, ErrorKind, Result};
 use crate::head::{self, Change};
-use crate::index::IndexEntry;
-use crate::library::{Library, VersionedItem, check_append_start, check_same_index, item};
+use crate::library::{Library, VersionedItem, check_append_start, check_same_index, committed_item, moved_rows};
 use crate::pipeline::write;
 use crate::table::{self, Table};
 
@@ -107,24 +106,17 @@ impl Library {
                 }
             };
             let mut entries = entries;
-            entries.extend(renumbered(&new_rows, base, matches!(index, IndexKind::RowCount)));
+            entries.extend(moved_rows(&new_rows, base, matches!(index, IndexKind::RowCount)));
             let rows = write::Written { entries, deferred: Vec::new() };
             let nv = self.finish_index(symbol, next, Operation::Append, &stored, &index, rows, metadata)?;
             attempt_keys.push(nv.index_key.clone());
             Ok(Change::Append(nv))
         });
-        match result {
-            Ok(Some(head)) => Ok(item(symbol, &head.record)),
-            Ok(None) => Err(Error::internal("append committed nothing")),
-            Err(e) => {
-                if e.detail() != Detail::CommitOutcomeUnknown {
-                    self.discard(&mut attempt_keys);
-                    let mut keys: Vec<AtomKey> = new_rows.iter().map(|e| e.key.clone()).collect();
-                    self.discard(&mut keys);
-                }
-                Err(e)
-            }
-        }
+        committed_item(symbol, "append", result, || {
+            self.discard(&mut attempt_keys);
+            let mut keys: Vec<AtomKey> = new_rows.iter().map(|e| e.key.clone()).collect();
+            self.discard(&mut keys);
+        })
     }
 }
 
@@ -146,19 +138,6 @@ fn check_fits(
         ));
     }
     Ok(())
-}
-
-/// `entries` (numbered from row 0) moved to start at row `base`; a row-count index moves with them.
-fn renumbered(entries: &[IndexEntry], base: u64, row_count_index: bool) -> impl Iterator<Item = IndexEntry> + '_ {
-    entries.iter().cloned().map(move |mut e| {
-        e.row_start += base;
-        e.row_end += base;
-        if row_count_index {
-            e.index_start += base as i64;
-            e.index_end += base as i64;
-        }
-        e
-    })
 }
 
 #[cfg(test)]

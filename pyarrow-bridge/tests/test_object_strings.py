@@ -40,12 +40,12 @@ POOL = ["", "a", "AAPL", "x" * 16, "y" * 17, "é", "日本語テキスト", "�
 MISSING = [None, float("nan"), np.float64("nan"), pd.NA]
 
 
-@pytest.mark.parametrize("large", [False, True])
-@pytest.mark.parametrize("seed", range(12))
-def test_random_columns_convert_as_pyarrow_does(seed: int, large: bool) -> None:
+def random_objects(seed: int, pool_sizes: list, fresh_chars: str, fresh_len: int) -> np.ndarray:
+    """A column of 1 to 20,000 rows: 10 % missing values of every kind, 10 % fresh string objects of up
+    to ``fresh_len`` characters from ``fresh_chars``, the rest drawn from ``POOL`` plus a pool of one of
+    ``pool_sizes`` more strings; one row is always a string."""
     rng = random.Random(seed)
-    # A few distinct objects repeated (the cache's case) and fresh objects per row (its misses).
-    pool = POOL + [f"s{rng.randrange(10**6)}" for _ in range(rng.choice([1, 50, 5000]))]
+    pool = POOL + [f"s{rng.randrange(10**6)}" for _ in range(rng.choice(pool_sizes))]
     n = rng.choice([1, 7, 1000, 20_000])
     values = []
     for _ in range(n):
@@ -53,11 +53,18 @@ def test_random_columns_convert_as_pyarrow_does(seed: int, large: bool) -> None:
         if r < 0.1:
             values.append(rng.choice(MISSING))
         elif r < 0.2:
-            values.append("".join(rng.choice("abcé🙂") for _ in range(rng.randrange(40))))  # a new object
+            values.append("".join(rng.choice(fresh_chars) for _ in range(rng.randrange(fresh_len))))
         else:
             values.append(rng.choice(pool))
     values[rng.randrange(n)] = "always one string"
-    arr = objects(values)
+    return objects(values)
+
+
+@pytest.mark.parametrize("large", [False, True])
+@pytest.mark.parametrize("seed", range(12))
+def test_random_columns_convert_as_pyarrow_does(seed: int, large: bool) -> None:
+    # A few distinct objects repeated (the cache's case) and fresh objects per row (its misses).
+    arr = random_objects(seed, pool_sizes=[1, 50, 5000], fresh_chars="abcé🙂", fresh_len=40)
     got = converted(arr, large)
     assert got is not None
     want = expected(arr, large)
@@ -174,20 +181,8 @@ def coded(values: np.ndarray, max_distinct: int = 1 << 20, large: bool = False):
 @pytest.mark.parametrize("large", [False, True])
 @pytest.mark.parametrize("seed", range(8))
 def test_codes_decode_to_what_pyarrow_converts(seed: int, large: bool) -> None:
-    rng = random.Random(seed)
-    pool = POOL + [f"s{rng.randrange(10**6)}" for _ in range(rng.choice([1, 50, 900]))]
-    n = rng.choice([1, 7, 1000, 20_000])
-    values = []
-    for _ in range(n):
-        r = rng.random()
-        if r < 0.1:
-            values.append(rng.choice(MISSING))
-        elif r < 0.2:
-            values.append("".join(rng.choice("ab") for _ in range(rng.randrange(4))))  # equal strings, new objects
-        else:
-            values.append(rng.choice(pool))
-    values[rng.randrange(n)] = "always one string"
-    arr = objects(values)
+    # Fresh objects of few distinct strings: equal strings in different objects share a code.
+    arr = random_objects(seed, pool_sizes=[1, 50, 900], fresh_chars="ab", fresh_len=4)
     got = coded(arr, large=large)
     assert got is not None
     value_type = pa.large_string() if large else pa.string()
