@@ -254,11 +254,6 @@ impl Library {
         &self.storage
     }
 
-    /// The pipeline options the library runs with.
-    pub(crate) fn pipeline_options(&self) -> &PipelineOptions {
-        &self.pipeline
-    }
-
     // ----- writes -------------------------------------------------------------------------------
 
     /// Writes `table` as a new version of `symbol`, replacing its contents.
@@ -328,24 +323,9 @@ impl Library {
         batches: impl Iterator<Item = Result<RecordBatch>>,
         metadata: Option<&[u8]>,
     ) -> Result<VersionedItem> {
-        validate_symbol(symbol)?;
-        let header = Table::new(Arc::clone(&schema), Vec::new(), index.clone())?;
-        // The codec's own rule decides which types are storable: encode zero rows of the schema.
-        floe_formats::encode_segment(&RecordBatch::new_empty(Arc::clone(&schema)), None)?;
-        // Provenance only (a rebased commit keeps the data keys): the version this write expects to be.
-        let version = head::read_head(&*self.storage, symbol)?.map_or(0, |rh| rh.head.latest() + 1);
-        let data_cols = table::data_columns(&schema, header.index_pos());
-        let job = write::SliceJob {
-            symbol,
-            version,
-            row_base: 0,
-            index_pos: header.index_pos(),
-            groups: table::column_groups(data_cols.len(), self.options.columns_per_segment),
-            data_cols,
-        };
+        let job = self.stream_job(symbol, &schema, &index)?;
         let mut since = crate::clock::now_ns();
-        let slices = table::RowSlicer::new(batches, Arc::clone(&schema), index.clone(), self.options.rows_per_segment);
-        let mut entries = write::write_segment_stream(&self.storage, &self.pipeline, &job, slices)?;
+        let mut entries = self.store_stream(&job, &schema, &index, batches)?;
         let mut prepared: Option<NewVersion> = None;
         let mut attempts = 0u32;
         let head = self.commit(symbol, |h| {
@@ -369,6 +349,44 @@ impl Library {
         })?;
         let head = head.ok_or_else(|| Error::internal("write committed nothing"))?;
         Ok(item(symbol, &head.record))
+    }
+
+    /// The slicing job of a stream of `schema` indexed by `index` into `symbol`, after checking the
+    /// symbol name, the schema (the codec's own rule decides which types are storable: it encodes zero
+    /// rows of the schema) and the index column, before anything is read or written.
+    pub(crate) fn stream_job<'s>(
+        &self,
+        symbol: &'s str,
+        schema: &SchemaRef,
+        index: &IndexKind,
+    ) -> Result<write::SliceJob<'s>> {
+        validate_symbol(symbol)?;
+        let header = Table::new(Arc::clone(schema), Vec::new(), index.clone())?;
+        floe_formats::encode_segment(&RecordBatch::new_empty(Arc::clone(schema)), None)?;
+        // Provenance only (a rebased commit keeps the data keys): the version this write expects to be.
+        let version = head::read_head(&*self.storage, symbol)?.map_or(0, |rh| rh.head.latest() + 1);
+        let data_cols = table::data_columns(schema, header.index_pos());
+        Ok(write::SliceJob {
+            symbol,
+            version,
+            row_base: 0,
+            index_pos: header.index_pos(),
+            groups: table::column_groups(data_cols.len(), self.options.columns_per_segment),
+            data_cols,
+        })
+    }
+
+    /// Stores the rows of `batches` as `job` slices them, numbered from row 0, reading the stream as the
+    /// write pipeline has room (each batch checked as it arrives: [`table::RowSlicer`]).
+    pub(crate) fn store_stream(
+        &self,
+        job: &write::SliceJob<'_>,
+        schema: &SchemaRef,
+        index: &IndexKind,
+        batches: impl Iterator<Item = Result<RecordBatch>>,
+    ) -> Result<Vec<IndexEntry>> {
+        let slices = table::RowSlicer::new(batches, Arc::clone(schema), index.clone(), self.options.rows_per_segment);
+        write::write_segment_stream(&self.storage, &self.pipeline, job, slices)
     }
 
     /// Appends `table`'s rows after the symbol's last row, making a new version. Creates the symbol if it

@@ -8,8 +8,6 @@
 //! after the rows of whatever version is then the latest, checking the schema and the index order
 //! against it. `compact_data` merges small slices left behind.
 
-use std::sync::Arc;
-
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use floe_formats::AtomKey;
@@ -19,7 +17,7 @@ use crate::error::{Detail, Error, ErrorKind, Result};
 use crate::head::{self, Change};
 use crate::library::{Library, VersionedItem, check_append_start, check_same_index, committed_item, moved_rows};
 use crate::pipeline::write;
-use crate::table::{self, Table};
+use crate::table;
 
 impl Library {
     /// Appends the rows of a stream of record batches (all with `schema`, indexed by `index`) after the
@@ -48,9 +46,7 @@ impl Library {
         batches: impl Iterator<Item = Result<RecordBatch>>,
         metadata: Option<&[u8]>,
     ) -> Result<VersionedItem> {
-        floe_formats::names::validate_symbol(symbol)?;
-        let header = Table::new(Arc::clone(&schema), Vec::new(), index.clone())?;
-        floe_formats::encode_segment(&RecordBatch::new_empty(Arc::clone(&schema)), None)?;
+        let job = self.stream_job(symbol, &schema, &index)?;
         let stored = floe_formats::stored_schema(&schema);
         // Refused before anything is read when the latest version already tells (it is checked again
         // against whatever is the latest at commit time).
@@ -61,20 +57,8 @@ impl Library {
             let old = self.cached_index(&rec.index_key)?;
             check_fits(symbol, &old.schema, &old.descriptor.index, &stored, &index)?;
         }
-        let version = head::read_head(self.storage().as_ref(), symbol)?.map_or(0, |rh| rh.head.latest() + 1);
-        let data_cols = table::data_columns(&schema, header.index_pos());
-        let job = write::SliceJob {
-            symbol,
-            version,
-            row_base: 0,
-            index_pos: header.index_pos(),
-            groups: table::column_groups(data_cols.len(), self.options().columns_per_segment),
-            data_cols,
-        };
         let mut since = crate::clock::now_ns();
-        let rows_per_segment = self.options().rows_per_segment;
-        let slices = table::RowSlicer::new(batches, Arc::clone(&schema), index.clone(), rows_per_segment);
-        let mut new_rows = write::write_segment_stream(self.storage(), self.pipeline_options(), &job, slices)?;
+        let mut new_rows = self.store_stream(&job, &schema, &index, batches)?;
         let mut attempt_keys: Vec<AtomKey> = Vec::new();
         let mut attempts = 0u32;
         let result = self.commit(symbol, |h| {
