@@ -147,7 +147,9 @@ def counted(monkeypatch, name: str) -> list:
 
 def test_frames_with_object_strings_round_trip(lib, monkeypatch) -> None:
     strings, codes = counted(monkeypatch, "strings_from_objects"), counted(monkeypatch, "codes_from_objects")
-    n = 450_000  # more than two conversion chunks: the streamed write path
+    monkeypatch.setattr(_convert, "CONVERT_CHUNK_ROWS", 2_000)
+    monkeypatch.setattr(_convert, "STREAM_MAX_CHUNK_ROWS", 2_000)
+    n = 4_500  # more than two conversion chunks: the streamed write path
     rng = np.random.default_rng(5)
     tickers = np.array(["AAPL", "MSFT", "日本", "x" * 30, None, np.nan], dtype=object)
     index = pd.date_range("2024-01-01", periods=n, freq="s")
@@ -203,10 +205,12 @@ def test_codes_give_way_to_plain_strings() -> None:
         assert coded(objects(values)) is None, values
 
 
-def test_a_stream_whose_chunks_differ_in_cardinality_round_trips(lib) -> None:
+def test_a_stream_whose_chunks_differ_in_cardinality_round_trips(lib, monkeypatch) -> None:
     """The first chunk sets the stream's type: codes, then a chunk of unique strings (converted to that
     dictionary type by pyarrow); and plain strings, then a chunk of few values (kept plain)."""
-    step = _convert.CONVERT_CHUNK_ROWS
+    step = 4_000
+    monkeypatch.setattr(_convert, "CONVERT_CHUNK_ROWS", step)
+    monkeypatch.setattr(_convert, "STREAM_MAX_CHUNK_ROWS", step)
     index = pd.date_range("2024-01-01", periods=3 * step, freq="s")
     few = np.array([f"k{i % 5}" for i in range(step)], dtype=object)
     many = np.array([f"unique-{i}" for i in range(step)], dtype=object)
@@ -216,7 +220,8 @@ def test_a_stream_whose_chunks_differ_in_cardinality_round_trips(lib) -> None:
         pd.testing.assert_frame_equal(lib.read(name).data, df, check_freq=False)
 
 
-def test_appends_and_updates_after_a_write_of_codes(lib) -> None:
+def test_appends_and_updates_after_a_write_of_codes(lib, monkeypatch) -> None:
+    monkeypatch.setattr(_convert, "CONVERT_CHUNK_ROWS", 1_000)
     n = 2 * _convert.CONVERT_CHUNK_ROWS + 10
     index = pd.date_range("2024-01-01", periods=n, freq="s")
     df = pd.DataFrame({"s": pd.Series([f"k{i % 7}" for i in range(n)], index=index, dtype=object), "v": np.arange(n)})
@@ -309,8 +314,13 @@ def test_stream_chunks_grow_to_the_converted_bytes_they_hold() -> None:
     assert _convert._stream_chunk_rows(_convert._from_pandas(unique, codes=True).table) == step
 
 
-def test_a_stream_in_large_chunks_round_trips(lib) -> None:
-    n = 2_300_000  # a chunk of 200,000 rows, then larger ones: codes, bools, nulls, a ragged last chunk
+def test_a_stream_in_large_chunks_round_trips(lib, monkeypatch) -> None:
+    # The rules of the real sizes at a small scale: a first chunk of 1,000 rows, later ones of up to
+    # 5,000 (codes, bools and nulls: ~4.3 bytes a row against 16 KiB), a ragged last one.
+    monkeypatch.setattr(_convert, "CONVERT_CHUNK_ROWS", 1_000)
+    monkeypatch.setattr(_convert, "STREAM_MAX_CHUNK_ROWS", 5_000)
+    monkeypatch.setattr(_convert, "STREAM_CHUNK_BYTES", 16 << 10)
+    n = 11_500
     index = pd.date_range("2024-01-01", periods=n, freq="ms")
     rng = np.random.default_rng(3)
     syms = np.array(["AAPL", "MSFT", None, "日本"], dtype=object)
@@ -320,7 +330,7 @@ def test_a_stream_in_large_chunks_round_trips(lib) -> None:
     )
     batches = list(_convert.normalize(df, stream=True).table)
     sizes = [b.num_rows for b in batches]
-    assert sizes[0] == 200_000 and sum(sizes) == n and min(sizes[1:-1]) >= 600_000, sizes
+    assert sizes[0] == 1_000 and sum(sizes) == n and min(sizes[1:-1]) >= 3_000, sizes
     lib.write("big", df)
     back = lib.read("big").data
     want = df.copy()
