@@ -15,7 +15,7 @@ use floe_formats::record::Operation;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::head::{self, Change};
-use crate::library::{AsOf, Library, VersionedItem};
+use crate::library::{AsOf, Library, VersionedItem, committed_item};
 use crate::pipeline::read::read_slices;
 use crate::pipeline::write;
 use crate::table::{self, Table};
@@ -50,6 +50,15 @@ impl Fragmentation {
     pub fn is_fragmented(&self) -> bool {
         self.reducible() >= FRAGMENTED_MIN_SAVED
     }
+}
+
+/// What a compaction of the latest version would do: the rows per slice it aims at, the version, its
+/// index, and the runs of its slices to merge.
+struct CompactionPlan {
+    target: u64,
+    record: floe_formats::record::VersionRecord,
+    index: Arc<crate::index::TableIndex>,
+    merges: Vec<Merge>,
 }
 
 /// A run of consecutive row slices (positions in the version's slices) to merge, and its rows.
@@ -107,22 +116,17 @@ impl Library {
     /// `InvalidInput` for a bad symbol or `rows_per_segment` of 0; `NotFound` if the symbol has no live
     /// version; storage errors.
     pub fn fragmentation(&self, symbol: &str, rows_per_segment: Option<usize>) -> Result<Fragmentation> {
-        floe_formats::names::validate_symbol(symbol)?;
-        let target = self.compaction_target(rows_per_segment)?;
-        let rec = self.resolve(symbol, &AsOf::Latest)?;
-        let idx = self.cached_index(&rec.index_key)?;
-        let slices = idx.row_slices();
-        let rows: Vec<u64> = slices.iter().map(|s| s[0].rows()).collect();
-        let merges = plan_merges(&rows, target);
-        let groups = self.groups_of(&idx) as u64;
+        let plan = self.compaction_plan(symbol, rows_per_segment)?;
+        let slices = plan.index.row_slices();
+        let groups = self.groups_of(&plan.index) as u64;
         let segments = slices.iter().map(|s| s.len()).sum::<usize>();
         let mut compacted = segments as u64;
-        for m in &merges {
+        for m in &plan.merges {
             compacted -= slices[m.slices.clone()].iter().map(|s| s.len() as u64).sum::<u64>();
-            compacted += m.rows.div_ceil(target) * groups;
+            compacted += m.rows.div_ceil(plan.target) * groups;
         }
         Ok(Fragmentation {
-            version: rec.version,
+            version: plan.record.version,
             segments,
             compacted_segments: usize::try_from(compacted).unwrap_or(usize::MAX),
         })
@@ -139,24 +143,22 @@ impl Library {
     /// what was written is deleted); storage and corruption errors.
     pub fn compact(&self, symbol: &str, rows_per_segment: Option<usize>) -> Result<VersionedItem> {
         floe_formats::names::validate_symbol(symbol)?;
-        let target = self.compaction_target(rows_per_segment)?;
         // The newest version id (deleted ones too): the new version's number follows it, and the commit
         // requires that nothing was committed after it.
         let newest = head::read_head(self.storage().as_ref(), symbol)?.map(|rh| rh.head.latest());
-        let rec = self.resolve(symbol, &AsOf::Latest)?;
+        let CompactionPlan { target, record: rec, index: idx, merges } =
+            self.compaction_plan(symbol, rows_per_segment)?;
         let newest = newest.filter(|&n| n >= rec.version).ok_or_else(|| {
             Error::new(
                 ErrorKind::Conflict,
                 format!("symbol {symbol:?} changed while compaction started; compact it again"),
             )
         })?;
-        let idx = self.cached_index(&rec.index_key)?;
-        let slices = idx.row_slices();
-        let rows: Vec<u64> = slices.iter().map(|s| s[0].rows()).collect();
-        let merges = plan_merges(&rows, target);
         if merges.is_empty() {
             return Ok(crate::library::item(symbol, &rec));
         }
+        let slices = idx.row_slices();
+        let rows: Vec<u64> = slices.iter().map(|s| s[0].rows()).collect();
         let next = newest + 1;
         let all: Vec<usize> = (0..idx.schema.fields().len()).collect();
         let mut written: Vec<floe_formats::AtomKey> = Vec::new();
@@ -220,16 +222,22 @@ impl Library {
                 )),
             })
         });
-        match committed {
-            Ok(head) => {
-                let head = head.ok_or_else(|| Error::internal("compaction committed nothing"))?;
-                Ok(crate::library::item(symbol, &head.record))
-            }
-            Err(e) => {
-                self.discard(&mut written);
-                Err(e)
-            }
-        }
+        committed_item(symbol, "compaction", committed, || self.discard(&mut written))
+    }
+
+    /// The latest version of `symbol`, its index and the runs worth merging into slices of
+    /// `rows_per_segment` rows (default: the library's).
+    fn compaction_plan(&self, symbol: &str, rows_per_segment: Option<usize>) -> Result<CompactionPlan> {
+        floe_formats::names::validate_symbol(symbol)?;
+        let target = match rows_per_segment.unwrap_or(self.options().rows_per_segment) {
+            0 => return Err(Error::invalid("rows per segment must be at least 1")),
+            n => n as u64,
+        };
+        let record = self.resolve(symbol, &AsOf::Latest)?;
+        let index = self.cached_index(&record.index_key)?;
+        let rows: Vec<u64> = index.row_slices().iter().map(|s| s[0].rows()).collect();
+        let merges = plan_merges(&rows, target);
+        Ok(CompactionPlan { target, record, index, merges })
     }
 
     /// Writes `rows` (of `idx`'s schema) as slices of `target` rows numbered from `row_base`, adding
@@ -255,13 +263,6 @@ impl Library {
         out.entries.extend(w.entries);
         out.deferred.extend(w.deferred);
         Ok(row_base + n)
-    }
-
-    fn compaction_target(&self, rows_per_segment: Option<usize>) -> Result<u64> {
-        match rows_per_segment.unwrap_or(self.options().rows_per_segment) {
-            0 => Err(Error::invalid("rows per segment must be at least 1")),
-            n => Ok(n as u64),
-        }
     }
 
     /// Column groups (segments per row slice) of rows written now in `idx`'s schema.

@@ -161,6 +161,27 @@ pub(crate) fn check_same_index(symbol: &str, old: &IndexKind, new: &IndexKind) -
     Ok(())
 }
 
+/// Refuses rows of `schema` indexed by `index` for a symbol of `old_schema` and `old_index` (static
+/// schema): the same index kind (`SchemaMismatch`), then exactly the same columns (`SchemaMismatch`,
+/// naming the difference).
+pub(crate) fn check_same_layout(
+    symbol: &str,
+    old_schema: &SchemaRef,
+    old_index: &IndexKind,
+    schema: &SchemaRef,
+    index: &IndexKind,
+) -> Result<()> {
+    check_same_index(symbol, old_index, index)?;
+    if let Some(diff) = table::schema_difference(old_schema, schema) {
+        return Err(Error::with_detail(
+            ErrorKind::InvalidInput,
+            Detail::SchemaMismatch,
+            format!("the data does not match the schema of symbol {symbol:?}: {diff}"),
+        ));
+    }
+    Ok(())
+}
+
 /// Refuses rows starting at timestamp `new_start` appended after version `rec` of a timestamp-indexed
 /// symbol when they would precede its last row (`UnsortedIndex`).
 pub(crate) fn check_append_start(symbol: &str, rec: &VersionRecord, new_start: i64) -> Result<()> {
@@ -323,7 +344,7 @@ impl Library {
         batches: impl Iterator<Item = Result<RecordBatch>>,
         metadata: Option<&[u8]>,
     ) -> Result<VersionedItem> {
-        let job = self.stream_job(symbol, &schema, &index)?;
+        let (job, _) = self.stream_job(symbol, &schema, &index)?;
         let mut since = crate::clock::now_ns();
         let mut entries = self.store_stream(&job, &schema, &index, batches)?;
         let mut prepared: Option<NewVersion> = None;
@@ -353,27 +374,30 @@ impl Library {
 
     /// The slicing job of a stream of `schema` indexed by `index` into `symbol`, after checking the
     /// symbol name, the schema (the codec's own rule decides which types are storable: it encodes zero
-    /// rows of the schema) and the index column, before anything is read or written.
+    /// rows of the schema) and the index column, before anything is read or written; and the symbol's
+    /// head as read for the job's version.
     pub(crate) fn stream_job<'s>(
         &self,
         symbol: &'s str,
         schema: &SchemaRef,
         index: &IndexKind,
-    ) -> Result<write::SliceJob<'s>> {
+    ) -> Result<(write::SliceJob<'s>, Option<head::ReadHead>)> {
         validate_symbol(symbol)?;
         let header = Table::new(Arc::clone(schema), Vec::new(), index.clone())?;
         floe_formats::encode_segment(&RecordBatch::new_empty(Arc::clone(schema)), None)?;
+        let head = head::read_head(&*self.storage, symbol)?;
         // Provenance only (a rebased commit keeps the data keys): the version this write expects to be.
-        let version = head::read_head(&*self.storage, symbol)?.map_or(0, |rh| rh.head.latest() + 1);
+        let version = head.as_ref().map_or(0, |rh| rh.head.latest() + 1);
         let data_cols = table::data_columns(schema, header.index_pos());
-        Ok(write::SliceJob {
+        let job = write::SliceJob {
             symbol,
             version,
             row_base: 0,
             index_pos: header.index_pos(),
             groups: table::column_groups(data_cols.len(), self.options.columns_per_segment),
             data_cols,
-        })
+        };
+        Ok((job, head))
     }
 
     /// Stores the rows of `batches` as `job` slices them, numbered from row 0, reading the stream as the
@@ -1366,20 +1390,14 @@ impl Library {
     /// The schema after adding `table`'s rows to version `old`, and `table` laid out in it: under static
     /// schema the schemas must be equal; under dynamic schema they are merged (`table::merge_schema`).
     fn conform(&self, symbol: &str, old: &TableIndex, table: &Table) -> Result<(SchemaRef, Table)> {
-        check_same_index(symbol, &old.descriptor.index, table.index())?;
         if self.options.dynamic_schema {
+            check_same_index(symbol, &old.descriptor.index, table.index())?;
             let schema = table::merge_schema(&old.schema, table.schema(), old.index_pos())
                 .map_err(|e| e.context(format!("symbol {symbol:?}")))?;
             let conformed = table.conform_to(&schema)?;
             return Ok((schema, conformed));
         }
-        if let Some(diff) = table::schema_difference(&old.schema, table.schema()) {
-            return Err(Error::with_detail(
-                ErrorKind::InvalidInput,
-                Detail::SchemaMismatch,
-                format!("the data does not match the schema of symbol {symbol:?}: {diff}"),
-            ));
-        }
+        check_same_layout(symbol, &old.schema, &old.descriptor.index, table.schema(), table.index())?;
         Ok((Arc::clone(&old.schema), table.clone()))
     }
 

@@ -13,11 +13,10 @@ use arrow_schema::SchemaRef;
 use floe_formats::AtomKey;
 use floe_formats::record::{IndexKind, Operation};
 
-use crate::error::{Detail, Error, ErrorKind, Result};
+use crate::error::Result;
 use crate::head::{self, Change};
-use crate::library::{Library, VersionedItem, check_append_start, check_same_index, committed_item, moved_rows};
+use crate::library::{Library, VersionedItem, check_append_start, check_same_layout, committed_item, moved_rows};
 use crate::pipeline::write;
-use crate::table;
 
 impl Library {
     /// Appends the rows of a stream of record batches (all with `schema`, indexed by `index`) after the
@@ -46,16 +45,16 @@ impl Library {
         batches: impl Iterator<Item = Result<RecordBatch>>,
         metadata: Option<&[u8]>,
     ) -> Result<VersionedItem> {
-        let job = self.stream_job(symbol, &schema, &index)?;
+        let (job, head) = self.stream_job(symbol, &schema, &index)?;
         let stored = floe_formats::stored_schema(&schema);
         // Refused before anything is read when the latest version already tells (it is checked again
         // against whatever is the latest at commit time).
-        if let Some(rh) = head::read_head(self.storage().as_ref(), symbol)?
+        if let Some(rh) = head
             && let Some(v) = head::live_latest(&rh.head)
         {
             let rec = head::record_of(self.storage().as_ref(), symbol, &rh.head, v)?;
             let old = self.cached_index(&rec.index_key)?;
-            check_fits(symbol, &old.schema, &old.descriptor.index, &stored, &index)?;
+            check_same_layout(symbol, &old.schema, &old.descriptor.index, &stored, &index)?;
         }
         let mut since = crate::clock::now_ns();
         let mut new_rows = self.store_stream(&job, &schema, &index, batches)?;
@@ -82,7 +81,7 @@ impl Library {
                 None => (Vec::new(), 0),
                 Some(rec) => {
                     let old = self.cached_index(&rec.index_key)?;
-                    check_fits(symbol, &old.schema, &old.descriptor.index, &stored, &index)?;
+                    check_same_layout(symbol, &old.schema, &old.descriptor.index, &stored, &index)?;
                     if let (Some(first), IndexKind::Timestamp(_)) = (new_rows.first(), &index) {
                         check_append_start(symbol, rec, first.index_start)?;
                     }
@@ -102,26 +101,6 @@ impl Library {
             self.discard(&mut keys);
         })
     }
-}
-
-/// Refuses rows of `schema` indexed by `index` appended to a symbol of `old_schema` and `old_index`
-/// (both as stored): the same index kind and exactly the same columns.
-fn check_fits(
-    symbol: &str,
-    old_schema: &SchemaRef,
-    old_index: &IndexKind,
-    schema: &SchemaRef,
-    index: &IndexKind,
-) -> Result<()> {
-    check_same_index(symbol, old_index, index)?;
-    if let Some(diff) = table::schema_difference(old_schema, schema) {
-        return Err(Error::with_detail(
-            ErrorKind::InvalidInput,
-            Detail::SchemaMismatch,
-            format!("the data does not match the schema of symbol {symbol:?}: {diff}"),
-        ));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

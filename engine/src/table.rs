@@ -501,7 +501,8 @@ pub fn merge_schema(existing: &Schema, new: &Schema, index_pos: Option<usize>) -
 /// filled with nulls.
 ///
 /// # Errors
-/// Arrow cast errors (should not happen for types [`widen`] produced).
+/// `InvalidInput` naming the column for a cast that fails (it should not for types [`widen`]
+/// produced; a string column given as codes with a key outside its dictionary does).
 pub fn conform_batch(batch: &RecordBatch, target: &SchemaRef) -> Result<RecordBatch> {
     if batch.schema().fields() == target.fields() {
         return Ok(batch.clone());
@@ -511,7 +512,8 @@ pub fn conform_batch(batch: &RecordBatch, target: &SchemaRef) -> Result<RecordBa
     for f in target.fields() {
         cols.push(match schema.index_of(f.name()) {
             Ok(i) if batch.column(i).data_type() == f.data_type() => Arc::clone(batch.column(i)),
-            Ok(i) => arrow_cast::cast(batch.column(i), f.data_type())?,
+            Ok(i) => arrow_cast::cast(batch.column(i), f.data_type())
+                .map_err(|e| Error::from(e).context(format!("column {:?}", f.name())))?,
             Err(_) => arrow_array::new_null_array(f.data_type(), batch.num_rows()),
         });
     }
@@ -532,28 +534,7 @@ impl Table {
         if Arc::ptr_eq(&stored, &self.schema) {
             return Ok(std::borrow::Cow::Borrowed(self));
         }
-        let batches = self
-            .batches
-            .iter()
-            .map(|b| {
-                let columns = b
-                    .columns()
-                    .iter()
-                    .zip(stored.fields())
-                    .map(|(c, f)| {
-                        if c.data_type() == f.data_type() {
-                            Ok(Arc::clone(c))
-                        } else {
-                            arrow_cast::cast(c, f.data_type())
-                                .map_err(|e| Error::invalid(format!("column {:?} (strings as codes): {e}", f.name())))
-                        }
-                    })
-                    .collect::<Result<Vec<_>>>()?;
-                let options = RecordBatchOptions::new().with_row_count(Some(b.num_rows()));
-                Ok(RecordBatch::try_new_with_options(Arc::clone(&stored), columns, &options)?)
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Ok(std::borrow::Cow::Owned(Table::new(stored, batches, self.index.clone())?))
+        Ok(std::borrow::Cow::Owned(self.conform_to(&stored)?))
     }
 
     /// This table laid out as `target` (see [`conform_batch`]).

@@ -96,8 +96,12 @@ pub fn strings_from_objects(
             .map(|(o, d, n)| Arc::new(unsafe { StringArray::new_unchecked(o, d.into(), n) }) as ArrayRef)
     };
     let Some(array) = array else { return Ok(None) };
-    let field = Arc::new(Field::new("", if large { DataType::LargeUtf8 } else { DataType::Utf8 }, true));
-    Ok(Some(PyArray::try_new(array, field).map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))?))
+    hand_over(array, Field::new("", if large { DataType::LargeUtf8 } else { DataType::Utf8 }, true)).map(Some)
+}
+
+/// `array` as the Arrow array producer Python receives.
+fn hand_over(array: ArrayRef, field: Field) -> PyResult<PyArray> {
+    PyArray::try_new(array, Arc::new(field)).map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))
 }
 
 /// The element pointers of a numpy object array, read through numpy's array interface.
@@ -341,10 +345,7 @@ pub fn codes_from_objects(
     // null rows hold 0.
     let array = unsafe { DictionaryArray::<Int32Type>::new_unchecked(keys, dictionary) };
     let field = Field::new("", DataType::Dictionary(Box::new(DataType::Int32), Box::new(value_type)), true);
-    Ok(Some(
-        PyArray::try_new(Arc::new(array), Arc::new(field))
-            .map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))?,
-    ))
+    hand_over(Arc::new(array), field).map(Some)
 }
 
 /// A column's codes: keys, validity, the end offset of each distinct string, their UTF-8.

@@ -329,8 +329,7 @@ class Library:
         turns out bad further down raises then, and nothing is committed."""
         old = self._old_envelope(symbol)
         _refuse_pickled(old, "append", symbol)
-        stream = not self._lib.options()[2]
-        n, blob = self._prepare(data, metadata, index_column, old, stream=stream)
+        n, blob = self._prepare(data, metadata, index_column, old, stream=not self.options().dynamic_schema)
         if isinstance(n.table, pa.RecordBatchReader):
             return self._item(self._lib.append_stream(symbol, n.table, n.index, blob, prune_previous_versions))
         return self._item(self._lib.append(symbol, n.table, n.index, blob, prune_previous_versions))
