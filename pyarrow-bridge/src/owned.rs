@@ -9,7 +9,8 @@
 //! every byte into freshly allocated blocks (and pyarrow's own zero-copy arrays are read-only, which
 //! pandas < 3 frames cannot be).
 //!
-//! A column whose buffer is shared, sliced or not allocated as a plain `Vec<u8>` stays in the batch
+//! A column whose buffer is shared, sliced, or neither allocated as a plain `Vec<u8>` nor one of the
+//! engine's output mappings (`floe_engine::OwnedOutput`) stays in the batch
 //! (the Python layer converts it as before); nothing here copies data, except null-free booleans,
 //! which Arrow keeps as bits and numpy as bytes: they are unpacked here (`to_pandas` copies them too).
 //!
@@ -21,22 +22,56 @@ use std::sync::Arc;
 use arrow_array::cast::AsArray;
 use arrow_array::{Array, ArrayRef, RecordBatch, RecordBatchOptions, make_array};
 use arrow_buffer::BooleanBuffer;
+use arrow_buffer::Buffer;
 use arrow_data::ArrayData;
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use floe_engine::ColumnBlock;
+use floe_engine::{ColumnBlock, OwnedOutput};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
+/// Memory owned outright: a `Vec` or one of the engine's output mappings.
+#[allow(dead_code, reason = "held only to keep the memory alive, never read")]
+enum Memory {
+    Heap(Vec<u8>),
+    Mapped(OwnedOutput),
+}
+
+impl Memory {
+    /// Takes `buffer`'s memory if nothing else refers to it (see the module documentation); returns it
+    /// with the address of its first byte, taken with mutable provenance.
+    fn take(buffer: Buffer) -> Result<(Self, usize), Buffer> {
+        match buffer.into_vec::<u8>() {
+            Ok(mut vec) => {
+                let address = vec.as_mut_ptr() as usize;
+                Ok((Self::Heap(vec), address))
+            }
+            Err(buffer) => OwnedOutput::take(buffer).map(|o| {
+                let address = o.address();
+                (Self::Mapped(o), address)
+            }),
+        }
+    }
+
+    /// `(address, length)` of the memory.
+    #[cfg(test)]
+    fn span(&self) -> (usize, usize) {
+        match self {
+            Self::Heap(v) => (v.as_ptr() as usize, v.len()),
+            Self::Mapped(o) => (o.address(), o.len()),
+        }
+    }
+}
+
 /// One column's values, owned, for numpy (`np.asarray(column)`).
 ///
-/// Invariant: `address` is the start of `values`' heap buffer, taken with mutable provenance when the
+/// Invariant: `address` is the start of `values`' memory, taken with mutable provenance when the
 /// column was built; Rust never reads or writes the bytes afterwards (numpy may write them), and the
-/// `Vec` only frees them when the owner is dropped, which numpy's base reference delays until the
+/// memory is only freed when the owner is dropped, which numpy's base reference delays until the
 /// last array over them is gone.
 #[pyclass(name = "OwnedColumn", module = "floe._floe", frozen)]
 pub struct OwnedColumn {
     /// Keeps the bytes alive; never touched again.
-    _values: Vec<u8>,
+    _values: Memory,
     address: usize,
     len: usize,
     typestr: &'static str,
@@ -65,7 +100,7 @@ impl OwnedColumn {
 #[pyclass(name = "OwnedBlock", module = "floe._floe", frozen)]
 pub struct OwnedBlock {
     /// Keeps the bytes alive; never touched again.
-    _values: Vec<u8>,
+    _values: Memory,
     address: usize,
     columns: usize,
     rows: usize,
@@ -113,11 +148,10 @@ pub fn take_blocks(batch: RecordBatch, blocks: Vec<ColumnBlock>) -> PyResult<(Re
         // Drop the block's columns (slices of its buffer), so the buffer is the allocation's only
         // owner; if it is not after all, rebuild them as the same slices.
         block.columns.iter().for_each(|&c| columns[c] = None);
-        match block.buffer.into_vec::<u8>() {
-            Ok(mut vec) => {
-                let address = vec.as_mut_ptr() as usize;
+        match Memory::take(block.buffer) {
+            Ok((memory, address)) => {
                 let names = block.columns.iter().map(|&c| schema.field(c).name().clone()).collect();
-                let owned_block = OwnedBlock { _values: vec, address, columns: block.columns.len(), rows, typestr };
+                let owned_block = OwnedBlock { _values: memory, address, columns: block.columns.len(), rows, typestr };
                 owned.push((block.columns, names, owned_block));
             }
             Err(buffer) => {
@@ -172,7 +206,7 @@ fn numpy_type(data_type: &DataType) -> Option<(&'static str, usize)> {
 }
 
 /// Takes `column`'s value buffer if it can be owned: a fixed-width type numpy shares, no nulls, at
-/// least one row, and the buffer's only reference, unsliced, allocated as a `Vec<u8>`; or a boolean
+/// least one row, and the buffer's only reference, unsliced, a `Vec<u8>` or an engine output mapping; or a boolean
 /// column without nulls, unpacked to bytes. Otherwise the column comes back unchanged (rebuilt around
 /// the same buffers).
 fn take(column: ArrayRef) -> Result<OwnedColumn, ArrayRef> {
@@ -181,7 +215,7 @@ fn take(column: ArrayRef) -> Result<OwnedColumn, ArrayRef> {
         // `to_pandas` of 10M booleans took 13-17 ms where this takes a few.
         let mut values = unpack_bits(bools.values());
         let address = values.as_mut_ptr() as usize;
-        return Ok(OwnedColumn { len: values.len(), _values: values, address, typestr: "|b1" });
+        return Ok(OwnedColumn { len: values.len(), _values: Memory::Heap(values), address, typestr: "|b1" });
     }
     let Some((typestr, width)) = numpy_type(column.data_type()) else { return Err(column) };
     if column.null_count() != 0 || column.is_empty() || column.offset() != 0 {
@@ -198,11 +232,8 @@ fn take(column: ArrayRef) -> Result<OwnedColumn, ArrayRef> {
         buffers.push(values);
         return Err(rebuild(buffers));
     }
-    match values.into_vec::<u8>() {
-        Ok(mut vec) => {
-            let address = vec.as_mut_ptr() as usize;
-            Ok(OwnedColumn { _values: vec, address, len, typestr })
-        }
+    match Memory::take(values) {
+        Ok((memory, address)) => Ok(OwnedColumn { _values: memory, address, len, typestr }),
         Err(values) => Err(rebuild(vec![values])),
     }
 }
@@ -306,9 +337,7 @@ mod tests {
         assert_eq!(rest.schema().fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>(), ["s", "n", "shared"]);
         assert_eq!(rest.num_rows(), 3);
         assert_eq!(rest.column(2).as_ref(), keep_alive.as_ref());
-        let values = &owned[0].2._values;
-        assert_eq!(values.as_ptr() as usize, owned[0].2.address);
-        assert_eq!(values.len(), 24);
+        assert_eq!(owned[0].2._values.span(), (owned[0].2.address, 24));
     }
 
     #[test]
@@ -383,7 +412,7 @@ mod tests {
         let (positions, names, block) = &owned[0];
         assert_eq!((positions.clone(), names.clone()), (vec![0, 2], vec!["x".to_owned(), "y".to_owned()]));
         assert_eq!((block.columns, block.rows, block.typestr), (2, 3, "<f8"));
-        assert_eq!(block._values.as_ptr() as usize, block.address);
+        assert_eq!(block._values.span().0, block.address);
         // Someone else holds the allocation: the columns stay in the batch, same values.
         let (b, blocks, keep) = block_batch(true);
         let (rest, owned, left) = take_blocks(b, blocks).expect("take");

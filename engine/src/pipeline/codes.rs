@@ -8,7 +8,7 @@ use std::sync::Arc;
 use arrow_array::cast::AsArray;
 use arrow_array::types::Int32Type;
 use arrow_array::{Array, ArrayRef, DictionaryArray, Int32Array, LargeStringArray, StringArray};
-use arrow_buffer::{Buffer, NullBuffer};
+use arrow_buffer::{Buffer, NullBuffer, ScalarBuffer};
 use arrow_schema::{DataType, Field};
 
 use crate::error::{Error, Result};
@@ -60,21 +60,21 @@ impl<'a> MergedDictionary<'a> {
         Ok(MergedDictionary { values, remaps })
     }
 
-    /// The column as a dictionary array: `keys` (merged, one per row) and `validity` over the merged
-    /// values, in a field marked with [`CODES_METADATA_KEY`].
+    /// The column as a dictionary array of `rows` rows: `keys` (merged, one little-endian `u32` per row)
+    /// and `validity` over the merged values, in a field marked with [`CODES_METADATA_KEY`].
     ///
     /// # Errors
     /// `CorruptData` if a valid row's key is outside the dictionary (cannot happen for remapped keys).
     pub(crate) fn into_array(
         self,
         field: &Field,
-        keys: Vec<u32>,
-        validity: Option<Vec<u8>>,
+        keys: Buffer,
+        rows: usize,
+        validity: Option<Buffer>,
     ) -> Result<(Field, ArrayRef)> {
-        let rows = keys.len();
         let keys = Int32Array::try_new(
-            Buffer::from_vec(keys).into(),
-            validity.map(|v| NullBuffer::new(arrow_buffer::BooleanBuffer::new(Buffer::from_vec(v), 0, rows))),
+            ScalarBuffer::new(keys, 0, rows),
+            validity.map(|v| NullBuffer::new(arrow_buffer::BooleanBuffer::new(v, 0, rows))),
         )?;
         let (values, tag): (ArrayRef, &str) = match field.data_type() {
             DataType::LargeUtf8 => (Arc::new(LargeStringArray::from(self.values)), "large_utf8"),
@@ -110,7 +110,9 @@ mod tests {
         remap(&mut keys, &merged.remaps[2]);
         assert_eq!(keys, vec![0, 1, 2, 1]);
         let field = Field::new("s", DataType::Utf8, true);
-        let (f, array) = merged.into_array(&field, vec![0, 1, 2, 0], Some(vec![0b0111])).expect("array");
+        let (f, array) = merged
+            .into_array(&field, Buffer::from_vec(vec![0u32, 1, 2, 0]), 4, Some(Buffer::from_vec(vec![0b0111u8])))
+            .expect("array");
         assert_eq!(f.metadata().get(CODES_METADATA_KEY).map(String::as_str), Some("utf8"));
         let d = array.as_dictionary::<Int32Type>();
         assert_eq!(d.values().as_string::<i32>().iter().collect::<Vec<_>>(), vec![Some("x"), Some("y"), Some("z")]);

@@ -15,6 +15,7 @@ use floe_formats::{AtomKey, KeyType, SegmentLayout, SegmentReader};
 use rayon::prelude::*;
 
 use super::codes::{self, codable};
+use super::output::OutputBuf;
 use crate::error::{Error, Result};
 use crate::index::{IndexEntry, TableIndex};
 use crate::sync::{Mutex, lock};
@@ -429,9 +430,9 @@ pub(crate) fn read_windows(
     };
 
     // Size and allocate every output buffer, then cut it into one disjoint piece per task.
-    let mut value_bufs: Vec<Vec<u8>> = Vec::with_capacity(columns.len());
-    let mut offset_bufs: Vec<Option<Vec<u8>>> = Vec::with_capacity(columns.len());
-    let mut code_bufs: Vec<Option<Vec<u32>>> = Vec::with_capacity(columns.len());
+    let mut value_bufs: Vec<OutputBuf> = Vec::with_capacity(columns.len());
+    let mut offset_bufs: Vec<Option<OutputBuf>> = Vec::with_capacity(columns.len());
+    let mut code_bufs: Vec<Option<OutputBuf>> = Vec::with_capacity(columns.len());
     let mut merged: std::collections::HashMap<usize, codes::MergedDictionary<'_>> = std::collections::HashMap::new();
     let mut want_validity = Vec::with_capacity(columns.len());
     let mut layouts = Vec::with_capacity(columns.len());
@@ -488,8 +489,8 @@ pub(crate) fn read_windows(
         }
         let (values, offsets) = match lay {
             // Allocated below, once blocks are chosen (a column in a block has no buffer of its own).
-            Layout::Fixed(_) => (Vec::new(), None),
-            Layout::Bits => (zeroed(total_rows.div_ceil(8)), None),
+            Layout::Fixed(_) => (OutputBuf::default(), None),
+            Layout::Bits => (OutputBuf::zeroed(total_rows.div_ceil(8)), None),
             Layout::Var { offset_width } => {
                 if offset_width == 4 && data_len > i32::MAX as u64 {
                     return Err(Error::invalid(format!(
@@ -499,11 +500,11 @@ pub(crate) fn read_windows(
                     )));
                 }
                 let len = usize::try_from(data_len).map_err(|_| Error::invalid("column too large for memory"))?;
-                (zeroed(len), Some(zeroed((total_rows + 1) * offset_width)))
+                (OutputBuf::zeroed(len), Some(OutputBuf::zeroed((total_rows + 1) * offset_width)))
             }
-            Layout::Dictionary | Layout::Assembled | Layout::Codes => (Vec::new(), None),
+            Layout::Dictionary | Layout::Assembled | Layout::Codes => (OutputBuf::default(), None),
         };
-        code_bufs.push(matches!(lay, Layout::Codes).then(|| vec![0u32; total_rows]));
+        code_bufs.push(matches!(lay, Layout::Codes).then(|| OutputBuf::zeroed(total_rows * 4)));
         value_bufs.push(values);
         offset_bufs.push(offsets);
         want_validity.push(has_nulls);
@@ -511,7 +512,7 @@ pub(crate) fn read_windows(
     }
 
     // Column blocks: the null-free columns of each fixed-width type, two or more, in one allocation.
-    let mut blocks: Vec<(Vec<usize>, Vec<u8>)> = Vec::new();
+    let mut blocks: Vec<(Vec<usize>, OutputBuf)> = Vec::new();
     if shape.blocks {
         let mut groups: Vec<(&DataType, usize, Vec<usize>)> = Vec::new();
         for (oc, lay) in layouts.iter().enumerate() {
@@ -525,19 +526,19 @@ pub(crate) fn read_windows(
         }
         for (_, w, cols) in groups.into_iter().filter(|(_, _, cols)| cols.len() > 1) {
             let len = total_rows * w * cols.len();
-            blocks.push((cols, zeroed(len)));
+            blocks.push((cols, OutputBuf::zeroed(len)));
         }
     }
     let in_block: std::collections::HashSet<usize> = blocks.iter().flat_map(|(cols, _)| cols.iter().copied()).collect();
     for (oc, lay) in layouts.iter().enumerate() {
         if let (Layout::Fixed(w), false) = (lay, in_block.contains(&oc)) {
-            value_bufs[oc] = zeroed(total_rows * w);
+            value_bufs[oc] = OutputBuf::zeroed(total_rows * w);
         }
     }
     let mut block_slices: std::collections::HashMap<usize, &mut [u8]> = std::collections::HashMap::new();
     for (cols, buf) in &mut blocks {
         let per_column = buf.len() / cols.len();
-        for (&oc, chunk) in cols.iter().zip(buf.chunks_exact_mut(per_column)) {
+        for (&oc, chunk) in cols.iter().zip(buf.as_mut_slice().chunks_exact_mut(per_column)) {
             block_slices.insert(oc, chunk);
         }
     }
@@ -551,7 +552,7 @@ pub(crate) fn read_windows(
         match layouts[oc] {
             Layout::Dictionary | Layout::Assembled => assembled_cols.push(oc),
             Layout::Codes => {
-                let mut rest = code_buf.as_mut().expect("allocated for coded columns").as_mut_slice();
+                let mut rest = code_buf.as_mut().expect("allocated for coded columns").as_mut_u32();
                 let remaps = &merged.get(&oc).expect("merged above").remaps;
                 for (i, p) in pieces[oc].iter().enumerate() {
                     let (keys_out, tail) = rest.split_at_mut(p.rows);
@@ -667,8 +668,8 @@ pub(crate) fn read_windows(
         .collect();
 
     // Merge the per-piece bitmaps (small: one bit per row) into whole-column bitmaps.
-    let mut validity_bufs: Vec<Option<Vec<u8>>> =
-        want_validity.iter().map(|&w| w.then(|| zeroed(total_rows.div_ceil(8)))).collect();
+    let mut validity_bufs: Vec<Option<OutputBuf>> =
+        want_validity.iter().map(|&w| w.then(|| OutputBuf::zeroed(total_rows.div_ceil(8)))).collect();
     for tb in bits {
         let p = &pieces[tb.out_col][tb.piece];
         if let (Some(src), Some(dst)) = (&tb.validity, validity_bufs[tb.out_col].as_mut()) {
@@ -685,7 +686,7 @@ pub(crate) fn read_windows(
         .into_iter()
         .map(|(cols, buf)| {
             let per_column = buf.len() / cols.len();
-            let buffer = Buffer::from_vec(buf);
+            let buffer = buf.into_buffer();
             for (k, &oc) in cols.iter().enumerate() {
                 block_buffers.insert(oc, buffer.slice_with_length(k * per_column, per_column));
             }
@@ -697,7 +698,8 @@ pub(crate) fn read_windows(
     for (oc, field) in fields.iter().enumerate() {
         if let Some(keys) = code_bufs[oc].take() {
             let dictionary = merged.remove(&oc).expect("merged for every coded column");
-            let (coded, array) = dictionary.into_array(field, keys, validity_bufs[oc].take())?;
+            let validity = validity_bufs[oc].take().map(OutputBuf::into_buffer);
+            let (coded, array) = dictionary.into_array(field, keys.into_buffer(), total_rows, validity)?;
             out_fields[oc] = Arc::new(coded);
             arrays.push(array);
             continue;
@@ -726,15 +728,15 @@ pub(crate) fn read_windows(
         }
         let values = match block_buffers.remove(&oc) {
             Some(in_block) => in_block,
-            None => Buffer::from_vec(std::mem::take(&mut value_bufs[oc])),
+            None => std::mem::take(&mut value_bufs[oc]).into_buffer(),
         };
         let mut builder = ArrayData::builder(field.data_type().clone()).len(total_rows);
         if let Some(offsets) = offset_bufs[oc].take() {
-            builder = builder.add_buffer(Buffer::from_vec(offsets));
+            builder = builder.add_buffer(offsets.into_buffer());
         }
         builder = builder.add_buffer(values);
         if let Some(v) = validity_bufs[oc].take() {
-            builder = builder.null_bit_buffer(Some(Buffer::from_vec(v)));
+            builder = builder.null_bit_buffer(Some(v.into_buffer()));
         }
         let data = builder.build().map_err(|e| Error::corrupt(format!("column {:?}: {e}", field.name())))?;
         arrays.push(make_array(data));
@@ -858,13 +860,6 @@ pub(crate) fn verify_object(key: &AtomKey, bytes: &[u8]) -> Result<()> {
         )));
     }
     Ok(())
-}
-
-/// A zero-filled buffer from the allocator's zeroed pages (calloc): large buffers come straight from the
-/// kernel already zero, so unlike a memset this costs nothing before the decoder's first write. glibc
-/// returns 16-byte-aligned blocks, enough for every Arrow primitive type Floe stores.
-fn zeroed(len: usize) -> Vec<u8> {
-    vec![0u8; len]
 }
 
 /// Where pass 1 and pass 2 get segment bytes from: borrowed straight from the backend's pages (LMDB's

@@ -1,0 +1,275 @@
+//! Output buffers of a read: zero-filled memory that the decoder writes into and that then becomes an
+//! Arrow buffer without a copy.
+//!
+//! A read's output is fresh memory, and its first touch is a page fault per 4 KiB page: on this
+//! project's VM ~5 µs each, so faulting in 88 MB costs 55 ms, more than decoding it. A buffer of at
+//! least [`HUGE_PAGE`] bytes is therefore its own anonymous mapping with transparent huge pages asked
+//! for (`madvise(MADV_HUGEPAGE)`): one fault per 2 MiB, 7 ms for the same 88 MB (design/decisions.md
+//! D30). Smaller buffers, other platforms, and processes with `FLOE_HUGE_PAGES=0` in the environment
+//! use the allocator's zeroed memory (calloc).
+//!
+//! A consumer that wants to own an output buffer outright (the Python module hands fixed-width columns
+//! to numpy as writable arrays) takes a `Vec`-backed one with `Buffer::into_vec` and a mapped one with
+//! [`OwnedOutput::take`]: mappings are registered while alive, so only the engine's own, unshared
+//! outputs are ever handed over.
+
+use std::ptr::NonNull;
+
+use arrow_buffer::Buffer;
+
+use crate::sync::{OnceLock, StdArc};
+#[cfg(target_os = "linux")]
+use crate::sync::{StdMutex as Mutex, lock_std as lock};
+
+/// The size of a transparent huge page on x86-64 and most aarch64 kernels; buffers of at least this
+/// many bytes get their own mapping.
+pub(crate) const HUGE_PAGE: usize = 2 << 20;
+
+/// A zero-filled output buffer of a fixed length.
+///
+/// Invariant: `as_slice().len()` is the length it was made with, and its start is aligned to at least
+/// 16 bytes (enough for every Arrow primitive type Floe stores).
+#[derive(Default)]
+pub(crate) struct OutputBuf(Inner);
+
+#[derive(Default)]
+enum Inner {
+    /// From the allocator (calloc: large blocks come straight from the kernel already zero).
+    Heap(Vec<u8>),
+    /// A mapping of its own.
+    #[cfg(target_os = "linux")]
+    Mapped(Mapping),
+    /// Nothing yet (what `std::mem::take` leaves).
+    #[default]
+    Empty,
+}
+
+impl OutputBuf {
+    /// `len` zero bytes.
+    pub(crate) fn zeroed(len: usize) -> Self {
+        #[cfg(target_os = "linux")]
+        if len >= HUGE_PAGE
+            && huge_pages_enabled()
+            && let Some(mapped) = Self::mapped(len)
+        {
+            return mapped;
+        }
+        Self(Inner::Heap(vec![0u8; len]))
+    }
+
+    /// A mapping with 2 MiB of slack, so the buffer can start on a 2 MiB boundary, and huge pages asked
+    /// for over the whole 2 MiB extents the buffer covers (the rest takes 4 KiB pages, so resident
+    /// memory stays the buffer's size). `None` if the kernel refuses the mapping: the caller falls back
+    /// to the allocator, which then reports running out of memory as usual.
+    #[cfg(target_os = "linux")]
+    fn mapped(len: usize) -> Option<Self> {
+        let map = memmap2::MmapMut::map_anon(len.checked_add(HUGE_PAGE)?).ok()?;
+        let misalignment = map.as_ptr() as usize % HUGE_PAGE;
+        let offset = if misalignment == 0 { 0 } else { HUGE_PAGE - misalignment };
+        let huge = len / HUGE_PAGE * HUGE_PAGE;
+        // Advice only: a kernel without transparent huge pages still maps zeroed 4 KiB pages.
+        let _ = map.advise_range(memmap2::Advice::HugePage, offset, huge);
+        Some(Self(Inner::Mapped(Mapping { map, offset, len })))
+    }
+
+    /// The buffer's bytes.
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        match &self.0 {
+            Inner::Heap(v) => v,
+            #[cfg(target_os = "linux")]
+            Inner::Mapped(m) => &m.map[m.offset..m.offset + m.len],
+            Inner::Empty => &[],
+        }
+    }
+
+    /// The buffer's bytes, to write.
+    pub(crate) fn as_mut_slice(&mut self) -> &mut [u8] {
+        match &mut self.0 {
+            Inner::Heap(v) => v,
+            #[cfg(target_os = "linux")]
+            Inner::Mapped(m) => &mut m.map[m.offset..m.offset + m.len],
+            Inner::Empty => &mut [],
+        }
+    }
+
+    /// The buffer as `u32`s, to write (for a length that is a multiple of 4).
+    pub(crate) fn as_mut_u32(&mut self) -> &mut [u32] {
+        let bytes = self.as_mut_slice();
+        // SAFETY: every bit pattern of 4 bytes is a valid `u32`, and the slice is exclusively borrowed
+        // for as long as the returned one.
+        let (head, words, tail) = unsafe { bytes.align_to_mut::<u32>() };
+        assert!(head.is_empty() && tail.is_empty(), "output buffers start 16-byte aligned; u32 views have whole words");
+        words
+    }
+
+    /// Its length in bytes.
+    pub(crate) fn len(&self) -> usize {
+        self.as_slice().len()
+    }
+
+    /// The Arrow buffer over the same memory (no copy); the memory is released when the last Arrow
+    /// buffer over it is dropped.
+    pub(crate) fn into_buffer(self) -> Buffer {
+        match self.0 {
+            Inner::Heap(v) => Buffer::from_vec(v),
+            #[cfg(target_os = "linux")]
+            Inner::Mapped(mut m) => {
+                let start = NonNull::new(m.map[m.offset..].as_mut_ptr()).expect("a mapping is never at address 0");
+                let len = m.len;
+                let owner = StdArc::new(Registered::new(m, start.as_ptr() as usize));
+                // SAFETY: `start` points `offset` bytes into the mapping, which holds `offset + len` bytes
+                // or more, so `len` bytes from it are valid and initialised (zero or decoded). The mapping
+                // is owned by `owner`, which the buffer keeps alive (it is unmapped only on the last
+                // drop) as long as any buffer refers to it; moving the `MmapMut` into the Arc does not move
+                // the memory it maps. Nothing writes to the memory while the buffer is shared
+                // (`OwnedOutput::take` hands out write access only to the one unsliced reference).
+                unsafe { Buffer::from_custom_allocation(start, len, owner) }
+            }
+            Inner::Empty => Buffer::from_vec(Vec::<u8>::new()),
+        }
+    }
+}
+
+/// An output buffer's own mapping: the buffer is `len` bytes from `offset`, the first 2 MiB boundary
+/// in it.
+#[cfg(target_os = "linux")]
+struct Mapping {
+    map: memmap2::MmapMut,
+    offset: usize,
+    len: usize,
+}
+
+/// The start addresses and lengths of the mappings that Arrow buffers own right now.
+#[cfg(target_os = "linux")]
+static REGISTERED: Mutex<Vec<(usize, usize)>> = Mutex::new(Vec::new());
+
+/// A mapping as an Arrow buffer's owner, listed in [`REGISTERED`] from its making to its drop.
+#[cfg(target_os = "linux")]
+struct Registered {
+    /// Unmapped when this drops, after the registry entry is gone.
+    _mapping: Mapping,
+    start: usize,
+}
+
+#[cfg(target_os = "linux")]
+impl Registered {
+    fn new(mapping: Mapping, start: usize) -> Self {
+        lock(&REGISTERED).push((start, mapping.len));
+        Self { _mapping: mapping, start }
+    }
+}
+
+#[cfg(target_os = "linux")]
+impl Drop for Registered {
+    fn drop(&mut self) {
+        let mut registered = lock(&REGISTERED);
+        if let Some(i) = registered.iter().position(|&(s, _)| s == self.start) {
+            registered.swap_remove(i);
+        }
+    }
+}
+
+/// An output buffer of the engine that the holder owns outright: the only reference to a mapping the
+/// engine made for a read's output, unsliced. Its bytes may be written through [`Self::address`] (the
+/// Python module lends them to numpy as a writable array); dropping it unmaps them.
+pub struct OwnedOutput {
+    buffer: Buffer,
+}
+
+impl OwnedOutput {
+    /// Takes `buffer` if it is one of the engine's output mappings, whole, and no other buffer refers
+    /// to it; otherwise gives it back unchanged. (A `Vec`-backed output is taken with
+    /// `Buffer::into_vec` instead.)
+    ///
+    /// # Errors
+    /// `Err(buffer)` for any other buffer.
+    pub fn take(buffer: Buffer) -> std::result::Result<Self, Buffer> {
+        #[cfg(target_os = "linux")]
+        if buffer.strong_count() == 1 && buffer.ptr_offset() == 0 {
+            let entry = (buffer.as_ptr() as usize, buffer.len());
+            if lock(&REGISTERED).contains(&entry) {
+                return Ok(Self { buffer });
+            }
+        }
+        Err(buffer)
+    }
+
+    /// The first byte's address, with write access (the engine made the pointer from the mapping's
+    /// mutable one).
+    pub fn address(&self) -> usize {
+        self.buffer.data_ptr().as_ptr() as usize
+    }
+
+    /// Its length in bytes.
+    pub fn len(&self) -> usize {
+        self.buffer.len()
+    }
+
+    /// Whether it holds no bytes (never, for a mapping: they are at least 2 MiB).
+    pub fn is_empty(&self) -> bool {
+        self.buffer.is_empty()
+    }
+}
+
+/// Whether large buffers get huge-page mappings: on unless the environment says `FLOE_HUGE_PAGES=0`
+/// (read once per process). The switch exists because with `defrag=madvise` a kernel short of free
+/// huge pages compacts memory at the fault, which on a fragmented host can cost more than it saves.
+#[cfg(target_os = "linux")]
+fn huge_pages_enabled() -> bool {
+    static ENABLED: OnceLock<bool> = OnceLock::new();
+    *ENABLED.get_or_init(|| std::env::var_os("FLOE_HUGE_PAGES").is_none_or(|v| v != "0"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn large_buffers_are_zeroed_aligned_and_become_arrow_buffers() {
+        for len in [0, 10, HUGE_PAGE - 1, HUGE_PAGE, HUGE_PAGE * 3 + 12_345] {
+            let mut b = OutputBuf::zeroed(len);
+            assert_eq!(b.len(), len);
+            assert!(b.as_slice().iter().all(|&x| x == 0));
+            if len > 0 {
+                assert_eq!(b.as_slice().as_ptr() as usize % 16, 0);
+            }
+            if len >= HUGE_PAGE && huge_pages_enabled() {
+                assert!(matches!(b.0, Inner::Mapped(_)));
+                assert_eq!(b.as_slice().as_ptr() as usize % HUGE_PAGE, 0);
+            }
+            if let Some(last) = b.as_mut_slice().last_mut() {
+                *last = 7;
+            }
+            let buffer = b.into_buffer();
+            assert_eq!(buffer.len(), len);
+            if len >= HUGE_PAGE && huge_pages_enabled() {
+                // Owned outright only while no slice refers to it.
+                let slice = buffer.slice(1);
+                let buffer = OwnedOutput::take(buffer).err().expect("shared");
+                drop(slice);
+                let owned = OwnedOutput::take(buffer).expect("the only reference");
+                assert_eq!(owned.len(), len);
+                assert!(OwnedOutput::take(Buffer::from_vec(vec![0u8; len])).is_err());
+                let registered = lock(&REGISTERED).len();
+                drop(owned);
+                assert!(lock(&REGISTERED).len() < registered || registered == 0);
+                continue;
+            }
+            if len > 0 {
+                assert_eq!(buffer.as_slice()[len - 1], 7);
+                // A slice keeps the mapping alive after the whole buffer is dropped.
+                let tail = buffer.slice(len - 1);
+                drop(buffer);
+                assert_eq!(tail.as_slice(), &[7]);
+            }
+        }
+    }
+
+    #[test]
+    fn taken_buffers_are_empty() {
+        let mut b = OutputBuf::zeroed(4);
+        let taken = std::mem::take(&mut b);
+        assert_eq!((b.len(), taken.len()), (0, 4));
+        assert_eq!(b.into_buffer().len(), 0);
+    }
+}
