@@ -1,14 +1,16 @@
 """Full reads to pyarrow and pandas with and without huge-page output buffers (design/decisions.md D30):
 the same build, `FLOE_HUGE_PAGES=1` and `=0` in alternating child processes (the switch is read once per
 process), each read measured as the harness measures it (collection and `malloc_trim` first, so every
-read pays for fresh memory). Run from the repository root with the bench environment:
-`.venv-bench/bin/python bench/probes/huge_pages.py [rounds]`."""
-import os, shutil, statistics, subprocess, sys
+read pays for fresh memory), optionally after a pause before each read (on a VM whose balloon reports
+free memory to the host, ~2 s later, memory freed that long ago must come back from the host at the
+next touch). Run from the repository root with the bench environment:
+`.venv-bench/bin/python bench/probes/huge_pages.py [rounds] [pause seconds]`."""
+import os, shutil, statistics, subprocess, sys, time
 
 CASES = [("wide-float", 10_000_000), ("ticks", 10_000_000), ("wide-float", 1_000_000)]
 
 
-def child(name: str, rows: int) -> None:
+def child(name: str, rows: int, pause: float) -> None:
     sys.path.insert(0, "bench")
     import data, floe
     from measure import measure
@@ -20,6 +22,7 @@ def child(name: str, rows: int) -> None:
     for fmt in ("pyarrow", "pandas"):
         xs, peaks = [], []
         for _ in range(7):
+            time.sleep(pause)
             figures, r = measure(lambda: lib.read("s", output_format=fmt).data)
             del r
             xs.append(figures["s"])
@@ -30,6 +33,7 @@ def child(name: str, rows: int) -> None:
 
 def main() -> None:
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 2
+    pause = sys.argv[2] if len(sys.argv) > 2 else "0"
     for name, rows in CASES:
         shutil.rmtree(f"/tmp/floe-probe-huge-{name}-{rows}", ignore_errors=True)
         results = {}
@@ -37,7 +41,7 @@ def main() -> None:
             for huge in ("1", "0"):
                 env = dict(os.environ, FLOE_HUGE_PAGES=huge)
                 out = subprocess.run(
-                    [sys.executable, __file__, "--child", name, str(rows)], env=env, check=True, capture_output=True, text=True
+                    [sys.executable, __file__, "--child", name, str(rows), pause], env=env, check=True, capture_output=True, text=True
                 ).stdout
                 for line in out.splitlines():
                     fmt, ms, spread, peak = line.split()
@@ -50,6 +54,6 @@ def main() -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        child(sys.argv[2], int(sys.argv[3]))
+        child(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]))
     else:
         main()

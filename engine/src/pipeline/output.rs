@@ -5,21 +5,21 @@
 //! project's VM ~5 µs each, so faulting in 88 MB costs 55 ms, more than decoding it. A buffer of at
 //! least [`HUGE_PAGE`] bytes is therefore its own anonymous mapping with transparent huge pages asked
 //! for (`madvise(MADV_HUGEPAGE)`): one fault per 2 MiB, 7 ms for the same 88 MB (design/decisions.md
-//! D30). Smaller buffers, other platforms, and processes with `FLOE_HUGE_PAGES=0` in the environment
-//! use the allocator's zeroed memory (calloc).
+//! D30, which also has what a VM's host adds after idle). Smaller buffers, other platforms, and
+//! processes with `FLOE_HUGE_PAGES=0` in the environment use the allocator's zeroed memory (calloc).
 //!
 //! A consumer that wants to own an output buffer outright (the Python module hands fixed-width columns
 //! to numpy as writable arrays) takes a `Vec`-backed one with `Buffer::into_vec` and a mapped one with
 //! [`OwnedOutput::take`]: mappings are registered while alive, so only the engine's own, unshared
 //! outputs are ever handed over.
 
+#[cfg(target_os = "linux")]
 use std::ptr::NonNull;
 
 use arrow_buffer::Buffer;
 
-use crate::sync::{OnceLock, StdArc};
 #[cfg(target_os = "linux")]
-use crate::sync::{StdMutex as Mutex, lock_std as lock};
+use crate::sync::{OnceLock, StdArc, StdMutex as Mutex, lock_std as lock};
 
 /// The size of a transparent huge page on x86-64 and most aarch64 kernels; buffers of at least this
 /// many bytes get their own mapping.
