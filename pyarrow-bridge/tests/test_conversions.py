@@ -5,6 +5,9 @@ path; list_versions returns pandas Timestamps in UTC. Runs under pandas 2 and 3 
 from __future__ import annotations
 
 import datetime as dt
+import gc
+import os
+import sys
 
 import numpy as np
 import pandas as pd
@@ -181,6 +184,50 @@ def test_numeric_columns_are_not_copied_on_read(lib):
     assert_frame_equal(lib.read("r", row_range=(10, 20)).data, plain.iloc[10:20])
     lib.write("series", df["f"])
     assert_frame_equal(lib.read("series").data.to_frame(), df[["f"]])
+
+
+def test_large_outputs_are_mappings_that_pandas_owns(lib):
+    # Output buffers of 2 MiB and more are the engine's own mappings, 2 MiB-aligned (D30); pandas reads
+    # own them as they own smaller (heap) ones: writable, not shared, freed with the frame.
+    rng = np.random.default_rng(7)
+    n = 300_000  # 2.4 MB per column (the engine's tests cover strings read as codes from mappings)
+    df = pd.DataFrame(
+        {"f": rng.normal(size=n), "i": rng.integers(-5, 5, n), "s": ["ab", "cd", "ef"] * (n // 3)},
+        index=pd.date_range("2024-01-01", periods=n, freq="1ms", name="ts", unit="ns"),
+    )
+
+    def same(out: pd.DataFrame, expected: pd.DataFrame) -> bool:
+        # Column by column: assert_frame_equal on 300,000 strings takes seconds.
+        return (
+            list(out.columns) == list(expected.columns)
+            and np.array_equal(out.index.to_numpy(), expected.index.to_numpy())
+            and all(
+                out[c].tolist() == expected[c].tolist() if c == "s" else np.array_equal(out[c].to_numpy(), expected[c].to_numpy())
+                for c in expected.columns
+            )
+        )
+
+    lib.write("big", df)
+    table = lib.read("big", output_format="pyarrow").data
+    huge = 2 << 20
+    if sys.platform == "linux" and os.environ.get("FLOE_HUGE_PAGES") != "0":
+        assert table["f"].chunk(0).buffers()[1].address % huge == 0
+    assert np.array_equal(table["f"].to_numpy(), df["f"].to_numpy())
+    out = lib.read("big").data
+    assert same(out, df)
+    for c in ["f", "i"]:
+        assert type(_owner(out[c].to_numpy())).__name__ in ("OwnedColumn", "OwnedBlock"), c
+    again = lib.read("big").data
+    assert not np.shares_memory(out["f"].to_numpy(), again["f"].to_numpy())
+    out.iloc[0, 0] = 42.0
+    out["i"] *= 3
+    del again, table
+    gc.collect()
+    assert out.iloc[0, 0] == 42.0 and np.array_equal(out["i"].to_numpy(), df["i"].to_numpy() * 3)
+    assert same(lib.read("big").data, df)
+    # Windows and subsets of the same symbol, through the same buffers.
+    assert same(lib.read("big", row_range=(1000, 290_000)).data, df.iloc[1000:290_000])
+    assert same(lib.read("big", columns=["f"]).data, df[["f"]])
 
 
 def test_owned_columns_keep_their_pandas_dtypes(lib):
