@@ -62,6 +62,12 @@ pub struct ReadRequest {
     /// pandas conversion, for frames of many columns). The batch is the same either way. Applies to
     /// [`Library::read`].
     pub column_blocks: bool,
+    /// Return those same string columns (see `strings_as_codes`, which this implies for them) as
+    /// `Utf8View` arrays instead: each row a 16-byte view copied from the view of its distinct value,
+    /// so no row's string is copied, for a consumer whose own strings are views (polars takes them
+    /// without a copy). The fields keep their names and lose the codes mark. Applies to
+    /// [`Library::read`].
+    pub strings_as_views: bool,
 }
 
 /// The identity of a version a call made or read.
@@ -799,7 +805,11 @@ impl Library {
     fn read_record(&self, symbol: &str, rec: &VersionRecord, request: &ReadRequest) -> Result<ReadResult> {
         let idx = self.cached_index(&rec.index_key)?;
         let (windows, columns, prefetched) = self.plan(symbol, &idx, request)?;
-        let shape = ReadShape { codes: request.strings_as_codes, blocks: request.column_blocks };
+        let shape = ReadShape {
+            codes: request.strings_as_codes || request.strings_as_views,
+            views: request.strings_as_views,
+            blocks: request.column_blocks,
+        };
         let (data, blocks) = read_windows(&*self.storage, &idx, &windows, &columns, shape, &prefetched)?;
         Ok(ReadResult { item: item(symbol, rec), data, metadata: idx.descriptor.user_metadata.clone(), blocks })
     }

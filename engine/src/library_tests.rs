@@ -238,8 +238,62 @@ fn large_outputs_read_back_the_same_from_mappings() {
     assert_eq!(dictionary.keys().len(), rows as usize);
     let plain = arrow_cast::cast(coded.column(2), &DataType::Utf8).expect("values");
     assert_eq!(&plain, batch.column(2));
+    let views = ReadRequest { strings_as_views: true, ..Default::default() };
+    let viewed = lib.read("big", &views).expect("views").data;
+    assert_eq!(viewed.schema().field(2).data_type(), &DataType::Utf8View);
+    assert_eq!(&arrow_cast::cast(viewed.column(2), &DataType::Utf8).expect("values"), batch.column(2));
     // The mapping outlives the batch it came in: an array kept alone still reads.
     let kept = whole.column(1).clone();
     drop(whole);
     assert_eq!(&kept, batch.column(1));
+}
+
+/// Strings read as views (`strings_as_views`): the same strings as a plain read, row for row, nulls
+/// included, over segments with different dictionaries, for short (inline) and long values, whole and
+/// as windows; columns that are not dictionary-coded come back as they are.
+#[test]
+fn strings_read_as_views_are_the_plain_strings() {
+    use arrow_array::{ArrayRef, RecordBatch, StringArray, TimestampNanosecondArray};
+    use arrow_schema::{DataType, Field, Schema, TimeUnit};
+
+    let rows = 300i64;
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("ts", DataType::Timestamp(TimeUnit::Nanosecond, None), false),
+        Field::new("short", DataType::Utf8, true),
+        Field::new("long", DataType::Utf8, false),
+        Field::new("unique", DataType::Utf8, false),
+    ]));
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(TimestampNanosecondArray::from_iter_values(0..rows)),
+        // Later slices hold values the first ones do not (the dictionaries differ by segment).
+        Arc::new(
+            (0..rows).map(|i| (i % 6 != 0).then(|| format!("s{}", (i / 50) * 3 + i % 3))).collect::<StringArray>(),
+        ),
+        Arc::new(StringArray::from_iter_values(
+            (0..rows).map(|i| format!("a value longer than twelve bytes #{}", i % 4)),
+        )),
+        Arc::new(StringArray::from_iter_values((0..rows).map(|i| format!("u{i}")))),
+    ];
+    let batch = RecordBatch::try_new(schema, columns).expect("batch");
+    let storage: Arc<dyn Storage> = Arc::new(floe_backends::MemoryStorage::default());
+    let options = crate::LibraryOptions { rows_per_segment: 40, columns_per_segment: 2, dynamic_schema: false };
+    let lib = crate::Library::new("test", storage, options, crate::PipelineOptions::default());
+    let ts = crate::IndexKind::Timestamp("ts".into());
+    lib.write("v", &crate::Table::from_batch(batch.clone(), ts).expect("table"), None).expect("write");
+    for range in [None, Some((0, rows)), Some((17, 233)), Some((41, 42)), Some((100, 100))] {
+        let req = ReadRequest { row_range: range, strings_as_views: true, ..Default::default() };
+        let got = lib.read("v", &req).expect("read").data;
+        let (a, b) = range.map_or((0, rows), |r| r);
+        let expected = batch.slice(a as usize, (b - a) as usize);
+        if b > a {
+            // (An empty read has no segments to take a dictionary from: plain strings.)
+            assert_eq!(got.schema().field(1).data_type(), &DataType::Utf8View, "{range:?}");
+            assert_eq!(got.schema().field(2).data_type(), &DataType::Utf8View, "{range:?}");
+        }
+        assert_eq!(got.schema().field(3).data_type(), &DataType::Utf8, "not dictionary-coded: {range:?}");
+        for c in 0..4 {
+            let plain = arrow_cast::cast(got.column(c), expected.schema().field(c).data_type()).expect("cast");
+            assert_eq!(&plain, expected.column(c), "column {c}, rows {range:?}");
+        }
+    }
 }

@@ -120,6 +120,7 @@ pub fn read_request(args: ReadArgs<'_>) -> PyResult<ReadRequest> {
         columns,
         strings_as_codes: false,
         column_blocks: false,
+        strings_as_views: false,
     })
 }
 

@@ -307,8 +307,9 @@ impl PyLibrary {
     /// on the thread that ran it without the GIL: the zero-copy and GIL-release tests use these. With
     /// `owned` (reads to pandas), the columns numpy can take over without a copy are left out of the
     /// table and come back as `(position, name, OwnedColumn)`, and columns of one type the engine
-    /// decoded into one allocation as `(positions, names, OwnedBlock)` (see [`crate::owned`]).
-    #[pyo3(signature = (symbol, args, debug=false, owned=false))]
+    /// decoded into one allocation as `(positions, names, OwnedBlock)` (see [`crate::owned`]). With
+    /// `views` (reads to polars), dictionary-coded string columns come back as `Utf8View` arrays.
+    #[pyo3(signature = (symbol, args, debug=false, owned=false, views=false))]
     fn read(
         &self,
         py: Python<'_>,
@@ -316,6 +317,7 @@ impl PyLibrary {
         args: ReadArgs<'_>,
         debug: bool,
         owned: bool,
+        views: bool,
     ) -> PyResult<(ReadTuple, Option<Debug>, OwnedColumns, OwnedBlocks)> {
         let mut request = convert::read_request(args)?;
         // A read for pandas takes same-typed columns as blocks (decision D20) and dictionary-coded
@@ -323,6 +325,8 @@ impl PyLibrary {
         // Arrow string column sits beside the object column (`_convert._decode_codes`, decision D19).
         request.strings_as_codes = owned;
         request.column_blocks = owned;
+        // A read for polars takes them as string views, which polars keeps without a copy (D31).
+        request.strings_as_views = views && !owned;
         let (r, span) = py.detach(|| {
             let start = now_ns();
             let r = self.inner.read(symbol, &request);

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 
 import floe
-from conftest import assert_frame_equal, ts_frame
+from conftest import assert_frame_equal, ts_frame, unique
 
 
 def every_dtype_frame(n: int = 9) -> pd.DataFrame:
@@ -224,6 +224,31 @@ def test_polars_in_and_out(lib):
     lib.write("pl_us", us, index_column="t")
     back = lib.read("pl_us", output_format="polars").data
     assert back["t"].dt.cast_time_unit("us").equals(us["t"]) and back["x"].equals(us["x"])
+
+
+def test_polars_reads_take_coded_strings_as_views(store):
+    # Strings stored dictionary-coded reach polars as string views gathered from the distinct values
+    # (no row's string copied; D31): the same values and dtype as a plain read, nulls, long values and
+    # segments with different dictionaries included, whole and as windows.
+    lib = store.create_library(unique("views"), floe.LibraryOptions(rows_per_segment=20, columns_per_segment=3))
+    n = 400
+    df = pl.DataFrame(
+        {
+            "t": pl.datetime_range(pl.datetime(2024, 1, 1), pl.datetime(2024, 1, 1, 0, 6, 39), "1s", eager=True, time_unit="ns"),
+            "short": [None if i % 5 == 0 else f"s{(i // 40) * 2 + i % 2}" for i in range(n)],
+            "long": [f"a value longer than twelve bytes, number {i % 3}" for i in range(n)],
+            "unique": [f"u{i}" for i in range(n)],
+        }
+    )
+    lib.write("v", df, index_column="t")
+    raw = pa.table(lib._lib.read("v", (None, None, None, None), False, False, True)[0][1])
+    assert [raw.schema.field(c).type for c in ("short", "long", "unique")] == [pa.string_view(), pa.string_view(), pa.large_string()]
+    out = lib.read("v", output_format="polars").data
+    assert out.schema == df.schema
+    assert out.equals(df)
+    assert lib.read("v", row_range=(3, 350), output_format="polars").data.equals(df[3:350])
+    window = lib.read("v", date_range=(df["t"][10], df["t"][200]), columns=["short"], output_format="polars").data
+    assert window.equals(df[10:201].select("t", "short"))
 
 
 def test_pandas_in_polars_and_pyarrow_out(lib):

@@ -135,6 +135,7 @@ proptest! {
                 columns: columns.map(|c| c.into_iter().map(String::from).collect()),
                 strings_as_codes: false,
                 column_blocks: false,
+                strings_as_views: false,
             };
             let want = expected(&all, &ts, &req);
             let got = lib.read("s", &req).expect("read").data;

@@ -53,6 +53,7 @@ fn requests(lib: &Library, symbol: &str) -> Vec<ReadRequest> {
             columns: columns.map(|c| c.iter().map(|s| (*s).to_owned()).collect()),
             strings_as_codes: false,
             column_blocks: false,
+            strings_as_views: false,
         };
         out.push(r(None, None, None));
         // Strings as codes decode dictionaries and keys, not values: damage must show there too.

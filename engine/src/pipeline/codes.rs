@@ -7,10 +7,11 @@ use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::Int32Type;
-use arrow_array::{Array, ArrayRef, DictionaryArray, Int32Array, LargeStringArray, StringArray};
+use arrow_array::{Array, ArrayRef, DictionaryArray, Int32Array, LargeStringArray, StringArray, StringViewArray};
 use arrow_buffer::{Buffer, NullBuffer, ScalarBuffer};
 use arrow_schema::{DataType, Field};
 
+use super::output::OutputBuf;
 use crate::error::{Error, Result};
 
 /// Field metadata marking a column read as codes: its key is this, its value the column's stored type
@@ -84,6 +85,49 @@ impl<'a> MergedDictionary<'a> {
         let coded = Field::new(field.name(), array.data_type().clone(), field.is_nullable())
             .with_metadata(HashMap::from([(CODES_METADATA_KEY.to_owned(), tag.to_owned())]));
         Ok((coded, Arc::new(array)))
+    }
+}
+
+impl MergedDictionary<'_> {
+    /// The column as a `Utf8View` array of `rows` rows whose merged keys are `keys` (one little-endian
+    /// `u32` per row), with `validity`: each row's 16-byte view is its value's view in a view array of
+    /// the distinct values, whose data buffers the column shares (no row's string is copied). A null row
+    /// (key 0) gets value 0's view, or the empty string's if there are no values. The field keeps the
+    /// name, nullability and metadata of `field`.
+    ///
+    /// # Errors
+    /// `Internal` if `validity` does not have one bit per row.
+    pub(crate) fn into_views(
+        self,
+        field: &Field,
+        keys: OutputBuf,
+        rows: usize,
+        validity: Option<Buffer>,
+    ) -> Result<(Field, ArrayRef)> {
+        let distinct = StringViewArray::from_iter_values(self.values.iter());
+        let mut views = OutputBuf::zeroed(rows * 16);
+        if !distinct.is_empty() {
+            let table: Vec<[u8; 16]> = distinct.views().iter().map(|v| v.to_le_bytes()).collect();
+            for (view, key) in views.as_mut_slice().chunks_exact_mut(16).zip(keys.as_slice().chunks_exact(4)) {
+                let k = u32::from_le_bytes(key.try_into().expect("chunks of 4 bytes")) as usize;
+                // Remapped keys are below the dictionary's size; a stray one reads as the empty string.
+                view.copy_from_slice(table.get(k).unwrap_or(&[0; 16]));
+            }
+        }
+        drop(keys);
+        let (_, data, _) = distinct.into_parts();
+        let views = ScalarBuffer::<u128>::new(views.into_buffer(), 0, rows);
+        let nulls = validity.map(|v| NullBuffer::new(arrow_buffer::BooleanBuffer::new(v, 0, rows)));
+        if nulls.as_ref().is_some_and(|n| n.len() != views.len()) {
+            return Err(Error::internal("a string view column's validity does not match its rows"));
+        }
+        // SAFETY: every view is a copy of a view of `distinct` (built from `&str`s, so valid UTF-8 and
+        // in bounds of its data buffers, which are `data`, unchanged and in the same order) or all zero
+        // (the empty string, inline), and `nulls`, if any, has one bit per view (checked above).
+        let array = unsafe { StringViewArray::new_unchecked(views, data, nulls) };
+        let viewed =
+            Field::new(field.name(), DataType::Utf8View, field.is_nullable()).with_metadata(field.metadata().clone());
+        Ok((viewed, Arc::new(array)))
     }
 }
 

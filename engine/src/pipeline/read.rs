@@ -260,6 +260,8 @@ pub(crate) fn find_date_bounds(
 pub(crate) struct ReadShape {
     /// String columns stored dictionary-coded come back as codes (`codes::CODES_METADATA_KEY`).
     pub codes: bool,
+    /// ... and then as string views gathered from the codes' dictionary (needs `codes`).
+    pub views: bool,
     /// Null-free columns of one fixed-width type share one allocation, column after column
     /// ([`ColumnBlock`]).
     pub blocks: bool,
@@ -699,7 +701,11 @@ pub(crate) fn read_windows(
         if let Some(keys) = code_bufs[oc].take() {
             let dictionary = merged.remove(&oc).expect("merged for every coded column");
             let validity = validity_bufs[oc].take().map(OutputBuf::into_buffer);
-            let (coded, array) = dictionary.into_array(field, keys.into_buffer(), total_rows, validity)?;
+            let (coded, array) = if shape.views {
+                dictionary.into_views(field, keys, total_rows, validity)?
+            } else {
+                dictionary.into_array(field, keys.into_buffer(), total_rows, validity)?
+            };
             out_fields[oc] = Arc::new(coded);
             arrays.push(array);
             continue;

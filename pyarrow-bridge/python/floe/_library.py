@@ -627,11 +627,13 @@ class Library:
         """
         rr = _row_range(row_range)
         dr = _date_range(date_range)
-        # A read to pandas takes the plain numeric columns over from the engine without a copy.
-        owned = OutputFormat.parse(output_format, self._output_format) == "pandas"
+        # A read to pandas takes the plain numeric columns over from the engine without a copy; one to
+        # polars takes dictionary-coded strings as string views, which polars keeps as they are.
+        fmt = OutputFormat.parse(output_format, self._output_format)
+        owned, views = fmt == "pandas", fmt == "polars"
 
         def fetch(a, cols):
-            t, _, columns, blocks = self._lib.read(symbol, (a, dr, rr, cols), False, owned)
+            t, _, columns, blocks = self._lib.read(symbol, (a, dr, rr, cols), False, owned, views)
             return (*t, columns, blocks)
 
         return self._finish_read(self._read_columns(columns, _as_of(as_of), fetch), output_format, rr)
