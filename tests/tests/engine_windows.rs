@@ -48,7 +48,8 @@ fn expected(all: &RecordBatch, ts: &[i64], req: &ReadRequest) -> RecordBatch {
     }
 }
 
-/// `batch` with every column read as codes (`floe.codes` metadata) turned back into plain strings.
+/// `batch` with every column read as codes (`floe.codes` metadata) or as string views turned back into
+/// plain strings.
 fn plain_strings(batch: &RecordBatch) -> RecordBatch {
     use arrow_array::cast::AsArray;
     use arrow_array::types::Int32Type;
@@ -58,7 +59,11 @@ fn plain_strings(batch: &RecordBatch) -> RecordBatch {
     let mut fields = Vec::new();
     let mut columns: Vec<ArrayRef> = Vec::new();
     for (f, c) in batch.schema().fields().iter().zip(batch.columns()) {
-        if f.metadata().get(floe_engine::CODES_METADATA_KEY).map(String::as_str) == Some("utf8") {
+        if f.data_type() == &DataType::Utf8View {
+            // Strings read as views: the same strings (this property's columns are `utf8`).
+            fields.push(Field::new(f.name(), DataType::Utf8, f.is_nullable()));
+            columns.push(Arc::new(c.as_string_view().iter().collect::<StringArray>()));
+        } else if f.metadata().get(floe_engine::CODES_METADATA_KEY).map(String::as_str) == Some("utf8") {
             let d = c.as_dictionary::<Int32Type>();
             let values = d.values().as_string::<i32>();
             let plain: StringArray = d.keys().iter().map(|k| k.map(|k| values.value(k as usize))).collect();
@@ -145,6 +150,8 @@ proptest! {
             // The same read with strings as codes: equal once the codes are looked up.
             let coded = lib.read("s", &ReadRequest { strings_as_codes: true, ..req.clone() }).expect("read codes").data;
             prop_assert_eq!(&plain_strings(&coded), &want, "codes {:?}", req);
+            let viewed = lib.read("s", &ReadRequest { strings_as_views: true, ..req.clone() }).expect("read views").data;
+            prop_assert_eq!(&plain_strings(&viewed), &want, "views {:?}", req);
             let mut off = 0;
             for b in &streamed {
                 prop_assert!(b.num_rows() > 0, "the stream yields no empty batches");
