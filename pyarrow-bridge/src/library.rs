@@ -346,11 +346,20 @@ impl PyLibrary {
         Ok((tuple, debug, columns, blocks))
     }
 
-    /// Reads several symbols; one slot per request: a read tuple or the exception object.
-    fn read_batch(&self, py: Python<'_>, requests: Vec<(String, ReadArgs<'_>)>) -> PyResult<Vec<Py<PyAny>>> {
+    /// Reads several symbols; one slot per request: a read tuple or the exception object. `views`, if
+    /// given, says per request whether dictionary-coded strings come as string views (reads to polars).
+    #[pyo3(signature = (requests, views=None))]
+    fn read_batch(
+        &self,
+        py: Python<'_>,
+        requests: Vec<(String, ReadArgs<'_>)>,
+        views: Option<Vec<bool>>,
+    ) -> PyResult<Vec<Py<PyAny>>> {
         let mut parsed = Vec::with_capacity(requests.len());
-        for (symbol, args) in requests {
-            parsed.push((symbol, convert::read_request(args)?));
+        for (i, (symbol, args)) in requests.into_iter().enumerate() {
+            let mut request = convert::read_request(args)?;
+            request.strings_as_views = views.as_ref().and_then(|v| v.get(i).copied()).unwrap_or(false);
+            parsed.push((symbol, request));
         }
         let results = py.detach(|| self.inner.read_batch(&parsed));
         results

@@ -249,6 +249,13 @@ def test_polars_reads_take_coded_strings_as_views(store):
     assert lib.read("v", row_range=(3, 350), output_format="polars").data.equals(df[3:350])
     window = lib.read("v", date_range=(df["t"][10], df["t"][200]), columns=["short"], output_format="polars").data
     assert window.equals(df[10:201].select("t", "short"))
+    # read_batch: per request, polars ones as views, the others as before; a bad format fails alone.
+    batch = lib.read_batch(
+        [floe.ReadRequest("v", output_format="polars"), floe.ReadRequest("v", output_format="pyarrow"), floe.ReadRequest("v", output_format="nope")]
+    )
+    assert batch[0].data.equals(df)
+    assert batch[1].data.schema.field("short").type == pa.large_string()
+    assert isinstance(batch[2], floe.DataError)
 
 
 def test_pandas_in_polars_and_pyarrow_out(lib):

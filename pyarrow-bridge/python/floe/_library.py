@@ -159,6 +159,14 @@ def _pickled(data: Any, metadata: Any) -> Tuple[pa.Table, bytes]:
     return table, _envelope.encode({"kind": "pickle"}, metadata, metadata is not None)
 
 
+def _format_or_none(value: Optional[str], default: str) -> Optional[str]:
+    """The output format ``value`` names, or None if it names none."""
+    try:
+        return OutputFormat.parse(value, default)
+    except FloeError:
+        return None
+
+
 def _unpickled(table: pa.Table, symbol: str) -> Any:
     """The object a ``write_pickle`` version holds; InvalidInput for a partial read of one."""
     if table.num_rows != 1 or table.column_names != [PICKLE_COLUMN]:
@@ -657,7 +665,10 @@ class Library:
                 slots.append(i)
             except FloeError as e:
                 out[i] = _data_error(r.symbol, e, r.as_of)
-        for i, res in zip(slots, self._lib.read_batch(args)):
+        # Reads to polars take dictionary-coded strings as string views (D31); a bad format is reported
+        # for its request by _finish_read below.
+        views = [_format_or_none(requests[i].output_format or output_format, self._output_format) == "polars" for i in slots]
+        for i, res in zip(slots, self._lib.read_batch(args, views)):
             r = requests[i]
             if isinstance(res, BaseException):
                 out[i] = _data_error(r.symbol, res, r.as_of)
