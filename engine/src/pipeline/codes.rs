@@ -86,9 +86,7 @@ impl<'a> MergedDictionary<'a> {
             .with_metadata(HashMap::from([(CODES_METADATA_KEY.to_owned(), tag.to_owned())]));
         Ok((coded, Arc::new(array)))
     }
-}
 
-impl MergedDictionary<'_> {
     /// The column as a `Utf8View` array of `rows` rows whose merged keys are `keys` (one little-endian
     /// `u32` per row), with `validity`: each row's 16-byte view is its value's view in a view array of
     /// the distinct values, whose data buffers the column shares (no row's string is copied). A null row
