@@ -14,6 +14,8 @@
 //! outputs are ever handed over.
 
 #[cfg(target_os = "linux")]
+use std::collections::BTreeMap;
+#[cfg(target_os = "linux")]
 use std::ptr::NonNull;
 
 use arrow_buffer::Buffer;
@@ -139,9 +141,10 @@ struct Mapping {
     len: usize,
 }
 
-/// The start addresses and lengths of the mappings that Arrow buffers own right now.
+/// The mappings that Arrow buffers own right now: start address -> length. (Ordered, so the map can be
+/// made in a `static`; a process holds at most some tens of thousands, bounded by `vm.max_map_count`.)
 #[cfg(target_os = "linux")]
-static REGISTERED: Mutex<Vec<(usize, usize)>> = Mutex::new(Vec::new());
+static REGISTERED: Mutex<BTreeMap<usize, usize>> = Mutex::new(BTreeMap::new());
 
 /// A mapping as an Arrow buffer's owner, listed in [`REGISTERED`] from its making to its drop.
 #[cfg(target_os = "linux")]
@@ -154,7 +157,7 @@ struct Registered {
 #[cfg(target_os = "linux")]
 impl Registered {
     fn new(mapping: Mapping, start: usize) -> Self {
-        lock(&REGISTERED).push((start, mapping.len));
+        lock(&REGISTERED).insert(start, mapping.len);
         Self { _mapping: mapping, start }
     }
 }
@@ -162,10 +165,7 @@ impl Registered {
 #[cfg(target_os = "linux")]
 impl Drop for Registered {
     fn drop(&mut self) {
-        let mut registered = lock(&REGISTERED);
-        if let Some(i) = registered.iter().position(|&(s, _)| s == self.start) {
-            registered.swap_remove(i);
-        }
+        lock(&REGISTERED).remove(&self.start);
     }
 }
 
@@ -185,11 +185,11 @@ impl OwnedOutput {
     /// `Err(buffer)` for any other buffer.
     pub fn take(buffer: Buffer) -> std::result::Result<Self, Buffer> {
         #[cfg(target_os = "linux")]
-        if buffer.strong_count() == 1 && buffer.ptr_offset() == 0 {
-            let entry = (buffer.as_ptr() as usize, buffer.len());
-            if lock(&REGISTERED).contains(&entry) {
-                return Ok(Self { buffer });
-            }
+        if buffer.strong_count() == 1
+            && buffer.ptr_offset() == 0
+            && lock(&REGISTERED).get(&(buffer.as_ptr() as usize)) == Some(&buffer.len())
+        {
+            return Ok(Self { buffer });
         }
         Err(buffer)
     }
