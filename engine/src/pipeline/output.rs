@@ -179,7 +179,9 @@ pub struct OwnedOutput {
 impl OwnedOutput {
     /// Takes `buffer` if it is one of the engine's output mappings, whole, and no other buffer refers
     /// to it; otherwise gives it back unchanged. (A `Vec`-backed output is taken with
-    /// `Buffer::into_vec` instead.)
+    /// `Buffer::into_vec` instead.) Meant for buffers straight from a read's result: a buffer
+    /// re-imported through the C data interface that aliases a live mapping would pass the same checks
+    /// while the exported original lives on, so such buffers must not be handed here.
     ///
     /// # Errors
     /// `Err(buffer)` for any other buffer.
