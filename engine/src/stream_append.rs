@@ -127,6 +127,24 @@ mod tests {
         out
     }
 
+    /// `source` as a stream that runs `meanwhile` (another writer's commit) just before handing out
+    /// its `at`-th batch (counting from 1).
+    fn appending_at(
+        source: Vec<RecordBatch>,
+        at: usize,
+        mut meanwhile: impl FnMut(),
+    ) -> impl Iterator<Item = crate::Result<RecordBatch>> {
+        let mut source = source.into_iter();
+        let mut n = 0;
+        std::iter::from_fn(move || {
+            n += 1;
+            if n == at {
+                meanwhile();
+            }
+            source.next().map(Ok)
+        })
+    }
+
     fn ts() -> IndexKind {
         IndexKind::Timestamp("ts".into())
     }
@@ -191,14 +209,8 @@ mod tests {
         let other = library(Arc::clone(&storage));
         let schema = table(0..1).schema().clone();
         // Halfway through the stream another writer appends rows 10..12; the stream's rows 20..40 follow.
-        let mut source = batches(20..40, 4).into_iter();
-        let mut n = 0;
-        let stream = std::iter::from_fn(|| {
-            n += 1;
-            if n == 3 {
-                other.append("s", &table(10..12), None).expect("concurrent append");
-            }
-            source.next().map(Ok)
+        let stream = appending_at(batches(20..40, 4), 3, || {
+            other.append("s", &table(10..12), None).expect("concurrent append");
         });
         let item = lib.append_stream("s", Arc::clone(&schema), ts(), stream, None).expect("appends after it");
         assert_eq!(item.version, 2);
@@ -210,14 +222,8 @@ mod tests {
         .expect("concat");
         assert_eq!(got, want);
         // One that lands with rows after the stream's: this append can no longer follow it.
-        let mut source = batches(50..60, 4).into_iter();
-        let mut n = 0;
-        let stream = std::iter::from_fn(|| {
-            n += 1;
-            if n == 2 {
-                other.append("s", &table(70..72), None).expect("concurrent append");
-            }
-            source.next().map(Ok)
+        let stream = appending_at(batches(50..60, 4), 2, || {
+            other.append("s", &table(70..72), None).expect("concurrent append");
         });
         let err = lib.append_stream("s", schema, ts(), stream, None).expect_err("now out of order");
         assert_eq!(err.detail(), Detail::UnsortedIndex, "{err}");
