@@ -1105,6 +1105,21 @@ def test_s3_no_credentials_says_so(auth_s3, auth_store, monkeypatch):
     assert re.search(r"credential", str(e)), str(e)
 
 
+def test_s3_no_credentials_and_silent_metadata_says_so(auth_s3, monkeypatch):
+    """Off a cloud, the instance-metadata address often drops packets: the lookup times out, and the
+    error still names the credentials, not the bucket (short timeouts keep the test fast)."""
+    uri, _, _ = auth_s3
+    _without_credentials(monkeypatch)
+    with socket.socket() as hole:
+        hole.bind(("127.0.0.1", 0))
+        hole.listen(64)
+        monkeypatch.setenv("AWS_METADATA_ENDPOINT", f"http://127.0.0.1:{hole.getsockname()[1]}")
+        e, elapsed = _open_failure(uri + "&timeout_secs=1&max_retries=1")
+    assert type(e) is floe.InvalidConfig, f"{type(e).__name__}: {e}"
+    assert re.search(r"no S3 credentials for bucket floe-auth", str(e)), str(e)
+    assert elapsed < 20, f"took {elapsed:.1f} s"
+
+
 def test_s3_missing_bucket(s3_bucket_uri):
     _s3_enabled()
     uri = re.sub(r":floe-py-[^?]*\?", ":no-such-bucket-floe?", s3_bucket_uri)

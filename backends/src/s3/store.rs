@@ -119,6 +119,12 @@ impl S3Store {
     fn check_bucket(&self) -> Result<()> {
         let shared = &self.shared;
         let what = format!("bucket {} at {}", shared.config.bucket, shared.config.endpoint());
+        if shared.config.access.is_none() {
+            // Looked up on its own first, under its own deadline: the lookup's last resort (instance
+            // metadata) retries as long as any request, and a deadline it ran past would otherwise be
+            // reported as a bucket that does not answer.
+            shared.block_on(lookup_credentials(&shared.client, OPEN_CHECK_DEADLINE, &what))?;
+        }
         let prefix = (!shared.root.is_empty()).then_some(shared.root.as_str());
         let opts = PaginatedListOptions { max_keys: Some(1), ..Default::default() };
         let check = shared.block_on(async {
@@ -142,6 +148,26 @@ impl S3Store {
                 mapped => Err(mapped),
             },
         }
+    }
+}
+
+/// Finds the credentials a client without explicit ones will sign with (environment, web identity,
+/// container or instance metadata), waiting at most `deadline`; `what` names the bucket in messages.
+///
+/// # Errors
+/// [`StorageError::InvalidConfig`] naming the credentials when none are found, or when the lookup
+/// gives no answer within `deadline` (typically: not on a cloud instance, and the metadata address
+/// drops packets), since the fix either way is to give credentials.
+async fn lookup_credentials(client: &AmazonS3, deadline: Duration, what: &str) -> Result<()> {
+    match tokio::time::timeout(deadline, client.credentials().get_credential()).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(map_error(e, &what)),
+        Err(_) => Err(StorageError::InvalidConfig(format!(
+            "no S3 credentials for {what}: none in the URI or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, and \
+             the lookup from web identity and instance metadata gave no answer within {} s; give `access` and \
+             `secret` in the URI or set the AWS_* environment",
+            deadline.as_secs_f32()
+        ))),
     }
 }
 
@@ -586,5 +612,45 @@ mod tests {
             other => panic!("expected Unavailable, got {other:?}"),
         }
         assert!(started.elapsed() < Duration::from_secs(30), "{:?}", started.elapsed());
+    }
+
+    #[test]
+    fn credential_lookup_without_an_answer_names_the_credentials() {
+        // A metadata endpoint that accepts connections and never answers, as 169.254.169.254 can look
+        // from a machine outside a cloud.
+        let hole = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = hole.local_addr().expect("address").port();
+        let client = AmazonS3Builder::new()
+            .with_bucket_name("bucket")
+            .with_region("us-east-1")
+            .with_metadata_endpoint(format!("http://127.0.0.1:{port}"))
+            .with_client_options(ClientOptions::new().with_allow_http(true))
+            .build()
+            .expect("a client");
+        let runtime = IoRuntime::new().expect("runtime");
+        let started = std::time::Instant::now();
+        let looked_up =
+            runtime.block_on(lookup_credentials(&client, Duration::from_millis(300), "bucket bucket at here"));
+        match looked_up {
+            Err(StorageError::InvalidConfig(message)) => {
+                assert!(message.contains("no S3 credentials for bucket bucket at here"), "{message}");
+                assert!(message.contains("no answer within 0.3 s"), "{message}");
+            }
+            other => panic!("expected InvalidConfig, got {other:?}"),
+        }
+        assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    }
+
+    #[test]
+    fn explicit_credentials_are_found_at_once() {
+        let client = AmazonS3Builder::new()
+            .with_bucket_name("bucket")
+            .with_region("us-east-1")
+            .with_access_key_id("a")
+            .with_secret_access_key("s")
+            .build()
+            .expect("a client");
+        let runtime = IoRuntime::new().expect("runtime");
+        runtime.block_on(lookup_credentials(&client, Duration::from_millis(300), "b")).expect("static credentials");
     }
 }
