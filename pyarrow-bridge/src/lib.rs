@@ -7,6 +7,7 @@
 //! See `design/python.md`.
 
 mod convert;
+mod dense;
 mod errors;
 mod library;
 mod owned;
@@ -24,6 +25,7 @@ fn _floe(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<owned::OwnedColumn>()?;
     m.add_class::<owned::OwnedBlock>()?;
     m.add_function(wrap_pyfunction!(strings::strings_from_objects, m)?)?;
+    m.add_function(wrap_pyfunction!(dense::copy_rows_contiguous, m)?)?;
     m.add_function(wrap_pyfunction!(strings::codes_from_objects, m)?)?;
     m.add_function(wrap_pyfunction!(strings::objects_from_codes, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

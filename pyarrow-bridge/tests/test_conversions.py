@@ -44,6 +44,53 @@ def test_numeric_columns_are_not_copied_on_write():
         assert _value_address(table, s) == df[c].to_numpy().ctypes.data, c
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32", "int64", "int32", "int16", "int8", "uint64", "uint8"])
+def test_columns_of_a_strided_2d_block_are_copied_in_one_piece(lib, monkeypatch, dtype):
+    """A frame over one C-ordered 2D array holds every column strided: the columns come contiguous from
+    one copy of the whole block (rows of one array), and read back as written, whatever the element type,
+    also when other columns (object strings, another 2D block) sit between them."""
+    monkeypatch.setattr(_convert, "DENSE_BLOCK_MIN_BYTES", 1)
+    rng = np.random.default_rng(7)
+    values = (rng.normal(size=(301, 37)) * 100).astype(dtype)
+    df = pd.DataFrame(values, columns=[f"c{i}" for i in range(37)], copy=False,
+                      index=pd.date_range("2024-01-01", periods=301, freq="1min", name="t"))
+    df.insert(5, "name", [f"s{i % 7}" for i in range(301)])
+    df.insert(20, "other", rng.normal(size=301))
+    assert not df._get_column_array(0).flags.c_contiguous  # the case this is about
+    dense = _convert._contiguous_blocks(df)
+    assert sorted(dense) == [i for i in range(39) if i not in (5, 20)]
+    rows = {a.base.ctypes.data for a in dense.values()}
+    assert len(rows) == 1 and all(a.flags.c_contiguous for a in dense.values())
+    for i, a in dense.items():
+        np.testing.assert_array_equal(a, df.iloc[:, i].to_numpy())
+    table = _convert.normalize(df).table
+    # Taken by pyarrow without a copy: c0, c1, .. are consecutive rows of one array.
+    row = 301 * np.dtype(dtype).itemsize
+    assert [_value_address(table, f"c{i}") - _value_address(table, "c0") for i in range(4)] == [0, row, 2 * row, 3 * row]
+    lib.write("block", df)
+    assert_frame_equal(lib.read("block").data, df)
+    # A window of rows of such a frame is a strided view too.
+    part = df.iloc[17:250]
+    lib.write("block", part)
+    assert_frame_equal(lib.read("block").data, part)
+
+
+def test_small_or_contiguous_blocks_are_left_to_pyarrow():
+    df = pd.DataFrame(np.zeros((100, 10)), copy=False)
+    assert _convert._contiguous_blocks(df) == {}  # 8 KB: below DENSE_BLOCK_MIN_BYTES
+    big = pd.DataFrame(np.asfortranarray(np.zeros((100_000, 10))), copy=False)
+    assert big._get_column_array(0).flags.c_contiguous
+    assert _convert._contiguous_blocks(big) == {}
+
+
+def test_a_strided_block_of_a_type_floe_cannot_store_is_named(lib, monkeypatch):
+    monkeypatch.setattr(_convert, "DENSE_BLOCK_MIN_BYTES", 1)
+    df = pd.DataFrame(np.zeros((50, 4), dtype=np.float16), copy=False)
+    with pytest.raises(floe.InvalidInput, match="column '0' has type float16, which Floe cannot store"):
+        lib.write("half", df)
+    assert not lib.has_symbol("half")
+
+
 def test_float_nan_is_stored_as_nan_not_null(lib):
     df = pd.DataFrame(
         {

@@ -243,12 +243,53 @@ def _columns(df: pd.DataFrame, dtypes: Sequence[Any]) -> list[Any]:
     """The frame's columns by position: plain numpy columns as their arrays, the rest as Series.
     ``df.iloc[:, i]`` costs ~40 µs a column (a Series each); a 1,000-row append of 10 columns spent
     1 ms here. pandas' ``_get_column_array`` (internal, in pandas 1.3 to 3) hands over the array
-    itself in ~1 µs; without it, ``iloc``."""
+    itself in ~1 µs; without it, ``iloc``. Numeric columns that are strided views of one 2D block come
+    contiguous from ``_contiguous_blocks``."""
     get = getattr(df, "_get_column_array", None)
+    dense = _contiguous_blocks(df) if get is not None else {}
     return [
-        get(i) if get is not None and isinstance(dtype, np.dtype) and dtype.kind in "iufb" else df.iloc[:, i]
+        dense[i] if i in dense
+        else get(i) if get is not None and isinstance(dtype, np.dtype) and dtype.kind in "iufb"
+        else df.iloc[:, i]
         for i, dtype in enumerate(dtypes)
     ]
+
+
+#: Strided 2D blocks of at least this many bytes are copied by ``_contiguous_blocks``; below it,
+#: pyarrow's copy of each column costs less than the hand-over to Rust.
+DENSE_BLOCK_MIN_BYTES = 1 << 20
+
+_UNSIGNED = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
+
+
+def _contiguous_blocks(df: pd.DataFrame) -> dict[int, np.ndarray]:
+    """Contiguous copies of the numeric columns that pandas holds as strided views of one 2D block, by
+    column position. ``pd.DataFrame(values)`` of a C-ordered 2D array keeps every column strided, and
+    pyarrow copies such a column by walking the whole block: writing 10,000 x 1,000 floats from one took
+    288-408 ms against 174-180 ms with contiguous columns. The Rust module copies the whole block tile by
+    tile on both cores into one allocation whose rows the columns then are. Reads pandas' internal block
+    layout (``_mgr.blocks``, ``mgr_locs``, pandas 1.3 to 3); any other layout is left as it is."""
+    blocks = getattr(getattr(df, "_mgr", None), "blocks", None)
+    if blocks is None:
+        return {}
+    dense: dict[int, np.ndarray] = {}
+    for block in blocks:
+        values = getattr(block, "values", None)
+        locs = getattr(getattr(block, "mgr_locs", None), "as_array", None)
+        if (
+            not isinstance(values, np.ndarray) or values.ndim != 2 or values.flags.c_contiguous
+            or values.dtype.kind not in "iuf" or not values.dtype.isnative or values.nbytes < DENSE_BLOCK_MIN_BYTES
+            or locs is None or values.shape != (len(locs), len(df))
+        ):
+            continue
+        unsigned = _UNSIGNED.get(values.dtype.itemsize)
+        if unsigned is None:  # 16-byte floats: pyarrow refuses them later, with its own message
+            continue
+        out = np.empty(values.shape, values.dtype)
+        _floe.copy_rows_contiguous(values.view(unsigned), out.view(unsigned))
+        for row, position in enumerate(locs):
+            dense[int(position)] = out[row]
+    return dense
 
 
 def _column_array(col: Any, name: str, type: Optional[pa.DataType] = None, codes: bool = False) -> Any:

@@ -102,6 +102,12 @@ def strings_from_objects(values: Any, na: Any, large: bool) -> Optional[Any]:
     an Arrow ``string`` (``large_string`` with ``large``) array producer, or None for any other column."""
     ...
 
+def copy_rows_contiguous(src: Any, out: Any) -> None:
+    """Copies the 2D numpy array ``src`` (any strides) into ``out`` (same shape, C-contiguous), both of
+    one unsigned integer type (the caller views its numeric data as such), in tiles on the rayon pool
+    with the GIL released."""
+    ...
+
 def codes_from_objects(values: Any, na: Any, large: bool, max_distinct: int) -> Optional[Any]:
     """The same column as an Arrow dictionary array producer (int32 keys into its distinct strings, in
     order of first appearance), or None where ``strings_from_objects`` gives None, for more than
