@@ -52,6 +52,39 @@ impl Fragmentation {
     }
 }
 
+/// What [`Library::compact`] would do to the latest version of a symbol, slice by slice (ArcticDB's
+/// `compact_data_explain_plan`). Nothing is read but the version's index, and nothing is written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompactionOutline {
+    /// The version described (the latest live one).
+    pub version: u64,
+    /// The version a compaction would commit (after the newest version, deleted ones included), or
+    /// `None` when it would write nothing and return `version` as it is.
+    pub next_version: Option<u64>,
+    /// Rows of each row slice of `version`, in row order.
+    pub slice_rows: Vec<u64>,
+    /// Rows of each row slice after compaction, in row order (the same as `slice_rows` when
+    /// `next_version` is `None`).
+    pub compacted_slice_rows: Vec<u64>,
+}
+
+/// Rows of each slice once `merges` of `slice_rows` are rewritten as slices of `target` rows: each
+/// merged run becomes full slices and, for a remainder, one partial slice at its end.
+fn compacted_rows(slice_rows: &[u64], merges: &[Merge], target: u64) -> Vec<u64> {
+    let mut out = Vec::with_capacity(slice_rows.len());
+    let mut at = 0;
+    for m in merges {
+        out.extend_from_slice(&slice_rows[at..m.slices.start]);
+        out.extend(std::iter::repeat_n(target, (m.rows / target) as usize));
+        if m.rows % target > 0 {
+            out.push(m.rows % target);
+        }
+        at = m.slices.end;
+    }
+    out.extend_from_slice(&slice_rows[at..]);
+    out
+}
+
 /// What a compaction of the latest version would do: the rows per slice it aims at, the version, its
 /// index, and the runs of its slices to merge.
 struct CompactionPlan {
@@ -129,6 +162,30 @@ impl Library {
             version: plan.record.version,
             segments,
             compacted_segments: usize::try_from(compacted).unwrap_or(usize::MAX),
+        })
+    }
+
+    /// What [`Library::compact`] with the same `rows_per_segment` would do to the latest version of
+    /// `symbol` (rows per slice before and after, and the version it would commit). Reads the head and
+    /// the version's index; writes nothing. Another writer may change the symbol before a compaction.
+    ///
+    /// # Errors
+    /// As [`Library::fragmentation`].
+    pub fn compaction_outline(&self, symbol: &str, rows_per_segment: Option<usize>) -> Result<CompactionOutline> {
+        let plan = self.compaction_plan(symbol, rows_per_segment)?;
+        let slice_rows: Vec<u64> = plan.index.row_slices().iter().map(|s| s[0].rows()).collect();
+        let next_version = if plan.merges.is_empty() {
+            None
+        } else {
+            let newest =
+                head::read_head(self.storage().as_ref(), symbol)?.map_or(plan.record.version, |rh| rh.head.latest());
+            Some(newest.max(plan.record.version) + 1)
+        };
+        Ok(CompactionOutline {
+            version: plan.record.version,
+            next_version,
+            compacted_slice_rows: compacted_rows(&slice_rows, &plan.merges, plan.target),
+            slice_rows,
         })
     }
 
@@ -290,6 +347,17 @@ mod tests {
     }
 
     #[test]
+    fn merged_runs_become_full_slices_and_one_remainder() {
+        let after = |r: &[u64]| compacted_rows(r, &plan_merges(r, 10), 10);
+        assert_eq!(after(&[10, 3, 4, 10]), vec![10, 7, 10]);
+        assert_eq!(after(&[6, 6, 6, 10, 1, 1]), vec![10, 8, 10, 2]);
+        assert_eq!(after(&[9; 10]), vec![10; 9]);
+        assert_eq!(after(&[10, 3, 10]), vec![10, 3, 10], "nothing merged");
+        assert_eq!(after(&[0, 0]), Vec::<u64>::new(), "empty slices merge into none");
+        assert_eq!(after(&[]), Vec::<u64>::new());
+    }
+
+    #[test]
     fn runs_are_read_in_bounded_parts() {
         assert_eq!(parts(&[9; 10], 40), vec![0..4, 4..8, 8..10]);
         assert_eq!(parts(&[50, 1, 1], 40), vec![0..1, 1..3], "a slice over the bound is a part alone");
@@ -326,11 +394,19 @@ mod library_tests {
         assert!(!f.is_fragmented(), "5 saved is under ArcticDB's threshold of 100");
         let old_first =
             lib.cached_index(&lib.resolve("s", &crate::AsOf::Latest).expect("latest").index_key).expect("idx");
+        let outline = lib.compaction_outline("s", None).expect("outline");
+        assert_eq!((outline.version, outline.next_version), (f.version, Some(f.version + 1)));
+        assert_eq!(outline.slice_rows, [&[4][..], &[3; 20][..]].concat());
+        assert_eq!(outline.compacted_slice_rows, vec![4; 16]);
         let item = lib.compact("s", None).expect("compacts");
         assert_eq!(item.version, f.version + 1);
         assert_eq!(lib.read("s", &ReadRequest::default()).expect("reads").data, before);
         let after = lib.fragmentation("s", None).expect("fragmentation");
         assert_eq!((after.segments, after.compacted_segments), (16, 16));
+        let done = lib.compaction_outline("s", None).expect("outline");
+        assert_eq!(done.slice_rows, outline.compacted_slice_rows, "the outline said what compact did");
+        assert_eq!((done.version, done.next_version), (item.version, None));
+        assert_eq!(done.compacted_slice_rows, done.slice_rows);
         let idx = lib.cached_index(&lib.resolve("s", &crate::AsOf::Latest).expect("latest").index_key).expect("idx");
         assert_eq!(idx.entries[0].key, old_first.entries[0].key, "the full first slice is kept by reference");
         assert_eq!(idx.descriptor.user_metadata, old_first.descriptor.user_metadata);
@@ -353,6 +429,7 @@ mod library_tests {
         let live = lib.read("s", &ReadRequest::default()).expect("reads").data;
         lib.write("s", &table(0..2), None).expect("v6");
         lib.delete_versions("s", &[6]).expect("delete v6");
+        assert_eq!(lib.compaction_outline("s", None).expect("outline").next_version, Some(7));
         let item = lib.compact("s", None).expect("compacts v5");
         assert_eq!(item.version, 7, "after the deleted version 6, not over it");
         assert_eq!(lib.read("s", &ReadRequest::default()).expect("reads").data, live);

@@ -26,7 +26,7 @@ mod test_storage;
 mod vacuum;
 
 pub use commit_stats::CommitStats;
-pub use compact::{FRAGMENTED_MIN_SAVED, Fragmentation};
+pub use compact::{CompactionOutline, FRAGMENTED_MIN_SAVED, Fragmentation};
 pub use error::{Detail, Error, ErrorKind, Result};
 pub use floe_formats::record::{IndexKind, Operation};
 pub use library::{AsOf, Description, Library, ReadRequest, ReadResult, ReadStream, VersionInfo, VersionedItem};

@@ -19,6 +19,9 @@ use crate::convert::{self, ItemTuple, ReadArgs};
 use crate::errors::to_py;
 use crate::owned::{self, OwnedBlocks, OwnedColumns};
 
+/// A compaction outline for Python: `(version, next_version, rows per slice now, rows per slice after)`.
+type OutlineTuple = (u64, Option<u64>, Vec<u64>, Vec<u64>);
+
 /// A library handle. Cheap to share between threads: the engine's [`Library`] is `Sync`.
 #[pyclass(name = "Library", module = "floe._floe", frozen)]
 pub struct PyLibrary {
@@ -504,6 +507,20 @@ impl PyLibrary {
         py.detach(|| self.inner.fragmentation(symbol, rows_per_segment))
             .map(|f| (f.version, f.segments, f.compacted_segments, f.is_fragmented()))
             .map_err(|e| to_py(py, &e, &format!("is_symbol_fragmented {symbol:?}")))
+    }
+
+    /// `(version, next_version or None, rows per slice now, rows per slice after)`: what compacting the
+    /// latest version of `symbol` would do (`Library::compaction_outline`).
+    #[pyo3(signature = (symbol, rows_per_segment))]
+    fn compaction_outline(
+        &self,
+        py: Python<'_>,
+        symbol: &str,
+        rows_per_segment: Option<usize>,
+    ) -> PyResult<OutlineTuple> {
+        py.detach(|| self.inner.compaction_outline(symbol, rows_per_segment))
+            .map(|o| (o.version, o.next_version, o.slice_rows, o.compacted_slice_rows))
+            .map_err(|e| to_py(py, &e, &format!("compact_data_explain_plan {symbol:?}")))
     }
 
     /// Compacts the latest version of `symbol` (`Library::compact`), then prunes older versions if asked.

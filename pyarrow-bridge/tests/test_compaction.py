@@ -60,6 +60,28 @@ def test_compact_data_merges_below_the_threshold_and_is_a_no_op_when_compact(lib
     assert lib4.is_symbol_fragmented("s", segment_size=4) is False
 
 
+def test_explain_plan_says_what_compact_data_does(lib4) -> None:
+    before = fragment(lib4, 10)  # slices of 4 then ten of 3 rows: 34 rows
+    latest = lib4.read("s").version
+    plan = lib4.compact_data_explain_plan("s")
+    assert isinstance(plan, floe.CompactDataInfo) and plan.will_do_work
+    assert plan.row_slices_before == [4] + [3] * 10 and plan.num_row_slices_before == 11
+    assert plan.row_slices_after == [4] * 8 + [2] and plan.num_row_slices_after == 9
+    assert (plan.version_id_before, plan.version_id_after) == (latest, latest + 1)
+    assert lib4.read("s").version == latest, "a dry run writes nothing"
+    assert lib4.compact_data_explain_plan("s", rows_per_segment=30).row_slices_after == [30, 4]
+    item = lib4.compact_data("s")
+    assert item.version == plan.version_id_after
+    pd.testing.assert_frame_equal(lib4.read("s").data, before)
+    done = lib4.compact_data_explain_plan("s")
+    assert done.row_slices_before == plan.row_slices_after == done.row_slices_after
+    assert not done.will_do_work and done.version_id_after == done.version_id_before == item.version
+    with pytest.raises(InvalidInput):
+        lib4.compact_data_explain_plan("s", rows_per_segment=0)
+    with pytest.raises(SymbolNotFound):
+        lib4.compact_data_explain_plan("nope")
+
+
 @pytest.mark.parametrize("bad", [0, -1, 2.5, True, "4"])
 def test_bad_segment_sizes_are_refused(lib4, bad) -> None:
     fragment(lib4, 2)

@@ -15,6 +15,7 @@ from . import errors
 from ._floe import __version__
 from ._library import Library, Store
 from ._types import (
+    CompactDataInfo,
     DataError,
     DeleteRequest,
     LibraryOptions,
@@ -60,6 +61,7 @@ __all__ = [
     "OutputFormat",
     "VersionedItem",
     "DataError",
+    "CompactDataInfo",
     "SymbolVersion",
     "VersionInfo",
     "NameWithDType",

@@ -19,6 +19,7 @@ import pyarrow as pa
 
 from . import _convert, _envelope, _floe
 from ._types import (
+    CompactDataInfo,
     DataError,
     DeleteRequest,
     LibraryOptions,
@@ -795,6 +796,16 @@ class Library:
             symbols = [s for s in symbols if pattern.search(s)]
         return symbols
 
+    def reload_symbol_list(self) -> None:
+        """ArcticDB rebuilds its cached list of symbols from storage here. Floe keeps no such list:
+        :meth:`list_symbols` reads the symbols' references each time, so it is never stale and this does
+        nothing."""
+
+    def compact_symbol_list(self) -> int:
+        """ArcticDB merges the entries of its cached list of symbols into one and returns how many there
+        were. Floe keeps no such list (:meth:`reload_symbol_list`): there is nothing to merge, and 0."""
+        return 0
+
     def has_symbol(self, symbol: str, as_of: Any = None) -> bool:
         """Whether ``symbol`` has a live version (or the version ``as_of`` names exists)."""
         return self._lib.has_symbol(symbol, _as_of(as_of))
@@ -889,6 +900,13 @@ class Library:
                 f"{compacted}, fewer than 100 saved (compact_data compacts it anyway)"
             )
         return self._item(self._lib.compact(symbol, size, prune_previous_versions))
+
+    def compact_data_explain_plan(self, symbol: str, rows_per_segment: Optional[int] = None) -> CompactDataInfo:
+        """A dry run of :meth:`compact_data` with the same ``rows_per_segment``: the rows of each row slice
+        of the latest version now and after, and the version it would commit. Reads only the version's
+        index; another writer may change the symbol before a compaction."""
+        version, next_version, before, after = self._lib.compaction_outline(symbol, _segment_size(rows_per_segment))
+        return CompactDataInfo(before, after, version, version if next_version is None else next_version)
 
     def compact_data(
         self, symbol: str, rows_per_segment: Optional[int] = None, prune_previous_versions: bool = False

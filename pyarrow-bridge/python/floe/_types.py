@@ -118,6 +118,31 @@ class VersionInfo(NamedTuple):
     snapshots: List[str]
 
 
+@dataclass(frozen=True)
+class CompactDataInfo:
+    """What :meth:`Library.compact_data` would do (:meth:`Library.compact_data_explain_plan`): the rows of
+    each row slice of the latest version now and after, and the version it would commit."""
+
+    row_slices_before: List[int]
+    row_slices_after: List[int]
+    version_id_before: int
+    #: The version compact_data would make; ``version_id_before`` when it would write nothing.
+    version_id_after: int
+
+    @property
+    def num_row_slices_before(self) -> int:
+        return len(self.row_slices_before)
+
+    @property
+    def num_row_slices_after(self) -> int:
+        return len(self.row_slices_after)
+
+    @property
+    def will_do_work(self) -> bool:
+        """Whether compact_data would write a new version."""
+        return self.version_id_after != self.version_id_before
+
+
 class NameWithDType(NamedTuple):
     """A column and its (Arrow) type."""
 
