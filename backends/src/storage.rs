@@ -167,6 +167,23 @@ pub trait Storage: Send + Sync + fmt::Debug {
         fetched.into_par_iter().enumerate().try_for_each(|(i, r)| visit(i, &r?))
     }
 
+    /// The sizes in bytes of many objects: one result per key, in order ([`StorageError::NotFound`]
+    /// for an absent one). For storage accounting, so it must not download what it can avoid: the
+    /// default measures the objects through [`visit_batch`](Storage::visit_batch) (no copy where the
+    /// backend lends its pages) and, if one is missing, through [`get_batch`](Storage::get_batch) key by
+    /// key; an object store answers from object metadata instead.
+    fn size_batch(&self, keys: &[AtomKey]) -> Vec<Result<u64>> {
+        let sizes: Vec<std::sync::atomic::AtomicU64> = keys.iter().map(|_| Default::default()).collect();
+        let visited = self.visit_batch(keys, &|i, bytes| {
+            sizes[i].store(bytes.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            Ok(())
+        });
+        match visited {
+            Ok(()) => sizes.into_iter().map(|s| Ok(s.into_inner())).collect(),
+            Err(_) => self.get_batch(keys).into_iter().map(|r| r.map(|b| b.len() as u64)).collect(),
+        }
+    }
+
     /// Whether [`visit_batch`](Storage::visit_batch) lends the backend's own pages (no copy, so a
     /// reader may visit twice instead of fetching once). `false` by default: then `visit_batch` fetches,
     /// and callers needing two passes should fetch once with [`get_batch`](Storage::get_batch).

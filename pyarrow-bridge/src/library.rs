@@ -509,6 +509,16 @@ impl PyLibrary {
             .map_err(|e| to_py(py, &e, &format!("is_symbol_fragmented {symbol:?}")))
     }
 
+    /// `[(key type name, symbol or name, objects, bytes)]`: what the library stores (`Library::stored_sizes`);
+    /// with `symbol`, that symbol's objects only.
+    #[pyo3(signature = (symbol))]
+    fn stored_sizes(&self, py: Python<'_>, symbol: Option<&str>) -> PyResult<Vec<(&'static str, String, u64, u64)>> {
+        let what = symbol.map_or_else(|| "admin_tools sizes".to_owned(), |s| format!("admin_tools sizes of {s:?}"));
+        py.detach(|| self.inner.stored_sizes(symbol))
+            .map(|sizes| sizes.into_iter().map(|((t, name), s)| (t.name(), name, s.count, s.bytes)).collect())
+            .map_err(|e| to_py(py, &e, &what))
+    }
+
     /// `(version, next_version or None, rows per slice now, rows per slice after)`: what compacting the
     /// latest version of `symbol` would do (`Library::compaction_outline`).
     #[pyo3(signature = (symbol, rows_per_segment))]

@@ -368,3 +368,31 @@ pub fn visit_batch_visits_each_key(config: &ConformanceConfig, storage: &dyn Sto
         || "visit_batch whose visit fails at index 7".to_owned(),
     )
 }
+
+/// `size_batch` gives each present object's length in bytes (the empty one 0) and `NotFound` for an
+/// absent one, one result per key in order, duplicates included.
+///
+/// # Errors
+/// A [`super::CheckError`] naming the position.
+pub fn size_batch_gives_each_objects_length(config: &ConformanceConfig, storage: &dyn Storage) -> Outcome {
+    let items: Vec<(AtomKey, Bytes)> =
+        (0..20).map(|v| (data("sizes", v), pattern(config.seed ^ (v + 900), 61 * v as usize))).collect();
+    put_all(storage, items.clone())?;
+    let mut keys: Vec<(AtomKey, Option<u64>)> = items.iter().map(|(k, b)| (k.clone(), Some(b.len() as u64))).collect();
+    keys.insert(5, (data("sizes", 1_000), None));
+    keys.push(keys[3].clone());
+    let batch: Vec<AtomKey> = keys.iter().map(|(k, _)| k.clone()).collect();
+    let results = storage.size_batch(&batch);
+    ensure!(results.len() == batch.len(), "size_batch of {} keys returned {} results", batch.len(), results.len());
+    for (i, (result, (key, expected))) in results.into_iter().zip(&keys).enumerate() {
+        match expected {
+            Some(len) => {
+                let got = result.during(|| format!("size_batch item {i} ({key})"))?;
+                ensure!(got == *len, "size_batch item {i} ({key}) is {got} bytes, not {len}");
+            }
+            None => expect_error(result, "NotFound", is_not_found, || format!("size_batch item {i} (absent {key})"))?,
+        }
+    }
+    ensure!(storage.size_batch(&[]).is_empty(), "size_batch of no keys returned results");
+    Ok(())
+}

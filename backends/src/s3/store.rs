@@ -563,6 +563,14 @@ impl Storage for S3Storage {
         self.shared.block_on(self.exists_async(key))
     }
 
+    /// One HEAD request per key, up to `concurrency` in flight: no object is downloaded.
+    fn size_batch(&self, keys: &[AtomKey]) -> Vec<Result<u64>> {
+        self.run_batch(keys.iter().collect(), |key| async move {
+            let meta = self.client().head(&self.atom_path(key)?).await.map_err(|e| map_error(e, key))?;
+            Ok(meta.size)
+        })
+    }
+
     /// Uses S3's bulk delete (`DeleteObjects`, up to 1,000 keys per request, several requests in
     /// flight).
     fn delete_batch(&self, keys: &[AtomKey]) -> Result<()> {

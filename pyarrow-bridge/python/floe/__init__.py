@@ -13,16 +13,19 @@
 
 from . import errors
 from ._floe import __version__
+from ._admin import AdminTools
 from ._library import Library, Store
 from ._types import (
     CompactDataInfo,
     DataError,
     DeleteRequest,
+    KeyType,
     LibraryOptions,
     NameWithDType,
     OutputFormat,
     ReadInfoRequest,
     ReadRequest,
+    Size,
     SymbolDescription,
     StagedDataFinalizeMethod,
     StageResult,
@@ -62,6 +65,9 @@ __all__ = [
     "VersionedItem",
     "DataError",
     "CompactDataInfo",
+    "AdminTools",
+    "KeyType",
+    "Size",
     "SymbolVersion",
     "VersionInfo",
     "NameWithDType",

@@ -18,6 +18,7 @@ import pandas as pd
 import pyarrow as pa
 
 from . import _convert, _envelope, _floe
+from ._admin import AdminTools
 from ._types import (
     CompactDataInfo,
     DataError,
@@ -261,6 +262,10 @@ class Library:
         """The options the library was created with."""
         rows, cols, dynamic = self._lib.options()
         return LibraryOptions(rows, cols, dynamic)
+
+    def admin_tools(self) -> AdminTools:
+        """Storage accounting: objects and bytes by kind and by symbol (:class:`floe.AdminTools`)."""
+        return AdminTools(self._lib)
 
     def __contains__(self, symbol: str) -> bool:
         return self.has_symbol(symbol)

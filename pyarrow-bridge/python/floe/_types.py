@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 from typing import Any, List, NamedTuple, Optional, Tuple
 
@@ -116,6 +117,32 @@ class VersionInfo(NamedTuple):
     date: pd.Timestamp
     deleted: bool
     snapshots: List[str]
+
+
+class KeyType(enum.Enum):
+    """The kinds of object a library stores (keys of :class:`AdminTools`' sizes), by ArcticDB's names
+    where ArcticDB has the same kind; the value is Floe's name for it in storage."""
+
+    TABLE_DATA = "tdata"
+    TABLE_INDEX = "tindex"
+    VERSION = "ver"
+    VERSION_REF = "vref"
+    SNAPSHOT = "snap"
+    SNAPSHOT_REF = "sref"
+    #: A chunk written by ``stage`` and not finalized yet (ArcticDB keeps these as APPEND_DATA).
+    STAGED_INDEX = "sindex"
+    LIBRARY_CONFIG = "cfg"
+
+
+#: The kinds of object that belong to one symbol (the rest are the library's).
+SYMBOL_KEY_TYPES = (KeyType.TABLE_DATA, KeyType.TABLE_INDEX, KeyType.VERSION, KeyType.VERSION_REF, KeyType.STAGED_INDEX)
+
+
+class Size(NamedTuple):
+    """Objects of one kind and their bytes as stored (compressed)."""
+
+    bytes_compressed: int
+    count: int
 
 
 @dataclass(frozen=True)
