@@ -323,3 +323,41 @@ def test_batches_report_per_item_errors(lib):
     assert isinstance(reads[3], floe.DataError) and reads[3].error_code == "SymbolNotFound"
     assert isinstance(reads[4], floe.DataError) and reads[4].error_code == "VersionNotFound"
     assert reads[4].version_request_type == "version" and reads[4].version_request_data == 99
+
+
+def test_arcticdb_keywords_are_accepted_or_refused_by_name(lib):
+    """ArcticDB's keyword arguments either work (validate_index, staged) or raise InvalidInput naming
+    what is not supported and what to do instead, never a TypeError about an unknown keyword."""
+    df = ts_frame(10)
+    assert lib.write("k", df, validate_index=True).version == 0
+    lib.write_batch([floe.WritePayload("k2", df)], validate_index=True)
+    more = ts_frame(5, start="2030-01-01")
+    assert lib.append("k", more, validate_index=True).version == 1
+    lib.append_batch([floe.WritePayload("k2", more)], validate_index=True)
+    staged = lib.write("st", df, staged=True)
+    assert isinstance(staged, floe.StageResult) and not lib.has_symbol("st")
+    assert lib.finalize_staged_data("st").version == 0
+    with pytest.raises(floe.InvalidInput, match="finalize_staged_data"):
+        lib.write("st2", df, metadata={"m": 1}, staged=True)
+    with pytest.raises(floe.InvalidInput, match="recursive_normalizers .*write_pickle"):
+        lib.write("rn", df, recursive_normalizers=True)
+    with pytest.raises(floe.InvalidInput, match="compact_data=True .*after the append"):
+        lib.append("k", ts_frame(5, start="2031-01-01"), compact_data=True)
+    assert lib.read("k").version == 1, "nothing appended by the refusal"
+    with pytest.raises(floe.InvalidInput, match="query_builder is not supported"):
+        lib.read("k", query_builder=object())
+    with pytest.raises(floe.InvalidInput, match="lazy reads are not supported; use iter_batches"):
+        lib.read("k", lazy=True)
+    with pytest.raises(floe.InvalidInput, match="arrow_string_format_default is not supported"):
+        lib.read("k", arrow_string_format_default="small_string")
+    with pytest.raises(floe.InvalidInput, match="arrow_string_format_per_column"):
+        lib.read("k", arrow_string_format_per_column={"venue": "small_string"})
+    with pytest.raises(floe.InvalidInput, match="query_builder"):
+        lib.read_batch(["k"], query_builder=object())
+    with pytest.raises(floe.InvalidInput, match="lazy"):
+        lib.head("k", lazy=True)
+    with pytest.raises(floe.InvalidInput, match="lazy"):
+        lib.tail("k", lazy=True)
+    # The defaults read as before.
+    assert_frame_equal(lib.read("k", query_builder=None, lazy=False).data, pd.concat([df, more]))
+    assert len(lib.read_batch(["k", "k2"], output_format="pyarrow")) == 2

@@ -186,6 +186,24 @@ def _refuse_pickled(env: Optional[_envelope.Envelope], what: str, symbol: str) -
         raise InvalidInput(f'{what} "{symbol}": the symbol holds a pickled object (write_pickle); write it again instead')
 
 
+def _refuse_unsupported(what: str, query_builder: Any = None, lazy: bool = False, **arrow_strings: Any) -> None:
+    """InvalidInput for ArcticDB read arguments Floe does not implement, naming them and what to do
+    instead, rather than a TypeError about an unknown keyword (the defaults pass)."""
+    if query_builder is not None:
+        raise InvalidInput(
+            f"{what}: query_builder is not supported; read with date_range, row_range and columns, then filter "
+            "the result (output_format='polars' or 'pyarrow' keep it columnar)"
+        )
+    if lazy:
+        raise InvalidInput(f"{what}: lazy reads are not supported; use iter_batches to stream a read")
+    given = sorted(k for k, v in arrow_strings.items() if v is not None)
+    if given:
+        raise InvalidInput(
+            f"{what}: {', '.join(given)} is not supported; strings come back as stored (large_string from pandas), "
+            "cast the pyarrow table's columns to change them"
+        )
+
+
 def _stage_result(symbol: str, token: bytes, rows: int, date_range: Optional[Tuple[int, int]]) -> StageResult:
     dr = None if date_range is None else (_ts(date_range[0]), _ts(date_range[1]))
     return StageResult(symbol, token, rows, dr)
@@ -304,8 +322,11 @@ class Library:
         data: Any,
         metadata: Any = None,
         prune_previous_versions: bool = False,
+        staged: bool = False,
+        validate_index: bool = True,
         index_column: Optional[str] = None,
-    ) -> VersionedItem:
+        recursive_normalizers: Optional[bool] = None,
+    ) -> Union[VersionedItem, StageResult]:
         """Writes ``data`` as a new version of ``symbol``, replacing its contents.
 
         ``data``: a pandas DataFrame or Series, a pyarrow Table or RecordBatch, a polars DataFrame, or
@@ -317,7 +338,18 @@ class Library:
         in memory can be written this way. Its schema and index column are checked first; a batch that
         turns out bad further down (an index going back, a type that cannot be converted) raises
         InvalidInput then, and nothing is committed: the symbol keeps its previous version.
+
+        ArcticDB's other arguments: ``staged=True`` is :meth:`stage` (deprecated there too; metadata
+        goes to :meth:`finalize_staged_data`); ``validate_index`` is accepted, the index is always
+        checked; ``recursive_normalizers=True`` (dicts and lists of frames) is refused: store such
+        objects with :meth:`write_pickle`.
         """
+        if recursive_normalizers:
+            raise InvalidInput(f'write "{symbol}": recursive_normalizers is not supported; store nested objects with write_pickle')
+        if staged:
+            if metadata is not None:
+                raise InvalidInput(f'write "{symbol}" staged: metadata is given to finalize_staged_data, not to a staged write')
+            return self.stage(symbol, data, index_column=index_column)
         n, blob = self._prepare(data, metadata, index_column, None, stream=True)
         if isinstance(n.table, pa.RecordBatchReader):
             # Read by the engine as it has room: a RecordBatchReader is never read whole, and a large
@@ -331,7 +363,9 @@ class Library:
         data: Any,
         metadata: Any = None,
         prune_previous_versions: bool = False,
+        validate_index: bool = True,
         index_column: Optional[str] = None,
+        compact_data: bool = False,
     ) -> VersionedItem:
         """Appends ``data``'s rows after the symbol's last row (creating the symbol if needed). The
         schema must match; a timestamp index must not start before the symbol's last timestamp.
@@ -340,7 +374,13 @@ class Library:
         As in :meth:`write`, a ``pyarrow.RecordBatchReader`` is appended as it is read, never held
         whole, and a large pandas frame is converted chunk by chunk while the engine stores (except in
         a dynamic-schema library, where the data may add columns: it is then read whole). A batch that
-        turns out bad further down raises then, and nothing is committed."""
+        turns out bad further down raises then, and nothing is committed.
+
+        ``validate_index`` is accepted for ArcticDB's signature (the index is always checked);
+        ``compact_data=True`` is refused (ArcticDB folds a compaction into the append's version): call
+        :meth:`compact_data` after the append."""
+        if compact_data:
+            raise InvalidInput(f'append "{symbol}": compact_data=True is not supported; call compact_data after the append')
         old = self._old_envelope(symbol)
         _refuse_pickled(old, "append", symbol)
         n, blob = self._prepare(data, metadata, index_column, old, stream=not self.options().dynamic_schema)
@@ -414,12 +454,18 @@ class Library:
             out[i] = _data_error(payloads[i].symbol, r) if isinstance(r, BaseException) else self._item(r)
         return out
 
-    def write_batch(self, payloads: List[WritePayload], prune_previous_versions: bool = False) -> List[Union[VersionedItem, DataError]]:
-        """Writes several symbols concurrently; one VersionedItem or DataError per payload, in order."""
+    def write_batch(
+        self, payloads: List[WritePayload], prune_previous_versions: bool = False, validate_index: bool = True
+    ) -> List[Union[VersionedItem, DataError]]:
+        """Writes several symbols concurrently; one VersionedItem or DataError per payload, in order.
+        (``validate_index``: accepted for ArcticDB's signature; indexes are always checked.)"""
         return self._write_many(payloads, False, prune_previous_versions)
 
-    def append_batch(self, payloads: List[WritePayload], prune_previous_versions: bool = False) -> List[Union[VersionedItem, DataError]]:
-        """Appends to several symbols; one VersionedItem or DataError per payload, in order."""
+    def append_batch(
+        self, payloads: List[WritePayload], prune_previous_versions: bool = False, validate_index: bool = True
+    ) -> List[Union[VersionedItem, DataError]]:
+        """Appends to several symbols; one VersionedItem or DataError per payload, in order.
+        (``validate_index``: accepted for ArcticDB's signature; indexes are always checked.)"""
         return self._write_many(payloads, True, prune_previous_versions)
 
     def update_batch(
@@ -629,7 +675,11 @@ class Library:
         date_range: Any = None,
         row_range: Any = None,
         columns: Optional[List[Any]] = None,
+        query_builder: Any = None,
+        lazy: bool = False,
         output_format: Optional[str] = None,
+        arrow_string_format_default: Any = None,
+        arrow_string_format_per_column: Any = None,
     ) -> VersionedItem:
         """Reads a version of ``symbol`` (latest by default).
 
@@ -638,7 +688,14 @@ class Library:
         row_range: (start, end), end exclusive, negatives count from the end.
         columns: the columns to return (the index always comes with them).
         output_format: "pandas" (default, index restored), "pyarrow" or "polars".
+        ArcticDB's ``query_builder``, ``lazy`` and ``arrow_string_format_*`` raise InvalidInput unless left
+        at their defaults.
         """
+        _refuse_unsupported(
+            f'read "{symbol}"', query_builder, lazy,
+            arrow_string_format_default=arrow_string_format_default,
+            arrow_string_format_per_column=arrow_string_format_per_column,
+        )
         rr = _row_range(row_range)
         dr = _date_range(date_range)
         # A read to pandas takes the plain numeric columns over from the engine without a copy; one to
@@ -659,8 +716,18 @@ class Library:
         t, (addresses, span), _, _ = self._lib.read(symbol, (None, None, None, None), True)
         return pa.table(t[1]), addresses, span
 
-    def read_batch(self, symbols: List[Union[str, ReadRequest]], output_format: Optional[str] = None) -> List[Union[VersionedItem, DataError]]:
-        """Reads several symbols concurrently; one VersionedItem or DataError per request, in order."""
+    def read_batch(
+        self,
+        symbols: List[Union[str, ReadRequest]],
+        query_builder: Any = None,
+        lazy: bool = False,
+        output_format: Optional[str] = None,
+        arrow_string_format_default: Any = None,
+    ) -> List[Union[VersionedItem, DataError]]:
+        """Reads several symbols concurrently; one VersionedItem or DataError per request, in order.
+        ArcticDB's ``query_builder``, ``lazy`` and ``arrow_string_format_default`` raise InvalidInput
+        unless left at their defaults."""
+        _refuse_unsupported("read_batch", query_builder, lazy, arrow_string_format_default=arrow_string_format_default)
         requests = [ReadRequest(s) if isinstance(s, str) else s for s in symbols]
         out: List[Any] = [None] * len(requests)
         args, slots = [], []
@@ -685,13 +752,33 @@ class Library:
                 out[i] = _data_error(r.symbol, e, r.as_of)
         return out
 
-    def head(self, symbol: str, n: int = 5, as_of: Any = None, columns: Optional[List[Any]] = None, output_format: Optional[str] = None) -> VersionedItem:
+    def head(
+        self,
+        symbol: str,
+        n: int = 5,
+        as_of: Any = None,
+        columns: Optional[List[Any]] = None,
+        lazy: bool = False,
+        output_format: Optional[str] = None,
+        arrow_string_format_default: Any = None,
+    ) -> VersionedItem:
         """The first ``n`` rows (all but the last ``-n`` if negative)."""
+        _refuse_unsupported(f'head "{symbol}"', None, lazy, arrow_string_format_default=arrow_string_format_default)
         t = self._read_columns(columns, _as_of(as_of), lambda a, cols: self._lib.head(symbol, int(n), a, cols))
         return self._finish_read(t, output_format, (0, 0))
 
-    def tail(self, symbol: str, n: int = 5, as_of: Any = None, columns: Optional[List[Any]] = None, output_format: Optional[str] = None) -> VersionedItem:
+    def tail(
+        self,
+        symbol: str,
+        n: int = 5,
+        as_of: Any = None,
+        columns: Optional[List[Any]] = None,
+        lazy: bool = False,
+        output_format: Optional[str] = None,
+        arrow_string_format_default: Any = None,
+    ) -> VersionedItem:
         """The last ``n`` rows (all but the first ``-n`` if negative)."""
+        _refuse_unsupported(f'tail "{symbol}"', None, lazy, arrow_string_format_default=arrow_string_format_default)
         t = self._read_columns(columns, _as_of(as_of), lambda a, cols: self._lib.tail(symbol, int(n), a, cols))
         return self._finish_read(t, output_format, tail=int(n))
 
