@@ -312,7 +312,10 @@ impl PyLibrary {
     /// table and come back as `(position, name, OwnedColumn)`, and columns of one type the engine
     /// decoded into one allocation as `(positions, names, OwnedBlock)` (see [`crate::owned`]). With
     /// `views` (reads to polars), dictionary-coded string columns come back as `Utf8View` arrays.
-    #[pyo3(signature = (symbol, args, debug=false, owned=false, views=false))]
+    /// With `codes`, dictionary-coded string columns come back as dictionary arrays marked as codes
+    /// (reads asking for categorical strings).
+    #[pyo3(signature = (symbol, args, debug=false, owned=false, views=false, codes=false))]
+    #[allow(clippy::too_many_arguments)]
     fn read(
         &self,
         py: Python<'_>,
@@ -321,12 +324,13 @@ impl PyLibrary {
         debug: bool,
         owned: bool,
         views: bool,
+        codes: bool,
     ) -> PyResult<(ReadTuple, Option<Debug>, OwnedColumns, OwnedBlocks)> {
         let mut request = convert::read_request(args)?;
         // A read for pandas takes same-typed columns as blocks (decision D20) and dictionary-coded
         // strings as codes: Python then makes one object per distinct value, not one per row, and no
         // Arrow string column sits beside the object column (`_convert._decode_codes`, decision D19).
-        request.strings_as_codes = owned;
+        request.strings_as_codes = owned || codes;
         request.column_blocks = owned;
         // A read for polars takes them as string views, which polars keeps without a copy (D31).
         request.strings_as_views = views && !owned;

@@ -8,6 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import pyarrow as pa
+
 import floe
 from conftest import assert_frame_equal, ts_frame
 
@@ -348,10 +350,8 @@ def test_arcticdb_keywords_are_accepted_or_refused_by_name(lib):
         lib.read("k", query_builder=object())
     with pytest.raises(floe.InvalidInput, match="lazy reads are not supported; use iter_batches"):
         lib.read("k", lazy=True)
-    with pytest.raises(floe.InvalidInput, match="arrow_string_format_default is not supported"):
-        lib.read("k", arrow_string_format_default="small_string")
-    with pytest.raises(floe.InvalidInput, match="arrow_string_format_per_column"):
-        lib.read("k", arrow_string_format_per_column={"venue": "small_string"})
+    with pytest.raises(floe.InvalidInput, match="arrow_string_format_default 'tiny' is not one of"):
+        lib.read("k", arrow_string_format_default="tiny")
     with pytest.raises(floe.InvalidInput, match="query_builder"):
         lib.read_batch(["k"], query_builder=object())
     with pytest.raises(floe.InvalidInput, match="lazy"):
@@ -361,3 +361,67 @@ def test_arcticdb_keywords_are_accepted_or_refused_by_name(lib):
     # The defaults read as before.
     assert_frame_equal(lib.read("k", query_builder=None, lazy=False).data, pd.concat([df, more]))
     assert len(lib.read_batch(["k", "k2"], output_format="pyarrow")) == 2
+
+
+def test_arrow_string_formats(lib):
+    """ArcticDB's arrow_string_format_default / _per_column: string columns of reads to pyarrow and polars
+    as large_string, string or dictionary<int32, large_string>; a per-column format wins; without them
+    strings come as stored; reads to pandas are not affected."""
+    n = 3000
+    # Random, so that the venues are stored dictionary-coded (a short cycle compresses so well that
+    # the codec stores it plain).
+    venues = [None if v == "-" else str(v) for v in np.random.default_rng(5).choice(["XNAS", "XNYS", "BATS", "-"], n)]
+    ids = [f"id-{i}" for i in range(n)]
+    df = pd.DataFrame(
+        {
+            "venue": np.array(venues, dtype=object),  # few values: stored coded
+            "id": np.array(ids, dtype=object),  # all distinct: stored plain
+            "x": np.arange(n, dtype=np.int64),
+        },
+        index=pd.date_range("2024-01-01", periods=n, freq="1s", name="t"),
+    )
+    lib.write("str", df)
+    F = floe.ArrowOutputStringFormat
+    plain = lib.read("str", output_format="pyarrow").data
+    assert plain.schema.field("venue").type == pa.large_string() and not plain.schema.field("venue").metadata
+
+    coded = pa.table(lib._lib.read("str", (None, None, None, None), False, False, False, True)[0][1])
+    assert pa.types.is_dictionary(coded.schema.field("venue").type), "the categorical read takes the stored codes"
+    cat = lib.read("str", output_format="pyarrow", arrow_string_format_default=F.CATEGORICAL).data
+    dictionary = pa.dictionary(pa.int32(), pa.large_string())
+    assert cat.schema.field("venue").type == dictionary and cat.schema.field("id").type == dictionary
+    assert not cat.schema.field("venue").metadata, "the engine's codes mark is not shown"
+    assert cat.column("venue").to_pylist() == venues and cat.column("id").to_pylist() == ids
+    assert cat.column("x").equals(plain.column("x"))
+
+    mixed = lib.read(
+        "str", output_format="pyarrow", arrow_string_format_default="large_string",
+        arrow_string_format_per_column={"id": F.SMALL_STRING, "venue": "categorical"},
+    ).data
+    assert [mixed.schema.field(c).type for c in ("venue", "id")] == [dictionary, pa.string()]
+    assert mixed.column("id").to_pylist() == ids
+    small = lib.read("str", output_format="pyarrow", arrow_string_format_per_column={"venue": "SMALL_STRING"}).data
+    assert small.schema.field("venue").type == pa.string() and small.schema.field("id").type == pa.large_string()
+    # A date range and a column subset too.
+    part = lib.read("str", output_format="pyarrow", date_range=(df.index[10], df.index[20]), columns=["venue"],
+                    arrow_string_format_default=F.DICTIONARY_ENCODED).data
+    assert part.column_names == ["t", "venue"] and part.schema.field("venue").type == dictionary
+    assert part.column("venue").to_pylist() == venues[10:21]
+
+    class ArcticFormat:  # an enum member of ArcticDB's own ArrowOutputStringFormat has a name
+        name = "CATEGORICAL"
+
+    assert lib.read("str", output_format="pyarrow", arrow_string_format_default=ArcticFormat()).data.equals(cat)
+    # Batches, head and tail.
+    batch = lib.read_batch(["str"], output_format="pyarrow", arrow_string_format_default=F.SMALL_STRING)[0].data
+    assert batch.schema.field("venue").type == pa.string()
+    assert lib.head("str", 3, output_format="pyarrow", arrow_string_format_default=F.CATEGORICAL).data.schema.field("id").type == dictionary
+    assert lib.tail("str", 3, output_format="pyarrow", arrow_string_format_default=F.SMALL_STRING).data.schema.field("id").type == pa.string()
+    # pandas reads are not affected.
+    assert_frame_equal(lib.read("str", arrow_string_format_default=F.CATEGORICAL).data, df)
+    with pytest.raises(floe.InvalidInput, match="must be a dict"):
+        lib.read("str", output_format="pyarrow", arrow_string_format_per_column=["venue"])
+    pl = pytest.importorskip("polars")
+    frame = lib.read("str", output_format="polars", arrow_string_format_per_column={"venue": F.CATEGORICAL}).data
+    assert frame.schema["venue"] == pl.Categorical and frame.schema["id"] == pl.String
+    assert frame["venue"].to_list() == venues

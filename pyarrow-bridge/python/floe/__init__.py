@@ -15,6 +15,7 @@ from . import errors
 from ._floe import __version__
 from ._admin import AdminTools
 from ._library import Library, Store
+from ._strings import ArrowOutputStringFormat
 from ._types import (
     CompactDataInfo,
     DataError,
@@ -62,6 +63,7 @@ __all__ = [
     "Library",
     "LibraryOptions",
     "OutputFormat",
+    "ArrowOutputStringFormat",
     "VersionedItem",
     "DataError",
     "CompactDataInfo",

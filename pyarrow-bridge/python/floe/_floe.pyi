@@ -49,7 +49,7 @@ class Library:
         self, items: Sequence[Tuple[str, Any, Optional[str], Optional[bytes]]], append: bool, prune: bool
     ) -> List[Union[ItemTuple, BaseException]]: ...
     def read(
-        self, symbol: str, args: ReadArgs, debug: bool = False, owned: bool = False, views: bool = False
+        self, symbol: str, args: ReadArgs, debug: bool = False, owned: bool = False, views: bool = False, codes: bool = False
     ) -> Tuple[
         ReadTuple,
         Optional[Tuple[List[int], Tuple[int, int]]],

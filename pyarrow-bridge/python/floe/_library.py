@@ -19,6 +19,7 @@ import pyarrow as pa
 
 from . import _convert, _envelope, _floe
 from ._admin import AdminTools
+from ._strings import StringFormats
 from ._types import (
     CompactDataInfo,
     DataError,
@@ -186,7 +187,7 @@ def _refuse_pickled(env: Optional[_envelope.Envelope], what: str, symbol: str) -
         raise InvalidInput(f'{what} "{symbol}": the symbol holds a pickled object (write_pickle); write it again instead')
 
 
-def _refuse_unsupported(what: str, query_builder: Any = None, lazy: bool = False, **arrow_strings: Any) -> None:
+def _refuse_unsupported(what: str, query_builder: Any = None, lazy: bool = False) -> None:
     """InvalidInput for ArcticDB read arguments Floe does not implement, naming them and what to do
     instead, rather than a TypeError about an unknown keyword (the defaults pass)."""
     if query_builder is not None:
@@ -196,12 +197,6 @@ def _refuse_unsupported(what: str, query_builder: Any = None, lazy: bool = False
         )
     if lazy:
         raise InvalidInput(f"{what}: lazy reads are not supported; use iter_batches to stream a read")
-    given = sorted(k for k, v in arrow_strings.items() if v is not None)
-    if given:
-        raise InvalidInput(
-            f"{what}: {', '.join(given)} is not supported; strings come back as stored (large_string from pandas), "
-            "cast the pyarrow table's columns to change them"
-        )
 
 
 def _stage_result(symbol: str, token: bytes, rows: int, date_range: Optional[Tuple[int, int]]) -> StageResult:
@@ -621,7 +616,9 @@ class Library:
         total = self._lib.get_description(symbol, ("version", version))[3]
         return max(total + row_range[0], 0)
 
-    def _finish_read(self, t, output_format: Optional[str], row_range=None, tail=None) -> VersionedItem:
+    def _finish_read(
+        self, t, output_format: Optional[str], row_range=None, tail=None, strings: Optional[StringFormats] = None
+    ) -> VersionedItem:
         # ``t``: (item, table, blob), or with a fourth and fifth element, the columns and blocks of
         # columns the engine handed over for numpy (reads to pandas; the table holds the others).
         item, table, blob = t[:3]
@@ -632,6 +629,8 @@ class Library:
         if env.norm and env.norm.get("kind") == "pickle":
             return self._item(item, _unpickled(data, item[0]), env.user)
         fmt = OutputFormat.parse(output_format, self._output_format)
+        if strings is not None and fmt != "pandas":
+            data = strings.apply(data)
         offset = 0
         if fmt == "pandas" and _convert.uses_row_offset(env.norm):
             offset = self._row_offset(item[0], item[1], row_range, tail, data.num_rows)
@@ -688,26 +687,27 @@ class Library:
         row_range: (start, end), end exclusive, negatives count from the end.
         columns: the columns to return (the index always comes with them).
         output_format: "pandas" (default, index restored), "pyarrow" or "polars".
-        ArcticDB's ``query_builder``, ``lazy`` and ``arrow_string_format_*`` raise InvalidInput unless left
-        at their defaults.
+        arrow_string_format_default / arrow_string_format_per_column ({column: format}): the type of
+        string columns in a read to pyarrow or polars (:class:`floe.ArrowOutputStringFormat`; strings
+        come as stored without them; ignored for pandas). ArcticDB's ``query_builder`` and ``lazy``
+        raise InvalidInput unless left at their defaults.
         """
-        _refuse_unsupported(
-            f'read "{symbol}"', query_builder, lazy,
-            arrow_string_format_default=arrow_string_format_default,
-            arrow_string_format_per_column=arrow_string_format_per_column,
-        )
+        _refuse_unsupported(f'read "{symbol}"', query_builder, lazy)
+        strings = StringFormats.parse(arrow_string_format_default, arrow_string_format_per_column)
         rr = _row_range(row_range)
         dr = _date_range(date_range)
         # A read to pandas takes the plain numeric columns over from the engine without a copy; one to
-        # polars takes dictionary-coded strings as string views, which polars keeps as they are.
+        # polars takes dictionary-coded strings as string views, which polars keeps as they are
+        # (unless string formats are asked for); categorical strings come from the stored codes.
         fmt = OutputFormat.parse(output_format, self._output_format)
-        owned, views = fmt == "pandas", fmt == "polars"
+        owned, views = fmt == "pandas", fmt == "polars" and strings is None
+        codes = strings is not None and fmt != "pandas" and strings.wants_categorical()
 
         def fetch(a, cols):
-            t, _, columns, blocks = self._lib.read(symbol, (a, dr, rr, cols), False, owned, views)
+            t, _, columns, blocks = self._lib.read(symbol, (a, dr, rr, cols), False, owned, views, codes)
             return (*t, columns, blocks)
 
-        return self._finish_read(self._read_columns(columns, _as_of(as_of), fetch), output_format, rr)
+        return self._finish_read(self._read_columns(columns, _as_of(as_of), fetch), output_format, rr, strings=strings)
 
     def _read_debug(self, symbol: str) -> Tuple[pa.Table, List[int], Tuple[int, int]]:
         """Test hook: a pyarrow read, the addresses of the engine's value buffers taken in Rust before
@@ -725,9 +725,10 @@ class Library:
         arrow_string_format_default: Any = None,
     ) -> List[Union[VersionedItem, DataError]]:
         """Reads several symbols concurrently; one VersionedItem or DataError per request, in order.
-        ArcticDB's ``query_builder``, ``lazy`` and ``arrow_string_format_default`` raise InvalidInput
-        unless left at their defaults."""
-        _refuse_unsupported("read_batch", query_builder, lazy, arrow_string_format_default=arrow_string_format_default)
+        ``arrow_string_format_default`` as in :meth:`read`; ArcticDB's ``query_builder`` and ``lazy``
+        raise InvalidInput unless left at their defaults."""
+        _refuse_unsupported("read_batch", query_builder, lazy)
+        strings = StringFormats.parse(arrow_string_format_default, None)
         requests = [ReadRequest(s) if isinstance(s, str) else s for s in symbols]
         out: List[Any] = [None] * len(requests)
         args, slots = [], []
@@ -740,14 +741,17 @@ class Library:
                 out[i] = _data_error(r.symbol, e, r.as_of)
         # Reads to polars take dictionary-coded strings as string views (D31); a bad format is reported
         # for its request by _finish_read below.
-        views = [_format_or_none(requests[i].output_format or output_format, self._output_format) == "polars" for i in slots]
+        views = [
+            strings is None and _format_or_none(requests[i].output_format or output_format, self._output_format) == "polars"
+            for i in slots
+        ]
         for i, res in zip(slots, self._lib.read_batch(args, views)):
             r = requests[i]
             if isinstance(res, BaseException):
                 out[i] = _data_error(r.symbol, res, r.as_of)
                 continue
             try:
-                out[i] = self._finish_read(res, r.output_format or output_format, _row_range(r.row_range))
+                out[i] = self._finish_read(res, r.output_format or output_format, _row_range(r.row_range), strings=strings)
             except FloeError as e:
                 out[i] = _data_error(r.symbol, e, r.as_of)
         return out
@@ -762,10 +766,12 @@ class Library:
         output_format: Optional[str] = None,
         arrow_string_format_default: Any = None,
     ) -> VersionedItem:
-        """The first ``n`` rows (all but the last ``-n`` if negative)."""
-        _refuse_unsupported(f'head "{symbol}"', None, lazy, arrow_string_format_default=arrow_string_format_default)
+        """The first ``n`` rows (all but the last ``-n`` if negative); ``arrow_string_format_default``
+        as in :meth:`read`."""
+        _refuse_unsupported(f'head "{symbol}"', None, lazy)
+        strings = StringFormats.parse(arrow_string_format_default, None)
         t = self._read_columns(columns, _as_of(as_of), lambda a, cols: self._lib.head(symbol, int(n), a, cols))
-        return self._finish_read(t, output_format, (0, 0))
+        return self._finish_read(t, output_format, (0, 0), strings=strings)
 
     def tail(
         self,
@@ -777,10 +783,12 @@ class Library:
         output_format: Optional[str] = None,
         arrow_string_format_default: Any = None,
     ) -> VersionedItem:
-        """The last ``n`` rows (all but the first ``-n`` if negative)."""
-        _refuse_unsupported(f'tail "{symbol}"', None, lazy, arrow_string_format_default=arrow_string_format_default)
+        """The last ``n`` rows (all but the first ``-n`` if negative); ``arrow_string_format_default``
+        as in :meth:`read`."""
+        _refuse_unsupported(f'tail "{symbol}"', None, lazy)
+        strings = StringFormats.parse(arrow_string_format_default, None)
         t = self._read_columns(columns, _as_of(as_of), lambda a, cols: self._lib.tail(symbol, int(n), a, cols))
-        return self._finish_read(t, output_format, tail=int(n))
+        return self._finish_read(t, output_format, tail=int(n), strings=strings)
 
     def iter_batches(
         self,
