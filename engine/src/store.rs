@@ -118,6 +118,50 @@ impl Floe {
     pub fn delete_library(&self, name: &str) -> Result<()> {
         Ok(self.store.delete_library(name)?)
     }
+
+    /// Changes library `name`'s options with `change` (ArcticDB's `modify_library_option`): a
+    /// compare-and-swap of its configuration, retried if another process changed it meanwhile. Writes
+    /// from libraries opened afterwards use the new options; what is stored stays as it was (row and
+    /// column slices of any size read alike). `dynamic_schema` cannot change: the symbols' stored
+    /// schemas were checked under the old rule. Returns the new options.
+    ///
+    /// # Errors
+    /// `NotFound` if the library does not exist; `InvalidInput` for options that fail
+    /// [`LibraryOptions::validate`] or a changed `dynamic_schema` (nothing is written then);
+    /// `Conflict` if the configuration kept changing under this call; storage errors.
+    pub fn modify_library_options(&self, name: &str, change: impl Fn(&mut LibraryOptions)) -> Result<LibraryOptions> {
+        const ATTEMPTS: usize = 16;
+        let storage = self.store.library(name)?;
+        let key = config_key()?;
+        for _ in 0..ATTEMPTS {
+            let current = storage.read_ref(&key)?.ok_or_else(|| {
+                Error::with_detail(
+                    ErrorKind::NotFound,
+                    crate::error::Detail::LibraryNotFound,
+                    format!("library {name:?} does not exist"),
+                )
+            })?;
+            let old = LibraryOptions::from_record(&LibraryConfigRecord::decode(&current.bytes)?);
+            let mut new = old;
+            change(&mut new);
+            new.validate()?;
+            if new.dynamic_schema != old.dynamic_schema {
+                return Err(Error::invalid(format!(
+                    "library {name:?}: dynamic_schema cannot change after the library is created"
+                )));
+            }
+            if new == old {
+                return Ok(new);
+            }
+            let bytes = Bytes::from(new.to_record().encode());
+            match storage.write_ref(&key, bytes, RefExpectation::At(&current.token)) {
+                Ok(_) => return Ok(new),
+                Err(StorageError::Conflict { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(Error::new(ErrorKind::Conflict, format!("library {name:?}: its configuration kept changing; try again")))
+    }
 }
 
 fn read_options(storage: &dyn Storage) -> Result<LibraryOptions> {
@@ -130,4 +174,61 @@ fn read_options(storage: &dyn Storage) -> Result<LibraryOptions> {
 // The backends crate parses the URI and opens the backend its scheme names.
 fn open_uri(uri: &str) -> Result<Arc<dyn Store>> {
     Ok(floe_backends::open_store(uri)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{ReadRequest, Table};
+
+    fn wide(ts: std::ops::Range<i64>) -> Table {
+        use arrow_array::{ArrayRef, Int64Array, RecordBatch, TimestampNanosecondArray};
+        let mut columns: Vec<(String, ArrayRef)> =
+            vec![("ts".into(), std::sync::Arc::new(TimestampNanosecondArray::from_iter_values(ts.clone())))];
+        for c in 0..5 {
+            columns.push((
+                format!("c{c}"),
+                std::sync::Arc::new(Int64Array::from_iter_values(ts.clone().map(|t| t * 10 + c))),
+            ));
+        }
+        let batch = RecordBatch::try_from_iter(columns).expect("batch");
+        Table::from_batch(batch, crate::IndexKind::Timestamp("ts".into())).expect("table")
+    }
+
+    #[test]
+    fn modified_options_apply_to_libraries_opened_after_and_keep_the_data_readable() {
+        let floe = Floe::open("mem://").expect("store");
+        let opts = LibraryOptions { rows_per_segment: 4, columns_per_segment: 2, dynamic_schema: false };
+        let before = floe.create_library("l", opts).expect("create");
+        before.write("s", &wide(0..10), None).expect("write");
+        let new = floe
+            .modify_library_options("l", |o| {
+                o.rows_per_segment = 3;
+                o.columns_per_segment = 3;
+            })
+            .expect("modify");
+        assert_eq!((new.rows_per_segment, new.columns_per_segment), (3, 3));
+        assert_eq!(before.options().rows_per_segment, 4, "an open library keeps the options it was opened with");
+        let after = floe.get_library("l").expect("open");
+        assert_eq!(after.options(), new);
+        // Slices of both shapes in one symbol read, append, update and compact alike.
+        after.append("s", &wide(10..17), None).expect("append");
+        after.update("s", &wide(5..12), None, None).expect("update");
+        let read = after.read("s", &ReadRequest::default()).expect("read").data;
+        let want = wide(0..17).batches()[0].clone();
+        assert_eq!(read, want);
+        let subset = ReadRequest { columns: Some(vec!["c4".into(), "c1".into()]), ..Default::default() };
+        let got = after.read("s", &subset).expect("subset").data;
+        assert_eq!(got.column_by_name("c4"), want.column_by_name("c4"));
+        after.compact("s", None).expect("compact");
+        assert_eq!(after.read("s", &ReadRequest::default()).expect("read").data, want);
+        // Refusals write nothing.
+        let err = floe.modify_library_options("l", |o| o.dynamic_schema = true).expect_err("dynamic schema");
+        assert_eq!(err.kind(), ErrorKind::InvalidInput);
+        let err = floe.modify_library_options("l", |o| o.rows_per_segment = 0).expect_err("zero");
+        assert_eq!(err.kind(), ErrorKind::InvalidInput);
+        assert_eq!(floe.get_library("l").expect("open").options(), new);
+        let err = floe.modify_library_options("none", |o| o.rows_per_segment = 5).expect_err("missing");
+        assert_eq!(err.kind(), ErrorKind::NotFound);
+    }
 }

@@ -60,6 +60,26 @@ impl PyStore {
         py.detach(|| self.inner.list_libraries()).map_err(|e| to_py(py, &e, "list_libraries"))
     }
 
+    /// Sets the rows and/or columns per segment of library `name` (`Floe::modify_library_options`);
+    /// returns its options after.
+    #[pyo3(signature = (name, rows_per_segment=None, columns_per_segment=None))]
+    fn modify_library_options(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        rows_per_segment: Option<usize>,
+        columns_per_segment: Option<usize>,
+    ) -> PyResult<OptionsTuple> {
+        py.detach(|| {
+            self.inner.modify_library_options(name, |o| {
+                o.rows_per_segment = rows_per_segment.unwrap_or(o.rows_per_segment);
+                o.columns_per_segment = columns_per_segment.unwrap_or(o.columns_per_segment);
+            })
+        })
+        .map(|o| (o.rows_per_segment, o.columns_per_segment, o.dynamic_schema))
+        .map_err(|e| to_py(py, &e, &format!("modify_library_option {name:?}")))
+    }
+
     fn delete_library(&self, py: Python<'_>, name: &str) -> PyResult<()> {
         py.detach(|| self.inner.delete_library(name)).map_err(|e| to_py(py, &e, &format!("delete_library {name:?}")))
     }

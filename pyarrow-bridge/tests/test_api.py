@@ -425,3 +425,37 @@ def test_arrow_string_formats(lib):
     frame = lib.read("str", output_format="polars", arrow_string_format_per_column={"venue": F.CATEGORICAL}).data
     assert frame.schema["venue"] == pl.Categorical and frame.schema["id"] == pl.String
     assert frame["venue"].to_list() == venues
+
+
+def test_modify_library_option(store):
+    lib = store.create_library("modify", floe.LibraryOptions(rows_per_segment=4, columns_per_segment=2))
+    df = ts_frame(10)
+    lib.write("s", df)
+    other = store["modify"]  # opened before the change: keeps its options until reopened
+    store.modify_library_option(lib, floe.ModifiableLibraryOption.ROWS_PER_SEGMENT, 3)
+    assert lib.options() == floe.LibraryOptions(3, 2, False), "the Library passed sees the change"
+    assert other.options().rows_per_segment == 4
+    store.modify_library_option("modify", "columns_per_segment", 5)
+    assert store["modify"].options() == floe.LibraryOptions(3, 5, False)
+    more = ts_frame(7, start="2030-01-01")
+    reopened = store["modify"]
+    reopened.append("s", more)
+    assert_frame_equal(reopened.read("s").data, pd.concat([df, more]))
+    assert reopened.get_description("s").segment_count > 0
+
+    class ArcticOption:  # ArcticDB's enum members have a name
+        name = "ROWS_PER_SEGMENT"
+
+    store.modify_library_option(reopened, ArcticOption(), 6)
+    assert reopened.options().rows_per_segment == 6
+    for option, value, match in [
+        ("DEDUP", True, "cannot be changed in Floe"),
+        ("RECURSIVE_NORMALIZERS", True, "cannot be changed"),
+        ("ROWS_PER_SEGMENT", 0, "positive integer"),
+        ("ROWS_PER_SEGMENT", True, "positive integer"),
+    ]:
+        with pytest.raises(floe.InvalidInput, match=match):
+            store.modify_library_option(reopened, option, value)
+    assert store["modify"].options() == floe.LibraryOptions(6, 5, False)
+    with pytest.raises(floe.LibraryNotFound):
+        store.modify_library_option("no-such-library", "ROWS_PER_SEGMENT", 5)

@@ -25,6 +25,7 @@ from ._types import (
     DataError,
     DeleteRequest,
     LibraryOptions,
+    ModifiableLibraryOption,
     NameWithDType,
     OutputFormat,
     ReadInfoRequest,
@@ -1111,6 +1112,28 @@ class Store:
     def list_libraries(self) -> List[str]:
         """The libraries, sorted."""
         return self._store.list_libraries()
+
+    def modify_library_option(self, library: Union[Library, str], option: Any, option_value: Any) -> None:
+        """Changes one option of ``library`` (a Library or its name) in storage (ArcticDB's
+        ``modify_library_option``): ``ModifiableLibraryOption.ROWS_PER_SEGMENT`` or
+        ``.COLUMNS_PER_SEGMENT`` (or ArcticDB's members of the same names), to a positive int. Writes
+        of the Library object passed, and of libraries opened afterwards, use the new value; libraries
+        open elsewhere keep theirs until reopened. What is stored stays as it is (slices of any size read
+        alike). Other options raise InvalidInput."""
+        name = library.name if isinstance(library, Library) else library
+        if not isinstance(name, str):
+            raise InvalidInput(f"modify_library_option takes a Library or a library name, not {type(library).__name__}")
+        option_name = str(getattr(option, "name", option)).upper()
+        if option_name not in (ModifiableLibraryOption.ROWS_PER_SEGMENT, ModifiableLibraryOption.COLUMNS_PER_SEGMENT):
+            raise InvalidInput(
+                f"modify_library_option: {option!r} cannot be changed in Floe (ROWS_PER_SEGMENT and COLUMNS_PER_SEGMENT can)"
+            )
+        if isinstance(option_value, bool) or not isinstance(option_value, (int, np.integer)) or option_value <= 0:
+            raise InvalidInput(f"modify_library_option: {option_name} must be a positive integer, not {option_value!r}")
+        key = "rows_per_segment" if option_name == ModifiableLibraryOption.ROWS_PER_SEGMENT else "columns_per_segment"
+        self._store.modify_library_options(name, **{key: int(option_value)})
+        if isinstance(library, Library):
+            library._lib = self._store.get_library(name)
 
     def delete_library(self, name: str) -> None:
         """Deletes library ``name`` and everything in it (absent is not an error)."""

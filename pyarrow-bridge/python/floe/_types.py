@@ -68,6 +68,14 @@ class LibraryOptions:
     dynamic_schema: bool = False
 
 
+class ModifiableLibraryOption:
+    """The options :meth:`Store.modify_library_option` changes (ArcticDB's names; ArcticDB's ``DEDUP`` and
+    ``RECURSIVE_NORMALIZERS`` have no Floe counterpart and are refused)."""
+
+    ROWS_PER_SEGMENT = "ROWS_PER_SEGMENT"
+    COLUMNS_PER_SEGMENT = "COLUMNS_PER_SEGMENT"
+
+
 @dataclass
 class VersionedItem:
     """A version a call wrote or read: ``data`` holds the read's data (None for writes)."""
