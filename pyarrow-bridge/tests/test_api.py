@@ -459,3 +459,23 @@ def test_modify_library_option(store):
     assert store["modify"].options() == floe.LibraryOptions(6, 5, False)
     with pytest.raises(floe.LibraryNotFound):
         store.modify_library_option("no-such-library", "ROWS_PER_SEGMENT", 5)
+
+
+def test_store_and_library_defaults_for_reads(store_uri):
+    """Store(uri, encoding_version, output_format, arrow_string_format_default) and the same two
+    defaults per library, as ArcticDB's Arctic takes them; a read's own arguments win."""
+    s = floe.Store(store_uri, encoding_version=1, output_format="pyarrow", arrow_string_format_default="small_string")
+    lib = s.get_library("defaults", create_if_missing=True)
+    lib.write("s", pd.DataFrame({"v": ["a", "b"] * 50}))
+    t = lib.read("s").data
+    assert isinstance(t, pa.Table) and t.schema.field("v").type == pa.string()
+    assert lib.read("s", arrow_string_format_default="large_string").data.schema.field("v").type == pa.large_string()
+    own = s.get_library("defaults", output_format="pandas")
+    assert isinstance(own.read("s").data, pd.DataFrame)
+    cat = s.get_library("defaults", arrow_string_format_default="categorical")
+    assert pa.types.is_dictionary(cat.read("s").data.schema.field("v").type)
+    assert pa.types.is_dictionary(cat.head("s").data.schema.field("v").type)
+    with pytest.raises(floe.InvalidInput, match="arrow_string_format_default"):
+        floe.Store(store_uri, arrow_string_format_default="tiny")
+    with pytest.raises(floe.InvalidInput, match="enterprise_library_options"):
+        s.create_library("ent", enterprise_library_options=object())

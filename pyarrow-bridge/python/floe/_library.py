@@ -259,10 +259,16 @@ class Library:
     reading or writing different symbols run in parallel.
     """
 
-    def __init__(self, inner: _floe.Library, store: "Store") -> None:
+    def __init__(
+        self, inner: _floe.Library, store: "Store", output_format: Optional[str] = None, arrow_string_format_default: Any = None
+    ) -> None:
         self._lib = inner
         self._store_uri = store.get_uri()
-        self._output_format = store._output_format
+        self._output_format = OutputFormat.parse(output_format, store._output_format)
+        if arrow_string_format_default is None:
+            arrow_string_format_default = store._arrow_string_format_default
+        StringFormats.parse(arrow_string_format_default, None)  # refused here if bad
+        self._arrow_string_format_default = arrow_string_format_default
 
     def __repr__(self) -> str:
         return f"Library(store={self._store_uri!r}, name={self.name!r})"
@@ -276,6 +282,10 @@ class Library:
         """The options the library was created with."""
         rows, cols, dynamic = self._lib.options()
         return LibraryOptions(rows, cols, dynamic)
+
+    def _string_default(self, given: Any) -> Any:
+        """A read's string format default: the one given, else the library's (else the store's)."""
+        return self._arrow_string_format_default if given is None else given
 
     def admin_tools(self) -> AdminTools:
         """Storage accounting: objects and bytes by kind and by symbol (:class:`floe.AdminTools`)."""
@@ -694,7 +704,7 @@ class Library:
         raise InvalidInput unless left at their defaults.
         """
         _refuse_unsupported(f'read "{symbol}"', query_builder, lazy)
-        strings = StringFormats.parse(arrow_string_format_default, arrow_string_format_per_column)
+        strings = StringFormats.parse(self._string_default(arrow_string_format_default), arrow_string_format_per_column)
         rr = _row_range(row_range)
         dr = _date_range(date_range)
         # A read to pandas takes the plain numeric columns over from the engine without a copy; one to
@@ -729,7 +739,7 @@ class Library:
         ``arrow_string_format_default`` as in :meth:`read`; ArcticDB's ``query_builder`` and ``lazy``
         raise InvalidInput unless left at their defaults."""
         _refuse_unsupported("read_batch", query_builder, lazy)
-        strings = StringFormats.parse(arrow_string_format_default, None)
+        strings = StringFormats.parse(self._string_default(arrow_string_format_default), None)
         requests = [ReadRequest(s) if isinstance(s, str) else s for s in symbols]
         out: List[Any] = [None] * len(requests)
         args, slots = [], []
@@ -770,7 +780,7 @@ class Library:
         """The first ``n`` rows (all but the last ``-n`` if negative); ``arrow_string_format_default``
         as in :meth:`read`."""
         _refuse_unsupported(f'head "{symbol}"', None, lazy)
-        strings = StringFormats.parse(arrow_string_format_default, None)
+        strings = StringFormats.parse(self._string_default(arrow_string_format_default), None)
         t = self._read_columns(columns, _as_of(as_of), lambda a, cols: self._lib.head(symbol, int(n), a, cols))
         return self._finish_read(t, output_format, (0, 0), strings=strings)
 
@@ -787,7 +797,7 @@ class Library:
         """The last ``n`` rows (all but the first ``-n`` if negative); ``arrow_string_format_default``
         as in :meth:`read`."""
         _refuse_unsupported(f'tail "{symbol}"', None, lazy)
-        strings = StringFormats.parse(arrow_string_format_default, None)
+        strings = StringFormats.parse(self._string_default(arrow_string_format_default), None)
         t = self._read_columns(columns, _as_of(as_of), lambda a, cols: self._lib.tail(symbol, int(n), a, cols))
         return self._finish_read(t, output_format, tail=int(n), strings=strings)
 
@@ -1064,8 +1074,20 @@ class Store:
     ``s3://host:bucket?region=...&access=...&secret=...`` (S3 or any S3-compatible server).
     """
 
-    def __init__(self, uri: str, output_format: str = OutputFormat.PANDAS) -> None:
+    def __init__(
+        self,
+        uri: str,
+        encoding_version: Any = None,
+        output_format: str = OutputFormat.PANDAS,
+        arrow_string_format_default: Any = None,
+    ) -> None:
+        """Opens the store at ``uri``. ``output_format`` and ``arrow_string_format_default`` are the
+        defaults of its libraries' reads (each library and each read may override them).
+        ``encoding_version`` (ArcticDB's choice of its storage encoding) is accepted and ignored:
+        Floe has one format (design/format.md)."""
         self._output_format = OutputFormat.parse(output_format)
+        StringFormats.parse(arrow_string_format_default, None)  # refused here if bad
+        self._arrow_string_format_default = arrow_string_format_default
         error: Optional[FloeError] = None
         try:
             self._store = _floe.Store(uri)
@@ -1089,15 +1111,38 @@ class Store:
         o = options or LibraryOptions()
         return (int(o.rows_per_segment), int(o.columns_per_segment), bool(o.dynamic_schema))
 
-    def create_library(self, name: str, library_options: Optional[LibraryOptions] = None) -> Library:
-        """Creates library ``name``; AlreadyExists if it exists."""
-        return Library(self._store.create_library(name, self._opts(library_options)), self)
+    def create_library(
+        self,
+        name: str,
+        library_options: Optional[LibraryOptions] = None,
+        enterprise_library_options: Any = None,
+        output_format: Optional[str] = None,
+        arrow_string_format_default: Any = None,
+    ) -> Library:
+        """Creates library ``name``; AlreadyExists if it exists. ``output_format`` and
+        ``arrow_string_format_default`` override the store's defaults for this Library object.
+        ``enterprise_library_options`` (ArcticDB's replication and background deletion) are refused
+        unless left at None."""
+        if enterprise_library_options is not None:
+            raise InvalidInput("create_library: enterprise_library_options (replication, background deletion) are not supported")
+        inner = self._store.create_library(name, self._opts(library_options))
+        return Library(inner, self, output_format, arrow_string_format_default)
 
-    def get_library(self, name: str, create_if_missing: bool = False, library_options: Optional[LibraryOptions] = None) -> Library:
-        """Opens library ``name`` (LibraryNotFound if missing, unless ``create_if_missing``)."""
+    def get_library(
+        self,
+        name: str,
+        create_if_missing: bool = False,
+        library_options: Optional[LibraryOptions] = None,
+        output_format: Optional[str] = None,
+        arrow_string_format_default: Any = None,
+    ) -> Library:
+        """Opens library ``name`` (LibraryNotFound if missing, unless ``create_if_missing``).
+        ``output_format`` and ``arrow_string_format_default`` as in :meth:`create_library`."""
         if create_if_missing:
-            return Library(self._store.get_or_create_library(name, self._opts(library_options)), self)
-        return Library(self._store.get_library(name), self)
+            inner = self._store.get_or_create_library(name, self._opts(library_options))
+        else:
+            inner = self._store.get_library(name)
+        return Library(inner, self, output_format, arrow_string_format_default)
 
     def __getitem__(self, name: str) -> Library:
         return self.get_library(name)
