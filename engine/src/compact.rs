@@ -230,7 +230,7 @@ impl Library {
                 let mut row_base = run[0][0].row_start;
                 let mut carry: Option<RecordBatch> = None;
                 for part in parts(&rows[m.slices.clone()], target * READ_MAX_SLICES) {
-                    let batch = read_slices(self.storage().as_ref(), &idx, &run[part], &all)?;
+                    let batch = read_slices(self.storage().as_ref(), self.layouts(), &idx, &run[part], &all)?;
                     let batch = match carry.take() {
                         Some(c) => arrow_select::concat::concat_batches(&idx.schema, [&c, &batch])?,
                         None => batch,

@@ -8,39 +8,25 @@
 //! 1,000-column frame's index is ~100 KB to copy out of storage, hash and parse on every read
 //! (design/decisions.md D24).
 
-use std::collections::HashMap;
-
 use floe_formats::AtomKey;
 
 use crate::index::TableIndex;
+use crate::lru::KeyedLru;
 // std's Arc even under loom: the cache hands indexes to code that does not use the shim's; only the
-// lock is a modelled primitive.
+// lock (in `KeyedLru`) is a modelled primitive.
 use std::sync::Arc;
-
-use crate::sync::{Mutex, lock};
 
 /// The bytes of decoded indexes a library keeps. An index of a billion-row table (10,000 entries) is
 /// ~2 MB decoded; most are a few KB.
 pub(crate) const INDEX_CACHE_BYTES: usize = 32 << 20;
 
-/// Indexes kept at most, whatever their size (bounds the eviction scan).
+/// Indexes kept at most, whatever their size.
 const INDEX_CACHE_ENTRIES: usize = 512;
 
-/// A bounded map from index key to decoded index, evicting the least recently used. Shared by the
-/// clones of a library handle.
+/// Decoded indexes by key, least recently used evicted first. Shared by the clones of a library
+/// handle.
 #[derive(Debug)]
-pub(crate) struct IndexCache {
-    budget: usize,
-    inner: Mutex<Inner>,
-}
-
-#[derive(Debug, Default)]
-struct Inner {
-    /// Index, its estimated size, and the tick of its last use.
-    map: HashMap<AtomKey, (Arc<TableIndex>, usize, u64)>,
-    bytes: usize,
-    tick: u64,
-}
+pub(crate) struct IndexCache(KeyedLru<Arc<TableIndex>>);
 
 impl Default for IndexCache {
     fn default() -> Self {
@@ -51,49 +37,24 @@ impl Default for IndexCache {
 impl IndexCache {
     /// A cache holding at most `budget` bytes of decoded indexes (0: keeps nothing).
     pub(crate) fn new(budget: usize) -> Self {
-        IndexCache { budget, inner: Mutex::new(Inner::default()) }
+        IndexCache(KeyedLru::new(budget, INDEX_CACHE_ENTRIES))
     }
 
     /// The decoded index of `key`, if kept.
     pub(crate) fn get(&self, key: &AtomKey) -> Option<Arc<TableIndex>> {
-        let mut inner = lock(&self.inner);
-        inner.tick += 1;
-        let tick = inner.tick;
-        inner.map.get_mut(key).map(|(index, _, used)| {
-            *used = tick;
-            Arc::clone(index)
-        })
+        self.0.get(key)
     }
 
     /// Keeps `index` (decoded from `encoded_len` bytes) under `key`, evicting the least recently used
     /// indexes to stay within the budget. An index larger than a quarter of the budget is not kept.
     pub(crate) fn insert(&self, key: &AtomKey, index: &Arc<TableIndex>, encoded_len: usize) {
-        let size = estimated_size(index, encoded_len);
-        if self.budget == 0 || size > self.budget / 4 {
-            return;
-        }
-        let mut inner = lock(&self.inner);
-        inner.tick += 1;
-        let tick = inner.tick;
-        if let Some((_, old, _)) = inner.map.insert(key.clone(), (Arc::clone(index), size, tick)) {
-            inner.bytes -= old;
-        }
-        inner.bytes += size;
-        while inner.bytes > self.budget || inner.map.len() > INDEX_CACHE_ENTRIES {
-            let Some(oldest) = inner.map.iter().min_by_key(|(_, (_, _, used))| *used).map(|(k, _)| k.clone()) else {
-                break;
-            };
-            if let Some((_, size, _)) = inner.map.remove(&oldest) {
-                inner.bytes -= size;
-            }
-        }
+        self.0.insert(key, Arc::clone(index), estimated_size(index, encoded_len));
     }
 
     /// Indexes kept and their estimated bytes (tests).
     #[cfg(all(test, not(feature = "loom")))]
     pub(crate) fn usage(&self) -> (usize, usize) {
-        let inner = lock(&self.inner);
-        (inner.map.len(), inner.bytes)
+        self.0.usage()
     }
 }
 
@@ -141,9 +102,9 @@ mod tests {
         cache.insert(&key(5), &index(900), 0);
         let (count, bytes) = cache.usage();
         assert!(bytes <= 4_000, "{bytes}");
-        assert_eq!(count, 4, "one evicted");
-        assert!(cache.get(&key(2)).is_none(), "the least recently used went");
-        assert!([1, 3, 4, 5].iter().all(|&v| cache.get(&key(v)).is_some()));
+        assert_eq!(count, 3, "over the budget: the least recently used quarter (two of five) evicted");
+        assert!(cache.get(&key(2)).is_none() && cache.get(&key(3)).is_none(), "the least recently used went");
+        assert!([1, 4, 5].iter().all(|&v| cache.get(&key(v)).is_some()));
     }
 
     #[test]

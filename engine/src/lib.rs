@@ -14,6 +14,7 @@ mod head;
 pub mod index;
 mod index_cache;
 pub mod library;
+mod lru;
 pub mod options;
 mod pipeline;
 mod sizes;

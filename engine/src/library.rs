@@ -16,6 +16,7 @@ use crate::error::{Detail, Error, ErrorKind, Result};
 use crate::head::{self, Change, NewVersion};
 use crate::index::{IndexEntry, TableIndex, schema_bytes};
 use crate::index_cache::IndexCache;
+use crate::lru::LayoutCache;
 use crate::options::{LibraryOptions, PipelineOptions};
 use crate::pipeline::read::{
     ColumnBlock, Prefetched, ReadShape, Window, find_date_bounds, prefetch_index_segments, read_slices, read_windows,
@@ -140,6 +141,8 @@ pub struct Library {
     meter: Arc<CommitMeter>,
     /// Decoded indexes of the versions read lately; shared by clones of this handle.
     indexes: Arc<IndexCache>,
+    /// Parsed layouts of the data segments read lately; shared by clones of this handle.
+    layouts: Arc<LayoutCache>,
 }
 
 /// How many times a read of the latest version re-resolves after a concurrent delete removed objects.
@@ -248,7 +251,20 @@ pub(crate) fn item(symbol: &str, r: &VersionRecord) -> VersionedItem {
 impl Library {
     /// A library over `storage` with `options` (normally made by [`crate::Floe`]).
     pub fn new(name: &str, storage: Arc<dyn Storage>, options: LibraryOptions, pipeline: PipelineOptions) -> Self {
-        Library { name: name.to_owned(), storage, options, pipeline, meter: Arc::default(), indexes: Arc::default() }
+        Library {
+            name: name.to_owned(),
+            storage,
+            options,
+            pipeline,
+            meter: Arc::default(),
+            indexes: Arc::default(),
+            layouts: Arc::default(),
+        }
+    }
+
+    /// The cache of parsed data segment layouts, for the read pipeline.
+    pub(crate) fn layouts(&self) -> &LayoutCache {
+        &self.layouts
     }
 
     /// The library's name.
@@ -534,7 +550,10 @@ impl Library {
         let mut batches = Vec::new();
         if !merged.is_empty() {
             let all: Vec<usize> = (0..old.schema.fields().len()).collect();
-            batches.push(table::conform_batch(&read_slices(&*self.storage, &old, &merged, &all)?, &schema)?);
+            batches.push(table::conform_batch(
+                &read_slices(&*self.storage, &self.layouts, &old, &merged, &all)?,
+                &schema,
+            )?);
         }
         batches.extend(table.batches().iter().cloned());
         let combined = Table::new(Arc::clone(&schema), batches, old.descriptor.index.clone())?;
@@ -643,7 +662,7 @@ impl Library {
             if !touched.is_empty() && schema.fields() == old.schema.fields() {
                 // Same schema: keep those rows by reference (entries naming part of their old
                 // segments), reading only the index column to find where the range cuts.
-                let stamps = read_slices(&*self.storage, &old, &touched, &[pos])?;
+                let stamps = read_slices(&*self.storage, &self.layouts, &old, &touched, &[pos])?;
                 let ts = table::timestamps(stamps.column(0))?.values();
                 let mut at = 0;
                 for s in &touched {
@@ -661,7 +680,7 @@ impl Library {
             } else if !touched.is_empty() {
                 // The schema changed (dynamic schema): the kept rows are rewritten in the new one.
                 let all: Vec<usize> = (0..old.schema.fields().len()).collect();
-                let rows = read_slices(&*self.storage, &old, &touched, &all)?;
+                let rows = read_slices(&*self.storage, &self.layouts, &old, &touched, &all)?;
                 let ts = table::timestamps(rows.column(pos))?.values().clone();
                 let head_end = ts.partition_point(|&t| t < lo);
                 let tail_start = ts.partition_point(|&t| t <= hi);
@@ -810,7 +829,7 @@ impl Library {
             views: request.strings_as_views,
             blocks: request.column_blocks,
         };
-        let (data, blocks) = read_windows(&*self.storage, &idx, &windows, &columns, shape, &prefetched)?;
+        let (data, blocks) = read_windows(&*self.storage, &self.layouts, &idx, &windows, &columns, shape, &prefetched)?;
         Ok(ReadResult { item: item(symbol, rec), data, metadata: idx.descriptor.user_metadata.clone(), blocks })
     }
 
@@ -1604,7 +1623,7 @@ impl Library {
             let mut skip = usize::try_from((r0 - start).max(0)).map_err(|_| Error::corrupt("row range"))?;
             let mut stop = usize::try_from(r1.min(end) - start).map_err(|_| Error::corrupt("row range"))?;
             if let Some((a, b)) = cut(s) {
-                let (first, end) = find_date_bounds(&*self.storage, s, a, b, &prefetched)?;
+                let (first, end) = find_date_bounds(&*self.storage, &self.layouts, s, a, b, &prefetched)?;
                 skip = skip.max(first.unwrap_or(0));
                 stop = stop.min(end.unwrap_or(usize::MAX));
             }
@@ -1691,9 +1710,10 @@ impl Iterator for ReadStream {
             self.next += 1;
             let (entries, skip, rows) = &self.groups[i];
             let window = Window { entries, skip: *skip, rows: *rows };
-            let storage = &*self.library.storage;
+            let (storage, layouts) = (&*self.library.storage, &*self.library.layouts);
             let result =
-                read_windows(storage, &self.index, &[window], &self.columns, ReadShape::default(), &[]).map(|r| r.0);
+                read_windows(storage, layouts, &self.index, &[window], &self.columns, ReadShape::default(), &[])
+                    .map(|r| r.0);
             match result {
                 Ok(b) if b.num_rows() == 0 => continue,
                 // A prune or delete took the version while it streamed: say so, not "missing object".

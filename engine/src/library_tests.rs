@@ -297,3 +297,41 @@ fn strings_read_as_views_are_the_plain_strings() {
         }
     }
 }
+
+/// Data segment layouts are parsed once and reused by later reads (D33), and a segment damaged after its
+/// layout was kept is still caught: in its descriptor by the content hash, in a block by the block's
+/// checksum.
+#[test]
+fn kept_segment_layouts_are_reused_and_damage_is_still_caught() {
+    let storage = Arc::new(TestStorage::default());
+    let lib = library(Arc::clone(&storage) as Arc<dyn Storage>); // 4 rows a slice, 1 column a segment
+    lib.write("s", &table(0..40), None).expect("write");
+    let first = lib.read("s", &ReadRequest::default()).expect("reads").data;
+    let keys: Vec<floe_formats::AtomKey> = storage.data_fetches.lock().expect("lock").concat();
+    assert_eq!(lib.layouts().usage().0, keys.len(), "one layout per data segment read");
+    assert_eq!(lib.read("s", &ReadRequest::default()).expect("reads again").data, first);
+    let part = ReadRequest { date_range: Some((Some(6), Some(29))), ..Default::default() };
+    assert_eq!(lib.read("s", &part).expect("a range").data, first.slice(6, 24));
+    assert_eq!(lib.layouts().usage().0, keys.len(), "no segment parsed and kept twice");
+
+    let inner: &dyn Storage = &*storage.inner;
+    let damage = |key: &floe_formats::AtomKey, at: usize| {
+        let mut bytes = inner.get(key).expect("get").to_vec();
+        bytes[at] ^= 0x40;
+        inner.delete_batch(std::slice::from_ref(key)).expect("delete");
+        inner.put(key, bytes.into()).expect("put the damaged bytes back under the same key");
+    };
+    let key = &keys[3];
+    let original = inner.get(key).expect("get");
+    // A byte of the first block (right after the header): its checksum catches it.
+    damage(key, floe_formats::segment::HEADER_LEN + 1);
+    let err = lib.read("s", &ReadRequest::default()).expect_err("a damaged block");
+    assert_eq!(err.kind(), ErrorKind::CorruptData, "{err}");
+    // A byte of the descriptor: the content hash catches it before any kept layout is used.
+    inner.delete_batch(std::slice::from_ref(key)).expect("delete");
+    inner.put(key, original.clone()).expect("restore");
+    assert_eq!(lib.read("s", &ReadRequest::default()).expect("restored").data, first);
+    damage(key, original.len() - 12);
+    let err = lib.read("s", &ReadRequest::default()).expect_err("a damaged descriptor");
+    assert_eq!(err.kind(), ErrorKind::CorruptData, "{err}");
+}

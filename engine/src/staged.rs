@@ -282,7 +282,7 @@ impl Library {
         let mut batches = Vec::with_capacity(chunks.len());
         for (k, chunk) in &chunks {
             let slices = chunk.row_slices();
-            let batch = crate::pipeline::read::read_slices(&**self.storage(), chunk, &slices, &columns)
+            let batch = crate::pipeline::read::read_slices(&**self.storage(), self.layouts(), chunk, &slices, &columns)
                 .map_err(|e| e.context(format!("staged chunk {k}")))?;
             batches.push(batch);
         }

@@ -12,6 +12,8 @@ use bytes::Bytes;
 use floe_backends::Storage;
 use floe_formats::segment::{BitsOut, ColumnInfo, ColumnOut, ValuesOut};
 use floe_formats::{AtomKey, KeyType, SegmentLayout, SegmentReader};
+
+use crate::lru::LayoutCache;
 use rayon::prelude::*;
 
 use super::codes::{self, codable};
@@ -169,12 +171,13 @@ impl Task<'_> {
 /// Storage errors (a missing segment is `NotFound`), `CorruptData` when a segment fails verification.
 pub(crate) fn read_slices(
     storage: &dyn Storage,
+    layouts: &LayoutCache,
     index: &TableIndex,
     slices: &[&[IndexEntry]],
     columns: &[usize],
 ) -> Result<RecordBatch> {
     let windows: Vec<Window<'_>> = slices.iter().map(|s| Window::whole(s)).collect::<Result<_>>()?;
-    Ok(read_windows(storage, index, &windows, columns, ReadShape::default(), &[])?.0)
+    Ok(read_windows(storage, layouts, index, &windows, columns, ReadShape::default(), &[])?.0)
 }
 
 /// A segment fetched before the read that needs it (from a backend that does not lend its pages): a
@@ -213,6 +216,7 @@ pub(crate) fn prefetch_index_segments(storage: &dyn Storage, slices: &[&[IndexEn
 /// As [`read_slices`]; `CorruptData` if the segment has fewer rows than its index entry says.
 pub(crate) fn find_date_bounds(
     storage: &dyn Storage,
+    layouts: &LayoutCache,
     slice: &[IndexEntry],
     start: Option<i64>,
     end: Option<i64>,
@@ -229,7 +233,7 @@ pub(crate) fn find_date_bounds(
     Source::fetch(storage, &keys, prefetched)?.visit(storage, &keys, &|_, bytes| {
         let key = &keys[0];
         verify_object(key, bytes)?;
-        let reader = SegmentReader::new(bytes).map_err(|e| in_segment(e, key))?;
+        let reader = reader_of(layouts, key, bytes)?;
         if off.checked_add(rows).is_none_or(|end| end > reader.num_rows()) {
             return Err(Error::corrupt(format!(
                 "index entry of {key}: rows {off}..{} of a {}-row segment",
@@ -289,6 +293,7 @@ pub struct ColumnBlock {
 /// As [`read_slices`].
 pub(crate) fn read_windows(
     storage: &dyn Storage,
+    layouts: &LayoutCache,
     index: &TableIndex,
     windows: &[Window<'_>],
     columns: &[usize],
@@ -380,7 +385,7 @@ pub(crate) fn read_windows(
     let parsed: Vec<Mutex<Option<SegmentLayout>>> = keys.iter().map(|_| Mutex::new(None)).collect();
     source.visit(storage, &keys, &|seg, bytes| {
         verify_object(&keys[seg], bytes)?;
-        let reader = SegmentReader::new(bytes).map_err(|e| in_segment(e, &keys[seg]))?;
+        let reader = reader_of(layouts, &keys[seg], bytes)?;
         *lock(&parsed[seg]) = Some(reader.layout());
         let mut out = Vec::with_capacity(needed[seg].len());
         for &c in &needed[seg] {
@@ -851,6 +856,21 @@ fn in_segment(e: impl Into<Error>, key: &AtomKey) -> Error {
 ///
 /// # Errors
 /// `CorruptData` naming the key when the hash differs.
+/// A reader of segment `key`'s `bytes` (verified by [`verify_object`]) through `layouts`: a layout
+/// parsed earlier from the same object is reused (its header and descriptor checksum compared with
+/// these bytes'), else the descriptor is parsed and the layout kept. Keys name immutable objects and
+/// carry their content hash, so a kept layout never goes stale.
+fn reader_of<'b>(layouts: &LayoutCache, key: &AtomKey, bytes: &'b [u8]) -> Result<SegmentReader<'b>> {
+    if let Some(reader) = layouts.get(key).and_then(|layout| SegmentReader::with_layout(bytes, &layout).ok()) {
+        return Ok(reader);
+    }
+    let reader = SegmentReader::new(bytes).map_err(|e| in_segment(e, key))?;
+    let layout = reader.layout();
+    let size = layout.parsed_len();
+    layouts.insert(key, layout, size);
+    Ok(reader)
+}
+
 pub(crate) fn verify_object(key: &AtomKey, bytes: &[u8]) -> Result<()> {
     if !matches!(key.key_type(), KeyType::TableData | KeyType::TableIndex) {
         return Ok(());

@@ -87,6 +87,14 @@ pub struct SegmentReader<'a> {
 #[derive(Debug, Clone)]
 pub struct SegmentLayout(Arc<ParsedSegment>);
 
+impl SegmentLayout {
+    /// Bytes of the header and descriptor it was parsed from: a measure of what it holds (a cache's
+    /// budget), proportional to the segment's blocks.
+    pub fn parsed_len(&self) -> usize {
+        self.0.len - self.0.body_end + HEADER_LEN
+    }
+}
+
 #[derive(Debug)]
 struct ParsedSegment {
     rows: usize,
