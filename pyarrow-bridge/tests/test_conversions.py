@@ -83,6 +83,32 @@ def test_small_or_contiguous_blocks_are_left_to_pyarrow():
     assert _convert._contiguous_blocks(big) == {}
 
 
+def test_a_row_window_of_a_contiguous_block_is_not_copied():
+    """A window of rows of a frame whose columns are contiguous (the chunks of a streamed write, or
+    df.iloc[:n]) keeps them contiguous: pyarrow takes them as they are, nothing is copied."""
+    n = 300_000
+    df = pd.DataFrame({"a": np.arange(n, dtype=np.float64), "b": np.ones(n), "c": np.zeros(n)})
+    window = df.iloc[1000:250_000]
+    assert not window._mgr.blocks[0].values.flags.c_contiguous  # the block, not its rows
+    assert _convert._contiguous_blocks(window) == {}
+    table = _convert.normalize(window).table
+    assert _value_address(table, "a") == window["a"].to_numpy().ctypes.data
+    assert _convert._pandas_stream(df) is None, "numeric and contiguous: one table, no copy to bound"
+
+
+def test_a_tall_strided_frame_is_converted_chunk_by_chunk(lib):
+    """Copying a frame's strided columns is bounded like any conversion: a frame of more rows than a
+    conversion chunk goes to the engine as a stream of chunks, each copied on its own."""
+    n = _convert.CONVERT_CHUNK_ROWS * 2 + 123
+    values = np.arange(n * 8, dtype=np.float64).reshape(n, 8)
+    df = pd.DataFrame(values, columns=[f"c{i}" for i in range(8)], copy=False,
+                      index=pd.date_range("2024-01-01", periods=n, freq="1s", name="t"))
+    streamed = _convert._pandas_stream(df)
+    assert streamed is not None and isinstance(streamed.table, pa.RecordBatchReader)
+    lib.write("tall", df)
+    assert_frame_equal(lib.read("tall").data, df)
+
+
 def test_a_strided_block_of_a_type_floe_cannot_store_is_named(lib, monkeypatch):
     monkeypatch.setattr(_convert, "DENSE_BLOCK_MIN_BYTES", 1)
     df = pd.DataFrame(np.zeros((50, 4), dtype=np.float16), copy=False)

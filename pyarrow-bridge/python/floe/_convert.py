@@ -103,8 +103,9 @@ def _arrow_stream(reader: pa.RecordBatchReader, index_column: Optional[str]) -> 
 
 def _pandas_stream(df: pd.DataFrame) -> Optional[Normalized]:
     """A frame of more than ``CONVERT_CHUNK_ROWS`` rows with columns pyarrow must convert (objects,
-    strings, categoricals, extension types), as a reader converting one chunk of rows at a time while
-    the engine stores the previous ones, or None (the frame converts whole as a table).
+    strings, categoricals, extension types) or numeric columns that must be copied (strided, D32), as a
+    reader converting one chunk of rows at a time while the engine stores the previous ones, or None
+    (the frame converts whole as a table).
 
     Converting 10M strings at once held the 75 MB Arrow column beside the frame for the whole write
     (peak 1.34x the frame); chunk by chunk, about two chunks exist at a time. The first chunk fixes the
@@ -118,7 +119,8 @@ def _pandas_stream(df: pd.DataFrame) -> Optional[Normalized]:
     n = len(df)
     if n <= CONVERT_CHUNK_ROWS or isinstance(df.columns, pd.MultiIndex):
         return None
-    if all(isinstance(t, np.dtype) and t.kind in "iufb" for t in df.dtypes):
+    strided = [v for v in (getattr(b, "values", None) for b in _blocks(df)) if _is_strided_block(v)]
+    if all(isinstance(t, np.dtype) and t.kind in "iufb" for t in df.dtypes) and not strided:
         return None  # every column goes over without a copy: nothing to bound
     index = df.index.get_level_values(0) if isinstance(df.index, pd.MultiIndex) else df.index
     if isinstance(index, pd.DatetimeIndex) and (index.hasnans or not index.is_monotonic_increasing):
@@ -128,7 +130,7 @@ def _pandas_stream(df: pd.DataFrame) -> Optional[Normalized]:
     except InvalidInput:
         return None
     schema = first.table.schema
-    step = _stream_chunk_rows(first.table)
+    step = _stream_chunk_rows(first.table, sum(v.shape[0] * v.itemsize for v in strided))
 
     head = [first.table]
 
@@ -160,10 +162,11 @@ STREAM_CHUNK_BYTES = 4 << 20
 STREAM_MAX_CHUNK_ROWS = 1_000_000
 
 
-def _stream_chunk_rows(first: pa.Table) -> int:
+def _stream_chunk_rows(first: pa.Table, copied_per_row: int = 0) -> int:
     """Rows per later chunk of a stream whose first converted chunk is ``first`` (see
-    ``STREAM_CHUNK_BYTES``); a multiple of ``CONVERT_CHUNK_ROWS``."""
-    made = sum(
+    ``STREAM_CHUNK_BYTES``); a multiple of ``CONVERT_CHUNK_ROWS``. ``copied_per_row``: bytes a row of the
+    numeric columns that conversion copies (strided ones, D32); the others go over without a copy."""
+    made = copied_per_row * first.num_rows + sum(
         c.nbytes for c in first.columns if not (pa.types.is_integer(c.type) or pa.types.is_floating(c.type) or pa.types.is_timestamp(c.type))
     )
     rows = STREAM_MAX_CHUNK_ROWS if made == 0 else int(STREAM_CHUNK_BYTES * first.num_rows / made)
@@ -262,25 +265,34 @@ DENSE_BLOCK_MIN_BYTES = 1 << 20
 _UNSIGNED = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
 
 
+def _is_strided_block(values: Any) -> bool:
+    """Whether a pandas block's values are a numeric 2D array of at least ``DENSE_BLOCK_MIN_BYTES`` whose
+    columns (the block's rows) are strided, as ``pd.DataFrame(values)`` of a C-ordered array makes them:
+    each such column needs a copy to become an Arrow column. (A row window of a contiguous block, a
+    chunk of a streamed write, has contiguous columns.)"""
+    return (
+        isinstance(values, np.ndarray) and values.ndim == 2 and values.strides[1] != values.itemsize
+        and values.dtype.kind in "iuf" and values.dtype.isnative and values.nbytes >= DENSE_BLOCK_MIN_BYTES
+    )
+
+
+def _blocks(df: pd.DataFrame) -> list[Any]:
+    """pandas' internal blocks of ``df`` (``_mgr.blocks``, pandas 1.3 to 3), or none."""
+    return list(getattr(getattr(df, "_mgr", None), "blocks", None) or ())
+
+
 def _contiguous_blocks(df: pd.DataFrame) -> dict[int, np.ndarray]:
-    """Contiguous copies of the numeric columns that pandas holds as strided views of one 2D block, by
-    column position. ``pd.DataFrame(values)`` of a C-ordered 2D array keeps every column strided, and
-    pyarrow copies such a column by walking the whole block: writing 10,000 x 1,000 floats from one took
-    288-408 ms against 174-180 ms with contiguous columns. The Rust module copies the whole block tile by
-    tile on both cores into one allocation whose rows the columns then are. Reads pandas' internal block
-    layout (``_mgr.blocks``, ``mgr_locs``, pandas 1.3 to 3); any other layout is left as it is."""
-    blocks = getattr(getattr(df, "_mgr", None), "blocks", None)
-    if blocks is None:
-        return {}
+    """Contiguous copies of the numeric columns that pandas holds as strided views of one 2D block
+    (``_is_strided_block``), by column position. pyarrow copies such a column by walking the whole block:
+    writing 10,000 x 1,000 floats from one took 288-408 ms against 174-180 ms with contiguous columns.
+    The Rust module copies the whole block tile by tile on both cores into one allocation whose rows the
+    columns then are (D32). A frame of many rows is converted a chunk of rows at a time
+    (``_pandas_stream``), so only a chunk's block is copied at once."""
     dense: dict[int, np.ndarray] = {}
-    for block in blocks:
+    for block in _blocks(df):
         values = getattr(block, "values", None)
         locs = getattr(getattr(block, "mgr_locs", None), "as_array", None)
-        if (
-            not isinstance(values, np.ndarray) or values.ndim != 2 or values.flags.c_contiguous
-            or values.dtype.kind not in "iuf" or not values.dtype.isnative or values.nbytes < DENSE_BLOCK_MIN_BYTES
-            or locs is None or values.shape != (len(locs), len(df))
-        ):
+        if not _is_strided_block(values) or locs is None or values.shape != (len(locs), len(df)):
             continue
         unsigned = _UNSIGNED.get(values.dtype.itemsize)
         if unsigned is None:  # 16-byte floats: pyarrow refuses them later, with its own message

@@ -779,10 +779,7 @@ class Library:
     ) -> VersionedItem:
         """The first ``n`` rows (all but the last ``-n`` if negative); ``arrow_string_format_default``
         as in :meth:`read`."""
-        _refuse_unsupported(f'head "{symbol}"', None, lazy)
-        strings = StringFormats.parse(self._string_default(arrow_string_format_default), None)
-        t = self._read_columns(columns, _as_of(as_of), lambda a, cols: self._lib.head(symbol, int(n), a, cols))
-        return self._finish_read(t, output_format, (0, 0), strings=strings)
+        return self._end_rows("head", symbol, n, as_of, columns, lazy, output_format, arrow_string_format_default)
 
     def tail(
         self,
@@ -796,9 +793,16 @@ class Library:
     ) -> VersionedItem:
         """The last ``n`` rows (all but the first ``-n`` if negative); ``arrow_string_format_default``
         as in :meth:`read`."""
-        _refuse_unsupported(f'tail "{symbol}"', None, lazy)
-        strings = StringFormats.parse(self._string_default(arrow_string_format_default), None)
-        t = self._read_columns(columns, _as_of(as_of), lambda a, cols: self._lib.tail(symbol, int(n), a, cols))
+        return self._end_rows("tail", symbol, n, as_of, columns, lazy, output_format, arrow_string_format_default)
+
+    def _end_rows(self, end: str, symbol, n, as_of, columns, lazy, output_format, string_default) -> VersionedItem:
+        """:meth:`head` (``end="head"``) or :meth:`tail`."""
+        _refuse_unsupported(f'{end} "{symbol}"', None, lazy)
+        strings = StringFormats.parse(self._string_default(string_default), None)
+        rows = self._lib.head if end == "head" else self._lib.tail
+        t = self._read_columns(columns, _as_of(as_of), lambda a, cols: rows(symbol, int(n), a, cols))
+        if end == "head":
+            return self._finish_read(t, output_format, (0, 0), strings=strings)
         return self._finish_read(t, output_format, tail=int(n), strings=strings)
 
     def iter_batches(
