@@ -53,7 +53,8 @@ impl Fragmentation {
 }
 
 /// What [`Library::compact`] would do to the latest version of a symbol, slice by slice (ArcticDB's
-/// `compact_data_explain_plan`). Nothing is read but the version's index, and nothing is written.
+/// `compact_data_explain_plan`), made from the symbol's head and the version's index; nothing is
+/// written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CompactionOutline {
     /// The version described (the latest live one).
