@@ -26,8 +26,8 @@ const TILE_COLUMNS: usize = 256;
 /// element width by the caller, so one function serves every numeric type.
 ///
 /// # Errors
-/// `ValueError` if the shapes differ, `out` is not C-contiguous, or the arrays' element type is not an
-/// unsigned integer of 1, 2, 4 or 8 bytes (both the same).
+/// `ValueError` if the shapes differ, `out` is not C-contiguous, an array is not aligned, or the arrays'
+/// element type is not an unsigned integer of 1, 2, 4 or 8 bytes (both the same).
 #[pyfunction]
 pub fn copy_rows_contiguous(py: Python<'_>, src: &Bound<'_, PyAny>, out: &Bound<'_, PyAny>) -> PyResult<()> {
     if copy_as::<u64>(py, src, out)? || copy_as::<u32>(py, src, out)? || copy_as::<u16>(py, src, out)? {
@@ -60,6 +60,11 @@ fn copy_as<T: Element + Copy + Send + Sync>(
     }
     if !out.is_c_contiguous() {
         return Err(PyValueError::new_err("copy_rows_contiguous: the output is not C-contiguous"));
+    }
+    // The views below read and write whole `T`s, which needs aligned memory (numpy allows unaligned
+    // arrays, e.g. over a byte buffer at an odd offset).
+    if !src.is_aligned() || !out.is_aligned() {
+        return Err(PyValueError::new_err("copy_rows_contiguous: an array is not aligned to its element size"));
     }
     let mut out = out;
     let from = src.as_array();

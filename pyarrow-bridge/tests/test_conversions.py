@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 import pytest
 
 import floe
-from floe import _convert
+from floe import _convert, _floe
 from conftest import assert_frame_equal, ts_frame, unique
 from test_roundtrip import every_dtype_frame
 
@@ -107,6 +107,24 @@ def test_a_tall_strided_frame_is_converted_chunk_by_chunk(lib):
     assert streamed is not None and isinstance(streamed.table, pa.RecordBatchReader)
     lib.write("tall", df)
     assert_frame_equal(lib.read("tall").data, df)
+
+
+def test_the_tiled_copy_refuses_bad_arguments():
+    src = np.zeros((4, 6), dtype=np.uint64).T
+    with pytest.raises(ValueError, match="shapes differ"):
+        _floe.copy_rows_contiguous(src, np.empty((4, 6), np.uint64))
+    with pytest.raises(ValueError, match="not C-contiguous"):
+        _floe.copy_rows_contiguous(src, np.empty((4, 6), np.uint64).T)
+    raw = np.zeros(6 * 4 * 8 + 1, dtype=np.uint8)
+    unaligned = raw[1:].view(np.uint64).reshape(4, 6).T
+    assert not unaligned.flags.aligned
+    with pytest.raises(ValueError, match="not aligned"):
+        _floe.copy_rows_contiguous(unaligned, np.empty((6, 4), np.uint64))
+    with pytest.raises(ValueError, match="same unsigned integer type"):
+        _floe.copy_rows_contiguous(src.astype(np.float64), np.empty((6, 4), np.float64))
+    out = np.empty((6, 4), np.uint64)
+    _floe.copy_rows_contiguous(src, out)
+    np.testing.assert_array_equal(out, src)
 
 
 def test_a_strided_block_of_a_type_floe_cannot_store_is_named(lib, monkeypatch):

@@ -272,7 +272,8 @@ def _is_strided_block(values: Any) -> bool:
     chunk of a streamed write, has contiguous columns.)"""
     return (
         isinstance(values, np.ndarray) and values.ndim == 2 and values.strides[1] != values.itemsize
-        and values.dtype.kind in "iuf" and values.dtype.isnative and values.nbytes >= DENSE_BLOCK_MIN_BYTES
+        and values.dtype.kind in "iuf" and values.dtype.isnative and values.flags.aligned
+        and values.nbytes >= DENSE_BLOCK_MIN_BYTES
     )
 
 
