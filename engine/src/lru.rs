@@ -14,8 +14,10 @@ use crate::sync::{Mutex, lock};
 /// descriptors of 127 columns each, a quarter of its time when warm (design/decisions.md D33).
 pub(crate) type LayoutCache = KeyedLru<floe_formats::SegmentLayout>;
 
-/// Header and descriptor bytes of the layouts a library keeps (a 127-column segment's are ~10 KB).
-pub(crate) const LAYOUT_CACHE_BYTES: usize = 16 << 20;
+/// Header and descriptor bytes of the layouts a library keeps. The parsed form takes about two to
+/// three times its bytes (a block's span, a column's field), so this holds ~10 MB; a 127-column `wide`
+/// segment's descriptor is some tens of KB, a 10-column one's a few KB.
+pub(crate) const LAYOUT_CACHE_BYTES: usize = 4 << 20;
 
 /// Layouts kept at most.
 pub(crate) const LAYOUT_CACHE_ENTRIES: usize = 4096;
