@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use floe_backends::{RefExpectation, Storage, StorageError, Store};
+use floe_backends::{RefExpectation, RefToken, Storage, StorageError, Store};
 use floe_formats::record::LibraryConfigRecord;
 use floe_formats::{KeyType, RefKey};
 
@@ -134,14 +134,7 @@ impl Floe {
         let storage = self.store.library(name)?;
         let key = config_key()?;
         for _ in 0..ATTEMPTS {
-            let current = storage.read_ref(&key)?.ok_or_else(|| {
-                Error::with_detail(
-                    ErrorKind::NotFound,
-                    crate::error::Detail::LibraryNotFound,
-                    format!("library {name:?} does not exist"),
-                )
-            })?;
-            let old = LibraryOptions::from_record(&LibraryConfigRecord::decode(&current.bytes)?);
+            let (old, token) = read_config(&*storage).map_err(|e| e.context(format!("library {name:?}")))?;
             let mut new = old;
             change(&mut new);
             new.validate()?;
@@ -154,7 +147,7 @@ impl Floe {
                 return Ok(new);
             }
             let bytes = Bytes::from(new.to_record().encode());
-            match storage.write_ref(&key, bytes, RefExpectation::At(&current.token)) {
+            match storage.write_ref(&key, bytes, RefExpectation::At(&token)) {
                 Ok(_) => return Ok(new),
                 Err(StorageError::Conflict { .. }) => continue,
                 Err(e) => return Err(e.into()),
@@ -165,10 +158,15 @@ impl Floe {
 }
 
 fn read_options(storage: &dyn Storage) -> Result<LibraryOptions> {
+    Ok(read_config(storage)?.0)
+}
+
+/// A library's options and the token of the reference holding them (for a compare-and-swap).
+fn read_config(storage: &dyn Storage) -> Result<(LibraryOptions, RefToken)> {
     let v = storage.read_ref(&config_key()?)?.ok_or_else(|| {
         Error::with_detail(ErrorKind::NotFound, crate::error::Detail::LibraryNotFound, "the library does not exist")
     })?;
-    Ok(LibraryOptions::from_record(&LibraryConfigRecord::decode(&v.bytes)?))
+    Ok((LibraryOptions::from_record(&LibraryConfigRecord::decode(&v.bytes)?), v.token))
 }
 
 // The backends crate parses the URI and opens the backend its scheme names.
