@@ -1,9 +1,9 @@
 """Small reads warm and as the harness runs them (after `gc.collect()` and `malloc_trim` /
 pyarrow's pool release), medians of 60: `read(as_of=0)` of a 10-row symbol with 10,000 versions to
-pyarrow and pandas, and a 0.1 % date range of 10M `ticks` rows to pyarrow. Builds its stores in
+pyarrow and pandas, and a 0.1 % date range of 10M `ticks` rows to pyarrow, with the page faults each call took. Builds its stores in
 /tmp/floe-small (the 10,000 versions take ~15 s the first time). Run from the repository root with
 the bench environment: `.venv-bench/bin/python bench/probes/small_reads.py` (bench/RESULTS.md)."""
-import sys, os, time, gc, statistics
+import sys, os, time, gc, statistics, resource
 sys.path.insert(0, "bench")
 import numpy as np, pandas as pd
 import data, floe
@@ -23,16 +23,18 @@ hi = lib.read("ticks", row_range=(n * 451 // 1000 - 1, n * 451 // 1000), output_
 
 
 def med(f, mode: str, k: int = 60) -> str:
-    xs = []
+    xs, faults = [], []
     for _ in range(k):
         if mode != "warm":
             gc.collect()
         if mode == "harness":
             release_free_memory()
+        f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         t = time.perf_counter()
         f()
         xs.append(time.perf_counter() - t)
-    return f"{statistics.median(xs)*1e6:.0f} us"
+        faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0)
+    return f"{statistics.median(xs)*1e6:.0f} us ({statistics.median(faults):.0f} page faults)"
 
 
 cases = {

@@ -47,6 +47,20 @@ enum Inner {
 }
 
 impl OutputBuf {
+    /// Whether a buffer of `len` bytes would be a huge-page mapping of its own (and smaller ones come
+    /// from the allocator, 4 KiB page by page).
+    pub(crate) fn maps_huge_pages(len: usize) -> bool {
+        #[cfg(target_os = "linux")]
+        {
+            len >= HUGE_PAGE && huge_pages_enabled()
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            let _ = len;
+            false
+        }
+    }
+
     /// `len` zero bytes.
     pub(crate) fn zeroed(len: usize) -> Self {
         #[cfg(target_os = "linux")]
