@@ -2,6 +2,7 @@
 
 pub(crate) mod codes;
 pub(crate) mod handover;
+pub(crate) mod huge_pages;
 pub(crate) mod output;
 pub(crate) mod read;
 pub(crate) mod write;

@@ -3,10 +3,12 @@
 //!
 //! A read's output is fresh memory, and its first touch is a page fault per 4 KiB page: on this
 //! project's VM ~5 µs each, so faulting in 88 MB costs 55 ms, more than decoding it. A buffer of at
-//! least [`HUGE_PAGE`] bytes is therefore its own anonymous mapping with transparent huge pages asked
-//! for (`madvise(MADV_HUGEPAGE)`): one fault per 2 MiB, 7 ms for the same 88 MB (design/decisions.md
-//! D30, which also has what a VM's host adds after idle). Smaller buffers, other platforms, and
-//! processes with `FLOE_HUGE_PAGES=0` in the environment use the allocator's zeroed memory (calloc).
+//! least [`HUGE_PAGE`] bytes is therefore its own anonymous mapping, which can ask for transparent
+//! huge pages (`madvise(MADV_HUGEPAGE)`): one fault per 2 MiB, 7 ms for the same 88 MB
+//! (design/decisions.md D30). It asks over as many bytes as [`huge_pages`] allows: by default those
+//! that output mappings released a moment ago, still backed on a VM whose host takes freed memory
+//! back (D35). Smaller buffers, other platforms, and processes with `FLOE_HUGE_PAGES=0` in the
+//! environment use the allocator's zeroed memory (calloc).
 //!
 //! A consumer that wants to own an output buffer outright (the Python module hands fixed-width columns
 //! to numpy as writable arrays) takes a `Vec`-backed one with `Buffer::into_vec` and a mapped one with
@@ -20,12 +22,11 @@ use std::ptr::NonNull;
 
 use arrow_buffer::Buffer;
 
+pub(crate) use super::huge_pages::HUGE_PAGE;
 #[cfg(target_os = "linux")]
-use crate::sync::{OnceLock, StdArc, StdMutex as Mutex, lock_std as lock};
-
-/// The size of a transparent huge page on x86-64 and most aarch64 kernels; buffers of at least this
-/// many bytes get their own mapping.
-pub(crate) const HUGE_PAGE: usize = 2 << 20;
+use super::huge_pages::{self, Policy};
+#[cfg(target_os = "linux")]
+use crate::sync::{StdArc, StdMutex as Mutex, lock_std as lock};
 
 /// A zero-filled output buffer of a fixed length.
 ///
@@ -47,12 +48,26 @@ enum Inner {
 }
 
 impl OutputBuf {
-    /// Whether a buffer of `len` bytes would be a huge-page mapping of its own (and smaller ones come
-    /// from the allocator, 4 KiB page by page).
-    pub(crate) fn maps_huge_pages(len: usize) -> bool {
+    /// Whether a buffer of `len` bytes would be a mapping of its own, which may get huge pages
+    /// (smaller ones come from the allocator, 4 KiB page by page).
+    pub(crate) fn own_mapping(len: usize) -> bool {
         #[cfg(target_os = "linux")]
         {
-            len >= HUGE_PAGE && huge_pages_enabled()
+            len >= HUGE_PAGE && huge_pages::policy() != Policy::Never
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            let _ = len;
+            false
+        }
+    }
+
+    /// Whether a buffer of `len` bytes made now would be a mapping with huge pages over all its whole
+    /// 2 MiB extents (D35: by default, only while output memory released a moment ago covers them).
+    pub(crate) fn gets_huge_pages(len: usize) -> bool {
+        #[cfg(target_os = "linux")]
+        {
+            Self::own_mapping(len) && huge_pages::all_huge(len / HUGE_PAGE * HUGE_PAGE)
         }
         #[cfg(not(target_os = "linux"))]
         {
@@ -64,8 +79,7 @@ impl OutputBuf {
     /// `len` zero bytes.
     pub(crate) fn zeroed(len: usize) -> Self {
         #[cfg(target_os = "linux")]
-        if len >= HUGE_PAGE
-            && huge_pages_enabled()
+        if Self::own_mapping(len)
             && let Some(mapped) = Self::mapped(len)
         {
             return mapped;
@@ -74,17 +88,20 @@ impl OutputBuf {
     }
 
     /// A mapping with 2 MiB of slack, so the buffer can start on a 2 MiB boundary, and huge pages asked
-    /// for over the whole 2 MiB extents the buffer covers (the rest takes 4 KiB pages, so resident
-    /// memory stays the buffer's size). `None` if the kernel refuses the mapping: the caller falls back
-    /// to the allocator, which then reports running out of memory as usual.
+    /// for over the whole 2 MiB extents the buffer covers, or as many of them as the policy allows
+    /// (the rest takes 4 KiB pages, so resident memory stays the buffer's size). `None` if the kernel
+    /// refuses the mapping: the caller falls back to the allocator, which then reports running out of
+    /// memory as usual.
     #[cfg(target_os = "linux")]
     fn mapped(len: usize) -> Option<Self> {
         let map = memmap2::MmapMut::map_anon(len.checked_add(HUGE_PAGE)?).ok()?;
         let misalignment = map.as_ptr() as usize % HUGE_PAGE;
         let offset = if misalignment == 0 { 0 } else { HUGE_PAGE - misalignment };
-        let huge = len / HUGE_PAGE * HUGE_PAGE;
+        let huge = huge_pages::huge_bytes(len / HUGE_PAGE * HUGE_PAGE);
         // Advice only: a kernel without transparent huge pages still maps zeroed 4 KiB pages.
-        let _ = map.advise_range(memmap2::Advice::HugePage, offset, huge);
+        if huge > 0 {
+            let _ = map.advise_range(memmap2::Advice::HugePage, offset, huge);
+        }
         Some(Self(Inner::Mapped(Mapping { map, offset, len })))
     }
 
@@ -153,6 +170,14 @@ struct Mapping {
     map: memmap2::MmapMut,
     offset: usize,
     len: usize,
+}
+
+#[cfg(target_os = "linux")]
+impl Drop for Mapping {
+    /// The memory is unmapped right after (the map's own drop): counted as recently released.
+    fn drop(&mut self) {
+        huge_pages::note_release(self.len);
+    }
 }
 
 /// The mappings that Arrow buffers own right now: start address -> length. (Ordered, so the map can be
@@ -227,15 +252,6 @@ impl OwnedOutput {
     }
 }
 
-/// Whether large buffers get huge-page mappings: on unless the environment says `FLOE_HUGE_PAGES=0`
-/// (read once per process). The switch exists because with `defrag=madvise` a kernel short of free
-/// huge pages compacts memory at the fault, which on a fragmented host can cost more than it saves.
-#[cfg(target_os = "linux")]
-fn huge_pages_enabled() -> bool {
-    static ENABLED: OnceLock<bool> = OnceLock::new();
-    *ENABLED.get_or_init(|| std::env::var_os("FLOE_HUGE_PAGES").is_none_or(|v| v != "0"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -249,7 +265,7 @@ mod tests {
             if len > 0 {
                 assert_eq!(b.as_slice().as_ptr() as usize % 16, 0);
             }
-            if len >= HUGE_PAGE && huge_pages_enabled() {
+            if OutputBuf::own_mapping(len) {
                 assert!(matches!(b.0, Inner::Mapped(_)));
                 assert_eq!(b.as_slice().as_ptr() as usize % HUGE_PAGE, 0);
             }
@@ -258,7 +274,7 @@ mod tests {
             }
             let buffer = b.into_buffer();
             assert_eq!(buffer.len(), len);
-            if len >= HUGE_PAGE && huge_pages_enabled() {
+            if OutputBuf::own_mapping(len) {
                 // Owned outright only while no slice refers to it.
                 let slice = buffer.slice(1);
                 let buffer = OwnedOutput::take(buffer).err().expect("shared");

@@ -519,15 +519,16 @@ pub(crate) fn read_windows(
     }
 
     // Column blocks: the null-free columns of each fixed-width type, two or more, in one allocation.
-    // Asked for (pandas), every such column joins; otherwise only columns too small for a huge-page
-    // mapping of their own, and only where together they get one: a read of many short columns (`wide`,
-    // 1,000 columns of 80 KB) then faults once per 2 MiB instead of once per 4 KiB (D30, D34). Those
+    // Asked for (pandas), every such column joins; otherwise only columns too small for a mapping of
+    // their own, and only where together they get one with huge pages now (D35): a read of many short
+    // columns (`wide`, 1,000 columns of 80 KB) then faults once per 2 MiB instead of once per 4 KiB
+    // (D34); without huge pages they stay separate, where the allocator may reuse warm memory. Those
     // blocks are not reported: the batch's columns are slices of them and hold them alive.
     let mut blocks: Vec<(Vec<usize>, OutputBuf)> = Vec::new();
     let mut groups: Vec<(&DataType, usize, Vec<usize>)> = Vec::new();
     for (oc, lay) in layouts.iter().enumerate() {
         if let (Layout::Fixed(w), false) = (lay, want_validity[oc]) {
-            if !shape.blocks && OutputBuf::maps_huge_pages(total_rows * w) {
+            if !shape.blocks && OutputBuf::own_mapping(total_rows * w) {
                 continue;
             }
             let dt = fields[oc].data_type();
@@ -539,7 +540,7 @@ pub(crate) fn read_windows(
     }
     for (_, w, cols) in groups.into_iter().filter(|(_, _, cols)| cols.len() > 1) {
         let len = total_rows * w * cols.len();
-        if shape.blocks || OutputBuf::maps_huge_pages(len) {
+        if shape.blocks || OutputBuf::gets_huge_pages(len) {
             blocks.push((cols, OutputBuf::zeroed(len)));
         }
     }
