@@ -1,6 +1,7 @@
 """Full reads to pyarrow and pandas with and without huge-page output buffers (design/decisions.md D30,
-D35): the same build, `FLOE_HUGE_PAGES=1` (always), `=0` (never) and the default (huge pages over memory
-released in the last 500 ms) in alternating child processes (the switch is read once per process), each read measured as the harness measures it (collection and `malloc_trim` first, so every
+D35): the same build, `FLOE_HUGE_PAGES=1` (huge pages always), `=0` (the allocator's 4 KiB pages) and
+the default (huge pages unless a virtio balloon reports free pages to the host: mappings with 4 KiB
+pages) in alternating child processes (the switch is read once per process), each read measured as the harness measures it (collection and `malloc_trim` first, so every
 read pays for fresh memory), optionally after a pause before each read (on a VM whose balloon reports
 free memory to the host, ~2 s later, memory freed that long ago must come back from the host at the
 next touch). Run from the repository root with the bench environment:
@@ -38,8 +39,10 @@ def main() -> None:
         shutil.rmtree(f"/tmp/floe-probe-huge-{name}-{rows}", ignore_errors=True)
         results = {}
         for _ in range(rounds):
-            for huge in ("1", "0", "recent"):
-                env = dict(os.environ, FLOE_HUGE_PAGES=huge)
+            for huge in ("1", "0", "default"):
+                env = {k: v for k, v in os.environ.items() if k != "FLOE_HUGE_PAGES"}
+                if huge != "default":
+                    env["FLOE_HUGE_PAGES"] = huge
                 out = subprocess.run(
                     [sys.executable, __file__, "--child", name, str(rows), pause], env=env, check=True, capture_output=True, text=True
                 ).stdout
@@ -47,9 +50,9 @@ def main() -> None:
                     fmt, ms, spread, peak = line.split()
                     results.setdefault((fmt, huge), []).append((float(ms), float(spread), peak))
         for fmt in ("pyarrow", "pandas"):
-            on, off, recent = results[(fmt, "1")], results[(fmt, "0")], results[(fmt, "recent")]
+            on, off, default = results[(fmt, "1")], results[(fmt, "0")], results[(fmt, "default")]
             show = lambda rs: ", ".join(f"{ms:.1f} ms (max/med {sp:.2f}, +{pk} MB)" for ms, sp, pk in rs)
-            print(f"{name} {rows:,} -> {fmt}: huge pages {show(on)}; 4 KiB pages {show(off)}; default (D35) {show(recent)}")
+            print(f"{name} {rows:,} -> {fmt}: huge pages {show(on)}; allocator {show(off)}; default {show(default)}")
 
 
 if __name__ == "__main__":

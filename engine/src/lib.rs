@@ -34,7 +34,7 @@ pub use floe_formats::record::{IndexKind, Operation};
 pub use library::{AsOf, Description, Library, ReadRequest, ReadResult, ReadStream, VersionInfo, VersionedItem};
 pub use options::{LibraryOptions, PipelineOptions};
 pub use pipeline::codes::CODES_METADATA_KEY;
-pub use pipeline::output::OwnedOutput;
+pub use pipeline::output::{OwnedOutput, output_huge_pages};
 pub use pipeline::read::ColumnBlock;
 pub use sizes::{SYMBOL_KEY_TYPES, StoredSize};
 pub use staged::{FinalizeMode, StagedChunk};

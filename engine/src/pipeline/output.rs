@@ -3,12 +3,12 @@
 //!
 //! A read's output is fresh memory, and its first touch is a page fault per 4 KiB page: on this
 //! project's VM ~5 µs each, so faulting in 88 MB costs 55 ms, more than decoding it. A buffer of at
-//! least [`HUGE_PAGE`] bytes is therefore its own anonymous mapping, which can ask for transparent
-//! huge pages (`madvise(MADV_HUGEPAGE)`): one fault per 2 MiB, 7 ms for the same 88 MB
-//! (design/decisions.md D30). It asks over as many bytes as [`huge_pages`] allows: by default those
-//! that output mappings released a moment ago, still backed on a VM whose host takes freed memory
-//! back (D35). Smaller buffers, other platforms, and processes with `FLOE_HUGE_PAGES=0` in the
-//! environment use the allocator's zeroed memory (calloc).
+//! least [`HUGE_PAGE`] bytes is therefore its own anonymous mapping, which asks for transparent huge
+//! pages (`madvise(MADV_HUGEPAGE)`): one fault per 2 MiB, 7 ms for the same 88 MB (design/decisions.md
+//! D30) — except on a VM whose balloon reports free memory to its host, where huge-page faults can
+//! cost more than 4 KiB ones and the mapping keeps 4 KiB pages (D35, [`huge_pages`]). Smaller
+//! buffers, other platforms, and processes with `FLOE_HUGE_PAGES=0` in the environment use the
+//! allocator's zeroed memory (calloc).
 //!
 //! A consumer that wants to own an output buffer outright (the Python module hands fixed-width columns
 //! to numpy as writable arrays) takes a `Vec`-backed one with `Buffer::into_vec` and a mapped one with
@@ -53,7 +53,7 @@ impl OutputBuf {
     pub(crate) fn own_mapping(len: usize) -> bool {
         #[cfg(target_os = "linux")]
         {
-            len >= HUGE_PAGE && huge_pages::policy() != Policy::Never
+            len >= HUGE_PAGE && huge_pages::policy() != Policy::Allocator
         }
         #[cfg(not(target_os = "linux"))]
         {
@@ -62,12 +62,12 @@ impl OutputBuf {
         }
     }
 
-    /// Whether a buffer of `len` bytes made now would be a mapping with huge pages over all its whole
-    /// 2 MiB extents (D35: by default, only while output memory released a moment ago covers them).
+    /// Whether a buffer of `len` bytes would be a mapping with huge pages (D35: not under a balloon
+    /// that reports free pages).
     pub(crate) fn gets_huge_pages(len: usize) -> bool {
         #[cfg(target_os = "linux")]
         {
-            Self::own_mapping(len) && huge_pages::all_huge(len / HUGE_PAGE * HUGE_PAGE)
+            Self::own_mapping(len) && huge_pages::policy() == Policy::HugePages
         }
         #[cfg(not(target_os = "linux"))]
         {
@@ -87,9 +87,9 @@ impl OutputBuf {
         Self(Inner::Heap(vec![0u8; len]))
     }
 
-    /// A mapping with 2 MiB of slack, so the buffer can start on a 2 MiB boundary, and huge pages asked
-    /// for over the whole 2 MiB extents the buffer covers, or as many of them as the policy allows
-    /// (the rest takes 4 KiB pages, so resident memory stays the buffer's size). `None` if the kernel
+    /// A mapping with 2 MiB of slack, so the buffer can start on a 2 MiB boundary, and, if the policy
+    /// says so, huge pages asked for over the whole 2 MiB extents the buffer covers (the rest takes 4
+    /// KiB pages, so resident memory stays the buffer's size). `None` if the kernel
     /// refuses the mapping: the caller falls back to the allocator, which then reports running out of
     /// memory as usual.
     #[cfg(target_os = "linux")]
@@ -97,10 +97,9 @@ impl OutputBuf {
         let map = memmap2::MmapMut::map_anon(len.checked_add(HUGE_PAGE)?).ok()?;
         let misalignment = map.as_ptr() as usize % HUGE_PAGE;
         let offset = if misalignment == 0 { 0 } else { HUGE_PAGE - misalignment };
-        let huge = huge_pages::huge_bytes(len / HUGE_PAGE * HUGE_PAGE);
-        // Advice only: a kernel without transparent huge pages still maps zeroed 4 KiB pages.
-        if huge > 0 {
-            let _ = map.advise_range(memmap2::Advice::HugePage, offset, huge);
+        if huge_pages::policy() == Policy::HugePages {
+            // Advice only: a kernel without transparent huge pages still maps zeroed 4 KiB pages.
+            let _ = map.advise_range(memmap2::Advice::HugePage, offset, len / HUGE_PAGE * HUGE_PAGE);
         }
         Some(Self(Inner::Mapped(Mapping { map, offset, len })))
     }
@@ -172,14 +171,6 @@ struct Mapping {
     len: usize,
 }
 
-#[cfg(target_os = "linux")]
-impl Drop for Mapping {
-    /// The memory is unmapped right after (the map's own drop): counted as recently released.
-    fn drop(&mut self) {
-        huge_pages::note_release(self.len);
-    }
-}
-
 /// The mappings that Arrow buffers own right now: start address -> length. (Ordered, so the map can be
 /// made in a `static`; a process holds at most some tens of thousands, bounded by `vm.max_map_count`.)
 #[cfg(target_os = "linux")]
@@ -206,6 +197,13 @@ impl Drop for Registered {
     fn drop(&mut self) {
         lock(&REGISTERED).remove(&self.start);
     }
+}
+
+/// Whether this process's read outputs of 2 MiB or more ask for transparent huge pages (decided once:
+/// `FLOE_HUGE_PAGES`, else yes unless a virtio balloon reports free pages to the host; design D30,
+/// D35). Always false off Linux.
+pub fn output_huge_pages() -> bool {
+    OutputBuf::gets_huge_pages(HUGE_PAGE)
 }
 
 /// An output buffer of the engine that the holder owns outright: the only reference to a mapping the

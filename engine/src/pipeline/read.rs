@@ -520,7 +520,7 @@ pub(crate) fn read_windows(
 
     // Column blocks: the null-free columns of each fixed-width type, two or more, in one allocation.
     // Asked for (pandas), every such column joins; otherwise only columns too small for a mapping of
-    // their own, and only where together they get one with huge pages now (D35): a read of many short
+    // their own, and only where together they get one with huge pages (D35): a read of many short
     // columns (`wide`, 1,000 columns of 80 KB) then faults once per 2 MiB instead of once per 4 KiB
     // (D34); without huge pages they stay separate, where the allocator may reuse warm memory. Those
     // blocks are not reported: the batch's columns are slices of them and hold them alive.
