@@ -18,6 +18,14 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo test (workspace)"
 cargo test --workspace --locked
 
+# Whether read outputs ask for huge pages depends on the machine (decision D35: not under a balloon
+# that reports free pages), so the tests of the paths it switches run under each setting too.
+step "read outputs under each huge-page setting (FLOE_HUGE_PAGES=1, =0)"
+for setting in 1 0; do
+    FLOE_HUGE_PAGES=$setting cargo test --workspace --locked --test engine_windows -- short_columns column_blocks
+    FLOE_HUGE_PAGES=$setting cargo test --workspace --locked --lib -- pipeline::output pipeline::huge_pages
+done
+
 # The S3 steps select test targets with --workspace (not -p) so that features resolve as in the
 # workspace run above and nothing is rebuilt.
 step "S3 backend: conformance suite and batch timing against moto on loopback"

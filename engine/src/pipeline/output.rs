@@ -88,10 +88,10 @@ impl OutputBuf {
     }
 
     /// A mapping with 2 MiB of slack, so the buffer can start on a 2 MiB boundary, and, if the policy
-    /// says so, huge pages asked for over the whole 2 MiB extents the buffer covers (the rest takes 4
-    /// KiB pages, so resident memory stays the buffer's size). `None` if the kernel
-    /// refuses the mapping: the caller falls back to the allocator, which then reports running out of
-    /// memory as usual.
+    /// says so, huge pages asked for over the whole 2 MiB extents the buffer covers (the rest takes
+    /// 4 KiB pages, so resident memory stays the buffer's size). `None` if the kernel refuses the
+    /// mapping: the caller falls back to the allocator, which then reports running out of memory as
+    /// usual.
     #[cfg(target_os = "linux")]
     fn mapped(len: usize) -> Option<Self> {
         let map = memmap2::MmapMut::map_anon(len.checked_add(HUGE_PAGE)?).ok()?;
