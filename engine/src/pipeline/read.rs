@@ -526,15 +526,18 @@ pub(crate) fn read_windows(
     // blocks are not reported: the batch's columns are slices of them and hold them alive.
     let mut blocks: Vec<(Vec<usize>, OutputBuf)> = Vec::new();
     let mut groups: Vec<(&DataType, usize, Vec<usize>)> = Vec::new();
-    for (oc, lay) in layouts.iter().enumerate() {
-        if let (Layout::Fixed(w), false) = (lay, want_validity[oc]) {
-            if !shape.blocks && OutputBuf::own_mapping(total_rows * w) {
-                continue;
-            }
-            let dt = fields[oc].data_type();
-            match groups.iter_mut().find(|(t, _, _)| *t == dt) {
-                Some((_, _, cols)) => cols.push(oc),
-                None => groups.push((dt, *w, vec![oc])),
+    // Where outputs never get huge pages, no unasked block can be made: none is looked for.
+    if shape.blocks || super::output::output_huge_pages() {
+        for (oc, lay) in layouts.iter().enumerate() {
+            if let (Layout::Fixed(w), false) = (lay, want_validity[oc]) {
+                if !shape.blocks && OutputBuf::own_mapping(total_rows * w) {
+                    continue;
+                }
+                let dt = fields[oc].data_type();
+                match groups.iter_mut().find(|(t, _, _)| *t == dt) {
+                    Some((_, _, cols)) => cols.push(oc),
+                    None => groups.push((dt, *w, vec![oc])),
+                }
             }
         }
     }
