@@ -23,7 +23,6 @@ use crate::pipeline::read::{
     slice_rows,
 };
 use crate::pipeline::write;
-use crate::sync::{Mutex, lock};
 use crate::table::{self, Table};
 
 /// Which version to read.
@@ -147,6 +146,12 @@ pub struct Library {
 
 /// How many times a read of the latest version re-resolves after a concurrent delete removed objects.
 const READ_RETRIES: usize = 5;
+
+/// From this many versions on, a listing reads a symbol's version records in one walk over all of them
+/// (on a backend that lends its pages) instead of one lookup each: at 10,000 versions on LMDB the
+/// lookups' tree searches were a fifth of `list_versions`' time; below this a walk could visit far more
+/// records (of pruned versions not yet vacuumed) than the versions asked for.
+const SCAN_RECORDS_FROM: usize = 64;
 
 fn validate_symbol(symbol: &str) -> Result<()> {
     floe_formats::names::validate_symbol(symbol)?;
@@ -977,12 +982,8 @@ impl Library {
             let Some(rh) = head::read_head(&*self.storage, &sym)? else { continue };
             let h = &rh.head;
             let live: Vec<u64> = (0..=h.latest()).rev().filter(|v| !h.tombstones.contains(*v)).collect();
-            let keys: Vec<AtomKey> = live
-                .iter()
-                .filter(|&&v| v != h.latest())
-                .map(|&v| head::version_key(&sym, v))
-                .collect::<Result<_>>()?;
-            let mut fetched = self.version_timestamps(&keys)?.into_iter();
+            let older: Vec<u64> = live.iter().copied().filter(|&v| v != h.latest()).collect();
+            let mut fetched = self.version_timestamps(&sym, &older)?.into_iter();
             let mut seen = HashSet::new();
             for v in live {
                 let timestamp_ns = if v == h.latest() {
@@ -1019,30 +1020,49 @@ impl Library {
         Ok(out)
     }
 
-    /// The timestamps of the version records `keys`, `None` for a record deleted meanwhile. Records are
-    /// decoded in place where the backend lends its pages (one read transaction on LMDB).
-    fn version_timestamps(&self, keys: &[AtomKey]) -> Result<Vec<Option<i64>>> {
-        let decode = |key: &AtomKey, bytes: &[u8]| -> Result<i64> {
-            let rec = VersionRecord::decode(bytes).map_err(|e| Error::from(e).context(format!("record {key}")))?;
-            Ok(rec.timestamp_ns)
-        };
-        if self.storage.lends_pages() {
-            // Decoded in place; any failure (a record deleted meanwhile, a damaged one) falls back to the
-            // one-by-one path below, which tells those cases apart and names the key.
-            let slots: Mutex<Vec<Option<i64>>> = Mutex::new(vec![None; keys.len()]);
-            let visited = self.storage.visit_batch(keys, &|i, bytes| {
-                let t = VersionRecord::decode(bytes)
-                    .map_err(|e| StorageError::other("engine", e.to_string()))?
-                    .timestamp_ns;
-                lock(&slots)[i] = Some(t);
+    /// The commit times of `symbol`'s versions `versions`, in order, `None` for a record deleted
+    /// meanwhile. Many versions on a backend that lends its pages are read in one walk over the
+    /// symbol's records ([`Storage::visit_listed`]: on LMDB one cursor, no tree search per version),
+    /// decoding only each record's version and time; otherwise by key, in one batch.
+    fn version_timestamps(&self, symbol: &str, versions: &[u64]) -> Result<Vec<Option<i64>>> {
+        if versions.len() >= SCAN_RECORDS_FROM && self.storage.lends_pages() {
+            let mut stamps: Vec<(u64, i64)> = Vec::with_capacity(versions.len());
+            // A damaged record stops the walk; its error (kind: corrupt) is kept here, since the walk
+            // itself can only return a storage error.
+            let mut damaged: Option<Error> = None;
+            let walked = self.storage.visit_listed(KeyType::Version, ListScope::Symbol(symbol), &mut |key, bytes| {
+                let stamp = match VersionRecord::decode_stamp(bytes) {
+                    Ok(stamp) if stamp.version == key.version() => stamp,
+                    Ok(stamp) => {
+                        damaged = Some(Error::corrupt(format!("record {key} holds version {}", stamp.version)));
+                        return Err(StorageError::other("engine", "damaged version record"));
+                    }
+                    Err(e) => {
+                        damaged = Some(Error::from(e).context(format!("record {key}")));
+                        return Err(StorageError::other("engine", "damaged version record"));
+                    }
+                };
+                stamps.push((stamp.version, stamp.timestamp_ns));
                 Ok(())
             });
-            if visited.is_ok() {
-                return Ok(slots.into_inner().unwrap_or_else(|p| p.into_inner()));
+            if let Some(e) = damaged {
+                return Err(e);
             }
+            walked?;
+            stamps.sort_unstable_by_key(|&(v, _)| v);
+            return Ok(versions
+                .iter()
+                .map(|v| stamps.binary_search_by_key(v, |&(v, _)| v).ok().map(|i| stamps[i].1))
+                .collect());
         }
+        let keys: Vec<AtomKey> = versions.iter().map(|&v| head::version_key(symbol, v)).collect::<Result<_>>()?;
+        let decode = |key: &AtomKey, bytes: &[u8]| -> Result<i64> {
+            let stamp =
+                VersionRecord::decode_stamp(bytes).map_err(|e| Error::from(e).context(format!("record {key}")))?;
+            Ok(stamp.timestamp_ns)
+        };
         let mut out = Vec::with_capacity(keys.len());
-        for (key, fetched) in keys.iter().zip(self.storage.get_batch(keys)) {
+        for (key, fetched) in keys.iter().zip(self.storage.get_batch(&keys)) {
             out.push(match fetched {
                 Ok(b) => Some(decode(key, &b)?),
                 Err(StorageError::NotFound { .. }) => None,

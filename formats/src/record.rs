@@ -195,6 +195,26 @@ impl VersionRecord {
         r.finish()?;
         Ok(out)
     }
+
+    /// The version id and commit time of an encoded record, without decoding the rest: for listings
+    /// of many versions, which need only these two. The envelope is checked in full (magic, format
+    /// version, length and checksum), so a damaged record fails here as in [`VersionRecord::decode`].
+    ///
+    /// # Errors
+    /// A [`FormatError`] describing the first problem found; never panics.
+    pub fn decode_stamp(bytes: &[u8]) -> Result<VersionStamp> {
+        let mut r = open(bytes, VERSION_MAGIC, VERSION_OBJ)?;
+        Ok(VersionStamp { version: r.u64()?, timestamp_ns: r.i64()? })
+    }
+}
+
+/// The first two fields of a version record ([`VersionRecord::decode_stamp`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VersionStamp {
+    /// The version id.
+    pub version: u64,
+    /// When it was committed, ns since the Unix epoch (UTC).
+    pub timestamp_ns: i64,
 }
 
 /// The value of a symbol's head reference: the newest version id ever committed, a copy of its version
@@ -540,12 +560,18 @@ mod tests {
         type Check = Box<dyn Fn(&[u8]) -> bool>;
         let all: Vec<(Vec<u8>, Check)> = vec![
             (record(5).encode(), Box::new(|b| VersionRecord::decode(b).is_ok())),
+            (record(5).encode(), Box::new(|b| VersionRecord::decode_stamp(b).is_ok())),
             (head.encode(), Box::new(|b| Head::decode(b).is_ok())),
             (snap.encode(), Box::new(|b| SnapshotRecord::decode(b).is_ok())),
             (cfg.encode(), Box::new(|b| LibraryConfigRecord::decode(b).is_ok())),
             (desc.encode(), Box::new(|b| TableDescriptor::decode(b).is_ok())),
         ];
         assert_eq!(VersionRecord::decode(&record(5).encode()).expect("decodes"), record(5));
+        assert_eq!(
+            VersionRecord::decode_stamp(&record(5).encode()).expect("decodes"),
+            VersionStamp { version: 5, timestamp_ns: 1_700_000_000_000_000_000 }
+        );
+        assert!(VersionRecord::decode_stamp(&head.encode()).is_err(), "another record's magic");
         assert_eq!(Head::decode(&head.encode()).expect("decodes"), head);
         assert_eq!(SnapshotRecord::decode(&snap.encode()).expect("decodes"), snap);
         assert_eq!(LibraryConfigRecord::decode(&cfg.encode()).expect("decodes"), cfg);

@@ -10,8 +10,9 @@ use std::sync::Mutex;
 
 use floe_engine::{Error, FinalizeMode, IndexKind, Library, ReadResult, ReadStream, StagedChunk, Table, VersionedItem};
 use floe_formats::{AtomKey, Key};
+use numpy::{IntoPyArray, PyArray1};
 use pyo3::prelude::*;
-use pyo3::types::PyBytes;
+use pyo3::types::{PyBytes, PyList, PyString};
 use pyo3_arrow::input::AnyRecordBatch;
 use pyo3_arrow::{PyRecordBatch, PySchema, PyTable};
 
@@ -51,6 +52,10 @@ fn now_ns() -> i64 {
 
 /// One write or append of a batch call: `(symbol, data, index column, metadata)`.
 type WriteItem = (String, AnyRecordBatch, Option<String>, Option<Vec<u8>>);
+
+/// What `Library.list_versions` returns: the versions column by column (see there).
+type VersionColumns<'py> =
+    (Bound<'py, PyList>, Bound<'py, PyList>, Bound<'py, PyArray1<i64>>, Bound<'py, PyList>, Bound<'py, PyList>);
 
 /// A staged chunk for Python: its token (the staged index key in binary form), rows, index range and
 /// metadata.
@@ -472,17 +477,30 @@ impl PyLibrary {
             .map_err(|e| to_py(py, &e, &format!("has_symbol {symbol:?}")))
     }
 
-    /// `[(symbol, version, timestamp_ns, deleted, snapshots)]`, newest first per symbol.
-    #[allow(clippy::type_complexity)]
-    fn list_versions(
-        &self,
-        py: Python<'_>,
-        symbol: Option<&str>,
-    ) -> PyResult<Vec<(String, u64, i64, bool, Vec<String>)>> {
+    /// `(symbols, versions, timestamps_ns, deleted, snapshots)`: the versions column by column, newest
+    /// first per symbol. `timestamps_ns` is an int64 numpy array (converted to dates in one call, not
+    /// one int object each); consecutive rows of one symbol share one string object; each row's
+    /// snapshot list is its own (the caller hands them out).
+    fn list_versions<'py>(&self, py: Python<'py>, symbol: Option<&str>) -> PyResult<VersionColumns<'py>> {
         let versions = py.detach(|| self.inner.list_versions(symbol)).map_err(|e| {
             to_py(py, &e, &symbol.map_or_else(|| "list_versions".to_owned(), |s| format!("list_versions {s:?}")))
         })?;
-        Ok(versions.into_iter().map(|v| (v.symbol, v.version, v.timestamp_ns, v.deleted, v.snapshots)).collect())
+        let mut names: Vec<Bound<'py, PyString>> = Vec::with_capacity(versions.len());
+        for v in &versions {
+            let same = names.last().and_then(|last| last.to_str().ok()).is_some_and(|last| last == v.symbol);
+            let name = match names.last() {
+                Some(last) if same => last.clone(),
+                _ => PyString::new(py, &v.symbol),
+            };
+            names.push(name);
+        }
+        Ok((
+            PyList::new(py, names)?,
+            PyList::new(py, versions.iter().map(|v| v.version))?,
+            versions.iter().map(|v| v.timestamp_ns).collect::<Vec<i64>>().into_pyarray(py),
+            PyList::new(py, versions.iter().map(|v| v.deleted))?,
+            PyList::new(py, versions.into_iter().map(|v| v.snapshots))?,
+        ))
     }
 
     fn delete(&self, py: Python<'_>, symbol: &str) -> PyResult<()> {

@@ -116,11 +116,15 @@ def run(args: argparse.Namespace, uri: str) -> None:
         ops[f"read(as_of=0) pandas ({args.versions})"] = lambda: lib.read("v", as_of=0).data
         # The floor of ArcticDB's result type: building the dict of SymbolVersion -> VersionInfo (with a
         # pd.Timestamp each) from rows already in Python, as list_versions does after the engine call.
-        rows = lib._lib.list_versions("v")
+        names, versions, stamps, deleted, snaps = lib._lib.list_versions("v")
+        make = tuple.__new__
 
         def objects_only():
-            dates = _timestamps([r[2] for r in rows])
-            return {SymbolVersion(s, v): VersionInfo(d, x, list(n)) for (s, v, _, x, n), d in zip(rows, dates)}
+            dates = _timestamps(stamps)
+            return {
+                make(SymbolVersion, (s, v)): make(VersionInfo, (d, x, list(n)))
+                for s, v, d, x, n in zip(names, versions, dates, deleted, snaps)
+            }
 
         ops[f"result objects alone ({args.versions})"] = objects_only
 

@@ -382,6 +382,34 @@ def test_list_versions_types(lib):
     assert lib.list_versions("nothing") == {}
 
 
+def test_list_versions_of_many_versions_and_symbols(lib):
+    # More versions than the engine looks up one by one (it then walks the symbol's records, on LMDB),
+    # over two symbols, with deletions, a snapshot and every filter.
+    small = ts_frame(2)
+    stamps = {("a", i): lib.write("a", small).timestamp for i in range(70)}
+    stamps.update({("b", i): lib.write("b", small).timestamp for i in range(3)})
+    lib.snapshot("snap", versions={"a": 5, "b": 2})
+    lib.delete("a", versions=[5, 6, 69])
+    everything = lib.list_versions()
+    live_a = [i for i in range(68, -1, -1) if i not in (5, 6)]
+    expected = [floe.SymbolVersion("a", i) for i in live_a] + [floe.SymbolVersion("a", 5)]
+    expected += [floe.SymbolVersion("b", i) for i in (2, 1, 0)]
+    assert sorted(everything) == sorted(expected)
+    assert list(lib.list_versions("a")) == expected[: len(live_a) + 1]
+    for key, info in everything.items():
+        assert info.date == pd.Timestamp(stamps[key], unit="ns", tz="UTC"), key
+        assert info.deleted == (key == ("a", 5))
+        assert info.snapshots == (["snap"] if key in (("a", 5), ("b", 2)) else [])
+    infos = list(everything.values())
+    assert len({id(i.snapshots) for i in infos}) == len(infos), "each version has its own snapshots list"
+    assert list(lib.list_versions(latest_only=True)) == [floe.SymbolVersion("a", 68), floe.SymbolVersion("b", 2)]
+    assert sorted(lib.list_versions(snapshot="snap")) == [("a", 5), ("b", 2)]
+    skipped = lib.list_versions("a", skip_snapshots=True)
+    assert ("a", 5) not in skipped and all(i.snapshots == [] for i in skipped.values())
+    assert list(skipped) == [floe.SymbolVersion("a", i) for i in live_a]
+    assert lib.list_symbols(snapshot_name="snap") == ["a", "b"]
+
+
 def test_low_cardinality_strings_read_back_as_written(store):
     # Object string columns of few distinct values are stored dictionary-coded; a read to pandas takes
     # them as codes and builds one object per distinct value (objects_from_codes). The frame

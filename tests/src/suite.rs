@@ -273,6 +273,53 @@ pub fn versions_snapshots_and_deletes(floe: &Floe) {
     assert_eq!(read_all(&lib, "s", AsOf::Latest), rows(0..2));
 }
 
+/// `list_versions` of a symbol with more versions than a listing reads by key (a walk over the records
+/// where the backend lends its pages): ids newest first, deleted ones left out unless a snapshot keeps
+/// them, each with its commit time; a damaged record is reported as corrupt, naming it.
+pub fn many_versions(floe: &Floe) {
+    let lib = lib(floe, "many_versions");
+    let written: Vec<i64> =
+        (0..90).map(|i| lib.write("s", &table(&rows(i * 10..i * 10 + 2)), None).expect("write").timestamp_ns).collect();
+    lib.write("other", &table(&rows(0..2)), None).expect("write another symbol");
+    let mut pinned = BTreeMap::new();
+    pinned.insert("s".to_string(), 12u64);
+    lib.snapshot("keeps_12", None, Some(&[]), &pinned).expect("snapshot");
+    lib.delete_versions("s", &(10..20).chain([75]).collect::<Vec<u64>>()).expect("delete versions");
+    let listed: Vec<(u64, i64, bool)> = lib
+        .list_versions(Some("s"))
+        .expect("versions")
+        .iter()
+        .map(|v| (v.version, v.timestamp_ns, v.deleted))
+        .collect();
+    let mut expected: Vec<(u64, i64, bool)> = (0..90u64)
+        .rev()
+        .filter(|v| !(10..20).contains(v) && *v != 75)
+        .map(|v| (v, written[v as usize], false))
+        .collect();
+    expected.push((12, written[12], true));
+    assert_eq!(listed, expected);
+
+    // Damage version 40's record (the latest's copy lives in the head, so pick an older one).
+    let storage = lib.storage();
+    let key = storage
+        .list_all(KeyType::Version, ListScope::Symbol("s"))
+        .expect("list")
+        .into_iter()
+        .find_map(|k| match k {
+            floe_formats::Key::Atom(a) if a.version() == 40 => Some(a),
+            _ => None,
+        })
+        .expect("version 40's record");
+    let mut bytes = storage.get(&key).expect("record").to_vec();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x10;
+    storage.delete_batch(std::slice::from_ref(&key)).expect("delete record");
+    storage.put(&key, bytes.into()).expect("put damaged record");
+    let err = lib.list_versions(Some("s")).expect_err("damaged record");
+    assert_eq!(err.kind(), ErrorKind::CorruptData, "{err}");
+    assert!(err.to_string().contains("ver"), "the error names the record: {err}");
+}
+
 /// Library management.
 pub fn libraries(floe: &Floe) {
     floe.create_library("lib_a", LibraryOptions::default()).expect("create");
@@ -375,6 +422,11 @@ macro_rules! engine_suite {
         fn dynamic_schema() {
             let (floe, _guard) = $make;
             $crate::suite::dynamic_schema(&floe);
+        }
+        #[test]
+        fn many_versions() {
+            let (floe, _guard) = $make;
+            $crate::suite::many_versions(&floe);
         }
         #[test]
         fn libraries() {

@@ -8,7 +8,7 @@ use floe_formats::{AtomKey, Key, KeyType};
 
 use super::ConformanceConfig;
 use super::support::{
-    During, Outcome, atom, data, ensure, expect_error, no_panic, page_through, put_all, reference, same_keys,
+    During, Outcome, atom, data, ensure, expect_error, no_panic, page_through, pattern, put_all, reference, same_keys,
 };
 use crate::storage::{DEFAULT_LIST_PAGE, ListScope, RefExpectation, Storage};
 
@@ -300,5 +300,57 @@ pub fn list_during_writes(config: &ConformanceConfig, storage: &dyn Storage) -> 
             .collect();
         ensure!(unknown.is_empty(), "listing {what} while writing returned keys never written in scope: {unknown:?}");
     }
+    Ok(())
+}
+
+/// `visit_listed` hands over exactly the objects a listing of the same type and scope returns, each
+/// once with its bytes, across more than one listing page; a visit's error ends the walk and is
+/// returned; a reference type is refused.
+///
+/// # Errors
+/// A [`super::CheckError`] naming the scope and the missing, repeated or wrong objects.
+pub fn visit_listed_matches_listing(config: &ConformanceConfig, storage: &dyn Storage) -> Outcome {
+    let mut items: Vec<(AtomKey, Bytes)> = Vec::new();
+    for (i, symbol) in AB_FAMILY.iter().enumerate() {
+        for version in 0..3 {
+            items.push((data(symbol, version), pattern(config.seed ^ (i as u64 * 8 + version), 5 + i)));
+        }
+    }
+    let many = DEFAULT_LIST_PAGE as u64 + 5;
+    items.extend((0..many).map(|v| (data("visited", v), pattern(config.seed ^ (v + 10_000), 1 + (v % 40) as usize))));
+    put_all(storage, items.clone())?;
+    let stored: std::collections::BTreeMap<AtomKey, Bytes> = items.into_iter().collect();
+    let all: BTreeSet<Key> = stored.keys().cloned().map(Key::Atom).collect();
+    for scope in [ListScope::All, ListScope::Symbol("ab"), ListScope::Symbol("visited"), ListScope::SymbolPrefix("ab")]
+    {
+        let mut visited: Vec<Key> = Vec::new();
+        let mut wrong: Vec<String> = Vec::new();
+        storage
+            .visit_listed(KeyType::TableData, scope, &mut |key, bytes| {
+                match stored.get(key).map(|b| super::support::byte_diff(b, bytes)) {
+                    Some(None) => {}
+                    Some(Some(diff)) => wrong.push(format!("{key}: {diff}")),
+                    None => wrong.push(format!("{key} was never written")),
+                }
+                visited.push(Key::Atom(key.clone()));
+                Ok(())
+            })
+            .during(|| format!("visit_listed {scope:?}"))?;
+        ensure!(wrong.is_empty(), "visit_listed {scope:?} handed wrong objects: {:?}", &wrong[..wrong.len().min(5)]);
+        let unique: BTreeSet<&Key> = visited.iter().collect();
+        ensure!(unique.len() == visited.len(), "visit_listed {scope:?} visited an object more than once");
+        same_keys(&expected_in(&all, KeyType::TableData, scope), &visited, || format!("visit_listed {scope:?}"))?;
+    }
+    let mut calls = 0;
+    let stopped = storage.visit_listed(KeyType::TableData, ListScope::Symbol("visited"), &mut |_, _| {
+        calls += 1;
+        if calls == 3 { Err(crate::StorageError::other("conformance", "stop here")) } else { Ok(()) }
+    });
+    ensure!(
+        stopped.as_ref().is_err_and(|e| e.to_string().contains("stop here")) && calls == 3,
+        "a visit's error must end visit_listed and be returned: got {stopped:?} after {calls} visits"
+    );
+    let refused = storage.visit_listed(KeyType::VersionRef, ListScope::All, &mut |_, _| Ok(()));
+    ensure!(refused.is_err(), "visit_listed of a reference type must be refused");
     Ok(())
 }

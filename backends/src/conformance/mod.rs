@@ -55,7 +55,7 @@ pub use concurrency::{
 };
 pub use listing::{
     list_after_deletes, list_during_writes, list_pages_without_gaps_or_duplicates, list_separates_key_types,
-    list_symbol_prefix_scope, list_symbol_scope_is_exact, list_unicode_symbols,
+    list_symbol_prefix_scope, list_symbol_scope_is_exact, list_unicode_symbols, visit_listed_matches_listing,
 };
 pub use objects::{
     delete_batch_semantics, exists_tracks_puts_and_deletes, get_batch_results_in_order, get_range_bounds,
@@ -159,6 +159,7 @@ checks! {
     list_unicode_symbols: "unicode symbols list and scope correctly",
     list_after_deletes: "deleted keys and references leave listings",
     list_during_writes: "a listing racing with writes neither repeats nor skips keys",
+    visit_listed_matches_listing: "visit_listed visits what a listing returns, once each with its bytes; errors stop it",
     ref_absent_reads_none: "reading an absent reference gives None",
     ref_create_only_once: "creating an existing reference is a Conflict and changes nothing",
     ref_stale_token_conflicts: "a write with a stale token is a Conflict; the current token works",
@@ -351,6 +352,7 @@ macro_rules! conformance_tests {
             size_batch_gives_each_objects_length
             list_pages_without_gaps_or_duplicates list_symbol_scope_is_exact list_symbol_prefix_scope
             list_separates_key_types list_unicode_symbols list_after_deletes list_during_writes
+            visit_listed_matches_listing
             ref_absent_reads_none ref_create_only_once ref_stale_token_conflicts
             ref_tokens_change_on_every_write ref_delete refs_are_independent read_ref_batch_matches_read_ref
             commit_ref_writes_objects_and_ref commit_ref_failures_leave_ref_unchanged

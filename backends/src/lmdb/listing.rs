@@ -10,7 +10,7 @@
 
 use floe_formats::key::binary_prefix;
 use floe_formats::names::MAX_NAME_BYTES;
-use floe_formats::{Key, KeyType};
+use floe_formats::{AtomKey, Key, KeyType};
 use lmdb::{Cursor, Database, Transaction};
 
 use super::env::TxnError;
@@ -67,6 +67,35 @@ pub(crate) fn scan(
         }
     }
     Ok(ListPage { keys, more: false })
+}
+
+/// Hands every object of `db` under `ranges` to `visit`, with its value borrowed from the map, in key
+/// order; stops at the first error.
+pub(crate) fn visit(
+    txn: &impl Transaction,
+    db: Database,
+    ranges: &[Vec<u8>],
+    visit: &mut dyn FnMut(&AtomKey, &[u8]) -> crate::error::Result<()>,
+) -> Result<(), TxnError> {
+    let mut cursor = txn.open_ro_cursor(db)?;
+    for range in ranges {
+        for item in cursor.iter_from(range.as_slice()) {
+            let (k, v) = item?;
+            if !k.starts_with(range) {
+                break;
+            }
+            match Key::from_binary(k)? {
+                Key::Atom(key) => visit(&key, v).map_err(TxnError::Storage)?,
+                Key::Ref(key) => {
+                    return Err(TxnError::Storage(crate::error::StorageError::other(
+                        "lmdb",
+                        format!("reference {key} found among objects"),
+                    )));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

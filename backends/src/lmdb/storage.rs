@@ -214,6 +214,19 @@ impl Storage for LmdbStorage {
         })
     }
 
+    /// One read transaction and one cursor walk per range (see `listing.rs`), visiting values in place
+    /// in the memory map: no tree search per key, no copy.
+    fn visit_listed(
+        &self,
+        key_type: KeyType,
+        scope: ListScope<'_>,
+        visit: &mut dyn FnMut(&AtomKey, &[u8]) -> Result<()>,
+    ) -> Result<()> {
+        crate::storage::check_object_type(key_type)?;
+        let ranges = listing::ranges(key_type, scope);
+        self.env.read("visit_listed", |txn| listing::visit(txn, self.env.atoms, &ranges, visit))
+    }
+
     fn exists(&self, key: &AtomKey) -> Result<bool> {
         let binary = atom_binary(key);
         self.env.read("exists", |txn| Ok(optional(txn.get(self.env.atoms, &binary))?.is_some()))
