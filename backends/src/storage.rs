@@ -210,41 +210,53 @@ pub trait Storage: Send + Sync + fmt::Debug {
     fn list_page(&self, key_type: KeyType, scope: ListScope<'_>, after: Option<&Key>, limit: usize)
     -> Result<ListPage>;
 
-    /// Visits every object of `key_type` (an object type) within `scope` with its bytes, in listing
-    /// order, on the calling thread. For reading many small objects of one symbol at once (the
-    /// version records of a listing): LMDB walks one cursor through one read transaction, lending
-    /// its pages, instead of searching the tree once per key.
+    /// Visits every key of `key_type` within `scope` with its value, in listing order, on the calling
+    /// thread: an object's bytes, or a reference's value (without its token: a walk is for reading
+    /// many small values at once, not for a compare-and-swap). For the version records of a
+    /// symbol's versions and the heads of a library's symbols: LMDB walks one cursor through one
+    /// read transaction, lending its pages, instead of searching the tree once per key.
     ///
-    /// An object deleted between its listing and its read is skipped (a listing is not a snapshot
+    /// A key deleted between its listing and its read is skipped (a listing is not a snapshot
     /// either). The default lists page by page and reads each page with
-    /// [`get_batch`](Storage::get_batch).
+    /// [`get_batch`](Storage::get_batch) or [`read_ref_batch`](Storage::read_ref_batch).
     ///
     /// # Errors
-    /// [`StorageError::Other`] for a reference type; the first listing or read error; the first error
-    /// `visit` returned (then no later object is visited).
+    /// The first listing or read error; the first error `visit` returned (then no later key is
+    /// visited).
     fn visit_listed(
         &self,
         key_type: KeyType,
         scope: ListScope<'_>,
-        visit: &mut dyn FnMut(&AtomKey, &[u8]) -> Result<()>,
+        visit: &mut dyn FnMut(&Key, &[u8]) -> Result<()>,
     ) -> Result<()> {
-        check_object_type(key_type)?;
         let mut after: Option<Key> = None;
         loop {
             let page = self.list_page(key_type, scope, after.as_ref(), DEFAULT_LIST_PAGE)?;
-            let keys: Vec<AtomKey> = page
-                .keys
+            let (atoms, refs): (Vec<&Key>, Vec<&Key>) = page.keys.iter().partition(|k| matches!(k, Key::Atom(_)));
+            let atom_keys: Vec<AtomKey> = atoms
                 .iter()
                 .filter_map(|k| match k {
                     Key::Atom(a) => Some(a.clone()),
                     Key::Ref(_) => None,
                 })
                 .collect();
-            for (key, fetched) in keys.iter().zip(self.get_batch(&keys)) {
+            for (key, fetched) in atoms.iter().zip(self.get_batch(&atom_keys)) {
                 match fetched {
                     Ok(bytes) => visit(key, &bytes)?,
                     Err(StorageError::NotFound { .. }) => {}
                     Err(e) => return Err(e),
+                }
+            }
+            let ref_keys: Vec<RefKey> = refs
+                .iter()
+                .filter_map(|k| match k {
+                    Key::Ref(r) => Some(r.clone()),
+                    Key::Atom(_) => None,
+                })
+                .collect();
+            for (key, read) in refs.iter().zip(self.read_ref_batch(&ref_keys)) {
+                if let Some(value) = read? {
+                    visit(key, &value.bytes)?;
                 }
             }
             if !page.more {
@@ -403,20 +415,6 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// Removes every key of library `name`. Absent is not an error.
     fn delete_library(&self, name: &str) -> Result<()>;
-}
-
-/// Refuses a reference type where only object types make sense ([`Storage::visit_listed`]).
-///
-/// # Errors
-/// [`StorageError::Other`] naming the type.
-pub fn check_object_type(key_type: KeyType) -> Result<()> {
-    match key_type.class() {
-        floe_formats::KeyClass::Atom => Ok(()),
-        floe_formats::KeyClass::Ref => Err(StorageError::other(
-            "storage",
-            format!("{key_type:?} is a reference type; only objects can be visited"),
-        )),
-    }
 }
 
 /// Checks that `limit` is usable for a page.

@@ -35,27 +35,24 @@ pub(crate) fn read_head(storage: &dyn Storage, symbol: &str) -> Result<Option<Re
     decode_head(symbol, &key, v)
 }
 
-/// The heads of `symbols`, read in one batch ([`Storage::read_ref_batch`]), in order.
-///
-/// # Errors
-/// As [`read_head`], for the first symbol whose head fails.
-pub(crate) fn read_heads(storage: &dyn Storage, symbols: &[&str]) -> Result<Vec<Option<ReadHead>>> {
-    let keys = symbols.iter().map(|s| head_key(s)).collect::<Result<Vec<_>>>()?;
-    let values = storage.read_ref_batch(&keys);
-    symbols.iter().zip(&keys).zip(values).map(|((symbol, key), v)| decode_head(symbol, key, v?)).collect()
-}
-
 fn decode_head(symbol: &str, key: &RefKey, v: Option<RefValue>) -> Result<Option<ReadHead>> {
     let Some(v) = v else { return Ok(None) };
-    let head =
-        Head::decode(&v.bytes).map_err(|e| Error::from(e).context(format!("head of symbol {symbol:?} ({key})")))?;
+    Ok(Some(ReadHead { head: decode_head_bytes(symbol, key, &v.bytes)?, token: v.token }))
+}
+
+/// Decodes the head `bytes` of `symbol` (stored under `key`), refusing a valid head of another symbol.
+///
+/// # Errors
+/// `CorruptData` naming the symbol and the key.
+pub(crate) fn decode_head_bytes(symbol: &str, key: &RefKey, bytes: &[u8]) -> Result<Head> {
+    let head = Head::decode(bytes).map_err(|e| Error::from(e).context(format!("head of symbol {symbol:?} ({key})")))?;
     if head.record.index_key.symbol() != symbol {
         return Err(Error::corrupt(format!(
             "the head of symbol {symbol:?} ({key}) holds a version of {:?} (swapped references?)",
             head.record.index_key.symbol()
         )));
     }
-    Ok(Some(ReadHead { head, token: v.token }))
+    Ok(head)
 }
 
 /// The newest version of the head that is not deleted.

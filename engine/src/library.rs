@@ -9,7 +9,7 @@ use arrow_schema::{Schema, SchemaRef};
 use bytes::Bytes;
 use floe_backends::{ListScope, RefExpectation, Storage, StorageError};
 use floe_formats::record::{Head, IndexKind, Operation, SnapshotRecord, TableDescriptor, VersionRecord};
-use floe_formats::{AtomFields, AtomKey, KeyType, RefKey};
+use floe_formats::{AtomFields, AtomKey, Key, KeyType, RefKey};
 
 use crate::commit_stats::{CommitMeter, CommitStats};
 use crate::error::{Detail, Error, ErrorKind, Result};
@@ -928,16 +928,27 @@ impl Library {
     /// # Errors
     /// Storage errors.
     pub fn list_symbols(&self) -> Result<Vec<String>> {
-        let keys = self.storage.list_all(KeyType::VersionRef, ListScope::All)?;
-        let symbols: Vec<&str> = keys.iter().map(|k| k.symbol()).collect();
         let mut out = Vec::new();
-        // The heads in one batch (one LMDB transaction instead of one per symbol).
-        for (symbol, rh) in symbols.iter().zip(head::read_heads(&*self.storage, &symbols)?) {
-            if rh.is_some_and(|rh| head::live_latest(&rh.head).is_some()) {
-                out.push((*symbol).to_owned());
+        // One walk over the heads (on LMDB one cursor in one transaction, values read in place), each
+        // decoded as a head is whenever it is read.
+        let mut damaged: Option<Error> = None;
+        let walked = self.storage.visit_listed(KeyType::VersionRef, ListScope::All, &mut |key, bytes| {
+            let Key::Ref(key) = key else { return Ok(()) };
+            match head::decode_head_bytes(key.symbol(), key, bytes) {
+                Ok(h) if head::live_latest(&h).is_some() => out.push(key.symbol().to_owned()),
+                Ok(_) => {}
+                Err(e) => {
+                    damaged = Some(e);
+                    return Err(StorageError::other("engine", "damaged head"));
+                }
             }
+            Ok(())
+        });
+        if let Some(e) = damaged {
+            return Err(e);
         }
-        out.sort();
+        walked?;
+        out.sort_unstable();
         Ok(out)
     }
 
@@ -1031,6 +1042,7 @@ impl Library {
             // itself can only return a storage error.
             let mut damaged: Option<Error> = None;
             let walked = self.storage.visit_listed(KeyType::Version, ListScope::Symbol(symbol), &mut |key, bytes| {
+                let Key::Atom(key) = key else { return Ok(()) };
                 let stamp = match VersionRecord::decode_stamp(bytes) {
                     Ok(stamp) if stamp.version == key.version() => stamp,
                     Ok(stamp) => {

@@ -320,6 +320,42 @@ pub fn many_versions(floe: &Floe) {
     assert!(err.to_string().contains("ver"), "the error names the record: {err}");
 }
 
+/// `list_symbols` lists exactly the symbols with a live version, sorted by name (not by the storage's
+/// key order, which puts shorter names first), and reports a damaged or swapped head as corrupt.
+pub fn list_symbols_reads_every_head(floe: &Floe) {
+    use floe_backends::RefExpectation;
+    use floe_formats::RefKey;
+    let lib = lib(floe, "list_symbols");
+    for symbol in ["zeta", "b", "alpha", "gone", "held", "数"] {
+        lib.write(symbol, &table(&rows(0..2)), None).expect("write");
+    }
+    lib.delete("gone").expect("delete");
+    let mut pinned = BTreeMap::new();
+    pinned.insert("held".to_string(), 0u64);
+    lib.snapshot("keeps_held", None, Some(&[]), &pinned).expect("snapshot");
+    lib.delete("held").expect("delete a symbol a snapshot keeps");
+    assert_eq!(lib.list_symbols().expect("list"), ["alpha", "b", "zeta", "数"]);
+
+    let storage = lib.storage();
+    let head = |s: &str| RefKey::new(KeyType::VersionRef, s).expect("valid name");
+    let overwrite = |key: &RefKey, value| {
+        let now = storage.read_ref(key).expect("read").expect("exists");
+        storage.write_ref(key, value, RefExpectation::At(&now.token)).expect("overwrite");
+    };
+    let good = storage.read_ref(&head("b")).expect("read").expect("exists").bytes;
+    let mut flipped = good.to_vec();
+    flipped[10] ^= 0x04;
+    overwrite(&head("b"), flipped.into());
+    let err = lib.list_symbols().expect_err("damaged head");
+    assert_eq!(err.kind(), ErrorKind::CorruptData, "{err}");
+    assert!(err.to_string().contains("\"b\""), "names the symbol: {err}");
+    // A valid head of another symbol under b's key.
+    overwrite(&head("b"), storage.read_ref(&head("alpha")).expect("read").expect("exists").bytes);
+    assert_eq!(lib.list_symbols().expect_err("swapped head").kind(), ErrorKind::CorruptData);
+    overwrite(&head("b"), good);
+    assert_eq!(lib.list_symbols().expect("list"), ["alpha", "b", "zeta", "数"]);
+}
+
 /// Library management.
 pub fn libraries(floe: &Floe) {
     floe.create_library("lib_a", LibraryOptions::default()).expect("create");
@@ -427,6 +463,11 @@ macro_rules! engine_suite {
         fn many_versions() {
             let (floe, _guard) = $make;
             $crate::suite::many_versions(&floe);
+        }
+        #[test]
+        fn list_symbols_reads_every_head() {
+            let (floe, _guard) = $make;
+            $crate::suite::list_symbols_reads_every_head(&floe);
         }
         #[test]
         fn libraries() {

@@ -159,7 +159,7 @@ checks! {
     list_unicode_symbols: "unicode symbols list and scope correctly",
     list_after_deletes: "deleted keys and references leave listings",
     list_during_writes: "a listing racing with writes neither repeats nor skips keys",
-    visit_listed_matches_listing: "visit_listed visits what a listing returns, once each with its bytes; errors stop it",
+    visit_listed_matches_listing: "visit_listed visits what a listing returns, once each with its value; errors stop it",
     ref_absent_reads_none: "reading an absent reference gives None",
     ref_create_only_once: "creating an existing reference is a Conflict and changes nothing",
     ref_stale_token_conflicts: "a write with a stale token is a Conflict; the current token works",

@@ -10,7 +10,7 @@
 
 use floe_formats::key::binary_prefix;
 use floe_formats::names::MAX_NAME_BYTES;
-use floe_formats::{AtomKey, Key, KeyType};
+use floe_formats::{Key, KeyType};
 use lmdb::{Cursor, Database, Transaction};
 
 use super::env::TxnError;
@@ -69,13 +69,13 @@ pub(crate) fn scan(
     Ok(ListPage { keys, more: false })
 }
 
-/// Hands every object of `db` under `ranges` to `visit`, with its value borrowed from the map, in key
-/// order; stops at the first error.
+/// Hands every key of `db` under `ranges` to `visit` with its stored value borrowed from the map, in
+/// key order; stops at the first error.
 pub(crate) fn visit(
     txn: &impl Transaction,
     db: Database,
     ranges: &[Vec<u8>],
-    visit: &mut dyn FnMut(&AtomKey, &[u8]) -> crate::error::Result<()>,
+    visit: &mut dyn FnMut(&Key, &[u8]) -> crate::error::Result<()>,
 ) -> Result<(), TxnError> {
     let mut cursor = txn.open_ro_cursor(db)?;
     for range in ranges {
@@ -84,15 +84,7 @@ pub(crate) fn visit(
             if !k.starts_with(range) {
                 break;
             }
-            match Key::from_binary(k)? {
-                Key::Atom(key) => visit(&key, v).map_err(TxnError::Storage)?,
-                Key::Ref(key) => {
-                    return Err(TxnError::Storage(crate::error::StorageError::other(
-                        "lmdb",
-                        format!("reference {key} found among objects"),
-                    )));
-                }
-            }
+            visit(&Key::from_binary(k)?, v).map_err(TxnError::Storage)?;
         }
     }
     Ok(())

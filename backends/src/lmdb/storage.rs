@@ -220,11 +220,20 @@ impl Storage for LmdbStorage {
         &self,
         key_type: KeyType,
         scope: ListScope<'_>,
-        visit: &mut dyn FnMut(&AtomKey, &[u8]) -> Result<()>,
+        visit: &mut dyn FnMut(&Key, &[u8]) -> Result<()>,
     ) -> Result<()> {
-        crate::storage::check_object_type(key_type)?;
         let ranges = listing::ranges(key_type, scope);
-        self.env.read("visit_listed", |txn| listing::visit(txn, self.env.atoms, &ranges, visit))
+        let db = match key_type.class() {
+            KeyClass::Atom => self.env.atoms,
+            KeyClass::Ref => self.env.refs,
+        };
+        self.env.read("visit_listed", |txn| {
+            listing::visit(txn, db, &ranges, &mut |key, stored| match key {
+                Key::Atom(_) => visit(key, stored),
+                // A reference is stored behind its generation (the token), which a walk does not give.
+                Key::Ref(r) => visit(key, decode_ref(r, stored)?.1),
+            })
+        })
     }
 
     fn exists(&self, key: &AtomKey) -> Result<bool> {
