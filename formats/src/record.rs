@@ -621,9 +621,17 @@ mod tests {
         }
 
         #[test]
+        fn the_stamp_is_the_records_own(version in any::<u64>(), timestamp_ns in any::<i64>(), rows in any::<u64>()) {
+            let rec = VersionRecord { version, timestamp_ns, row_count: rows, ..record(0) };
+            let stamp = VersionRecord::decode_stamp(&rec.encode()).expect("decodes");
+            prop_assert_eq!(stamp, VersionStamp { version, timestamp_ns });
+        }
+
+        #[test]
         fn hostile_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
             let _ = Head::decode(&bytes);
             let _ = VersionRecord::decode(&bytes);
+            let _ = VersionRecord::decode_stamp(&bytes);
             let _ = SnapshotRecord::decode(&bytes);
             let _ = TableDescriptor::decode(&bytes);
             let _ = LibraryConfigRecord::decode(&bytes);
