@@ -232,31 +232,24 @@ pub trait Storage: Send + Sync + fmt::Debug {
         let mut after: Option<Key> = None;
         loop {
             let page = self.list_page(key_type, scope, after.as_ref(), DEFAULT_LIST_PAGE)?;
-            let (atoms, refs): (Vec<&Key>, Vec<&Key>) = page.keys.iter().partition(|k| matches!(k, Key::Atom(_)));
-            let atom_keys: Vec<AtomKey> = atoms
-                .iter()
-                .filter_map(|k| match k {
-                    Key::Atom(a) => Some(a.clone()),
-                    Key::Ref(_) => None,
-                })
-                .collect();
-            for (key, fetched) in atoms.iter().zip(self.get_batch(&atom_keys)) {
-                match fetched {
-                    Ok(bytes) => visit(key, &bytes)?,
-                    Err(StorageError::NotFound { .. }) => {}
-                    Err(e) => return Err(e),
+            let (mut atoms, mut refs) = (Vec::new(), Vec::new());
+            for key in &page.keys {
+                match key {
+                    Key::Atom(a) => atoms.push(a.clone()),
+                    Key::Ref(r) => refs.push(r.clone()),
                 }
             }
-            let ref_keys: Vec<RefKey> = refs
-                .iter()
-                .filter_map(|k| match k {
-                    Key::Ref(r) => Some(r.clone()),
-                    Key::Atom(_) => None,
-                })
-                .collect();
-            for (key, read) in refs.iter().zip(self.read_ref_batch(&ref_keys)) {
-                if let Some(value) = read? {
-                    visit(key, &value.bytes)?;
+            // A page lists keys of `key_type` only, so it is all objects or all references and the
+            // values below line up with its keys.
+            let objects = self.get_batch(&atoms).into_iter().map(|fetched| match fetched {
+                Ok(bytes) => Ok(Some(bytes)),
+                Err(StorageError::NotFound { .. }) => Ok(None),
+                Err(e) => Err(e),
+            });
+            let references = self.read_ref_batch(&refs).into_iter().map(|read| read.map(|v| v.map(|v| v.bytes)));
+            for (key, value) in page.keys.iter().zip(objects.chain(references)) {
+                if let Some(bytes) = value? {
+                    visit(key, &bytes)?;
                 }
             }
             if !page.more {
