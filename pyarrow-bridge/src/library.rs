@@ -486,12 +486,13 @@ impl PyLibrary {
             to_py(py, &e, &symbol.map_or_else(|| "list_versions".to_owned(), |s| format!("list_versions {s:?}")))
         })?;
         let mut names: Vec<Bound<'py, PyString>> = Vec::with_capacity(versions.len());
+        let mut previous: Option<(&str, Bound<'py, PyString>)> = None;
         for v in &versions {
-            let same = names.last().and_then(|last| last.to_str().ok()).is_some_and(|last| last == v.symbol);
-            let name = match names.last() {
-                Some(last) if same => last.clone(),
+            let name = match &previous {
+                Some((symbol, name)) if *symbol == v.symbol => name.clone(),
                 _ => PyString::new(py, &v.symbol),
             };
+            previous = Some((&v.symbol, name.clone()));
             names.push(name);
         }
         Ok((
