@@ -317,7 +317,7 @@ pub fn many_versions(floe: &Floe) {
     storage.put(&key, bytes.into()).expect("put damaged record");
     let err = lib.list_versions(Some("s")).expect_err("damaged record");
     assert_eq!(err.kind(), ErrorKind::CorruptData, "{err}");
-    assert!(err.to_string().contains("ver"), "the error names the record: {err}");
+    assert!(err.to_string().contains(&key.to_string()), "the error names the record {key}: {err}");
 }
 
 /// `list_symbols` lists exactly the symbols with a live version, sorted by name (not by the storage's
