@@ -23,7 +23,6 @@ use std::ptr::NonNull;
 use arrow_buffer::Buffer;
 
 pub(crate) use super::huge_pages::HUGE_PAGE;
-#[cfg(target_os = "linux")]
 use super::huge_pages::{self, Policy};
 #[cfg(target_os = "linux")]
 use crate::sync::{StdArc, StdMutex as Mutex, lock_std as lock};
@@ -65,15 +64,8 @@ impl OutputBuf {
     /// Whether a buffer of `len` bytes would be a mapping with huge pages (D35: not under a balloon
     /// that reports free pages).
     pub(crate) fn gets_huge_pages(len: usize) -> bool {
-        #[cfg(target_os = "linux")]
-        {
-            Self::own_mapping(len) && huge_pages::policy() == Policy::HugePages
-        }
-        #[cfg(not(target_os = "linux"))]
-        {
-            let _ = len;
-            false
-        }
+        // Off Linux no buffer is a mapping of its own, so the policy is never consulted there.
+        Self::own_mapping(len) && huge_pages::policy() == Policy::HugePages
     }
 
     /// `len` zero bytes.
@@ -90,9 +82,8 @@ impl OutputBuf {
     /// A mapping with 2 MiB of slack, so the buffer can start on a 2 MiB boundary, and, if the policy
     /// says so, huge pages asked for over the whole 2 MiB extents the buffer covers (the rest takes
     /// 4 KiB pages, so resident memory stays the buffer's size); else its 4 KiB pages prefaulted in
-    /// parallel ([`populate`]). `None` if the kernel refuses the
-    /// mapping: the caller falls back to the allocator, which then reports running out of memory as
-    /// usual.
+    /// parallel ([`populate`]). `None` if the kernel refuses the mapping: the caller falls back to the
+    /// allocator, which then reports running out of memory as usual.
     #[cfg(target_os = "linux")]
     fn mapped(len: usize) -> Option<Self> {
         let map = memmap2::MmapMut::map_anon(len.checked_add(HUGE_PAGE)?).ok()?;
