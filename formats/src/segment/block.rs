@@ -342,24 +342,71 @@ impl EncodeScratch {
     }
 }
 
+/// A stream's blocks are usually alike (one column of one segment): the codec chosen from a block's
+/// sample is reused for the next blocks, and chosen afresh from a sample every this many blocks, or
+/// after a block the reused codec did not shrink. Choosing costs two trial compressions of
+/// [`SAMPLE_BYTES`], ~16 % more LZ4 work on a 100 KiB block (design/decisions.md D38).
+const CHOOSE_EVERY: usize = 4;
+
+/// The codec choices of one stream's blocks, in order (see [`CHOOSE_EVERY`]). A function of the
+/// stream's bytes only, so the same input always encodes to the same bytes.
+#[derive(Debug, Default)]
+pub(crate) struct StreamChoice {
+    /// The codec to reuse for the next block, if any.
+    reuse: Option<Codec>,
+    /// Blocks encoded since the last choice from a sample.
+    since_choice: usize,
+}
+
+impl StreamChoice {
+    /// The codec for the next block: the one to reuse, or `None` when a sample must decide.
+    fn next(&mut self) -> Option<Codec> {
+        let reuse = self.reuse.filter(|_| self.since_choice < CHOOSE_EVERY);
+        if reuse.is_none() {
+            self.since_choice = 0;
+        }
+        self.since_choice += 1;
+        reuse
+    }
+}
+
 /// Encodes one block of at most [`BLOCK_BYTES`], appending its stored bytes to `body`.
 ///
 /// `ints` is the width of the values when the stream holds little-endian integers (1, 2, 4 or 8 bytes;
 /// `raw` is then a whole number of them): such blocks may be delta- or zigzag-delta-coded and
 /// byte-shuffled before LZ4. Other blocks are LZ4-compressed or stored raw.
+#[cfg(test)]
 pub(crate) fn encode_block(raw: &[u8], ints: Option<usize>, body: &mut Vec<u8>) -> BlockMeta {
+    encode_stream_block(raw, ints, body, &mut StreamChoice::default())
+}
+
+/// [`encode_block`] for the next block of a stream whose earlier blocks made `choice`: the codec is
+/// taken from `choice` when it has one to reuse (the block is still stored raw if it does not
+/// shrink it by 1/16), else chosen from this block's sample.
+pub(crate) fn encode_stream_block(
+    raw: &[u8],
+    ints: Option<usize>,
+    body: &mut Vec<u8>,
+    choice: &mut StreamChoice,
+) -> BlockMeta {
     debug_assert!(ints.is_none_or(|w| raw.len().is_multiple_of(w)));
     let start = body.len();
     let codec = if raw.is_empty() {
         Codec::Raw
     } else {
         ENCODE_SCRATCH.with_borrow_mut(|s| {
-            let codec = s.choose(raw, ints);
+            let reused = choice.next();
+            let codec = reused.unwrap_or_else(|| s.choose(raw, ints));
+            // A reused codec that fails this block is chosen afresh for the next.
+            choice.reuse = Some(codec);
             if codec == Codec::Raw {
                 return Codec::Raw;
             }
             let n = s.compress(raw, codec);
             if !worth_it(raw.len(), n) {
+                if reused.is_some() {
+                    choice.reuse = None;
+                }
                 return Codec::Raw;
             }
             body.extend_from_slice(&s.compressed[..n]);
@@ -639,6 +686,61 @@ mod tests {
         let unsorted = le([5i64, 3, 9, 9].into_iter());
         round_trip(&unsorted, Some(8));
         assert_eq!(round_trip(&vec![0u8; 1 << 18], None).codec, Codec::Lz4);
+    }
+
+    /// The codecs of `blocks` encoded as one stream (each block decoded back and checked).
+    fn stream_codecs(blocks: &[Vec<u8>], ints: Option<usize>) -> Vec<Codec> {
+        let mut choice = StreamChoice::default();
+        let mut body = Vec::new();
+        blocks
+            .iter()
+            .map(|raw| {
+                let start = body.len();
+                let meta = encode_stream_block(raw, ints, &mut body, &mut choice);
+                assert_eq!(decode(&meta, &body[start..]), *raw);
+                meta.codec
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_stream_reuses_its_choice_and_chooses_again_in_time() {
+        let shuffled = Codec::Shuffled { transform: Transform::Delta, width: 8 };
+        let sorted = |b: i64| le((0..4096i64).map(|v| (b * 4096 + v) * 1_000_003));
+        let alike: Vec<Vec<u8>> = (0..9).map(sorted).collect();
+        assert_eq!(stream_codecs(&alike, Some(8)), vec![shuffled; 9]);
+        // Incompressible blocks first: a reused `Raw` lasts until the next choice from a sample, at
+        // most CHOOSE_EVERY blocks in all.
+        let mut mixed: Vec<Vec<u8>> = vec![noise(32_768), noise(32_768)];
+        mixed.extend((0..6).map(sorted));
+        let codecs = stream_codecs(&mixed, Some(8));
+        assert_eq!(codecs[..CHOOSE_EVERY], [Codec::Raw; CHOOSE_EVERY]);
+        assert!(codecs[CHOOSE_EVERY..].iter().all(|c| *c == shuffled), "{codecs:?}");
+        // A reused codec that does not shrink a block is dropped: the next block is chosen from its
+        // own sample (zigzag deltas, where the reused Lz4 would have compressed the values plainly).
+        let mut walk = 0i64;
+        let steps = noise(4 * 4096);
+        let mut step = steps.iter();
+        let mut zigzag = || {
+            le((0..4096).map(|_| {
+                walk += i64::from(step.next().expect("enough steps") % 5) - 2;
+                walk
+            }))
+        };
+        let text: Vec<u8> = b"abcdefgh".iter().copied().cycle().take(32_768).collect();
+        let turned = vec![text.clone(), noise(32_768), zigzag(), zigzag()];
+        let codecs = stream_codecs(&turned, Some(8));
+        assert_eq!(codecs[..2], [Codec::Lz4, Codec::Raw]);
+        assert_eq!(codecs[2..], [Codec::Shuffled { transform: Transform::ZigZag, width: 8 }; 2]);
+        // The same stream always encodes to the same bytes.
+        let encode = || {
+            let (mut choice, mut body) = (StreamChoice::default(), Vec::new());
+            for raw in &mixed {
+                encode_stream_block(raw, Some(8), &mut body, &mut choice);
+            }
+            body
+        };
+        assert_eq!(encode(), encode());
     }
 
     #[test]

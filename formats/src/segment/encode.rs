@@ -8,7 +8,7 @@ use arrow_buffer::{ArrowNativeType, BooleanBuffer};
 use arrow_data::ArrayData;
 use arrow_schema::{DataType, Field};
 
-use super::block::{block_bytes, encode_block};
+use super::block::{StreamChoice, block_bytes, encode_stream_block};
 use super::coded::{is_coded_strings, stored_field};
 use super::dict;
 use super::layout::{
@@ -27,7 +27,11 @@ impl BodyWriter {
     /// Appends the blocks of one stream. `ints`: the stream holds little-endian integers of this width.
     fn stream(&mut self, kind: StreamKind, raw: &[u8], ints: Option<usize>) -> StreamDesc {
         let body_offset = (self.out.len() - HEADER_LEN) as u64;
-        let blocks = raw.chunks(block_bytes(raw.len())).map(|chunk| encode_block(chunk, ints, &mut self.out)).collect();
+        let mut choice = StreamChoice::default();
+        let blocks = raw
+            .chunks(block_bytes(raw.len()))
+            .map(|chunk| encode_stream_block(chunk, ints, &mut self.out, &mut choice))
+            .collect();
         StreamDesc { kind, raw_len: raw.len() as u64, blocks, body_offset }
     }
 }
