@@ -73,6 +73,20 @@ fn encode(bencher: Bencher, kind: &str) {
     bencher.counter(BytesCount::new(raw_bytes(&batch))).bench(|| encode_segment(&batch, None).expect("encodes"));
 }
 
+/// The same 1M rows as ten segments of 100,000 rows, the engine's default row slice: the shape a
+/// write encodes (100 KiB blocks for 8-byte columns, where the codec's choice per block weighs more
+/// than in 1M-row streams' 256 KiB blocks; design/decisions.md D38).
+#[divan::bench(args = ["float64", "timestamp", "int64", "string"])]
+fn encode_100k_row_segments(bencher: Bencher, kind: &str) {
+    let batch = batch(kind);
+    let slices: Vec<RecordBatch> = (0..ROWS).step_by(100_000).map(|at| batch.slice(at, 100_000)).collect();
+    bencher.counter(BytesCount::new(raw_bytes(&batch))).bench(|| {
+        for slice in &slices {
+            encode_segment(slice, None).expect("encodes");
+        }
+    });
+}
+
 /// The `string` column handed over as codes (`CODES_METADATA_KEY`, D28): the same segment bytes as
 /// `encode(string)`, made by remapping keys instead of hashing every row's string.
 #[divan::bench]
