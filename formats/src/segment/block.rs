@@ -344,7 +344,7 @@ impl EncodeScratch {
 
 /// A stream's blocks are usually alike (one column of one segment): the codec chosen from a block's
 /// sample is reused for the next blocks, and chosen afresh from a sample every this many blocks, or
-/// after a block the reused codec did not shrink. Choosing costs two trial compressions of
+/// after any block its codec did not shrink. Choosing costs two trial compressions of
 /// [`SAMPLE_BYTES`], ~16 % more LZ4 work on a 100 KiB block (design/decisions.md D38).
 const CHOOSE_EVERY: usize = 4;
 
@@ -381,8 +381,9 @@ pub(crate) fn encode_block(raw: &[u8], ints: Option<usize>, body: &mut Vec<u8>) 
 }
 
 /// [`encode_block`] for the next block of a stream whose earlier blocks made `choice`: the codec is
-/// taken from `choice` when it has one to reuse (the block is still stored raw if it does not
-/// shrink it by 1/16), else chosen from this block's sample.
+/// taken from `choice` when it has one to reuse, else chosen from this block's sample; either way
+/// the block is stored raw if the codec does not shrink it by 1/16, and then the next block is
+/// chosen from its own sample.
 pub(crate) fn encode_stream_block(
     raw: &[u8],
     ints: Option<usize>,
@@ -395,18 +396,15 @@ pub(crate) fn encode_stream_block(
         Codec::Raw
     } else {
         ENCODE_SCRATCH.with_borrow_mut(|s| {
-            let reused = choice.next();
-            let codec = reused.unwrap_or_else(|| s.choose(raw, ints));
-            // A reused codec that fails this block is chosen afresh for the next.
+            let codec = choice.next().unwrap_or_else(|| s.choose(raw, ints));
             choice.reuse = Some(codec);
             if codec == Codec::Raw {
                 return Codec::Raw;
             }
             let n = s.compress(raw, codec);
             if !worth_it(raw.len(), n) {
-                if reused.is_some() {
-                    choice.reuse = None;
-                }
+                // The codec failed this block: the next one is chosen from its own sample.
+                choice.reuse = None;
                 return Codec::Raw;
             }
             body.extend_from_slice(&s.compressed[..n]);
@@ -728,7 +726,7 @@ mod tests {
             }))
         };
         let text: Vec<u8> = b"abcdefgh".iter().copied().cycle().take(32_768).collect();
-        let turned = vec![text.clone(), noise(32_768), zigzag(), zigzag()];
+        let turned = vec![text, noise(32_768), zigzag(), zigzag()];
         let codecs = stream_codecs(&turned, Some(8));
         assert_eq!(codecs[..2], [Codec::Lz4, Codec::Raw]);
         assert_eq!(codecs[2..], [Codec::Shuffled { transform: Transform::ZigZag, width: 8 }; 2]);

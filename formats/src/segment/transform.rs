@@ -349,7 +349,8 @@ fn inverse_w<const W: usize>(planes: &[&[u8]], t: Transform, first: u64, out: &m
 ///
 /// The `16 * W` bytes are numbered by address bits: value-major (value `k`, byte `j` at `k * W + j`)
 /// or plane-major (`j * 16 + k`). One [`interleave`] rotates every address left by one bit, so four
-/// rotations (the bits of `k`) take value-major to plane-major and `log2(W)` more bring it back.
+/// rotations (the bits of `k`) take value-major to plane-major, and `log2(W)` (the bits of `j`) take
+/// plane-major back to value-major.
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 mod sse2 {
     use std::arch::x86_64::{__m128i, _mm_loadu_si128, _mm_storeu_si128, _mm_unpackhi_epi8, _mm_unpacklo_epi8};
