@@ -93,6 +93,8 @@ class Worker:
             dr = self._date_range(*a["date_range"]) if a.get("date_range") else None
             fig, out = measure(lambda: s.read(a.get("sym", "data"), a["fmt"], date_range=dr, columns=a.get("columns"), as_of=a.get("as_of")))
             fig["rows_out"] = len(out)
+            if isinstance(getattr(out, "nbytes", None), int):  # pyarrow tables: the output's bytes
+                fig["out_bytes"] = out.nbytes
             del out
             return fig
         if op == "append":
