@@ -407,6 +407,33 @@ pub fn concurrent_appends(floe: &Floe, threads: usize, per_thread: usize) {
     assert_eq!(versions[0].version as usize, threads * per_thread - 1);
 }
 
+/// Reads large enough to run on a rayon worker from the start (the engine's estimate, rows x columns
+/// x 8 bytes, at least 8 MiB: 400,000 and 300,000 rows x 4 columns): whole and by date range, from
+/// three threads at once and from inside the rayon pool (the read then runs where it is), while
+/// another thread writes another symbol. Every result exact, none waiting on another.
+pub fn large_reads_in_parallel(floe: &Floe) {
+    let lib = Arc::new(floe.create_library("large_reads", LibraryOptions::default()).expect("create library"));
+    let r = rows(0..400_000);
+    lib.write("big", &table(&r), None).expect("write");
+    let range = ReadRequest { date_range: Some((Some(50_000), Some(349_999))), ..Default::default() };
+    let check = |lib: &Library| {
+        assert_eq!(rows_of(&lib.read("big", &ReadRequest::default()).expect("read").data), r);
+        assert_eq!(rows_of(&lib.read("big", &range).expect("date range").data), r[50_000..350_000]);
+    };
+    std::thread::scope(|s| {
+        for _ in 0..3 {
+            s.spawn(|| check(&lib));
+        }
+        s.spawn(|| rayon::scope(|_| check(&lib)));
+        s.spawn(|| {
+            for i in 0..3 {
+                lib.write("other", &table(&rows(i * 100_000..(i + 1) * 100_000)), None).expect("write other");
+            }
+        });
+    });
+    assert_eq!(read_all(&lib, "other", AsOf::Latest), rows(200_000..300_000));
+}
+
 static NEXT_TS: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
 
 /// One `#[test]` per suite check for the store `$make` returns: an expression giving `(Floe, guard)`,
@@ -468,6 +495,11 @@ macro_rules! engine_suite {
         fn list_symbols_reads_every_head() {
             let (floe, _guard) = $make;
             $crate::suite::list_symbols_reads_every_head(&floe);
+        }
+        #[test]
+        fn large_reads_in_parallel() {
+            let (floe, _guard) = $make;
+            $crate::suite::large_reads_in_parallel(&floe);
         }
         #[test]
         fn libraries() {
