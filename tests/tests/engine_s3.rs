@@ -32,6 +32,7 @@ s3_suite!(
     dynamic_schema,
     staged_writes,
     libraries,
+    large_reads_in_parallel,
 );
 
 /// 8 threads × 10 appends to one symbol through S3 conditional writes: all present, one version each.
