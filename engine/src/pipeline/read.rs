@@ -283,6 +283,10 @@ pub struct ColumnBlock {
     pub buffer: Buffer,
 }
 
+/// Reads of at least this many bytes (rows x columns x 8, an estimate) run on a rayon worker
+/// (design/decisions.md D40).
+const IN_POOL_BYTES: usize = 8 << 20;
+
 /// Like [`read_slices`], but only the rows of each window: blocks of fixed-width and boolean columns
 /// outside them are neither verified nor decoded; a partial window of a variable-length column is
 /// decoded in the sizing pass (its bytes are unknown until then: of a dictionary-coded column only its
@@ -300,34 +304,17 @@ pub(crate) fn read_windows(
     shape: ReadShape,
     prefetched: &[Prefetched],
 ) -> Result<(RecordBatch, Vec<ColumnBlock>)> {
-    let read = || read_windows_here(storage, layouts, index, windows, columns, shape, prefetched);
     // A large read runs on a rayon worker from the start: each parallel step (the visits, each
     // output's prefault, the decode tasks) is then a fork inside the pool, not a handover from this
     // thread and back (the caller parks, a worker wakes: ~20-40 µs each on this VM, and a read has
     // one per output buffer). Only reads whose outputs are mappings of their own: smaller ones would
     // take their buffers from a worker's malloc arena instead of this thread's, which measured slower.
     let rows: usize = windows.iter().map(|w| w.rows).sum();
-    let bytes = rows.saturating_mul(columns.len()).saturating_mul(8);
-    if rayon::current_thread_index().is_none() && bytes >= IN_POOL_BYTES {
-        return rayon::scope(|_| read());
+    if rayon::current_thread_index().is_none() && rows.saturating_mul(columns.len()).saturating_mul(8) >= IN_POOL_BYTES
+    {
+        // On the worker this call takes the path below.
+        return rayon::scope(|_| read_windows(storage, layouts, index, windows, columns, shape, prefetched));
     }
-    read()
-}
-
-/// Reads of at least this many bytes (rows x columns x 8, an estimate) run on a rayon worker
-/// (design/decisions.md D40).
-const IN_POOL_BYTES: usize = 8 << 20;
-
-/// [`read_windows`] on the calling thread.
-fn read_windows_here(
-    storage: &dyn Storage,
-    layouts: &LayoutCache,
-    index: &TableIndex,
-    windows: &[Window<'_>],
-    columns: &[usize],
-    shape: ReadShape,
-    prefetched: &[Prefetched],
-) -> Result<(RecordBatch, Vec<ColumnBlock>)> {
     let codes = shape.codes;
     let index_pos = index.index_pos();
     let data_cols: Vec<usize> = crate::table::data_columns(&index.schema, index_pos);
