@@ -370,20 +370,21 @@ impl StreamChoice {
     }
 }
 
-/// Encodes one block of at most [`BLOCK_BYTES`], appending its stored bytes to `body`.
-///
-/// `ints` is the width of the values when the stream holds little-endian integers (1, 2, 4 or 8 bytes;
-/// `raw` is then a whole number of them): such blocks may be delta- or zigzag-delta-coded and
-/// byte-shuffled before LZ4. Other blocks are LZ4-compressed or stored raw.
+/// A block encoded as a stream of its own ([`encode_stream_block`] with a fresh choice).
 #[cfg(test)]
 pub(crate) fn encode_block(raw: &[u8], ints: Option<usize>, body: &mut Vec<u8>) -> BlockMeta {
     encode_stream_block(raw, ints, body, &mut StreamChoice::default())
 }
 
-/// [`encode_block`] for the next block of a stream whose earlier blocks made `choice`: the codec is
-/// taken from `choice` when it has one to reuse, else chosen from this block's sample; either way
-/// the block is stored raw if the codec does not shrink it by 1/16, and then the next block is
-/// chosen from its own sample.
+/// Encodes the next block (at most [`BLOCK_BYTES`]) of a stream whose earlier blocks made `choice`,
+/// appending its stored bytes to `body`.
+///
+/// `ints` is the width of the values when the stream holds little-endian integers (1, 2, 4 or 8 bytes;
+/// `raw` is then a whole number of them): such blocks may be delta- or zigzag-delta-coded and
+/// byte-shuffled before LZ4. Other blocks are LZ4-compressed or stored raw. The codec is taken from
+/// `choice` when it has one to reuse, else chosen from this block's sample; either way the block is
+/// stored raw if the codec does not shrink it by 1/16, and then the next block is chosen from its own
+/// sample.
 pub(crate) fn encode_stream_block(
     raw: &[u8],
     ints: Option<usize>,

@@ -348,7 +348,7 @@ fn inverse_w<const W: usize>(planes: &[&[u8]], t: Transform, first: u64, out: &m
 /// shuffle was 17-19 % of the CPU of reads and writes of integer columns; design/decisions.md D39).
 ///
 /// The `16 * W` bytes are numbered by address bits: value-major (value `k`, byte `j` at `k * W + j`)
-/// or plane-major (`j * 16 + k`). One [`interleave`] rotates every address left by one bit, so four
+/// or plane-major (`j * 16 + k`). One `interleave` rotates every address left by one bit, so four
 /// rotations (the bits of `k`) take value-major to plane-major, and `log2(W)` (the bits of `j`) take
 /// plane-major back to value-major.
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
