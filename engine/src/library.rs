@@ -153,6 +153,32 @@ const READ_RETRIES: usize = 5;
 /// records (of pruned versions not yet vacuumed) than the versions asked for.
 const SCAN_RECORDS_FROM: usize = 64;
 
+/// [`Storage::visit_listed`] with a visitor that returns the engine's errors: the first one stops the
+/// walk and is returned as it is (kind and message), where the storage trait's walk can only carry a
+/// storage error.
+///
+/// # Errors
+/// The visitor's first error, else the walk's storage error.
+fn visit_listed(
+    storage: &dyn Storage,
+    key_type: KeyType,
+    scope: ListScope<'_>,
+    visit: &mut dyn FnMut(&Key, &[u8]) -> Result<()>,
+) -> Result<()> {
+    let mut stopped: Option<Error> = None;
+    let walked = storage.visit_listed(key_type, scope, &mut |key, bytes| {
+        visit(key, bytes).map_err(|e| {
+            let message = e.to_string();
+            stopped = Some(e);
+            StorageError::other("engine", message)
+        })
+    });
+    match stopped {
+        Some(e) => Err(e),
+        None => Ok(walked?),
+    }
+}
+
 fn validate_symbol(symbol: &str) -> Result<()> {
     floe_formats::names::validate_symbol(symbol)?;
     Ok(())
@@ -930,24 +956,14 @@ impl Library {
     pub fn list_symbols(&self) -> Result<Vec<String>> {
         let mut out = Vec::new();
         // One walk over the heads (on LMDB one cursor in one transaction, values read in place), each
-        // decoded as a head is whenever it is read.
-        let mut damaged: Option<Error> = None;
-        let walked = self.storage.visit_listed(KeyType::VersionRef, ListScope::All, &mut |key, bytes| {
+        // decoded as a head is whenever it is read; a damaged one stops it.
+        visit_listed(&*self.storage, KeyType::VersionRef, ListScope::All, &mut |key, bytes| {
             let Key::Ref(key) = key else { return Ok(()) };
-            match head::decode_head_bytes(key.symbol(), key, bytes) {
-                Ok(h) if head::live_latest(&h).is_some() => out.push(key.symbol().to_owned()),
-                Ok(_) => {}
-                Err(e) => {
-                    damaged = Some(e);
-                    return Err(StorageError::other("engine", "damaged head"));
-                }
+            if head::live_latest(&head::decode_head_bytes(key.symbol(), key, bytes)?).is_some() {
+                out.push(key.symbol().to_owned());
             }
             Ok(())
-        });
-        if let Some(e) = damaged {
-            return Err(e);
-        }
-        walked?;
+        })?;
         out.sort_unstable();
         Ok(out)
     }
@@ -1038,29 +1054,17 @@ impl Library {
     fn version_timestamps(&self, symbol: &str, versions: &[u64]) -> Result<Vec<Option<i64>>> {
         if versions.len() >= SCAN_RECORDS_FROM && self.storage.lends_pages() {
             let mut stamps: Vec<(u64, i64)> = Vec::with_capacity(versions.len());
-            // A damaged record stops the walk; its error (kind: corrupt) is kept here, since the walk
-            // itself can only return a storage error.
-            let mut damaged: Option<Error> = None;
-            let walked = self.storage.visit_listed(KeyType::Version, ListScope::Symbol(symbol), &mut |key, bytes| {
+            // A damaged record stops the walk.
+            visit_listed(&*self.storage, KeyType::Version, ListScope::Symbol(symbol), &mut |key, bytes| {
                 let Key::Atom(key) = key else { return Ok(()) };
-                let stamp = match VersionRecord::decode_stamp(bytes) {
-                    Ok(stamp) if stamp.version == key.version() => stamp,
-                    Ok(stamp) => {
-                        damaged = Some(Error::corrupt(format!("record {key} holds version {}", stamp.version)));
-                        return Err(StorageError::other("engine", "damaged version record"));
-                    }
-                    Err(e) => {
-                        damaged = Some(Error::from(e).context(format!("record {key}")));
-                        return Err(StorageError::other("engine", "damaged version record"));
-                    }
-                };
+                let stamp =
+                    VersionRecord::decode_stamp(bytes).map_err(|e| Error::from(e).context(format!("record {key}")))?;
+                if stamp.version != key.version() {
+                    return Err(Error::corrupt(format!("record {key} holds version {}", stamp.version)));
+                }
                 stamps.push((stamp.version, stamp.timestamp_ns));
                 Ok(())
-            });
-            if let Some(e) = damaged {
-                return Err(e);
-            }
-            walked?;
+            })?;
             stamps.sort_unstable_by_key(|&(v, _)| v);
             return Ok(versions
                 .iter()
