@@ -1612,9 +1612,12 @@ impl Library {
                 let mut cols: Vec<usize> = index_pos.into_iter().collect();
                 for n in names {
                     let c = idx.schema.index_of(n).map_err(|_| {
+                        let fields = idx.schema.fields();
+                        let names = fields.iter().map(|f| format!("{:?}", f.name()));
                         Error::invalid(format!(
-                            "symbol {symbol:?} has no column {n:?}; it has {:?}",
-                            idx.schema.fields().iter().map(|f| f.name()).collect::<Vec<_>>()
+                            "symbol {symbol:?} has no column {n:?}; its {} columns are [{}]",
+                            fields.len(),
+                            table::bounded_list(names, table::MAX_LISTED, "columns", ", ")
                         ))
                     })?;
                     if !cols.contains(&c) {

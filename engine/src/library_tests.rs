@@ -335,3 +335,30 @@ fn kept_segment_layouts_are_reused_and_damage_is_still_caught() {
     let err = lib.read("s", &ReadRequest::default()).expect_err("a damaged descriptor");
     assert_eq!(err.kind(), ErrorKind::CorruptData, "{err}");
 }
+
+/// Asking a 500-column symbol for a column it lacks names the column and the first of the symbol's
+/// columns, and counts the rest (the message of a 1,000-column frame used to list every name).
+#[test]
+fn a_missing_column_of_a_wide_symbol_is_named_in_a_short_message() {
+    use arrow_array::{ArrayRef, Float64Array, RecordBatch, TimestampNanosecondArray};
+    use arrow_schema::{DataType, Field, Schema, TimeUnit};
+
+    let storage = Arc::new(TestStorage::default());
+    let lib = crate::Library::new("test", storage, crate::LibraryOptions::default(), crate::PipelineOptions::default());
+    let mut fields = vec![Field::new("ts", DataType::Timestamp(TimeUnit::Nanosecond, None), false)];
+    let mut columns: Vec<ArrayRef> = vec![Arc::new(TimestampNanosecondArray::from_iter_values(0..3))];
+    for i in 0..500 {
+        fields.push(Field::new(format!("c{i}"), DataType::Float64, false));
+        columns.push(Arc::new(Float64Array::from_iter_values([1.0, 2.0, 3.0])));
+    }
+    let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).expect("batch");
+    let table = crate::Table::from_batch(batch, crate::IndexKind::Timestamp("ts".into())).expect("table");
+    lib.write("wide", &table, None).expect("written");
+    let request = ReadRequest { columns: Some(vec!["c7".into(), "nope".into()]), ..ReadRequest::default() };
+    let err = lib.read("wide", &request).expect_err("no such column");
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    let msg = err.to_string();
+    assert!(msg.contains("has no column \"nope\"; its 501 columns are [\"ts\", \"c0\", "), "{msg}");
+    assert!(msg.contains("and 481 more columns]"), "{msg}");
+    assert!(msg.len() < 600, "{} bytes: {msg}", msg.len());
+}

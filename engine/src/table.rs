@@ -391,7 +391,26 @@ pub fn schema_difference(existing: &Schema, new: &Schema) -> Option<String> {
     if diffs.is_empty() {
         diffs.push("the columns are in a different order".into());
     }
-    Some(diffs.join("; "))
+    Some(bounded_list(diffs.iter(), MAX_LISTED, "differences", "; "))
+}
+
+/// How many items an error message lists before it only counts the rest: a frame of thousands of
+/// columns would otherwise put all of their names in one message.
+pub(crate) const MAX_LISTED: usize = 20;
+
+/// The first `max` items, joined by `sep`, then `and N more <what>` if there are more.
+pub(crate) fn bounded_list<T: std::fmt::Display>(
+    items: impl ExactSizeIterator<Item = T>,
+    max: usize,
+    what: &str,
+    sep: &str,
+) -> String {
+    let total = items.len();
+    let mut out: Vec<String> = items.take(max).map(|i| i.to_string()).collect();
+    if total > max {
+        out.push(format!("and {} more {what}", total - max));
+    }
+    out.join(sep)
 }
 
 /// The type both `a` and `b` widen to without losing values, under dynamic schema: wider integers of
@@ -547,5 +566,34 @@ impl Table {
         }
         let batches = self.batches.iter().map(|b| conform_batch(b, target)).collect::<Result<Vec<_>>>()?;
         Table::new(Arc::clone(target), batches, self.index.clone())
+    }
+}
+
+#[cfg(test)]
+mod message_tests {
+    use arrow_schema::{DataType, Field, Schema};
+
+    use super::{MAX_LISTED, bounded_list, schema_difference};
+
+    #[test]
+    fn a_list_longer_than_its_bound_counts_the_rest() {
+        assert_eq!(bounded_list(["a", "b"].iter(), 3, "names", ", "), "a, b");
+        assert_eq!(bounded_list(["a", "b", "c"].iter(), 3, "names", ", "), "a, b, c");
+        assert_eq!(bounded_list(["a", "b", "c", "d", "e"].iter(), 3, "names", ", "), "a, b, c, and 2 more names");
+        assert_eq!(bounded_list(std::iter::empty::<&str>(), 3, "names", ", "), "");
+    }
+
+    #[test]
+    fn a_schema_difference_of_many_columns_names_the_first_and_counts_the_rest() {
+        let old =
+            Schema::new((0..1000).map(|i| Field::new(format!("c{i}"), DataType::Float64, true)).collect::<Vec<_>>());
+        let new =
+            Schema::new((0..1000).map(|i| Field::new(format!("c{i}"), DataType::Int64, true)).collect::<Vec<_>>());
+        let diff = schema_difference(&old, &new).expect("they differ");
+        assert!(diff.starts_with("column \"c0\" has type Int64 instead of Float64; "), "{diff}");
+        assert!(diff.ends_with(&format!("and {} more differences", 1000 - MAX_LISTED)), "{diff}");
+        assert!(diff.len() < 2000, "{} bytes", diff.len());
+        let one = Schema::new(vec![Field::new("c0", DataType::Float64, true)]);
+        assert_eq!(schema_difference(&one, &Schema::empty()).as_deref(), Some("column \"c0\" is missing"));
     }
 }
