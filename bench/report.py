@@ -5,7 +5,10 @@
 Times are medians of the timed repetitions (warm-ups excluded); "floe/adb" is Floe's median time over
 ArcticDB's (below 1 = Floe faster). Peak MB is the most resident memory an operation added (median).
 "physical" is the machine's floor for the operation: for full reads, allocating and first-touching the
-output's bytes; for writes, write(2) + fdatasync of as many bytes as Floe stores for the version.
+output's bytes; for writes, write(2) + fdatasync of as many bytes as Floe stores for the version; for
+date ranges and column subsets (to pyarrow) and `read(as_of=0)`, fresh memory for the result's bytes
+faulted in the fastest way measured here and a table (or frame) over it; for `list_versions`, the
+result's objects made from columns already in memory.
 """
 
 from __future__ import annotations
@@ -118,6 +121,12 @@ def targets(res: Results) -> List[str]:
     def med(sec, op, s):
         return res.stat(sec, op, s) if op else None
 
+    def part_floor(sec: str, op: str, budget: float) -> str:
+        # A part read's floor: fresh memory for its bytes and a pyarrow table over it (runs from
+        # 2026-12-06 on), against the time the target allows.
+        p = med(sec, op, "physical")
+        return f"; floor fresh memory + table {fmt_s(p)} = {p / budget:.2f}x of the 1.3x budget" if p else ""
+
     for sec in ("wide-float", "ticks", "wide"):
         for op in ("write (pandas in)", "write (pyarrow in)"):
             f, a = med(sec, op, "floe"), med(sec, op, "arcticdb")
@@ -145,7 +154,7 @@ def targets(res: Results) -> List[str]:
         for op, share in (("read date_range 10% -> pyarrow", 0.10), ("read date_range 0.1% -> pyarrow", 0.001)):
             f = med(sec, op, "floe")
             if f:
-                add(f"{sec}: {op[5:-11]} <= 1.3x its share of a full read", f"{f / (share * full):.2f}x ({fmt_s(f)} vs {fmt_s(share * full)})", f / (share * full) <= 1.3)
+                add(f"{sec}: {op[5:-11]} <= 1.3x its share of a full read", f"{f / (share * full):.2f}x ({fmt_s(f)} vs {fmt_s(share * full)}{part_floor(sec, op, 1.3 * share * full)})", f / (share * full) <= 1.3)
         op = res.find(sec, "read ") if False else next((o for o in res.order[sec] if " columns -> pyarrow" in o), None)
         if op and facts.get("cols"):
             k = int(op.split()[1])
@@ -159,7 +168,8 @@ def targets(res: Results) -> List[str]:
                 share = part / whole
                 add(
                     f"{sec}: {op[5:-11]} <= 1.3x its share ({share:.1%} of the full read's bytes)",
-                    f"{f / (share * full):.2f}x ({fmt_s(f)} vs {fmt_s(share * full)}; by column count, {k + 1}/{facts['cols'] + 1}: {f / (by_count * full):.2f}x)",
+                    f"{f / (share * full):.2f}x ({fmt_s(f)} vs {fmt_s(share * full)}; by column count, {k + 1}/{facts['cols'] + 1}: "
+                    f"{f / (by_count * full):.2f}x{part_floor(sec, op, 1.3 * share * full)})",
                     f / (share * full) <= 1.3,
                 )
             elif f:
@@ -183,11 +193,16 @@ def targets(res: Results) -> List[str]:
     for op in [o for o in res.order.get("meta", []) if o.startswith("read(as_of=0)")]:
         f, a = med("meta", op, "floe"), med("meta", op, "arcticdb")
         if f and a:
-            add(f"{op}: >= 10x faster than ArcticDB", f"{a / f:.2f}x ({fmt_s(f)} vs {fmt_s(a)})", a / f >= 10)
+            p = med("meta", op, "physical")
+            what = "a 10-row frame" if op.endswith("pandas") else "a 10-row table"
+            floor = f"; floor ({what} over fresh memory) {fmt_s(p)} = {p / (a / 10):.2f}x of the 10x budget" if p else ""
+            add(f"{op}: >= 10x faster than ArcticDB", f"{a / f:.2f}x ({fmt_s(f)} vs {fmt_s(a)}{floor})", a / f >= 10)
     op = res.find("meta", "list_versions")
     f, a = med("meta", op, "floe"), med("meta", op, "arcticdb")
     if f and a:
-        add(f"{op}: >= 5x faster than ArcticDB", f"{a / f:.2f}x ({fmt_s(f)} vs {fmt_s(a)})", a / f >= 5)
+        p = med("meta", op, "physical")
+        floor = f"; floor (the result's objects from ready columns) {fmt_s(p)} = {p / (a / 5):.2f}x of the 5x budget" if p else ""
+        add(f"{op}: >= 5x faster than ArcticDB", f"{a / f:.2f}x ({fmt_s(f)} vs {fmt_s(a)}{floor})", a / f >= 5)
     disk = {s: res.facts.get(f"ticks/disk/{s}") for s in ("floe", "arcticdb", "parquet")}
     if all(disk.values()):
         add("ticks on disk <= ArcticDB's", f"{disk['floe'] / 1e6:.1f} MB vs {disk['arcticdb'] / 1e6:.1f} MB", disk["floe"] <= disk["arcticdb"])
