@@ -8,7 +8,7 @@ use arrow_buffer::{ArrowNativeType, BooleanBuffer};
 use arrow_data::ArrayData;
 use arrow_schema::{DataType, Field};
 
-use super::block::{StreamChoice, block_bytes, encode_stream_block};
+use super::block::{MIN_BLOCK_BYTES, StreamChoice, block_bytes, encode_stream_block};
 use super::coded::{is_coded_strings, stored_field};
 use super::dict;
 use super::layout::{
@@ -303,6 +303,33 @@ fn encode_column(body: &mut BodyWriter, field: &Arc<Field>, array: &dyn Array) -
     Ok(ColumnDesc { field, physical, dict, validity, streams })
 }
 
+/// An upper estimate of the descriptor's length for `batch` with `input` bytes of columns and
+/// metadata: a column entry each (its name, flags, type and dictionary coding in
+/// [`DESCRIPTOR_COLUMN_BYTES`] besides the name) with up to four stream entries, and a block entry per
+/// [`MIN_BLOCK_BYTES`] of input plus one per stream for the last, shorter block. Reserved with the
+/// body: written after an incompressible body, a descriptor that did not fit made the buffer grow,
+/// which copied the whole segment (a `wide` segment of 127 float columns of 10,000 rows has ~900 block
+/// entries, ~16 KB of descriptor). Too low an estimate costs that copy, never correctness.
+pub(crate) fn descriptor_estimate(batch: &RecordBatch, input: usize) -> usize {
+    /// Stream entries a column has at most: validity, then values, offsets and data, or keys and a
+    /// dictionary's offsets and data.
+    const STREAMS_PER_COLUMN: usize = 4;
+    // Bytes of a stream entry (kind, raw length, block count) and of a block entry (codec, raw and
+    // stored lengths, checksum): format.md 2.2.
+    const STREAM_ENTRY: usize = 1 + 8 + 4;
+    const BLOCK_ENTRY: usize = 1 + 4 + 4 + 8;
+    let schema = batch.schema();
+    let names: usize = schema.fields().iter().map(|f| f.name().len()).sum();
+    // The metadata stream counts as one more column.
+    let columns = batch.num_columns() + 1;
+    let blocks = input / MIN_BLOCK_BYTES + columns * STREAMS_PER_COLUMN;
+    names + columns * (DESCRIPTOR_COLUMN_BYTES + STREAMS_PER_COLUMN * STREAM_ENTRY) + blocks * BLOCK_ENTRY + 8
+}
+
+/// [`descriptor_estimate`]'s allowance for a column entry's bytes other than its name and streams:
+/// name length, flags, the type (a timestamp's time zone is its longest part) and dictionary coding.
+const DESCRIPTOR_COLUMN_BYTES: usize = 128;
+
 /// Encodes `batch` and optional user `metadata` into one segment (layout in `design/format.md`).
 ///
 /// The result is deterministic: the same batch and metadata always give the same bytes, so its xxh3
@@ -320,10 +347,12 @@ pub fn encode_segment(batch: &RecordBatch, metadata: Option<&[u8]>) -> Result<Ve
         }
         physical(field.name(), field.data_type())?;
     }
-    // Room for the whole input stored raw: reserved, not touched, so the pages the segment does not
-    // use are never faulted in, and incompressible columns never make the buffer grow and copy.
+    // Room for the whole input stored raw and then the descriptor: reserved, not touched, so the
+    // pages the segment does not use are never faulted in, and incompressible columns never make the
+    // buffer grow and copy.
     let slices: usize = batch.columns().iter().map(|a| a.to_data().get_slice_memory_size().unwrap_or(0)).sum();
-    let estimate = slices + metadata.map_or(0, <[u8]>::len) + 4096;
+    let metadata_len = metadata.map_or(0, <[u8]>::len);
+    let estimate = slices + metadata_len + descriptor_estimate(batch, slices + metadata_len);
     let mut body = BodyWriter { out: vec![0u8; HEADER_LEN] };
     body.out.reserve(estimate);
     let metadata = metadata.map(|m| body.stream(StreamKind::Metadata, m, None));

@@ -197,6 +197,30 @@ fn table(rows: usize, kinds: &[(usize, u8)], seed: u64) -> RecordBatch {
     RecordBatch::try_new_with_options(Arc::new(Schema::new(fields)), arrays, &options).expect("consistent table")
 }
 
+/// The bytes of `batch`'s columns, as `encode_segment` counts its input.
+fn input_bytes(batch: &RecordBatch) -> usize {
+    batch.columns().iter().map(|a| a.to_data().get_slice_memory_size().unwrap_or(0)).sum()
+}
+
+/// A `wide` segment (127 columns of 10,000 random floats: stored raw, ~900 blocks) reserves room for
+/// its whole descriptor, and not much more.
+#[test]
+fn an_incompressible_wide_segment_reserves_room_for_its_descriptor() {
+    let mut rng = Rng(7);
+    let fields: Vec<Field> = (0..127).map(|i| Field::new(format!("c{i}"), DataType::Float64, true)).collect();
+    let columns: Vec<ArrayRef> = (0..127)
+        .map(|_| {
+            Arc::new(Float64Array::from_iter_values((0..10_000).map(|_| f64::from_bits(rng.next() >> 2)))) as ArrayRef
+        })
+        .collect();
+    let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).expect("batch");
+    let bytes = encode_segment(&batch, None).expect("encodes");
+    let written = layout::Header::parse(&bytes).expect("header").descriptor_len as usize;
+    let reserved = super::encode::descriptor_estimate(&batch, input_bytes(&batch));
+    assert!(written > 12_000, "{written} bytes of descriptor: ~900 block entries expected");
+    assert!(written <= reserved && reserved <= 4 * written, "descriptor of {written} bytes, {reserved} reserved");
+}
+
 fn kinds() -> impl Strategy<Value = Vec<(usize, u8)>> {
     prop::collection::vec((0..TYPES, 0u8..3), 0..6)
 }
@@ -211,6 +235,10 @@ proptest! {
         let bytes = encode_segment(&batch, meta.as_deref()).expect("encodes");
         let decoded = decode_segment(&bytes).expect("decodes");
         prop_assert_eq!(&decoded.batch, &batch);
+        // The room reserved for the descriptor was enough (else the buffer grew and copied).
+        let written = layout::Header::parse(&bytes).expect("header").descriptor_len as usize;
+        let reserved = super::encode::descriptor_estimate(&batch, input_bytes(&batch) + meta.as_ref().map_or(0, Vec::len));
+        prop_assert!(written <= reserved, "descriptor of {} bytes, {} reserved", written, reserved);
         prop_assert_eq!(decoded.metadata, meta);
         // Encoding is deterministic.
         prop_assert_eq!(encode_segment(&batch, None).expect("encodes"), encode_segment(&batch, None).expect("encodes"));
