@@ -5,7 +5,8 @@
 Times are medians of the timed repetitions (warm-ups excluded); "floe/adb" is Floe's median time over
 ArcticDB's (below 1 = Floe faster). Peak MB is the most resident memory an operation added (median).
 "physical" is the machine's floor for the operation: for full reads, allocating and first-touching the
-output's bytes; for writes, write(2) + fdatasync of as many bytes as Floe stores for the version; for
+output's bytes; for writes, write(2) + fdatasync of as many bytes as Floe stores for the version, over
+a file already holding as many (nothing for the file system to allocate); for
 date ranges and column subsets (to pyarrow) and `read(as_of=0)`, fresh memory for the result's bytes
 faulted in the fastest way measured here and a table (or frame) over it; for `list_versions`, the
 result's objects made from columns already in memory.
