@@ -4,7 +4,7 @@ harness does), the builds alternating over child processes. The other build is a
 package directory (`cp -r pyarrow-bridge/python/floe DIR/` before rebuilding), put first on the
 child's `PYTHONPATH`; both read the same store. Run from the repository root:
 `.venv-bench/bin/python bench/probes/read_ab.py DATASET ROWS ROUNDS DIR` (design/decisions.md D39)."""
-import os, statistics, subprocess, sys, time
+import os, statistics, subprocess, sys, time, zlib
 
 if sys.argv[1] == "--child":
     sys.path.insert(0, "bench")
@@ -12,7 +12,9 @@ if sys.argv[1] == "--child":
     from measure import release_free_memory
 
     name, rows = sys.argv[2], int(sys.argv[3])
-    lib = floe.Store(f"lmdb:///tmp/floe-read-ab-{name}-{rows}").get_library("p", create_if_missing=True)
+    # Each build reads a store it wrote itself (an encoder change shows in the reads too).
+    build = zlib.crc32(os.path.dirname(floe.__file__).encode()) % 10_000
+    lib = floe.Store(f"lmdb:///tmp/floe-read-ab-{name}-{rows}-{build}").get_library("p", create_if_missing=True)
     if not lib.has_symbol("s"):
         lib.write("s", data.make(name, rows))
     figures = []

@@ -195,7 +195,9 @@ mod tests {
     //! Index segments of both layouts: round trips, and golden bytes (`engine/tests/golden/`, made by
     //! `FLOE_BLESS=1 cargo test -p floe-engine --lib index`) so that an index written today stays
     //! readable. The layout 1 fixture predates `seg_row_offset` in its content, not in its bytes:
-    //! indexes without partial entries are still written that way.
+    //! indexes without partial entries are still written that way. `index.layoutN.vF.seg` is what
+    //! this build writes in segment format F; `index.layoutN.seg`, written in segment format 2, is
+    //! never rewritten and must keep decoding.
 
     use std::path::PathBuf;
 
@@ -234,9 +236,9 @@ mod tests {
     /// Layout 1: whole segments only. Layout 2: an update kept rows 40.. of one segment.
     fn layouts() -> [(&'static str, TableIndex, usize); 2] {
         [
-            ("index.layout1.seg", index(vec![entry(0, 100, 0, 0, 1), entry(100, 50, 0, 0, 2)]), 12),
+            ("index.layout1", index(vec![entry(0, 100, 0, 0, 1), entry(100, 50, 0, 0, 2)]), 12),
             (
-                "index.layout2.seg",
+                "index.layout2",
                 index(vec![
                     entry(0, 40, 0, 0, 1),
                     entry(40, 7, 0, 0, 3),
@@ -264,7 +266,7 @@ mod tests {
     fn golden_index_segments_still_decode() {
         let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
         for (name, idx, _) in layouts() {
-            let path = dir.join(name);
+            let path = dir.join(format!("{name}.v{}.seg", floe_formats::segment::SEGMENT_FORMAT_VERSION));
             let encoded = idx.encode().expect("encodes");
             if std::env::var_os("FLOE_BLESS").is_some() {
                 std::fs::write(&path, &encoded).expect("bless");
@@ -273,6 +275,10 @@ mod tests {
                 .unwrap_or_else(|e| panic!("{}: {e} (run with FLOE_BLESS=1 to create)", path.display()));
             assert_eq!(TableIndex::decode(&golden).expect("decodes").entries, idx.entries, "{name}: entries changed");
             assert_eq!(encoded, golden, "{name}: the index encoding changed; that needs a new layout");
+            // The same index as segment format 2 wrote it.
+            let older = std::fs::read(dir.join(format!("{name}.seg"))).expect("the format 2 fixture");
+            assert_eq!(u16::from_le_bytes([older[4], older[5]]), 2, "{name}: the format 2 fixture");
+            assert_eq!(TableIndex::decode(&older).expect("decodes").entries, idx.entries, "{name} (format 2)");
         }
     }
 

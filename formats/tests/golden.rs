@@ -159,6 +159,34 @@ fn wide_dictionary() -> RecordBatch {
     batch(vec![("v", Arc::new(values), false)], 1200)
 }
 
+/// Format 3's decimal codec: prices in cents (a random walk, zigzag-delta integers), rates in basis
+/// points, whole numbers, and a column with one value that is not a decimal (its block keeps another
+/// codec); 2,000 rows so that each column's blocks are chosen from samples.
+fn decimals() -> RecordBatch {
+    let mut next = numbers(11);
+    let mut price = 10_000i64;
+    let cents: Vec<f64> = (0..2000)
+        .map(|_| {
+            price += (next() % 7) as i64 - 3;
+            price as f64 / 100.0
+        })
+        .collect();
+    let bps: Vec<f64> = (0..2000).map(|_| (next() % 20_000) as f64 / 10_000.0).collect();
+    let whole: Vec<f64> = (0..2000).map(|_| (next() % 1_000_000) as f64).collect();
+    let mut mixed = cents.clone();
+    mixed[1_500] = std::f64::consts::SQRT_2;
+    mixed[10] = -0.0;
+    batch(
+        vec![
+            ("cents", Arc::new(Float64Array::from(cents)), false),
+            ("bps", Arc::new(Float64Array::from(bps)), false),
+            ("whole", Arc::new(Float64Array::from(whole)), false),
+            ("mixed", Arc::new(Float64Array::from(mixed)), false),
+        ],
+        2000,
+    )
+}
+
 /// A fixture segment: name, batch, metadata, and the format versions it exists in.
 type Fixture = (&'static str, RecordBatch, Option<&'static [u8]>, &'static [u16]);
 
@@ -179,7 +207,7 @@ fn segments() -> Vec<Fixture> {
         1_700_000_000_000_009_999,
     ]);
     vec![
-        ("empty", batch(vec![], 0), None, &[1, 2]),
+        ("empty", batch(vec![], 0), None, &[1, 2, 3]),
         (
             "primitives",
             batch(
@@ -193,7 +221,7 @@ fn segments() -> Vec<Fixture> {
                 4,
             ),
             Some(b"{\"user\": \"metadata\"}"),
-            &[1, 2],
+            &[1, 2, 3],
         ),
         (
             "strings",
@@ -206,12 +234,13 @@ fn segments() -> Vec<Fixture> {
                 4,
             ),
             None,
-            &[1, 2],
+            &[1, 2, 3],
         ),
-        ("codecs", codecs(), None, &[1, 2]),
-        ("integers", integers(), None, &[2]),
-        ("dictionary", dictionary(), None, &[2]),
-        ("wide_dictionary", wide_dictionary(), None, &[2]),
+        ("codecs", codecs(), None, &[1, 2, 3]),
+        ("integers", integers(), None, &[2, 3]),
+        ("dictionary", dictionary(), None, &[2, 3]),
+        ("wide_dictionary", wide_dictionary(), None, &[2, 3]),
+        ("decimals", decimals(), None, &[3]),
     ]
 }
 

@@ -1,11 +1,13 @@
 //! One block: a chunk of a stream, stored raw or compressed with LZ4 (integers first delta- or
-//! zigzag-delta-coded and byte-shuffled), and checksummed with xxh3-64 over the stored bytes.
+//! zigzag-delta-coded and byte-shuffled; doubles that are decimals first made integers), and
+//! checksummed with xxh3-64 over the stored bytes.
 
 use std::cell::RefCell;
 use std::thread::LocalKey;
 
 use lz4_flex::block::{CompressTable, compress_into_with_table, decompress_into, get_maximum_output_size};
 
+use super::decimal;
 use super::transform::{self, Transform};
 use crate::error::{FormatError, Result};
 use crate::le::{checksum, checksum_matches};
@@ -58,10 +60,16 @@ pub(crate) enum Codec {
     /// planes are replaced by their byte, the others LZ4-compressed (codes 16-27:
     /// `16 + 4 * transform + log2(width)`; format 2). See [`encode_shuffled`] for the stored layout.
     Shuffled { transform: Transform, width: u8 },
+    /// Doubles that are decimals (`i / 10^k`, [`decimal`]) stored as the 8-byte integers `i`, rewritten
+    /// by `transform` and byte-shuffled as [`Codec::Shuffled`] does, then the exponent `k` in one byte
+    /// (codes 32-34: `32 + transform`; format 3). See [`encode_decimal`].
+    Decimal { transform: Transform },
 }
 
 /// The first code of [`Codec::Shuffled`].
 const SHUFFLED_BASE: u8 = 16;
+/// The first code of [`Codec::Decimal`].
+const DECIMAL_BASE: u8 = 32;
 
 impl Codec {
     /// The persisted code.
@@ -71,17 +79,24 @@ impl Codec {
             Codec::Lz4 => 1,
             Codec::DeltaLz4 => 2,
             Codec::Shuffled { transform, width } => SHUFFLED_BASE + 4 * transform as u8 + width.trailing_zeros() as u8,
+            Codec::Decimal { transform } => DECIMAL_BASE + transform as u8,
         }
     }
 
-    /// Parses a persisted code; format 1 segments know only codes 0-2.
+    /// Parses a persisted code; format 1 segments know only codes 0-2, format 2 adds 16-27, format 3
+    /// 32-34.
     pub(crate) fn from_code(code: u8, format_version: u16) -> Result<Self> {
         let codec = match code {
             0 => Some(Codec::Raw),
             1 => Some(Codec::Lz4),
             2 => Some(Codec::DeltaLz4),
-            c if format_version >= 2 && c >= SHUFFLED_BASE => Transform::from_code((c - SHUFFLED_BASE) / 4)
-                .map(|transform| Codec::Shuffled { transform, width: 1 << ((c - SHUFFLED_BASE) % 4) }),
+            c if format_version >= 3 && c >= DECIMAL_BASE => {
+                Transform::from_code(c - DECIMAL_BASE).map(|transform| Codec::Decimal { transform })
+            }
+            c if format_version >= 2 && (SHUFFLED_BASE..DECIMAL_BASE).contains(&c) => {
+                Transform::from_code((c - SHUFFLED_BASE) / 4)
+                    .map(|transform| Codec::Shuffled { transform, width: 1 << ((c - SHUFFLED_BASE) % 4) })
+            }
             _ => None,
         };
         codec.ok_or_else(|| {
@@ -98,6 +113,7 @@ impl Codec {
             Codec::Raw | Codec::Lz4 => 1,
             Codec::DeltaLz4 => 8,
             Codec::Shuffled { width, .. } => u32::from(width),
+            Codec::Decimal { .. } => 8,
         }
     }
 
@@ -108,7 +124,9 @@ impl Codec {
             && match self {
                 Codec::Raw => raw_len == stored_len,
                 Codec::Lz4 | Codec::DeltaLz4 => lz4_raw_len_is_plausible(raw_len, stored_len),
-                Codec::Shuffled { .. } => raw_len > 0 && lz4_raw_len_is_plausible(raw_len, stored_len),
+                Codec::Shuffled { .. } | Codec::Decimal { .. } => {
+                    raw_len > 0 && lz4_raw_len_is_plausible(raw_len, stored_len)
+                }
             }
     }
 }
@@ -132,6 +150,8 @@ fn u32_len(n: usize) -> u32 {
 struct EncodeScratch {
     shuffled: Vec<u8>,
     compressed: Vec<u8>,
+    /// The integers of a decimal block ([`Codec::Decimal`]).
+    decimals: Vec<u8>,
     /// Always the 32-bit-entry table, whatever the input size, so the output never depends on which
     /// blocks this thread compressed before.
     table: CompressTable,
@@ -141,6 +161,7 @@ thread_local! {
     static ENCODE_SCRATCH: RefCell<EncodeScratch> = RefCell::new(EncodeScratch {
         shuffled: Vec::new(),
         compressed: Vec::new(),
+        decimals: Vec::new(),
         table: CompressTable::large(),
     });
     static DECODE_SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
@@ -232,6 +253,70 @@ fn encode_shuffled(
     h + compress_into_with_table(&planes[..kept * m], &mut dest[h..], table).expect("the output holds LZ4's worst case")
 }
 
+/// [`encode_shuffled`] with every constant plane dropped, or, where that leaves too few bytes for the
+/// decoder's expansion bound (an arithmetic sequence, say), with every plane constant: plane 0 stored
+/// as a run shaped for a fast decode (at most 12 x width shorter, inside the bound). Else LZ4 shortens
+/// the planes. Returns the stored length in `out`.
+fn shuffled_within_bound(
+    raw: &[u8],
+    transform: Transform,
+    width: usize,
+    shuffled: &mut Vec<u8>,
+    out: &mut Vec<u8>,
+    table: &mut CompressTable,
+) -> usize {
+    let n = encode_shuffled(raw, transform, width, Planes::Elide, shuffled, out, table);
+    if lz4_raw_len_is_plausible(u32_len(raw.len()), u32_len(n)) {
+        return n;
+    }
+    encode_shuffled(raw, transform, width, Planes::RunLowest, shuffled, out, table)
+}
+
+/// The stored form of a [`Codec::Decimal`] block of `raw` (little-endian doubles) in `out`, or `None`
+/// if some value is not a decimal at the exponent its sample needs:
+///
+/// ```text
+/// ...   the integers i (8-byte, little-endian), as a Codec::Shuffled block of width 8 stores them
+/// u8    the exponent k (0..=18): each value is (i as f64) / 10^k
+/// ```
+///
+/// `ints` holds the integers on the way.
+fn encode_decimal(
+    raw: &[u8],
+    transform: Transform,
+    ints: &mut Vec<u8>,
+    shuffled: &mut Vec<u8>,
+    out: &mut Vec<u8>,
+    table: &mut CompressTable,
+) -> Option<usize> {
+    let sample = if raw.len() <= 2 * SAMPLE_BYTES { raw } else { &raw[..SAMPLE_BYTES] };
+    let k = decimal::exponent(sample)?;
+    if !decimal::to_integers(raw, k, ints) {
+        return None;
+    }
+    let n = shuffled_within_bound(ints, transform, 8, shuffled, out, table);
+    at_least(out, n + 1)[n] = k;
+    Some(n + 1)
+}
+
+/// What a stream's values are, for the codecs the encoder may try on its blocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Values {
+    /// Bytes of no particular shape (strings, bits, metadata): LZ4 or raw.
+    Bytes,
+    /// Little-endian integers of this many bytes (1, 2, 4 or 8): also [`Codec::Shuffled`].
+    Ints(usize),
+    /// Little-endian doubles: also [`Codec::Decimal`].
+    Floats64,
+}
+
+impl From<Option<usize>> for Values {
+    /// `Some(width)`: integers of that width; `None`: bytes.
+    fn from(ints: Option<usize>) -> Self {
+        ints.map_or(Values::Bytes, Values::Ints)
+    }
+}
+
 /// Which constant planes [`encode_shuffled`] marks constant (and so does not store).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Planes {
@@ -299,29 +384,27 @@ fn lz4_run(byte: u8, len: usize, out: &mut [u8]) -> usize {
 }
 
 impl EncodeScratch {
-    /// The stored form of `raw` under `codec`, in `self.compressed[..n]`; returns `n`.
+    /// The stored form of `raw` under `codec`, in `self.compressed[..n]`; returns `n`, or `raw.len()`
+    /// (not worth keeping) for a block [`Codec::Decimal`] cannot store.
     fn compress(&mut self, raw: &[u8], codec: Codec) -> usize {
         match codec {
             Codec::Shuffled { transform, width } => {
-                let width = usize::from(width);
                 let (shuffled, out, table) = (&mut self.shuffled, &mut self.compressed, &mut self.table);
-                let n = encode_shuffled(raw, transform, width, Planes::Elide, shuffled, out, table);
-                if lz4_raw_len_is_plausible(u32_len(raw.len()), u32_len(n)) {
-                    return n;
-                }
-                // Dropping the constant planes left too few bytes for the decoder's expansion bound
-                // (an arithmetic sequence, say). Every plane constant: store plane 0 as a run shaped
-                // for a fast decode (at most 12 x width shorter, inside the bound). Else let LZ4
-                // shorten the planes.
-                encode_shuffled(raw, transform, width, Planes::RunLowest, shuffled, out, table)
+                shuffled_within_bound(raw, transform, usize::from(width), shuffled, out, table)
+            }
+            Codec::Decimal { transform } => {
+                let (ints, shuffled, out, table) =
+                    (&mut self.decimals, &mut self.shuffled, &mut self.compressed, &mut self.table);
+                encode_decimal(raw, transform, ints, shuffled, out, table).unwrap_or(raw.len())
             }
             _ => lz4(raw, &mut self.compressed, &mut self.table),
         }
     }
 
     /// The codec worth trying on `raw`, judged on its sample: plain LZ4, or for integers of `width`
-    /// bytes the transform with the fewest significant bytes, shuffled; `Raw` if neither saves 1/16.
-    fn choose(&mut self, raw: &[u8], ints: Option<usize>) -> Codec {
+    /// bytes the transform with the fewest significant bytes, shuffled, or for doubles that are
+    /// decimals their integers so; `Raw` if none saves 1/16.
+    fn choose(&mut self, raw: &[u8], values: Values) -> Codec {
         let sample = if raw.len() <= 2 * SAMPLE_BYTES { raw } else { &raw[..SAMPLE_BYTES] };
         let mut best = (Codec::Raw, sample.len());
         let mut consider = |codec: Codec, this: &mut Self| {
@@ -331,12 +414,25 @@ impl EncodeScratch {
             }
         };
         consider(Codec::Lz4, self);
-        if let Some(width) = ints {
-            let transform = transform::choose(sample, width);
-            // One-byte values untransformed would be plain LZ4 under another name.
-            if width > 1 || transform != Transform::None {
-                consider(Codec::Shuffled { transform, width: u8::try_from(width).expect("1, 2, 4 or 8") }, self);
+        match values {
+            Values::Ints(width) => {
+                let transform = transform::choose(sample, width);
+                // One-byte values untransformed would be plain LZ4 under another name.
+                if width > 1 || transform != Transform::None {
+                    consider(Codec::Shuffled { transform, width: u8::try_from(width).expect("1, 2, 4 or 8") }, self);
+                }
             }
+            Values::Floats64 => {
+                // Random doubles fail at their first value: a cheap test for the many columns that
+                // are not decimals.
+                if let Some(k) = decimal::exponent(sample)
+                    && decimal::to_integers(sample, k, &mut self.decimals)
+                {
+                    let transform = transform::choose(&self.decimals, 8);
+                    consider(Codec::Decimal { transform }, self);
+                }
+            }
+            Values::Bytes => {}
         }
         best.0
     }
@@ -372,32 +468,37 @@ impl StreamChoice {
 
 /// A block encoded as a stream of its own ([`encode_stream_block`] with a fresh choice).
 #[cfg(test)]
-pub(crate) fn encode_block(raw: &[u8], ints: Option<usize>, body: &mut Vec<u8>) -> BlockMeta {
-    encode_stream_block(raw, ints, body, &mut StreamChoice::default())
+pub(crate) fn encode_block(raw: &[u8], values: impl Into<Values>, body: &mut Vec<u8>) -> BlockMeta {
+    encode_stream_block(raw, values.into(), body, &mut StreamChoice::default())
 }
 
 /// Encodes the next block (at most [`BLOCK_BYTES`]) of a stream whose earlier blocks made `choice`,
 /// appending its stored bytes to `body`.
 ///
-/// `ints` is the width of the values when the stream holds little-endian integers (1, 2, 4 or 8 bytes;
-/// `raw` is then a whole number of them): such blocks may be delta- or zigzag-delta-coded and
-/// byte-shuffled before LZ4. Other blocks are LZ4-compressed or stored raw. The codec is taken from
+/// `values` says what the stream holds: little-endian integers of 1, 2, 4 or 8 bytes (`raw` is then a
+/// whole number of them), whose blocks may be delta- or zigzag-delta-coded and byte-shuffled before
+/// LZ4; doubles, whose blocks may be stored as decimal integers so; or bytes. Every block may also be
+/// LZ4-compressed or stored raw. The codec is taken from
 /// `choice` when it has one to reuse, else chosen from this block's sample; either way the block is
 /// stored raw if the codec does not shrink it by 1/16, and then the next block is chosen from its own
 /// sample.
 pub(crate) fn encode_stream_block(
     raw: &[u8],
-    ints: Option<usize>,
+    values: Values,
     body: &mut Vec<u8>,
     choice: &mut StreamChoice,
 ) -> BlockMeta {
-    debug_assert!(ints.is_none_or(|w| raw.len().is_multiple_of(w)));
+    debug_assert!(match values {
+        Values::Ints(w) => raw.len().is_multiple_of(w),
+        Values::Floats64 => raw.len().is_multiple_of(8),
+        Values::Bytes => true,
+    });
     let start = body.len();
     let codec = if raw.is_empty() {
         Codec::Raw
     } else {
         ENCODE_SCRATCH.with_borrow_mut(|s| {
-            let codec = choice.next().unwrap_or_else(|| s.choose(raw, ints));
+            let codec = choice.next().unwrap_or_else(|| s.choose(raw, values));
             choice.reuse = Some(codec);
             if codec == Codec::Raw {
                 return Codec::Raw;
@@ -481,6 +582,19 @@ pub(crate) fn decode_block(
         Codec::Shuffled { transform, width } => with_scratch(&DECODE_SCRATCH, |buf| {
             decode_shuffled(stored, transform, usize::from(width), out, buf, location)
         })?,
+        Codec::Decimal { transform } => {
+            let (&k, integers) = stored.split_last().ok_or_else(|| {
+                FormatError::malformed("segment", format!("{}: decimal block without its exponent", location()))
+            })?;
+            if k > decimal::MAX_EXPONENT {
+                return Err(FormatError::malformed(
+                    "segment",
+                    format!("{}: decimal exponent {k} over {}", location(), decimal::MAX_EXPONENT),
+                ));
+            }
+            with_scratch(&DECODE_SCRATCH, |buf| decode_shuffled(integers, transform, 8, out, buf, location))?;
+            decimal::from_integers_in_place(out, k);
+        }
     }
     Ok(())
 }
@@ -639,12 +753,12 @@ mod tests {
         out
     }
 
-    fn round_trip(raw: &[u8], ints: Option<usize>) -> BlockMeta {
+    fn round_trip(raw: &[u8], values: impl Into<Values>) -> BlockMeta {
         let mut body = vec![7u8; 3];
-        let meta = encode_block(raw, ints, &mut body);
+        let meta = encode_block(raw, values, &mut body);
         assert_eq!(body.len(), 3 + meta.stored_len as usize);
         assert!(meta.codec.is_plausible(meta.raw_len, meta.stored_len));
-        assert_eq!(Codec::from_code(meta.codec.code(), 2).expect("known code"), meta.codec);
+        assert_eq!(Codec::from_code(meta.codec.code(), 3).expect("known code"), meta.codec);
         assert_eq!(decode(&meta, &body[3..]), raw);
         meta
     }
@@ -695,7 +809,7 @@ mod tests {
             .iter()
             .map(|raw| {
                 let start = body.len();
-                let meta = encode_stream_block(raw, ints, &mut body, &mut choice);
+                let meta = encode_stream_block(raw, ints.into(), &mut body, &mut choice);
                 assert_eq!(decode(&meta, &body[start..]), *raw);
                 meta.codec
             })
@@ -735,7 +849,7 @@ mod tests {
         let encode = || {
             let (mut choice, mut body) = (StreamChoice::default(), Vec::new());
             for raw in &mixed {
-                encode_stream_block(raw, Some(8), &mut body, &mut choice);
+                encode_stream_block(raw, Values::Ints(8), &mut body, &mut choice);
             }
             body
         };
@@ -844,7 +958,75 @@ mod tests {
         }
     }
 
+    fn doubles(values: impl IntoIterator<Item = f64>) -> Vec<u8> {
+        values.into_iter().flat_map(f64::to_le_bytes).collect()
+    }
+
+    #[test]
+    fn decimal_doubles_are_stored_as_integers_and_come_back_bit_for_bit() {
+        let mut price = 10_000i64;
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let cents = doubles((0..12_800).map(|_| {
+            price += (next() % 7) as i64 - 3;
+            price as f64 / 100.0
+        }));
+        let meta = round_trip(&cents, Values::Floats64);
+        assert_eq!(meta.codec, Codec::Decimal { transform: Transform::ZigZag });
+        // A random walk in cents: about a byte a value, where LZ4 on the doubles keeps most of them.
+        assert!(meta.stored_len < meta.raw_len / 5, "{} of {} bytes", meta.stored_len, meta.raw_len);
+        let whole = doubles((0..1000).map(|_| (next() % 1_000_000) as f64));
+        assert!(matches!(round_trip(&whole, Values::Floats64).codec, Codec::Decimal { .. }));
+        // Doubles that are not decimals: random bits, NaN, -0.0.
+        let random = doubles((0..1000).map(|_| f64::from_bits(next() >> 2)));
+        assert!(!matches!(round_trip(&random, Values::Floats64).codec, Codec::Decimal { .. }));
+        for odd in [f64::NAN, -0.0, f64::INFINITY] {
+            let mut values: Vec<f64> = (0..1000).map(|i| f64::from(i) / 4.0).collect();
+            values[500] = odd;
+            let meta = round_trip(&doubles(values), Values::Floats64);
+            assert!(!matches!(meta.codec, Codec::Decimal { .. }), "{odd:?}: {:?}", meta.codec);
+        }
+        // The sample says decimal, a later value does not fit: the block keeps another codec.
+        let mut values: Vec<f64> = (0..4000).map(|i| f64::from(i) / 100.0).collect();
+        values[3999] = 0.1 + 0.2;
+        assert!(!matches!(round_trip(&doubles(values), Values::Floats64).codec, Codec::Decimal { .. }));
+    }
+
+    #[test]
+    fn a_decimal_block_is_refused_without_its_exponent_or_with_one_too_large() {
+        let mut body = Vec::new();
+        let raw = doubles((0..2000).map(|i| f64::from(i) / 8.0));
+        let meta = encode_block(&raw, Values::Floats64, &mut body);
+        assert!(matches!(meta.codec, Codec::Decimal { .. }));
+        let mut out = vec![0u8; raw.len()];
+        let mut check = |stored: &[u8]| {
+            let meta = BlockMeta { stored_len: u32_len(stored.len()), checksum: checksum(stored), ..meta };
+            decode_block(&meta, stored, &mut out, &|| "b".into()).expect_err("refused").to_string()
+        };
+        assert!(check(&[]).contains("without its exponent"));
+        let mut bad = body.clone();
+        *bad.last_mut().expect("an exponent") = decimal::MAX_EXPONENT + 1;
+        assert!(check(&bad).contains("decimal exponent 19"));
+    }
+
     proptest! {
+        #[test]
+        fn double_blocks_round_trip(ints in prop::collection::vec(-10_000_000i64..10_000_000, 1..3000),
+                                    k in 0u8..=decimal::MAX_EXPONENT, noise in prop::collection::vec(any::<u64>(), 0..3)) {
+            // Decimals at any exponent, sometimes with a few arbitrary doubles among them.
+            let mut values: Vec<f64> = ints.iter().map(|&i| i as f64 / 10f64.powi(i32::from(k))).collect();
+            for (j, &b) in noise.iter().enumerate() {
+                let at = (b as usize).wrapping_add(j) % values.len();
+                values[at] = f64::from_bits(b);
+            }
+            round_trip(&doubles(values), Values::Floats64);
+        }
+
         #[test]
         fn integer_blocks_round_trip(values in prop::collection::vec(any::<i64>(), 0..3000), w in 0usize..4,
                                      step in 0i64..1000, walk in any::<bool>()) {

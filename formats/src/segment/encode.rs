@@ -8,7 +8,7 @@ use arrow_buffer::{ArrowNativeType, BooleanBuffer};
 use arrow_data::ArrayData;
 use arrow_schema::{DataType, Field};
 
-use super::block::{MIN_BLOCK_BYTES, StreamChoice, block_bytes, encode_stream_block};
+use super::block::{MIN_BLOCK_BYTES, StreamChoice, Values, block_bytes, encode_stream_block};
 use super::coded::{is_coded_strings, stored_field};
 use super::dict;
 use super::layout::{
@@ -24,13 +24,15 @@ struct BodyWriter {
 }
 
 impl BodyWriter {
-    /// Appends the blocks of one stream. `ints`: the stream holds little-endian integers of this width.
-    fn stream(&mut self, kind: StreamKind, raw: &[u8], ints: Option<usize>) -> StreamDesc {
+    /// Appends the blocks of one stream. `values`: what the stream holds (`Option<usize>`: integers of
+    /// that width, or bytes).
+    fn stream(&mut self, kind: StreamKind, raw: &[u8], values: impl Into<Values>) -> StreamDesc {
+        let values = values.into();
         let body_offset = (self.out.len() - HEADER_LEN) as u64;
         let mut choice = StreamChoice::default();
         let blocks = raw
             .chunks(block_bytes(raw.len()))
-            .map(|chunk| encode_stream_block(chunk, ints, &mut self.out, &mut choice))
+            .map(|chunk| encode_stream_block(chunk, values, &mut self.out, &mut choice))
             .collect();
         StreamDesc { kind, raw_len: raw.len() as u64, blocks, body_offset }
     }
@@ -259,8 +261,12 @@ fn encode_column(body: &mut BodyWriter, field: &Arc<Field>, array: &dyn Array) -
     let mut dict = None;
     let streams = match physical {
         Physical::Fixed { width } => {
-            let ints = is_integer(data.data_type()).then_some(width);
-            vec![body.stream(StreamKind::Values, fixed(name, &data, width)?, ints)]
+            let values = match data.data_type() {
+                DataType::Float64 => Values::Floats64,
+                t if is_integer(t) => Values::Ints(width),
+                _ => Values::Bytes,
+            };
+            vec![body.stream(StreamKind::Values, fixed(name, &data, width)?, values)]
         }
         Physical::Bits => {
             let buffer = data.buffers().first().ok_or_else(|| internal(name, "no values buffer"))?;

@@ -24,7 +24,7 @@ use crate::le::{Reader, WriteLe, checksum, checksum_matches};
 /// The four bytes every segment starts with.
 pub const SEGMENT_MAGIC: [u8; 4] = *b"FLSG";
 /// The segment format version this build writes. It reads this one and every earlier one (1).
-pub const SEGMENT_FORMAT_VERSION: u16 = 2;
+pub const SEGMENT_FORMAT_VERSION: u16 = 3;
 /// The oldest segment format version this build reads.
 const OLDEST_READABLE_VERSION: u16 = 1;
 /// Size of the fixed header.

@@ -13,6 +13,7 @@
 
 mod block;
 mod coded;
+mod decimal;
 mod decode;
 mod dict;
 mod encode;

@@ -921,9 +921,29 @@ fn format_1_segments_cannot_use_format_2_features() {
     assert!(matches!(layouts(&v2)[0].streams[0].blocks[0].codec, block::Codec::Shuffled { .. }));
     let err = decode_err(&assemble(1, 4000, vec![int]));
     assert!(err.to_string().contains("unknown block codec"), "{err}");
-    // Format 3 is not read.
-    let err = decode_err(&assemble(3, 0, vec![]));
-    assert!(matches!(err, FormatError::UnsupportedVersion { found: 3, .. }), "{err}");
+    // Format 4 is not read.
+    let err = decode_err(&assemble(4, 0, vec![]));
+    assert!(matches!(err, FormatError::UnsupportedVersion { found: 4, .. }), "{err}");
+}
+
+#[test]
+fn format_2_segments_cannot_use_format_3_decimals() {
+    // Prices in cents: the encoder stores them as decimal integers (format 3)...
+    let cents: Vec<f64> = (0..4000).map(|i| (10_000 + (i * 7919) % 97) as f64 / 100.0).collect();
+    let batch = RecordBatch::try_new(
+        Arc::new(Schema::new(vec![Field::new("px", DataType::Float64, false)])),
+        vec![Arc::new(Float64Array::from(cents))],
+    )
+    .expect("batch");
+    let mut bytes = encode_segment(&batch, None).expect("encodes");
+    assert!(matches!(layouts(&bytes)[0].streams[0].blocks[0].codec, block::Codec::Decimal { .. }));
+    assert_eq!(decode_segment(&bytes).expect("decodes").batch, batch);
+    // ...which a segment claiming format 2 may not hold (the header re-checksummed to match).
+    bytes[4..6].copy_from_slice(&2u16.to_le_bytes());
+    let sum = crate::le::checksum(&bytes[..32]).to_le_bytes();
+    bytes[32..40].copy_from_slice(&sum);
+    let err = decode_err(&bytes);
+    assert!(err.to_string().contains("unknown block codec 3"), "{err}");
 }
 
 #[test]
