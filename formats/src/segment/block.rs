@@ -423,8 +423,8 @@ impl EncodeScratch {
                 }
             }
             Values::Floats64 => {
-                // Random doubles fail at their first value: a cheap test for the many columns that
-                // are not decimals.
+                // Random doubles fail within their first few values (one of 17 digits is enough): a
+                // cheap test for the many columns that are not decimals.
                 if let Some(k) = decimal::exponent(sample)
                     && decimal::to_integers(sample, k, &mut self.decimals)
                 {

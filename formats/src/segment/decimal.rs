@@ -58,7 +58,8 @@ fn doubles(raw: &[u8]) -> impl Iterator<Item = f64> + '_ {
 
 /// The smallest exponent at which every double of `raw` (little-endian, a whole number of them) is a
 /// decimal, or `None` (also for no values). Each value raises the exponent until it fits, so the
-/// search is one pass; a value that fits no exponent ends it at once (random doubles: the first).
+/// search is one pass; a value that fits no exponent ends it at once (random doubles: one of their
+/// first few, those whose shortest decimal has 17 digits).
 pub(crate) fn exponent(raw: &[u8]) -> Option<u8> {
     let mut k = 0u8;
     let mut any = false;
