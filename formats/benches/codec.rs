@@ -25,7 +25,8 @@ fn xorshift(state: &mut u64) -> u64 {
 }
 
 /// The benchmark columns: random floats (incompressible), jittered sorted timestamps, an int64 random
-/// walk of steps -2..=2 (prices in cents), and strings drawn from 500 tickers.
+/// walk of steps -2..=2 (prices in cents), the same walk as float64 dollars (decimals: D42's codec),
+/// and strings drawn from 500 tickers.
 fn column(kind: &str) -> ArrayRef {
     let mut s = 0x9e37_79b9_7f4a_7c15u64;
     match kind {
@@ -44,6 +45,13 @@ fn column(kind: &str) -> ArrayRef {
             Arc::new(Int64Array::from_iter_values((0..ROWS).map(|_| {
                 px += (xorshift(&mut s) % 5) as i64 - 2;
                 px
+            })))
+        }
+        "decimal" => {
+            let mut px = 10_000i64;
+            Arc::new(Float64Array::from_iter_values((0..ROWS).map(|_| {
+                px += (xorshift(&mut s) % 5) as i64 - 2;
+                px as f64 / 100.0
             })))
         }
         _ => {
@@ -67,7 +75,7 @@ fn raw_bytes(batch: &RecordBatch) -> usize {
     batch.get_array_memory_size()
 }
 
-#[divan::bench(args = ["float64", "timestamp", "int64", "string"])]
+#[divan::bench(args = ["float64", "decimal", "timestamp", "int64", "string"])]
 fn encode(bencher: Bencher, kind: &str) {
     let batch = batch(kind);
     bencher.counter(BytesCount::new(raw_bytes(&batch))).bench(|| encode_segment(&batch, None).expect("encodes"));
@@ -76,7 +84,7 @@ fn encode(bencher: Bencher, kind: &str) {
 /// The same 1M rows as ten segments of 100,000 rows, the engine's default row slice: the shape a
 /// write encodes (100 KiB blocks for 8-byte columns, where the codec's choice per block weighs more
 /// than in 1M-row streams' 256 KiB blocks; design/decisions.md D38).
-#[divan::bench(args = ["float64", "timestamp", "int64", "string"])]
+#[divan::bench(args = ["float64", "decimal", "timestamp", "int64", "string"])]
 fn encode_100k_row_segments(bencher: Bencher, kind: &str) {
     let batch = batch(kind);
     let slices: Vec<RecordBatch> = (0..ROWS).step_by(100_000).map(|at| batch.slice(at, 100_000)).collect();
@@ -124,7 +132,7 @@ fn arrow_cast_free_dictionary(strings: &ArrayRef) -> ArrayRef {
     Arc::new(dictionary)
 }
 
-#[divan::bench(args = ["float64", "timestamp", "int64", "string"])]
+#[divan::bench(args = ["float64", "decimal", "timestamp", "int64", "string"])]
 fn decode_to_arrow(bencher: Bencher, kind: &str) {
     let batch = batch(kind);
     let bytes = encode_segment(&batch, None).expect("encodes");
@@ -135,7 +143,7 @@ fn decode_to_arrow(bencher: Bencher, kind: &str) {
 
 /// Decoding into an already faulted-in output buffer: the read pipeline's case. Counted in bytes
 /// written (values; offsets and data for strings).
-#[divan::bench(args = ["float64", "timestamp", "int64", "string"])]
+#[divan::bench(args = ["float64", "decimal", "timestamp", "int64", "string"])]
 fn decode_into_buffer(bencher: Bencher, kind: &str) {
     let batch = batch(kind);
     let bytes = encode_segment(&batch, None).expect("encodes");
@@ -164,7 +172,7 @@ fn memcpy_8mb(bencher: Bencher) {
 }
 
 /// Encoded size relative to the Arrow size, printed once (not timed).
-#[divan::bench(args = ["float64", "timestamp", "int64", "string"], sample_count = 1, sample_size = 1)]
+#[divan::bench(args = ["float64", "decimal", "timestamp", "int64", "string"], sample_count = 1, sample_size = 1)]
 fn compression_ratio(kind: &str) {
     let batch = batch(kind);
     let encoded = encode_segment(&batch, None).expect("encodes").len();
