@@ -41,6 +41,12 @@ pub(crate) const MAX_BLOCK_RAW: u32 = 16 << 20;
 /// whole block if it is at most twice this long). A multiple of 8.
 const SAMPLE_BYTES: usize = 8 << 10;
 
+/// The sample of `raw` the encoder decides from: its first [`SAMPLE_BYTES`], or all of it when it is
+/// at most twice that long.
+fn sample(raw: &[u8]) -> &[u8] {
+    if raw.len() <= 2 * SAMPLE_BYTES { raw } else { &raw[..SAMPLE_BYTES] }
+}
+
 /// LZ4 cannot expand more than ~255x; a compressed block claiming more is refused before allocating.
 pub(crate) fn lz4_raw_len_is_plausible(raw_len: u32, stored_len: u32) -> bool {
     u64::from(raw_len) <= u64::from(stored_len) * 256 + 64
@@ -62,7 +68,7 @@ pub(crate) enum Codec {
     Shuffled { transform: Transform, width: u8 },
     /// Doubles that are decimals (`i / 10^k`, [`decimal`]) stored as the 8-byte integers `i`, rewritten
     /// by `transform` and byte-shuffled as [`Codec::Shuffled`] does, then the exponent `k` in one byte
-    /// (codes 32-34: `32 + transform`; format 3). See [`encode_decimal`].
+    /// (codes 32-34: `32 + transform`; format 3). See [`store_decimal`].
     Decimal { transform: Transform },
 }
 
@@ -272,31 +278,31 @@ fn shuffled_within_bound(
     encode_shuffled(raw, transform, width, Planes::RunLowest, shuffled, out, table)
 }
 
-/// The stored form of a [`Codec::Decimal`] block of `raw` (little-endian doubles) in `out`, or `None`
-/// if some value is not a decimal at the exponent its sample needs:
+/// The integers of `raw` (little-endian doubles) in `ints` and their exponent, found from `raw`'s
+/// sample, or `None` if some value is not a decimal at it.
+fn decimal_integers(raw: &[u8], ints: &mut Vec<u8>) -> Option<u8> {
+    let k = decimal::exponent(sample(raw))?;
+    decimal::to_integers(raw, k, ints).then_some(k)
+}
+
+/// The stored form of a [`Codec::Decimal`] block in `out`, from its integers `ints` at exponent `k`
+/// ([`decimal_integers`]); returns its length:
 ///
 /// ```text
 /// ...   the integers i (8-byte, little-endian), as a Codec::Shuffled block of width 8 stores them
 /// u8    the exponent k (0..=18): each value is (i as f64) / 10^k
 /// ```
-///
-/// `ints` holds the integers on the way.
-fn encode_decimal(
-    raw: &[u8],
+fn store_decimal(
+    ints: &[u8],
+    k: u8,
     transform: Transform,
-    ints: &mut Vec<u8>,
     shuffled: &mut Vec<u8>,
     out: &mut Vec<u8>,
     table: &mut CompressTable,
-) -> Option<usize> {
-    let sample = if raw.len() <= 2 * SAMPLE_BYTES { raw } else { &raw[..SAMPLE_BYTES] };
-    let k = decimal::exponent(sample)?;
-    if !decimal::to_integers(raw, k, ints) {
-        return None;
-    }
+) -> usize {
     let n = shuffled_within_bound(ints, transform, 8, shuffled, out, table);
     at_least(out, n + 1)[n] = k;
-    Some(n + 1)
+    n + 1
 }
 
 /// What a stream's values are, for the codecs the encoder may try on its blocks.
@@ -392,11 +398,17 @@ impl EncodeScratch {
                 let (shuffled, out, table) = (&mut self.shuffled, &mut self.compressed, &mut self.table);
                 shuffled_within_bound(raw, transform, usize::from(width), shuffled, out, table)
             }
-            Codec::Decimal { transform } => {
-                let (ints, shuffled, out, table) =
-                    (&mut self.decimals, &mut self.shuffled, &mut self.compressed, &mut self.table);
-                encode_decimal(raw, transform, ints, shuffled, out, table).unwrap_or(raw.len())
-            }
+            Codec::Decimal { transform } => match decimal_integers(raw, &mut self.decimals) {
+                Some(k) => store_decimal(
+                    &self.decimals,
+                    k,
+                    transform,
+                    &mut self.shuffled,
+                    &mut self.compressed,
+                    &mut self.table,
+                ),
+                None => raw.len(),
+            },
             _ => lz4(raw, &mut self.compressed, &mut self.table),
         }
     }
@@ -405,31 +417,39 @@ impl EncodeScratch {
     /// bytes the transform with the fewest significant bytes, shuffled, or for doubles that are
     /// decimals their integers so; `Raw` if none saves 1/16.
     fn choose(&mut self, raw: &[u8], values: Values) -> Codec {
-        let sample = if raw.len() <= 2 * SAMPLE_BYTES { raw } else { &raw[..SAMPLE_BYTES] };
+        let sample = sample(raw);
         let mut best = (Codec::Raw, sample.len());
-        let mut consider = |codec: Codec, this: &mut Self| {
-            let n = this.compress(sample, codec);
+        // Keeps `codec` if its stored sample of `n` bytes is the smallest yet and worth it.
+        let mut keep = |codec: Codec, n: usize| {
             if n < best.1 && worth_it(sample.len(), n) {
                 best = (codec, n);
             }
         };
-        consider(Codec::Lz4, self);
+        keep(Codec::Lz4, self.compress(sample, Codec::Lz4));
         match values {
             Values::Ints(width) => {
                 let transform = transform::choose(sample, width);
                 // One-byte values untransformed would be plain LZ4 under another name.
                 if width > 1 || transform != Transform::None {
-                    consider(Codec::Shuffled { transform, width: u8::try_from(width).expect("1, 2, 4 or 8") }, self);
+                    let codec = Codec::Shuffled { transform, width: u8::try_from(width).expect("1, 2, 4 or 8") };
+                    keep(codec, self.compress(sample, codec));
                 }
             }
             Values::Floats64 => {
                 // Random doubles fail within their first few values (one of 17 digits is enough): a
-                // cheap test for the many columns that are not decimals.
-                if let Some(k) = decimal::exponent(sample)
-                    && decimal::to_integers(sample, k, &mut self.decimals)
-                {
+                // cheap test for the many columns that are not decimals. The sample's integers are
+                // made once, for the transform's choice and the trial.
+                if let Some(k) = decimal_integers(sample, &mut self.decimals) {
                     let transform = transform::choose(&self.decimals, 8);
-                    consider(Codec::Decimal { transform }, self);
+                    let n = store_decimal(
+                        &self.decimals,
+                        k,
+                        transform,
+                        &mut self.shuffled,
+                        &mut self.compressed,
+                        &mut self.table,
+                    );
+                    keep(Codec::Decimal { transform }, n);
                 }
             }
             Values::Bytes => {}
