@@ -77,20 +77,62 @@ pub(crate) fn exponent(raw: &[u8]) -> Option<u8> {
     any.then_some(k)
 }
 
+/// Values converted per step of the fast paths: enough for the loop to vectorize and amortize the
+/// check that ends it, few enough that a run falling back to the exact path redoes little.
+const RUN: usize = 64;
+
+/// `1.5 * 2^52`. For a double `x` of magnitude below `2^51`, `x + ROUNDER` lands in `[2^52, 2^53)`, where
+/// doubles are the integers, so the addition rounds `x` to an integer (nearest, ties to even), the sum's
+/// bits minus `ROUNDER`'s are that integer, and subtracting `ROUNDER` again gives it as a double.
+/// Plain SSE2 arithmetic, where `f64 <-> i64` conversions have no packed instruction before AVX-512.
+const ROUNDER: f64 = 6_755_399_441_055_744.0;
+
+/// The fast encoding path takes values whose scaled magnitude is below this. A value that is a
+/// decimal is within `|i| * 2^-52` of its integer `i` once scaled (two correctly rounded steps), so
+/// below `2^50` it is within a quarter of it: the nearest integer is the same whichever way ties round,
+/// and the fast path finds exactly the integer [`integer`] does.
+const FAST_SCALED: f64 = (1u64 << 50) as f64;
+
+/// [`integer`] for every value of `run` into `out`, or `false` if any value is not a decimal at `k`
+/// with a scaled magnitude below [`FAST_SCALED`] (then `out` is unspecified; the caller redoes the run
+/// with [`integer`], which decides). Branch-free, so the loop vectorizes.
+fn run_to_integers(run: &[u8], k: u8, out: &mut [u8]) -> bool {
+    let scale = POW10[usize::from(k)];
+    let rounder_bits = ROUNDER.to_bits() as i64;
+    let mut ok = true;
+    for (v, slot) in doubles(run).zip(out.chunks_exact_mut(8)) {
+        let scaled = v * scale;
+        let shifted = scaled + ROUNDER;
+        let i = (shifted.to_bits() as i64).wrapping_sub(rounder_bits);
+        let back = (shifted - ROUNDER) / scale;
+        // `abs() < FAST_SCALED` is false for NaN and infinities too.
+        ok &= (scaled.abs() < FAST_SCALED) & (back.to_bits() == v.to_bits());
+        slot.copy_from_slice(&i.to_le_bytes());
+    }
+    ok
+}
+
 /// The integers of the doubles of `raw` at exponent `k`, as little-endian `i64`s in `out` (resized to
 /// `raw`'s length); `false` (and `out` unspecified) if any value is not a decimal at `k`.
 pub(crate) fn to_integers(raw: &[u8], k: u8, out: &mut Vec<u8>) -> bool {
     out.resize(raw.len(), 0);
-    for (v, slot) in doubles(raw).zip(out.chunks_exact_mut(8)) {
-        match integer(v, k) {
-            Some(i) => slot.copy_from_slice(&i.to_le_bytes()),
-            None => return false,
+    for (run, dest) in raw.chunks(RUN * 8).zip(out.chunks_mut(RUN * 8)) {
+        if run_to_integers(run, k, dest) {
+            continue;
+        }
+        for (v, slot) in doubles(run).zip(dest.chunks_exact_mut(8)) {
+            match integer(v, k) {
+                Some(i) => slot.copy_from_slice(&i.to_le_bytes()),
+                None => return false,
+            }
         }
     }
     true
 }
 
 /// Turns little-endian `i64`s in `buf` into the doubles they stand for at exponent `k`, in place.
+/// (This loop vectorizes as it is, and the division bounds it: the [`ROUNDER`] conversion measured
+/// slower here, with its range check.)
 pub(crate) fn from_integers_in_place(buf: &mut [u8], k: u8) {
     for slot in buf.chunks_exact_mut(8) {
         let i = i64::from_le_bytes((&*slot).try_into().expect("chunks_exact yields 8 bytes"));
@@ -156,7 +198,49 @@ mod tests {
         assert_eq!(round_trip(&values), Some(2));
     }
 
+    /// The one-value path over all of `raw`: what [`to_integers`] must agree with.
+    fn exact_integers(raw: &[u8], k: u8) -> Option<Vec<u8>> {
+        doubles(raw).map(|v| integer(v, k).map(i64::to_le_bytes)).collect::<Option<Vec<_>>>().map(|v| v.concat())
+    }
+
+    #[test]
+    fn the_fast_path_hands_over_at_its_bounds() {
+        // Around 2^50 once scaled, at 2^51 and 2^53, mixed into runs of ordinary decimals.
+        for k in [0u8, 2, 6] {
+            let edge = FAST_SCALED / POW10[usize::from(k)];
+            let specials = [edge, -edge, edge * 2.0, edge * 8.0, 2.5, -0.0, f64::NAN, 12.34, 1e-3];
+            for (at, special) in specials.iter().enumerate() {
+                let mut values: Vec<f64> = (0..3 * RUN as i64).map(|i| value(i * 37 - 1000, k)).collect();
+                values[RUN + at * 5] = *special;
+                let raw = bytes(&values);
+                let mut out = Vec::new();
+                let fast = to_integers(&raw, k, &mut out).then_some(out);
+                assert_eq!(fast, exact_integers(&raw, k), "{special:?} at 10^-{k}");
+            }
+        }
+    }
+
     proptest! {
+        #[test]
+        fn the_fast_path_agrees_with_the_exact_one(
+            ints in prop::collection::vec(-(1i64 << 53)..(1i64 << 53), 1..200),
+            scale_bits in prop::collection::vec(0u32..54, 1..200),
+            k in 0u8..=MAX_EXPONENT,
+            noise in prop::collection::vec((0usize..200, any::<u64>()), 0..2),
+        ) {
+            // Integers of every magnitude up to 2^53 (so values on both sides of the fast path's
+            // bound), as decimals at `k`, and now and then arbitrary bits.
+            let mut values: Vec<f64> = ints.iter().zip(scale_bits.iter().cycle()).map(|(&i, &b)| value(i >> (53 - b.min(53)), k)).collect();
+            for (at, bits) in noise {
+                let len = values.len();
+                values[at % len] = f64::from_bits(bits);
+            }
+            let raw = bytes(&values);
+            let mut out = Vec::new();
+            let fast = to_integers(&raw, k, &mut out).then_some(out);
+            prop_assert_eq!(fast, exact_integers(&raw, k));
+        }
+
         #[test]
         fn any_doubles_either_round_trip_exactly_or_are_refused(bits in prop::collection::vec(any::<u64>(), 1..50)) {
             let values: Vec<f64> = bits.iter().map(|&b| f64::from_bits(b)).collect();
