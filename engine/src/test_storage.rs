@@ -34,6 +34,11 @@ pub(crate) struct TestStorage {
     pub before_data_read: Hook,
     /// Every data segment key fetched (`get` and `get_batch`), one batch per entry, in call order.
     pub data_fetches: Mutex<Vec<Vec<AtomKey>>>,
+    /// `put_batch` stores copies of the values and lets go of them, as LMDB and S3 do (the memory
+    /// storage keeps what it is given).
+    pub copy_values: bool,
+    /// The address of every value `put_batch` was given, in call order.
+    pub put_addresses: Mutex<Vec<usize>>,
 }
 
 /// A one-shot action for [`TestStorage::before_data_read`].
@@ -82,6 +87,15 @@ impl Storage for TestStorage {
         self.most_in_flight.fetch_max(now, Ordering::SeqCst);
         self.batch_sizes.lock().unwrap_or_else(|p| p.into_inner()).push(items.len());
         std::thread::sleep(self.put_delay);
+        self.put_addresses
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(items.iter().map(|(_, v)| v.as_ptr() as usize));
+        let items = if self.copy_values {
+            items.into_iter().map(|(k, v)| (k, Bytes::copy_from_slice(&v))).collect()
+        } else {
+            items
+        };
         let out = self.inner.put_batch(items);
         self.in_flight.fetch_sub(1, Ordering::SeqCst);
         out

@@ -27,5 +27,5 @@ pub use error::{FormatError, Result};
 pub use key::{AtomFields, AtomKey, Key, KeyClass, KeyType, RefKey};
 pub use segment::{
     CODES_METADATA_KEY, Segment, SegmentLayout, SegmentReader, content_hash, decode_segment, encode_segment,
-    is_coded_strings, stored_field, stored_schema,
+    encode_segment_into, is_coded_strings, stored_field, stored_schema,
 };

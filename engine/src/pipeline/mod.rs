@@ -5,6 +5,7 @@ pub(crate) mod handover;
 pub(crate) mod huge_pages;
 pub(crate) mod output;
 pub(crate) mod read;
+pub(crate) mod segment_buffers;
 pub(crate) mod write;
 
 /// Work of at most this many bytes stays on the calling thread: handing it to rayon and back costs

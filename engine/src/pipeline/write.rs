@@ -10,14 +10,15 @@
 use arrow_array::RecordBatch;
 use bytes::Bytes;
 use floe_backends::Storage;
-use floe_formats::{AtomFields, AtomKey, KeyType, encode_segment};
+use floe_formats::{AtomFields, AtomKey, KeyType, encode_segment_into};
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::index::IndexEntry;
 use crate::options::PipelineOptions;
 use crate::pipeline::handover;
-use crate::sync::Ordering;
+use crate::pipeline::segment_buffers::SegmentBuffers;
+use crate::sync::{Arc, Ordering};
 use crate::table;
 
 /// One encoded segment on its way to storage.
@@ -129,9 +130,16 @@ impl<I: Iterator<Item = Result<SegmentJob>>> Iterator for Waves<I> {
 }
 
 /// Encodes one segment and makes its key and index entry.
-fn encode_one(job: &SliceJob<'_>, now: i64, s: &SegmentJob) -> Result<Encoded> {
+/// Encodes one segment, into a spare buffer of `buffers` when given one. Without `buffers` (a job's
+/// first wave, which may be its only one and may travel with the commit) or when the backend keeps
+/// what it stores, the segment is shrunk to its length, as [`floe_formats::encode_segment`] does.
+fn encode_one(job: &SliceJob<'_>, now: i64, s: &SegmentJob, buffers: Option<&SegmentBuffers>) -> Result<Encoded> {
     let seg = table::segment_batch(&s.rows, job.index_pos, &job.data_cols, s.group)?;
-    let bytes = encode_segment(&seg, None)?;
+    let mut bytes = encode_segment_into(&seg, None, buffers.map(SegmentBuffers::take).unwrap_or_default())?;
+    if buffers.is_none_or(SegmentBuffers::shrink_before_store) && bytes.capacity() > bytes.len() + bytes.len() / 4 {
+        // In place: the allocator returns the tail without a copy.
+        bytes.shrink_to_fit();
+    }
     let row_end = s.row_start + s.rows.num_rows() as u64;
     let (index_start, index_end) = match job.index_pos {
         None => (s.row_start as i64, row_end as i64 - 1),
@@ -164,11 +172,16 @@ fn encode_one(job: &SliceJob<'_>, now: i64, s: &SegmentJob) -> Result<Encoded> {
 
 /// Encodes a wave: in parallel on the rayon pool, or on this thread when it is small (an append of a
 /// few rows), where a trip through rayon and back costs more than encoding it.
-fn encode_wave(job: &SliceJob<'_>, now: i64, wave: &[SegmentJob]) -> Result<Vec<Encoded>> {
+fn encode_wave(
+    job: &SliceJob<'_>,
+    now: i64,
+    wave: &[SegmentJob],
+    buffers: Option<&SegmentBuffers>,
+) -> Result<Vec<Encoded>> {
     if super::on_calling_thread(wave.len(), wave.iter().map(|s| s.input_bytes).sum()) {
-        wave.iter().map(|s| encode_one(job, now, s)).collect()
+        wave.iter().map(|s| encode_one(job, now, s, buffers)).collect()
     } else {
-        wave.par_iter().map(|s| encode_one(job, now, s)).collect()
+        wave.par_iter().map(|s| encode_one(job, now, s, buffers)).collect()
     }
 }
 
@@ -213,16 +226,30 @@ fn write_waves(
     let jobs = SegmentJobs { slices: row_slices, job, current: None, next_group: 0, row: job.row_base };
     let mut waves = Waves { jobs, max_segments: options.encode_wave, max_bytes: options.wave_bytes };
     let Some(first) = waves.next().transpose()? else { return Ok(Written::default()) };
-    let first = encode_wave(job, now, &first)?;
+    // Segments in flight at most: the wave encoding, the queued ones and one per worker storing.
+    let in_flight = options.encode_wave.max(1) * (2 + options.queue_capacity + options.io_workers);
+    let buffers = Arc::new(SegmentBuffers::new(in_flight));
+    let first = encode_wave(job, now, &first, None)?;
     let storage_puts = storage.concurrent_puts();
     let storage = std::sync::Arc::clone(storage);
     // Each wave of segments is encoded in parallel on the rayon pool (CPU work) and handed over whole to
     // an I/O worker, which stores it with one `put_batch`: concurrent requests on S3, one transaction
     // (one fsync) on LMDB.
+    let returns = Arc::clone(&buffers);
     let store = move |wave: Vec<Encoded>| -> Result<Vec<IndexEntry>> {
-        let (entries, items): (Vec<IndexEntry>, Vec<_>) =
-            wave.into_iter().map(|e| (e.entry.clone(), (e.entry.key, e.bytes))).unzip();
-        for (r, e) in storage.put_batch(items).into_iter().zip(&entries) {
+        // A second reference to each segment (a count, not a copy) tells after the store whether the
+        // backend let go of it, so that its buffer can serve a later segment.
+        let mut segments = Vec::with_capacity(wave.len());
+        let (entries, items): (Vec<IndexEntry>, Vec<_>) = wave
+            .into_iter()
+            .map(|e| {
+                segments.push(e.bytes.clone());
+                (e.entry.clone(), (e.entry.key, e.bytes))
+            })
+            .unzip();
+        let results = storage.put_batch(items);
+        segments.into_iter().for_each(|b| returns.give_back(b));
+        for (r, e) in results.into_iter().zip(&entries) {
             r.map_err(|err| Error::from(err).context(format!("storing segment {}", e.key)))?;
         }
         Ok(entries)
@@ -253,7 +280,7 @@ fn write_waves(
                 Err(e) => return Some(Err(e)),
             },
         };
-        Some(encode_wave(job, now, &wave))
+        Some(encode_wave(job, now, &wave, Some(&buffers)))
     };
     let workers = options.io_workers.min(storage_puts).max(1);
     let stored = handover::run(workers, options.queue_capacity.min(workers), produce, store)?;
@@ -328,6 +355,36 @@ mod tests {
         let (counting, _) = store_through(usize::MAX);
         let most = counting.most_in_flight.load(Ordering::SeqCst);
         assert!((1..=4).contains(&most), "{most} concurrent put_batch calls with 4 I/O workers");
+    }
+
+    #[test]
+    fn segments_are_encoded_into_the_buffers_of_stored_ones_when_the_backend_lets_go() {
+        for copy_values in [true, false] {
+            let storage = Arc::new(TestStorage { put_limit: 1, copy_values, ..Default::default() });
+            let dyn_storage: Arc<dyn Storage> = Arc::clone(&storage) as Arc<dyn Storage>;
+            let options = PipelineOptions {
+                io_workers: 1,
+                queue_capacity: 1,
+                encode_wave: 2,
+                wave_bytes: 1,
+                ..Default::default()
+            };
+            let written = write_segments(&dyn_storage, &options, job(), slices()).expect("written");
+            let addresses = storage.put_addresses.lock().expect("not poisoned").clone();
+            let distinct: std::collections::HashSet<_> = addresses.iter().collect();
+            assert_eq!(addresses.len(), 40);
+            if copy_values {
+                // The first waves' buffers are fresh; later segments reuse those handed back.
+                assert!(distinct.len() <= 12, "{} distinct buffers for 40 segments", distinct.len());
+            } else {
+                assert_eq!(distinct.len(), 40, "a backend keeping values keeps every buffer");
+            }
+            // Whatever buffer a segment was encoded into, its bytes are those of a fresh encoding.
+            for (entry, slice) in written.entries.iter().zip(slices()) {
+                let stored = storage.inner.get(&entry.key).expect("stored");
+                assert_eq!(stored, floe_formats::encode_segment(&slice, None).expect("encodes"), "{}", entry.key);
+            }
+        }
     }
 
     /// The waves `sizes` (segment input bytes, in order) are cut into, as ranges of segment numbers.

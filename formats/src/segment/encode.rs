@@ -346,6 +346,23 @@ const DESCRIPTOR_COLUMN_BYTES: usize = 128;
 /// [`FormatError::InvalidInput`] for a column name longer than 65,535 bytes, a non-nullable field with
 /// nulls, or a dictionary with null values.
 pub fn encode_segment(batch: &RecordBatch, metadata: Option<&[u8]>) -> Result<Vec<u8>> {
+    let mut out = encode_segment_into(batch, metadata, Vec::new())?;
+    if out.capacity() > out.len() + out.len() / 4 {
+        // Return the reserve the compression did not need (in place: no copy).
+        out.shrink_to_fit();
+    }
+    Ok(out)
+}
+
+/// [`encode_segment`] into `buffer`, whose contents are discarded and whose allocation is reused
+/// (grown if it is short of the room the encoder reserves: the whole input stored raw plus the
+/// descriptor). The result keeps whatever capacity it has, so a caller encoding many segments can
+/// hand the same allocations round instead of faulting in fresh memory for each (the write pipeline's
+/// `SegmentBuffers`). The bytes are the same whatever buffer is passed in.
+///
+/// # Errors
+/// As [`encode_segment`].
+pub fn encode_segment_into(batch: &RecordBatch, metadata: Option<&[u8]>, mut buffer: Vec<u8>) -> Result<Vec<u8>> {
     let schema = batch.schema();
     for field in schema.fields() {
         if field.name().len() > usize::from(u16::MAX) {
@@ -359,8 +376,13 @@ pub fn encode_segment(batch: &RecordBatch, metadata: Option<&[u8]>) -> Result<Ve
     let slices: usize = batch.columns().iter().map(|a| a.to_data().get_slice_memory_size().unwrap_or(0)).sum();
     let metadata_len = metadata.map_or(0, <[u8]>::len);
     let estimate = slices + metadata_len + descriptor_estimate(batch, slices + metadata_len);
-    let mut body = BodyWriter { out: vec![0u8; HEADER_LEN] };
-    body.out.reserve(estimate);
+    if buffer.capacity() < HEADER_LEN + estimate {
+        // A fresh allocation: growing `buffer` would have the allocator copy its old contents.
+        buffer = Vec::with_capacity(HEADER_LEN + estimate);
+    }
+    buffer.clear();
+    buffer.resize(HEADER_LEN, 0);
+    let mut body = BodyWriter { out: buffer };
     let metadata = metadata.map(|m| body.stream(StreamKind::Metadata, m, None));
     let mut columns = Vec::with_capacity(batch.num_columns());
     for (field, array) in schema.fields().iter().zip(batch.columns()) {
@@ -383,9 +405,5 @@ pub fn encode_segment(batch: &RecordBatch, metadata: Option<&[u8]>) -> Result<Ve
     let head: &mut [u8; HEADER_LEN] =
         (&mut out[..HEADER_LEN]).try_into().expect("the buffer starts with HEADER_LEN reserved bytes");
     header.write(head);
-    if out.capacity() > out.len() + out.len() / 4 {
-        // Return the reserve the compression did not need (in place: no copy).
-        out.shrink_to_fit();
-    }
     Ok(out)
 }
