@@ -90,12 +90,12 @@ pub struct ListPage {
     pub more: bool,
 }
 
-/// The default page size of [`Storage::list`]; S3 returns at most 1,000 keys per request anyway.
+/// The default page size of [`Storage::list_page`] listings; S3 returns at most 1,000 keys per request anyway.
 pub const DEFAULT_LIST_PAGE: usize = 1000;
 
 /// The storage of one library: immutable objects plus compare-and-swap references.
 ///
-/// # Contract (checked by [`crate::conformance`])
+/// # Contract (checked by the conformance suite, `floe_backends::conformance`)
 /// - **Immutable keys.** [`put`](Storage::put) creates a key; writing an existing key again with the
 ///   same bytes succeeds (so retries are safe), with different bytes fails with
 ///   [`StorageError::AlreadyExists`] and leaves the stored bytes unchanged. A successful `put` is durable
@@ -126,6 +126,17 @@ pub trait Storage: Send + Sync + fmt::Debug {
     /// The default calls [`put`](Storage::put) for each item in turn.
     fn put_batch(&self, items: Vec<(AtomKey, Bytes)>) -> Vec<Result<()>> {
         items.into_iter().map(|(k, v)| self.put(&k, v)).collect()
+    }
+
+    /// [`put_batch`](Storage::put_batch) of objects each given as parts, in order: an object's bytes
+    /// are its parts joined (none is an empty object). The engine hands over a segment this way when its
+    /// raw columns are still the caller's Arrow buffers (design/decisions.md D44), so a backend that
+    /// copies values into its own pages anyway can copy the parts there directly, once. The default
+    /// joins each object's parts (one copy) and calls `put_batch`; an implementation must store exactly
+    /// the joined bytes, with `put`'s create-only semantics (conformance check
+    /// `put_batch_parts_stores_the_joined_bytes`).
+    fn put_batch_parts(&self, items: Vec<(AtomKey, Vec<Bytes>)>) -> Vec<Result<()>> {
+        self.put_batch(items.into_iter().map(|(k, parts)| (k, join_parts(parts))).collect())
     }
 
     /// Reads a whole object.
@@ -419,4 +430,16 @@ pub fn check_page_limit(limit: usize) -> Result<()> {
         return Err(StorageError::InvalidConfig("list page limit must be at least 1".into()));
     }
     Ok(())
+}
+
+/// The bytes of `parts` joined: the one part itself when there is one, else a copy.
+pub fn join_parts(mut parts: Vec<Bytes>) -> Bytes {
+    if parts.len() == 1 {
+        return parts.pop().expect("one part");
+    }
+    let mut out = Vec::with_capacity(parts.iter().map(Bytes::len).sum());
+    for p in &parts {
+        out.extend_from_slice(p);
+    }
+    Bytes::from(out)
 }

@@ -53,6 +53,9 @@ impl Storage for TempLibrary {
     fn put_batch(&self, items: Vec<(AtomKey, Bytes)>) -> Vec<Result<()>> {
         self.storage.put_batch(items)
     }
+    fn put_batch_parts(&self, items: Vec<(AtomKey, Vec<Bytes>)>) -> Vec<Result<()>> {
+        self.storage.put_batch_parts(items)
+    }
     fn get(&self, key: &AtomKey) -> Result<Bytes> {
         self.storage.get(key)
     }

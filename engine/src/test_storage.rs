@@ -34,10 +34,12 @@ pub(crate) struct TestStorage {
     pub before_data_read: Hook,
     /// Every data segment key fetched (`get` and `get_batch`), one batch per entry, in call order.
     pub data_fetches: Mutex<Vec<Vec<AtomKey>>>,
-    /// `put_batch` stores copies of the values and lets go of them, as LMDB and S3 do (the memory
-    /// storage keeps what it is given).
-    pub copy_values: bool,
-    /// The address of every value `put_batch` was given, in call order.
+    /// `put_batch_parts` holds on to every part it is given, as a backend keeping the values it
+    /// stores would (by default it stores a joined copy and lets go of the parts, as LMDB does).
+    pub keep_parts: bool,
+    /// The parts kept (see `keep_parts`).
+    pub kept_parts: Mutex<Vec<Bytes>>,
+    /// The address of the first part of every object `put_batch_parts` was given, in call order.
     pub put_addresses: Mutex<Vec<usize>>,
 }
 
@@ -87,18 +89,19 @@ impl Storage for TestStorage {
         self.most_in_flight.fetch_max(now, Ordering::SeqCst);
         self.batch_sizes.lock().unwrap_or_else(|p| p.into_inner()).push(items.len());
         std::thread::sleep(self.put_delay);
-        self.put_addresses
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend(items.iter().map(|(_, v)| v.as_ptr() as usize));
-        let items = if self.copy_values {
-            items.into_iter().map(|(k, v)| (k, Bytes::copy_from_slice(&v))).collect()
-        } else {
-            items
-        };
         let out = self.inner.put_batch(items);
         self.in_flight.fetch_sub(1, Ordering::SeqCst);
         out
+    }
+    fn put_batch_parts(&self, items: Vec<(AtomKey, Vec<Bytes>)>) -> Vec<floe_backends::Result<()>> {
+        let firsts = items.iter().map(|(_, parts)| parts.first().map_or(0, |p| p.as_ptr() as usize));
+        self.put_addresses.lock().unwrap_or_else(|p| p.into_inner()).extend(firsts);
+        if self.keep_parts {
+            let all = items.iter().flat_map(|(_, parts)| parts.iter().cloned());
+            self.kept_parts.lock().unwrap_or_else(|p| p.into_inner()).extend(all);
+        }
+        // Joined into a copy, as LMDB copies the parts into its pages.
+        self.put_batch(items.into_iter().map(|(k, parts)| (k, Bytes::from(parts.concat()))).collect())
     }
     fn concurrent_puts(&self) -> usize {
         if self.put_limit == 0 { usize::MAX } else { self.put_limit }

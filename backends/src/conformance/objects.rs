@@ -277,6 +277,56 @@ pub fn put_batch_results_in_order(config: &ConformanceConfig, storage: &dyn Stor
     Ok(())
 }
 
+/// `put_batch_parts` stores each object as its parts joined, with `put`'s create-only semantics: parts
+/// of every size (none, empty ones, one, many, one large), a re-put of the same bytes cut differently
+/// succeeds, other bytes under a taken key give `AlreadyExists` and change nothing.
+///
+/// # Errors
+/// A [`super::CheckError`] naming the item.
+pub fn put_batch_parts_stores_the_joined_bytes(config: &ConformanceConfig, storage: &dyn Storage) -> Outcome {
+    let whole = pattern(config.seed ^ 0x9a27, 300_000);
+    let cuts: Vec<Vec<std::ops::Range<usize>>> = vec![
+        vec![],
+        vec![0..0],
+        vec![0..1],
+        vec![0..300_000],
+        vec![0..7, 7..7, 7..4_096, 4_096..4_097, 4_097..250_000, 250_000..300_000],
+        (0..100).map(|i| i * 3..i * 3 + 3).collect(),
+    ];
+    let items: Vec<(AtomKey, Vec<Bytes>)> = cuts
+        .iter()
+        .enumerate()
+        .map(|(i, cut)| (data("parts", i as u64), cut.iter().map(|r| whole.slice(r.clone())).collect()))
+        .collect();
+    let joined = |parts: &[Bytes]| -> Vec<u8> { parts.iter().flat_map(|p| p.iter().copied()).collect() };
+    let results = storage.put_batch_parts(items.clone());
+    ensure!(
+        results.len() == items.len(),
+        "put_batch_parts of {} items returned {} results",
+        items.len(),
+        results.len()
+    );
+    for (result, (key, parts)) in results.into_iter().zip(&items) {
+        result.during(|| format!("put_batch_parts {key} ({} parts)", parts.len()))?;
+    }
+    for (key, parts) in &items {
+        get_same(storage, key, &joined(parts))?;
+    }
+    // The last object again, cut at other places: the same bytes, so a success; then other bytes.
+    let (key, parts) = &items[5];
+    let recut = vec![whole.slice(0..150), whole.slice(150..300)];
+    let again = storage.put_batch_parts(vec![(key.clone(), recut), (key.clone(), vec![Bytes::from_static(b"other")])]);
+    ensure!(again.len() == 2, "put_batch_parts of 2 items returned {} results", again.len());
+    let mut again = again.into_iter();
+    again.next().expect("two results").during(|| format!("re-put of {key}'s bytes in other parts"))?;
+    expect_error(again.next().expect("two results"), "AlreadyExists", is_already_exists, || {
+        format!("put_batch_parts of other bytes under {key}")
+    })?;
+    get_same(storage, key, &joined(parts))?;
+    ensure!(storage.put_batch_parts(Vec::new()).is_empty(), "put_batch_parts of no items returned results");
+    Ok(())
+}
+
 /// `get_batch` returns one result per key in key order, for present, absent and repeated keys.
 ///
 /// # Errors

@@ -64,19 +64,41 @@ fn ref_binary(key: &RefKey) -> Vec<u8> {
     Key::Ref(key.clone()).to_binary()
 }
 
-/// Create-only write of one object inside `txn`; equal bytes already present are a success.
+/// Create-only write of one object, given as `parts` joined, inside `txn`; equal bytes already
+/// present are a success. The parts are copied straight into the space LMDB reserves for the value
+/// (`MDB_RESERVE`), which it would otherwise fill by copying a joined value: one copy either way.
 fn put_one(
     txn: &mut RwTransaction<'_>,
     db: Database,
     binary: &[u8],
     key: &AtomKey,
-    value: &[u8],
+    parts: &[Bytes],
 ) -> std::result::Result<(), TxnError> {
+    let len: usize = parts.iter().map(Bytes::len).sum();
     match optional(txn.get(db, &binary))? {
-        Some(existing) if existing == value => Ok(()),
+        Some(existing) if existing.len() == len && same_as_parts(existing, parts) => Ok(()),
         Some(_) => Err(StorageError::already_exists(key).into()),
-        None => Ok(txn.put(db, &binary, &value, WriteFlags::empty())?),
+        None => {
+            // Valid until the next update of this transaction: filled before anything else happens.
+            let space = txn.reserve(db, &binary, len, WriteFlags::empty())?;
+            let mut at = 0;
+            for part in parts {
+                space[at..at + part.len()].copy_from_slice(part);
+                at += part.len();
+            }
+            Ok(())
+        }
     }
+}
+
+/// Whether `stored` is `parts` joined (the lengths already match).
+fn same_as_parts(stored: &[u8], parts: &[Bytes]) -> bool {
+    let mut at = 0;
+    parts.iter().all(|part| {
+        let same = stored[at..at + part.len()] == part[..];
+        at += part.len();
+        same
+    })
 }
 
 /// A copy of a whole-batch error for each item (`StorageError` is not `Clone`).
@@ -109,19 +131,25 @@ impl Storage for LmdbStorage {
 
     fn put(&self, key: &AtomKey, value: Bytes) -> Result<()> {
         let binary = atom_binary(key);
-        self.env.write("put", |txn| put_one(txn, self.env.atoms, &binary, key, &value))
+        self.env.write("put", |txn| put_one(txn, self.env.atoms, &binary, key, std::slice::from_ref(&value)))
     }
 
-    /// One write transaction (one fsync) per [`BATCH_TXN_BYTES`] of values rather than per key.
     fn put_batch(&self, items: Vec<(AtomKey, Bytes)>) -> Vec<Result<()>> {
+        self.put_batch_parts(items.into_iter().map(|(k, v)| (k, vec![v])).collect())
+    }
+
+    /// One write transaction (one fsync) per `BATCH_TXN_BYTES` (256 MiB) of values rather than per key; each
+    /// value's parts are copied into LMDB's pages directly (see `put_one`).
+    fn put_batch_parts(&self, items: Vec<(AtomKey, Vec<Bytes>)>) -> Vec<Result<()>> {
         let binaries: Vec<Vec<u8>> = items.iter().map(|(k, _)| atom_binary(k)).collect();
+        let lens: Vec<usize> = items.iter().map(|(_, parts)| parts.iter().map(Bytes::len).sum()).collect();
         let mut results = Vec::with_capacity(items.len());
         let mut start = 0;
         while start < items.len() {
             let mut end = start;
             let mut bytes = 0;
-            while end < items.len() && (end == start || bytes + items[end].1.len() <= BATCH_TXN_BYTES) {
-                bytes += items[end].1.len();
+            while end < items.len() && (end == start || bytes + lens[end] <= BATCH_TXN_BYTES) {
+                bytes += lens[end];
                 end += 1;
             }
             let chunk = self.env.write("put_batch", |txn| {
@@ -327,7 +355,7 @@ impl Storage for LmdbStorage {
         };
         let generation = self.env.write("write_ref", |txn| {
             for ((k, v), b) in objects.iter().zip(&binaries) {
-                put_one(txn, self.env.atoms, b, k, v)?;
+                put_one(txn, self.env.atoms, b, k, std::slice::from_ref(v))?;
             }
             let current = match optional(txn.get(self.env.refs, &binary))? {
                 Some(stored) => Some(decode_ref(key, stored)?.0),

@@ -10,7 +10,7 @@
 use arrow_array::RecordBatch;
 use bytes::Bytes;
 use floe_backends::Storage;
-use floe_formats::{AtomFields, AtomKey, KeyType, encode_segment_into};
+use floe_formats::{AtomFields, AtomKey, EncodedSegment, KeyType, encode_segment_into};
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
@@ -24,7 +24,8 @@ use crate::table;
 /// One encoded segment on its way to storage.
 struct Encoded {
     entry: IndexEntry,
-    bytes: Bytes,
+    /// Its raw columns may still be the input's buffers (lent, D44).
+    segment: EncodedSegment,
 }
 
 /// What to slice: where the segments go and the columns layout. The rows come separately, all at once
@@ -135,10 +136,10 @@ impl<I: Iterator<Item = Result<SegmentJob>>> Iterator for Waves<I> {
 /// what it stores, the segment is shrunk to its length, as [`floe_formats::encode_segment`] does.
 fn encode_one(job: &SliceJob<'_>, now: i64, s: &SegmentJob, buffers: Option<&SegmentBuffers>) -> Result<Encoded> {
     let seg = table::segment_batch(&s.rows, job.index_pos, &job.data_cols, s.group)?;
-    let mut bytes = encode_segment_into(&seg, None, buffers.map(SegmentBuffers::take).unwrap_or_default())?;
-    if buffers.is_none_or(SegmentBuffers::shrink_before_store) && bytes.capacity() > bytes.len() + bytes.len() / 4 {
+    let mut segment = encode_segment_into(&seg, None, buffers.map(SegmentBuffers::take).unwrap_or_default())?;
+    if buffers.is_none_or(SegmentBuffers::shrink_before_store) {
         // In place: the allocator returns the tail without a copy.
-        bytes.shrink_to_fit();
+        segment.shrink_to_fit();
     }
     let row_end = s.row_start + s.rows.num_rows() as u64;
     let (index_start, index_end) = match job.index_pos {
@@ -151,7 +152,7 @@ fn encode_one(job: &SliceJob<'_>, now: i64, s: &SegmentJob, buffers: Option<&Seg
     let fields = AtomFields {
         version: job.version,
         creation_ts: now,
-        content_hash: floe_formats::content_hash(&bytes)?,
+        content_hash: segment.content_hash(),
         start: index_start,
         end: index_end,
     };
@@ -167,7 +168,7 @@ fn encode_one(job: &SliceJob<'_>, now: i64, s: &SegmentJob, buffers: Option<&Seg
         key,
         seg_row_offset: 0,
     };
-    Ok(Encoded { entry, bytes: Bytes::from(bytes) })
+    Ok(Encoded { entry, segment })
 }
 
 /// Encodes a wave: in parallel on the rayon pool, or on this thread when it is small (an append of a
@@ -237,18 +238,20 @@ fn write_waves(
     // (one fsync) on LMDB.
     let returns = Arc::clone(&buffers);
     let store = move |wave: Vec<Encoded>| -> Result<Vec<IndexEntry>> {
-        // A second reference to each segment (a count, not a copy) tells after the store whether the
-        // backend let go of it, so that its buffer can serve a later segment.
-        let mut segments = Vec::with_capacity(wave.len());
+        // Each segment goes as parts: slices of its own buffer and the input's buffers its raw columns
+        // are still in (D44). A second reference to its own buffer (a count, not a copy) tells after
+        // the store whether the backend let go of it, so that the buffer can serve a later segment.
+        let mut buffers = Vec::with_capacity(wave.len());
         let (entries, items): (Vec<IndexEntry>, Vec<_>) = wave
             .into_iter()
             .map(|e| {
-                segments.push(e.bytes.clone());
-                (e.entry.clone(), (e.entry.key, e.bytes))
+                let (buffer, parts) = e.segment.into_parts();
+                buffers.push(buffer);
+                (e.entry.clone(), (e.entry.key, parts))
             })
             .unzip();
-        let results = storage.put_batch(items);
-        segments.into_iter().for_each(|b| returns.give_back(b));
+        let results = storage.put_batch_parts(items);
+        buffers.into_iter().for_each(|b| returns.give_back(b));
         for (r, e) in results.into_iter().zip(&entries) {
             r.map_err(|err| Error::from(err).context(format!("storing segment {}", e.key)))?;
         }
@@ -258,8 +261,9 @@ fn write_waves(
     let Some(second) = second else {
         // A job of one wave (every small write and append) needs no I/O workers: if small it goes back
         // to the caller for the commit to store, else it is stored from this thread.
-        if may_defer && first.iter().map(|e| e.bytes.len()).sum::<usize>() <= DEFER_BYTES {
-            let (entries, deferred) = first.into_iter().map(|e| (e.entry.clone(), (e.entry.key, e.bytes))).unzip();
+        if may_defer && first.iter().map(|e| e.segment.len()).sum::<usize>() <= DEFER_BYTES {
+            let (entries, deferred) =
+                first.into_iter().map(|e| (e.entry.clone(), (e.entry.key, Bytes::from(e.segment.into_vec())))).unzip();
             return Ok(Written { entries, deferred });
         }
         return Ok(Written { entries: store(first)?, deferred: Vec::new() });
@@ -359,8 +363,8 @@ mod tests {
 
     #[test]
     fn segments_are_encoded_into_the_buffers_of_stored_ones_when_the_backend_lets_go() {
-        for copy_values in [true, false] {
-            let storage = Arc::new(TestStorage { put_limit: 1, copy_values, ..Default::default() });
+        for keep_parts in [false, true] {
+            let storage = Arc::new(TestStorage { put_limit: 1, keep_parts, ..Default::default() });
             let dyn_storage: Arc<dyn Storage> = Arc::clone(&storage) as Arc<dyn Storage>;
             let options = PipelineOptions {
                 io_workers: 1,
@@ -373,7 +377,7 @@ mod tests {
             let addresses = storage.put_addresses.lock().expect("not poisoned").clone();
             let distinct: std::collections::HashSet<_> = addresses.iter().collect();
             assert_eq!(addresses.len(), 40);
-            if copy_values {
+            if !keep_parts {
                 // The first waves' buffers are fresh; later segments reuse those handed back.
                 assert!(distinct.len() <= 12, "{} distinct buffers for 40 segments", distinct.len());
             } else {
@@ -384,6 +388,46 @@ mod tests {
                 let stored = storage.inner.get(&entry.key).expect("stored");
                 assert_eq!(stored, floe_formats::encode_segment(&slice, None).expect("encodes"), "{}", entry.key);
             }
+        }
+    }
+
+    #[test]
+    fn incompressible_columns_reach_the_backend_as_the_inputs_own_buffers() {
+        // 40 slices of 1,000 random doubles: stored raw, so lent (D44), not copied into the segments.
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("ts", DataType::Timestamp(TimeUnit::Nanosecond, None), true),
+            Field::new("x", DataType::Float64, true),
+        ]));
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let slices: Vec<RecordBatch> = (0..40i64)
+            .map(|s| {
+                let ts = TimestampNanosecondArray::from_iter_values((0..1000).map(|r| s * 1000 + r));
+                let x = Float64Array::from_iter_values((0..1000).map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    f64::from_bits(state >> 2)
+                }));
+                RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(ts), Arc::new(x)]).expect("valid batch")
+            })
+            .collect();
+        let inputs: Vec<std::ops::Range<usize>> = slices
+            .iter()
+            .map(|b| {
+                let values = b.column(1).to_data().buffers()[0].clone();
+                values.as_ptr() as usize..values.as_ptr() as usize + values.len()
+            })
+            .collect();
+        let storage = Arc::new(TestStorage { put_limit: 1, keep_parts: true, ..Default::default() });
+        let dyn_storage: Arc<dyn Storage> = Arc::clone(&storage) as Arc<dyn Storage>;
+        let options = PipelineOptions { encode_wave: 4, wave_bytes: 40_000, ..Default::default() };
+        let written = write_segments(&dyn_storage, &options, job(), slices.clone()).expect("written");
+        let kept = storage.kept_parts.lock().expect("not poisoned");
+        let lent = kept.iter().filter(|p| inputs.iter().any(|r| r.contains(&(p.as_ptr() as usize)))).count();
+        assert_eq!(lent, 40, "each segment's column is one part, the input's own buffer");
+        for (entry, slice) in written.entries.iter().zip(&slices) {
+            let stored = storage.inner.get(&entry.key).expect("stored");
+            assert_eq!(stored, floe_formats::encode_segment(slice, None).expect("encodes"), "{}", entry.key);
         }
     }
 

@@ -502,12 +502,39 @@ pub(crate) fn encode_block(raw: &[u8], values: impl Into<Values>, body: &mut Vec
 /// `choice` when it has one to reuse, else chosen from this block's sample; either way the block is
 /// stored raw if the codec does not shrink it by 1/16, and then the next block is chosen from its own
 /// sample.
+#[cfg(test)]
 pub(crate) fn encode_stream_block(
     raw: &[u8],
     values: Values,
     body: &mut Vec<u8>,
     choice: &mut StreamChoice,
 ) -> BlockMeta {
+    let (meta, stored) = encode_stream_block_unless_raw(raw, values, body, choice);
+    if stored == BlockBytes::Raw {
+        body.extend_from_slice(raw);
+    }
+    meta
+}
+
+/// Where [`encode_stream_block_unless_raw`] left a block's stored bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BlockBytes {
+    /// Appended to the body.
+    InBody,
+    /// Not written: the block is stored raw, so its stored bytes are the input as it is, and the
+    /// caller puts them in place (a copy, or the input's own buffer lent to the segment).
+    Raw,
+}
+
+/// `encode_stream_block` (tests use it), except that a block stored raw is not copied into `body`: the caller
+/// stores `raw` itself, right after whatever `body` holds now (the metadata already describes it
+/// there: its length and checksum are `raw`'s).
+pub(crate) fn encode_stream_block_unless_raw(
+    raw: &[u8],
+    values: Values,
+    body: &mut Vec<u8>,
+    choice: &mut StreamChoice,
+) -> (BlockMeta, BlockBytes) {
     debug_assert!(match values {
         Values::Ints(w) => raw.len().is_multiple_of(w),
         Values::Floats64 => raw.len().is_multiple_of(8),
@@ -534,14 +561,17 @@ pub(crate) fn encode_stream_block(
         })
     };
     if codec == Codec::Raw {
-        body.extend_from_slice(raw);
+        let meta =
+            BlockMeta { codec, raw_len: u32_len(raw.len()), stored_len: u32_len(raw.len()), checksum: checksum(raw) };
+        return (meta, BlockBytes::Raw);
     }
-    BlockMeta {
+    let meta = BlockMeta {
         codec,
         raw_len: u32_len(raw.len()),
         stored_len: u32_len(body.len() - start),
         checksum: checksum(&body[start..]),
-    }
+    };
+    (meta, BlockBytes::InBody)
 }
 
 fn delta_decode_in_place(buf: &mut [u8]) {

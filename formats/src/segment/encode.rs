@@ -1,14 +1,16 @@
 //! Encoding a record batch (plus optional user metadata) into segment bytes.
 
 use std::borrow::Cow;
+use std::ops::Range;
 use std::sync::Arc;
 
 use arrow_array::{Array, RecordBatch};
-use arrow_buffer::{ArrowNativeType, BooleanBuffer};
+use arrow_buffer::{ArrowNativeType, BooleanBuffer, Buffer};
 use arrow_data::ArrayData;
 use arrow_schema::{DataType, Field};
+use bytes::Bytes;
 
-use super::block::{MIN_BLOCK_BYTES, StreamChoice, Values, block_bytes, encode_stream_block};
+use super::block::{BlockBytes, MIN_BLOCK_BYTES, StreamChoice, Values, block_bytes, encode_stream_block_unless_raw};
 use super::coded::{is_coded_strings, stored_field};
 use super::dict;
 use super::layout::{
@@ -18,23 +20,175 @@ use super::layout::{
 use super::types::{Physical, StreamKind, is_integer, physical};
 use crate::error::{FormatError, Result};
 
-/// Cuts a stream into blocks and appends them to the body.
+/// Cuts streams into blocks and appends them to the body.
 struct BodyWriter {
+    /// The segment's bytes so far, but for the lent blocks.
     out: Vec<u8>,
+    /// Raw blocks left in the input's buffers, in order.
+    lent: Vec<Lent>,
+    /// Their bytes in all.
+    lent_len: usize,
+}
+
+/// Raw blocks of a fixed-width values stream that stay in the input's Arrow buffer (see
+/// [`EncodedSegment`]): `buffer[range]`, which goes in the segment right before `out[at]`.
+#[derive(Debug, Clone)]
+struct Lent {
+    at: usize,
+    buffer: Buffer,
+    range: Range<usize>,
 }
 
 impl BodyWriter {
+    fn body_len(&self) -> usize {
+        self.out.len() + self.lent_len - HEADER_LEN
+    }
+
     /// Appends the blocks of one stream. `values`: what the stream holds (`Option<usize>`: integers of
     /// that width, or bytes).
     fn stream(&mut self, kind: StreamKind, raw: &[u8], values: impl Into<Values>) -> StreamDesc {
-        let values = values.into();
-        let body_offset = (self.out.len() - HEADER_LEN) as u64;
+        self.stream_from(kind, raw, values.into(), None)
+    }
+
+    /// [`BodyWriter::stream`] over `buffer[range]`, whose blocks stored raw are lent, not copied.
+    fn lending_stream(
+        &mut self,
+        kind: StreamKind,
+        buffer: &Buffer,
+        range: Range<usize>,
+        values: Values,
+    ) -> Result<StreamDesc> {
+        let raw = buffer.as_slice().get(range.clone()).ok_or_else(|| internal(kind.name(), "values"))?;
+        Ok(self.stream_from(kind, raw, values, Some((buffer, range.start))))
+    }
+
+    /// `source`: the buffer `raw` lies in and where it starts there, when its raw blocks may be lent.
+    fn stream_from(
+        &mut self,
+        kind: StreamKind,
+        raw: &[u8],
+        values: Values,
+        source: Option<(&Buffer, usize)>,
+    ) -> StreamDesc {
+        let body_offset = self.body_len() as u64;
         let mut choice = StreamChoice::default();
-        let blocks = raw
-            .chunks(block_bytes(raw.len()))
-            .map(|chunk| encode_stream_block(chunk, values, &mut self.out, &mut choice))
-            .collect();
+        let size = block_bytes(raw.len());
+        let mut blocks = Vec::with_capacity(raw.len().div_ceil(size.max(1)));
+        for (i, chunk) in raw.chunks(size).enumerate() {
+            let (meta, stored) = encode_stream_block_unless_raw(chunk, values, &mut self.out, &mut choice);
+            if stored == BlockBytes::Raw {
+                match source {
+                    Some((buffer, start)) => self.lend(buffer, start + i * size, chunk.len()),
+                    None => self.out.extend_from_slice(chunk),
+                }
+            }
+            blocks.push(meta);
+        }
         StreamDesc { kind, raw_len: raw.len() as u64, blocks, body_offset }
+    }
+
+    /// Lends `buffer[start..start + len]`, extending the last lent run when this one continues it.
+    fn lend(&mut self, buffer: &Buffer, start: usize, len: usize) {
+        self.lent_len += len;
+        if let Some(last) = self.lent.last_mut()
+            && last.at == self.out.len()
+            && last.buffer.as_ptr() == buffer.as_ptr()
+            && last.range.end == start
+        {
+            last.range.end += len;
+            return;
+        }
+        self.lent.push(Lent { at: self.out.len(), buffer: buffer.clone(), range: start..start + len });
+    }
+}
+
+/// An encoded segment whose raw blocks of fixed-width columns may still be in the input's Arrow
+/// buffers: its bytes are the parts of [`EncodedSegment::into_parts`] in order. Storing the parts saves copying
+/// incompressible columns into the segment only for the backend to copy them again (design/decisions.md
+/// D44); [`EncodedSegment::into_vec`] joins them. Either way the bytes are the same as
+/// [`encode_segment`]'s. Holds references to the input's buffers (not copies) while it lives.
+#[derive(Debug)]
+pub struct EncodedSegment {
+    /// The header, the blocks not lent and the descriptor.
+    owned: Vec<u8>,
+    lent: Vec<Lent>,
+    len: usize,
+    /// Where the descriptor starts in `owned`.
+    descriptor_at: usize,
+}
+
+impl EncodedSegment {
+    /// The segment's length in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the segment has no bytes (never: it has at least a header).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Bytes of the segment held in its own buffer (all but the lent blocks).
+    pub fn owned_len(&self) -> usize {
+        self.owned.len()
+    }
+
+    /// [`crate::content_hash`] of the segment's bytes, without joining them.
+    pub fn content_hash(&self) -> u64 {
+        let mut h = xxhash_rust::xxh3::Xxh3::new();
+        h.update(&self.owned[..HEADER_LEN]);
+        h.update(&self.owned[self.descriptor_at..]);
+        h.digest()
+    }
+
+    /// Gives back the spare capacity of the segment's own buffer (in place; see [`encode_segment`]).
+    pub fn shrink_to_fit(&mut self) {
+        self.owned.shrink_to_fit();
+    }
+
+    /// The segment's bytes in one buffer: its own when nothing is lent, else a copy of the parts.
+    pub fn into_vec(self) -> Vec<u8> {
+        if self.lent.is_empty() {
+            return self.owned;
+        }
+        let mut out = Vec::with_capacity(self.len);
+        let mut from = 0;
+        for l in &self.lent {
+            out.extend_from_slice(&self.owned[from..l.at]);
+            out.extend_from_slice(&l.buffer.as_slice()[l.range.clone()]);
+            from = l.at;
+        }
+        out.extend_from_slice(&self.owned[from..]);
+        out
+    }
+
+    /// The segment's own buffer as `Bytes` (for the caller to reuse once every part is dropped), and
+    /// the segment's bytes as parts in order: slices of that buffer between the lent runs, which are
+    /// views of the input's Arrow buffers (no copy; empty parts are left out).
+    pub fn into_parts(self) -> (Bytes, Vec<Bytes>) {
+        let owned = Bytes::from(self.owned);
+        let mut parts = Vec::with_capacity(2 * self.lent.len() + 1);
+        let mut from = 0;
+        for l in self.lent {
+            if l.at > from {
+                parts.push(owned.slice(from..l.at));
+            }
+            parts.push(Bytes::from_owner(LentBytes(l.buffer.slice_with_length(l.range.start, l.range.len()))));
+            from = l.at;
+        }
+        if owned.len() > from {
+            parts.push(owned.slice(from..));
+        }
+        (owned, parts)
+    }
+}
+
+/// An Arrow buffer as the owner of `Bytes` (which needs `AsRef<[u8]>`).
+struct LentBytes(Buffer);
+
+impl AsRef<[u8]> for LentBytes {
+    fn as_ref(&self) -> &[u8] {
+        self.0.as_slice()
     }
 }
 
@@ -266,7 +420,9 @@ fn encode_column(body: &mut BodyWriter, field: &Arc<Field>, array: &dyn Array) -
                 t if is_integer(t) => Values::Ints(width),
                 _ => Values::Bytes,
             };
-            vec![body.stream(StreamKind::Values, fixed(name, &data, width)?, values)]
+            let buffer = data.buffers().first().ok_or_else(|| internal(name, "no values buffer"))?;
+            let start = data.offset() * width;
+            vec![body.lending_stream(StreamKind::Values, buffer, start..start + data.len() * width, values)?]
         }
         Physical::Bits => {
             let buffer = data.buffers().first().ok_or_else(|| internal(name, "no values buffer"))?;
@@ -346,7 +502,7 @@ const DESCRIPTOR_COLUMN_BYTES: usize = 128;
 /// [`FormatError::InvalidInput`] for a column name longer than 65,535 bytes, a non-nullable field with
 /// nulls, or a dictionary with null values.
 pub fn encode_segment(batch: &RecordBatch, metadata: Option<&[u8]>) -> Result<Vec<u8>> {
-    let mut out = encode_segment_into(batch, metadata, Vec::new())?;
+    let mut out = encode_segment_into(batch, metadata, Vec::new())?.into_vec();
     if out.capacity() > out.len() + out.len() / 4 {
         // Return the reserve the compression did not need (in place: no copy).
         out.shrink_to_fit();
@@ -355,14 +511,20 @@ pub fn encode_segment(batch: &RecordBatch, metadata: Option<&[u8]>) -> Result<Ve
 }
 
 /// [`encode_segment`] into `buffer`, whose contents are discarded and whose allocation is reused
-/// (grown if it is short of the room the encoder reserves: the whole input stored raw plus the
-/// descriptor). The result keeps whatever capacity it has, so a caller encoding many segments can
-/// hand the same allocations round instead of faulting in fresh memory for each (the write pipeline's
-/// `SegmentBuffers`). The bytes are the same whatever buffer is passed in.
+/// (replaced if it is short of the room the encoder reserves: the whole input stored raw plus the
+/// descriptor), with the raw blocks of fixed-width columns lent from `batch`'s buffers rather than
+/// copied ([`EncodedSegment`]). The result's buffer keeps whatever capacity it has, so a caller
+/// encoding many segments can hand the same allocations round instead of faulting in fresh memory
+/// for each (the write pipeline's `SegmentBuffers`). The bytes are the same whatever buffer is passed
+/// in.
 ///
 /// # Errors
 /// As [`encode_segment`].
-pub fn encode_segment_into(batch: &RecordBatch, metadata: Option<&[u8]>, mut buffer: Vec<u8>) -> Result<Vec<u8>> {
+pub fn encode_segment_into(
+    batch: &RecordBatch,
+    metadata: Option<&[u8]>,
+    mut buffer: Vec<u8>,
+) -> Result<EncodedSegment> {
     let schema = batch.schema();
     for field in schema.fields() {
         if field.name().len() > usize::from(u16::MAX) {
@@ -382,14 +544,14 @@ pub fn encode_segment_into(batch: &RecordBatch, metadata: Option<&[u8]>, mut buf
     }
     buffer.clear();
     buffer.resize(HEADER_LEN, 0);
-    let mut body = BodyWriter { out: buffer };
+    let mut body = BodyWriter { out: buffer, lent: Vec::new(), lent_len: 0 };
     let metadata = metadata.map(|m| body.stream(StreamKind::Metadata, m, None));
     let mut columns = Vec::with_capacity(batch.num_columns());
     for (field, array) in schema.fields().iter().zip(batch.columns()) {
         columns.push(encode_column(&mut body, field, array.as_ref())?);
     }
-    let mut out = body.out;
-    let body_len = (out.len() - HEADER_LEN) as u64;
+    let body_len = body.body_len() as u64;
+    let BodyWriter { mut out, lent, lent_len } = body;
     let descriptor_start = out.len();
     write_descriptor(&mut out, metadata.as_ref(), &columns)?;
     let header = Header {
@@ -405,5 +567,5 @@ pub fn encode_segment_into(batch: &RecordBatch, metadata: Option<&[u8]>, mut buf
     let head: &mut [u8; HEADER_LEN] =
         (&mut out[..HEADER_LEN]).try_into().expect("the buffer starts with HEADER_LEN reserved bytes");
     header.write(head);
-    Ok(out)
+    Ok(EncodedSegment { len: out.len() + lent_len, owned: out, lent, descriptor_at: descriptor_start })
 }

@@ -221,6 +221,40 @@ fn an_incompressible_wide_segment_reserves_room_for_its_descriptor() {
     assert!(written <= reserved && reserved <= 4 * written, "descriptor of {written} bytes, {reserved} reserved");
 }
 
+/// The `wide`-shaped segment's raw columns are lent, not copied: its own buffer holds the header,
+/// the descriptor and nothing of the values, and the lent parts point into the input's buffers.
+#[test]
+fn raw_blocks_are_lent_from_the_input_and_the_parts_join_to_the_segment() {
+    let mut rng = Rng(11);
+    let fields: Vec<Field> = (0..20).map(|i| Field::new(format!("c{i}"), DataType::Float64, true)).collect();
+    let columns: Vec<ArrayRef> = (0..20)
+        .map(|_| {
+            Arc::new(Float64Array::from_iter_values((0..10_000).map(|_| f64::from_bits(rng.next() >> 2)))) as ArrayRef
+        })
+        .collect();
+    let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).expect("batch");
+    let whole = encode_segment(&batch, None).expect("encodes");
+    let encoded = encode_segment_into(&batch, None, Vec::new()).expect("encodes");
+    assert_eq!(encoded.len(), whole.len());
+    assert!(encoded.owned_len() < 10_000, "{} bytes owned of {}", encoded.owned_len(), whole.len());
+    assert_eq!(encoded.content_hash(), crate::content_hash(&whole).expect("hashes"));
+    let inputs: Vec<std::ops::Range<usize>> = batch
+        .columns()
+        .iter()
+        .map(|c| {
+            let values = c.to_data().buffers()[0].clone();
+            values.as_ptr() as usize..values.as_ptr() as usize + values.len()
+        })
+        .collect();
+    let (_, parts) = encoded.into_parts();
+    // One run per column (its blocks are contiguous in the input), between owned slices.
+    let lent: Vec<&bytes::Bytes> =
+        parts.iter().filter(|p| inputs.iter().any(|r| r.contains(&(p.as_ptr() as usize)))).collect();
+    assert_eq!(lent.len(), 20);
+    assert!(lent.iter().all(|p| p.len() == 80_000));
+    assert_eq!(parts.concat(), whole);
+}
+
 fn kinds() -> impl Strategy<Value = Vec<(usize, u8)>> {
     prop::collection::vec((0..TYPES, 0u8..3), 0..6)
 }
@@ -242,6 +276,22 @@ proptest! {
         prop_assert_eq!(decoded.metadata, meta);
         // Encoding is deterministic.
         prop_assert_eq!(encode_segment(&batch, None).expect("encodes"), encode_segment(&batch, None).expect("encodes"));
+    }
+
+    #[test]
+    fn parts_join_to_the_segment_whatever_the_buffer(rows in prop_oneof![0usize..300, 1000usize..40_000], kinds in kinds(), seed in any::<u64>(),
+                                                     cut in any::<u16>(), spare in prop::collection::vec(any::<u8>(), 0..100)) {
+        let batch = table(rows, &kinds, seed);
+        let batch = batch.slice(cut as usize % (rows + 1), rows - cut as usize % (rows + 1));
+        let whole = encode_segment(&batch, None).expect("encodes");
+        // A used buffer (the pipeline's) gives the same bytes as a fresh one.
+        let encoded = encode_segment_into(&batch, None, spare).expect("encodes");
+        prop_assert_eq!(encoded.content_hash(), crate::content_hash(&whole).expect("hashes"));
+        prop_assert_eq!(encoded.len(), whole.len());
+        let (_, parts) = encoded.into_parts();
+        prop_assert!(parts.iter().all(|p| !p.is_empty()));
+        prop_assert_eq!(parts.concat(), whole.clone());
+        prop_assert_eq!(encode_segment_into(&batch, None, Vec::new()).expect("encodes").into_vec(), whole);
     }
 
     #[test]
