@@ -59,9 +59,12 @@ pub struct PipelineOptions {
     pub queue_capacity: usize,
     /// Segments encoded in parallel per wave on the rayon pool, at most.
     pub encode_wave: usize,
-    /// A wave stops taking segments once their input reaches this many bytes (it always takes one).
+    /// A wave stops taking segments once their input reaches this many bytes (it always takes one,
+    /// and a wave of several rounds up to a multiple of the encoding threads, within `encode_wave`).
     /// With `queue_capacity` and the workers this bounds the write pipeline's memory: on LMDB (one
     /// writer) about four waves exist at a time, each also one write transaction (one fsync).
+    /// Default 8 MiB: a segment of that much input or more is a wave of its own (design/decisions.md
+    /// D45).
     pub wave_bytes: usize,
     /// Commit attempts before a write gives up with a conflict error.
     pub max_commit_attempts: u32,
@@ -80,7 +83,7 @@ impl Default for PipelineOptions {
             io_workers: (cores * 2).clamp(2, 16),
             queue_capacity: 2,
             encode_wave: cores * 2,
-            wave_bytes: 16 << 20,
+            wave_bytes: 8 << 20,
             max_commit_attempts: 200,
             max_reuse_age: std::time::Duration::from_secs(10),
         }

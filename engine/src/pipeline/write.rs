@@ -102,12 +102,16 @@ impl<I: Iterator<Item = Result<RecordBatch>>> Iterator for SegmentJobs<'_, I> {
 }
 
 /// Groups segments into waves as they come: a wave takes segments until it holds `max_segments` or
-/// their input reaches `max_bytes`, and always at least one. Pulls no segment beyond the wave it builds,
-/// so a streamed input is read one wave ahead at most.
+/// their input reaches `max_bytes`, and always at least one; a wave of more than one segment then takes
+/// more (within `max_segments`, while there are any) until it holds a multiple of `threads`, so that
+/// encoding it in parallel leaves no thread idle at its end (three `ticks` segments on two threads
+/// took as long as four). Pulls no segment beyond the wave it builds, so a streamed input is read one
+/// wave ahead at most.
 struct Waves<I> {
     jobs: I,
     max_segments: usize,
     max_bytes: usize,
+    threads: usize,
 }
 
 impl<I: Iterator<Item = Result<SegmentJob>>> Iterator for Waves<I> {
@@ -116,7 +120,9 @@ impl<I: Iterator<Item = Result<SegmentJob>>> Iterator for Waves<I> {
     fn next(&mut self) -> Option<Self::Item> {
         let mut wave = Vec::new();
         let mut bytes = 0usize;
-        while wave.len() < self.max_segments.max(1) && (wave.is_empty() || bytes < self.max_bytes) {
+        let max = self.max_segments.max(1);
+        let balanced = |n: usize| n == 1 || n.is_multiple_of(self.threads.max(1));
+        while wave.len() < max && (wave.is_empty() || bytes < self.max_bytes || !balanced(wave.len())) {
             match self.jobs.next() {
                 Some(Ok(job)) => {
                     bytes = bytes.saturating_add(job.input_bytes);
@@ -225,7 +231,8 @@ fn write_waves(
 ) -> Result<Written> {
     let now = crate::clock::now_ns();
     let jobs = SegmentJobs { slices: row_slices, job, current: None, next_group: 0, row: job.row_base };
-    let mut waves = Waves { jobs, max_segments: options.encode_wave, max_bytes: options.wave_bytes };
+    let threads = rayon::current_num_threads();
+    let mut waves = Waves { jobs, max_segments: options.encode_wave, max_bytes: options.wave_bytes, threads };
     let Some(first) = waves.next().transpose()? else { return Ok(Written::default()) };
     // Segments in flight at most: the wave encoding, the queued ones and one per worker storing.
     let in_flight = options.encode_wave.max(1) * (2 + options.queue_capacity + options.io_workers);
@@ -438,7 +445,7 @@ mod tests {
         let jobs = sizes.iter().enumerate().map(|(i, &input_bytes)| {
             Ok(super::SegmentJob { rows: rows.clone(), group: (0, 1), row_start: i as u64, input_bytes })
         });
-        super::Waves { jobs, max_segments, max_bytes }
+        super::Waves { jobs, max_segments, max_bytes, threads: 2 }
             .map(|w| {
                 let w = w.expect("no errors");
                 let first = w[0].row_start as usize;
@@ -456,6 +463,10 @@ mod tests {
         // A segment over the budget is a wave of its own; small ones after it share one.
         assert_eq!(wave_bounds(&[500, 10, 10, 500], 4, 100), vec![0..1, 1..4]);
         assert_eq!(wave_bounds(&[1; 3], 0, 0), vec![0..1, 1..2, 2..3]);
+        // A wave of several segments takes an even number of them (two threads), within the count.
+        assert_eq!(wave_bounds(&[40; 7], 4, 100), vec![0..4, 4..7]);
+        assert_eq!(wave_bounds(&[40; 7], 3, 100), vec![0..3, 3..6, 6..7]);
+        assert_eq!(wave_bounds(&[60, 60, 60, 200, 10], 8, 100), vec![0..2, 2..4, 4..5]);
     }
 }
 
