@@ -202,18 +202,23 @@ fn input_bytes(batch: &RecordBatch) -> usize {
     batch.columns().iter().map(|a| a.to_data().get_slice_memory_size().unwrap_or(0)).sum()
 }
 
-/// A `wide` segment (127 columns of 10,000 random floats: stored raw, ~900 blocks) reserves room for
-/// its whole descriptor, and not much more.
-#[test]
-fn an_incompressible_wide_segment_reserves_room_for_its_descriptor() {
-    let mut rng = Rng(7);
-    let fields: Vec<Field> = (0..127).map(|i| Field::new(format!("c{i}"), DataType::Float64, true)).collect();
-    let columns: Vec<ArrayRef> = (0..127)
+/// `columns` columns of 10,000 random doubles (stored raw): a `wide`-shaped segment.
+fn random_doubles(columns: usize, seed: u64) -> RecordBatch {
+    let mut rng = Rng(seed);
+    let fields: Vec<Field> = (0..columns).map(|i| Field::new(format!("c{i}"), DataType::Float64, true)).collect();
+    let arrays: Vec<ArrayRef> = (0..columns)
         .map(|_| {
             Arc::new(Float64Array::from_iter_values((0..10_000).map(|_| f64::from_bits(rng.next() >> 2)))) as ArrayRef
         })
         .collect();
-    let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).expect("batch");
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).expect("batch")
+}
+
+/// A `wide` segment (127 columns of 10,000 random floats: stored raw, ~900 blocks) reserves room for
+/// its whole descriptor, and not much more.
+#[test]
+fn an_incompressible_wide_segment_reserves_room_for_its_descriptor() {
+    let batch = random_doubles(127, 7);
     let bytes = encode_segment(&batch, None).expect("encodes");
     let written = layout::Header::parse(&bytes).expect("header").descriptor_len as usize;
     let reserved = super::encode::descriptor_estimate(&batch, input_bytes(&batch));
@@ -225,14 +230,7 @@ fn an_incompressible_wide_segment_reserves_room_for_its_descriptor() {
 /// the descriptor and nothing of the values, and the lent parts point into the input's buffers.
 #[test]
 fn raw_blocks_are_lent_from_the_input_and_the_parts_join_to_the_segment() {
-    let mut rng = Rng(11);
-    let fields: Vec<Field> = (0..20).map(|i| Field::new(format!("c{i}"), DataType::Float64, true)).collect();
-    let columns: Vec<ArrayRef> = (0..20)
-        .map(|_| {
-            Arc::new(Float64Array::from_iter_values((0..10_000).map(|_| f64::from_bits(rng.next() >> 2)))) as ArrayRef
-        })
-        .collect();
-    let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).expect("batch");
+    let batch = random_doubles(20, 11);
     let whole = encode_segment(&batch, None).expect("encodes");
     let encoded = encode_segment_into(&batch, None, Vec::new()).expect("encodes");
     assert_eq!(encoded.len(), whole.len());
