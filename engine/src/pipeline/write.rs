@@ -136,8 +136,8 @@ impl<I: Iterator<Item = Result<SegmentJob>>> Iterator for Waves<I> {
     }
 }
 
-/// Encodes one segment and makes its key and index entry.
-/// Encodes one segment, into a spare buffer of `buffers` when given one. Without `buffers` (a job's
+/// Encodes one segment and makes its key and index entry. The segment goes into a spare buffer of
+/// `buffers` when given one. Without `buffers` (a job's
 /// first wave, which may be its only one and may travel with the commit) or when the backend keeps
 /// what it stores, the segment is shrunk to its length, as [`floe_formats::encode_segment`] does.
 fn encode_one(job: &SliceJob<'_>, now: i64, s: &SegmentJob, buffers: Option<&SegmentBuffers>) -> Result<Encoded> {
@@ -241,8 +241,8 @@ fn write_waves(
     let storage_puts = storage.concurrent_puts();
     let storage = std::sync::Arc::clone(storage);
     // Each wave of segments is encoded in parallel on the rayon pool (CPU work) and handed over whole to
-    // an I/O worker, which stores it with one `put_batch`: concurrent requests on S3, one transaction
-    // (one fsync) on LMDB.
+    // an I/O worker, which stores it with one `put_batch_parts`: concurrent requests on S3, one
+    // transaction (one fsync) on LMDB.
     let returns = Arc::clone(&buffers);
     let store = move |wave: Vec<Encoded>| -> Result<Vec<IndexEntry>> {
         // Each segment goes as parts: slices of its own buffer and the input's buffers its raw columns
