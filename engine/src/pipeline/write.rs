@@ -234,11 +234,12 @@ fn write_waves(
     let threads = rayon::current_num_threads();
     let mut waves = Waves { jobs, max_segments: options.encode_wave, max_bytes: options.wave_bytes, threads };
     let Some(first) = waves.next().transpose()? else { return Ok(Written::default()) };
+    let workers = options.io_workers.min(storage.concurrent_puts()).max(1);
+    let queue = options.queue_capacity.min(workers);
     // Segments in flight at most: the wave encoding, the queued ones and one per worker storing.
-    let in_flight = options.encode_wave.max(1) * (2 + options.queue_capacity + options.io_workers);
+    let in_flight = options.encode_wave.max(1) * (2 + queue + workers);
     let buffers = Arc::new(SegmentBuffers::new(in_flight));
     let first = encode_wave(job, now, &first, None)?;
-    let storage_puts = storage.concurrent_puts();
     let storage = std::sync::Arc::clone(storage);
     // Each wave of segments is encoded in parallel on the rayon pool (CPU work) and handed over whole to
     // an I/O worker, which stores it with one `put_batch_parts`: concurrent requests on S3, one
@@ -293,8 +294,7 @@ fn write_waves(
         };
         Some(encode_wave(job, now, &wave, Some(&buffers)))
     };
-    let workers = options.io_workers.min(storage_puts).max(1);
-    let stored = handover::run(workers, options.queue_capacity.min(workers), produce, store)?;
+    let stored = handover::run(workers, queue, produce, store)?;
     Ok(Written { entries: stored.into_iter().flatten().collect(), deferred: Vec::new() })
 }
 

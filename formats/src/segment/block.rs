@@ -492,16 +492,7 @@ pub(crate) fn encode_block(raw: &[u8], values: impl Into<Values>, body: &mut Vec
     encode_stream_block(raw, values.into(), body, &mut StreamChoice::default())
 }
 
-/// Encodes the next block (at most [`BLOCK_BYTES`]) of a stream whose earlier blocks made `choice`,
-/// appending its stored bytes to `body`.
-///
-/// `values` says what the stream holds: little-endian integers of 1, 2, 4 or 8 bytes (`raw` is then a
-/// whole number of them), whose blocks may be delta- or zigzag-delta-coded and byte-shuffled before
-/// LZ4; doubles, whose blocks may be stored as decimal integers so; or bytes. Every block may also be
-/// LZ4-compressed or stored raw. The codec is taken from
-/// `choice` when it has one to reuse, else chosen from this block's sample; either way the block is
-/// stored raw if the codec does not shrink it by 1/16, and then the next block is chosen from its own
-/// sample.
+/// [`encode_stream_block_unless_raw`], with a block stored raw copied into `body` too.
 #[cfg(test)]
 pub(crate) fn encode_stream_block(
     raw: &[u8],
@@ -526,9 +517,18 @@ pub(crate) enum BlockBytes {
     Raw,
 }
 
-/// `encode_stream_block` (tests use it), except that a block stored raw is not copied into `body`: the caller
-/// stores `raw` itself, right after whatever `body` holds now (the metadata already describes it
-/// there: its length and checksum are `raw`'s).
+/// Encodes the next block (at most [`BLOCK_BYTES`]) of a stream whose earlier blocks made `choice`,
+/// appending its stored bytes to `body`, except that a block stored raw is not copied there: the
+/// caller stores `raw` itself, right after whatever `body` holds now (the metadata already describes
+/// it there: its length and checksum are `raw`'s).
+///
+/// `values` says what the stream holds: little-endian integers of 1, 2, 4 or 8 bytes (`raw` is then a
+/// whole number of them), whose blocks may be delta- or zigzag-delta-coded and byte-shuffled before
+/// LZ4; doubles, whose blocks may be stored as decimal integers so; or bytes. Every block may also be
+/// LZ4-compressed or stored raw. The codec is taken from
+/// `choice` when it has one to reuse, else chosen from this block's sample; either way the block is
+/// stored raw if the codec does not shrink it by 1/16, and then the next block is chosen from its own
+/// sample.
 pub(crate) fn encode_stream_block_unless_raw(
     raw: &[u8],
     values: Values,

@@ -50,19 +50,8 @@ impl BodyWriter {
         self.stream_from(kind, raw, values.into(), None)
     }
 
-    /// [`BodyWriter::stream`] over `buffer[range]`, whose blocks stored raw are lent, not copied.
-    fn lending_stream(
-        &mut self,
-        kind: StreamKind,
-        buffer: &Buffer,
-        range: Range<usize>,
-        values: Values,
-    ) -> Result<StreamDesc> {
-        let raw = buffer.as_slice().get(range.clone()).ok_or_else(|| internal(kind.name(), "values"))?;
-        Ok(self.stream_from(kind, raw, values, Some((buffer, range.start))))
-    }
-
-    /// `source`: the buffer `raw` lies in and where it starts there, when its raw blocks may be lent.
+    /// [`BodyWriter::stream`], and with `source` (the buffer `raw` lies in and where it starts there)
+    /// the blocks stored raw are lent from that buffer, not copied.
     fn stream_from(
         &mut self,
         kind: StreamKind,
@@ -146,20 +135,12 @@ impl EncodedSegment {
         self.owned.shrink_to_fit();
     }
 
-    /// The segment's bytes in one buffer: its own when nothing is lent, else a copy of the parts.
+    /// The segment's bytes in one buffer: its own when nothing is lent, else the parts joined.
     pub fn into_vec(self) -> Vec<u8> {
         if self.lent.is_empty() {
             return self.owned;
         }
-        let mut out = Vec::with_capacity(self.len);
-        let mut from = 0;
-        for l in &self.lent {
-            out.extend_from_slice(&self.owned[from..l.at]);
-            out.extend_from_slice(&l.buffer.as_slice()[l.range.clone()]);
-            from = l.at;
-        }
-        out.extend_from_slice(&self.owned[from..]);
-        out
+        self.into_parts().1.concat()
     }
 
     /// The segment's own buffer as `Bytes` (for the caller to reuse once every part is dropped), and
@@ -213,9 +194,15 @@ fn bits<'a>(column: &str, buffer: &'a arrow_buffer::Buffer, offset: usize, len: 
 
 /// Fixed-width values `offset..offset + len` of buffer 0.
 fn fixed<'a>(column: &str, data: &'a ArrayData, width: usize) -> Result<&'a [u8]> {
+    fixed_in_buffer(column, data, width).map(|(_, _, values)| values)
+}
+
+/// [`fixed`], with the buffer the values lie in and where they start there (to lend them).
+fn fixed_in_buffer<'a>(column: &str, data: &'a ArrayData, width: usize) -> Result<(&'a Buffer, usize, &'a [u8])> {
     let buffer = data.buffers().first().ok_or_else(|| internal(column, "no values buffer"))?;
     let (start, len) = (data.offset() * width, data.len() * width);
-    buffer.as_slice().get(start..start + len).ok_or_else(|| internal(column, "values"))
+    let values = buffer.as_slice().get(start..start + len).ok_or_else(|| internal(column, "values"))?;
+    Ok((buffer, start, values))
 }
 
 /// End offsets (rebased to start at 0) and data bytes of a variable-length array.
@@ -420,9 +407,8 @@ fn encode_column(body: &mut BodyWriter, field: &Arc<Field>, array: &dyn Array) -
                 t if is_integer(t) => Values::Ints(width),
                 _ => Values::Bytes,
             };
-            let buffer = data.buffers().first().ok_or_else(|| internal(name, "no values buffer"))?;
-            let start = data.offset() * width;
-            vec![body.lending_stream(StreamKind::Values, buffer, start..start + data.len() * width, values)?]
+            let (buffer, start, raw) = fixed_in_buffer(name, &data, width)?;
+            vec![body.stream_from(StreamKind::Values, raw, values, Some((buffer, start)))]
         }
         Physical::Bits => {
             let buffer = data.buffers().first().ok_or_else(|| internal(name, "no values buffer"))?;
