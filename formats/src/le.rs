@@ -148,10 +148,7 @@ impl WriteLe for Vec<u8> {
     }
 }
 
-/// xxh3-64 of `bytes`: the checksum every persisted Floe object uses.
-pub fn checksum(bytes: &[u8]) -> u64 {
-    xxhash_rust::xxh3::xxh3_64(bytes)
-}
+pub use crate::checksum::checksum;
 
 /// Whether a stored checksum matches the computed one.
 ///

@@ -16,6 +16,7 @@
 #[cfg(target_endian = "big")]
 compile_error!("floe-formats reinterprets Arrow's native-endian buffers as little-endian bytes");
 
+pub mod checksum;
 pub mod error;
 pub mod key;
 pub mod le;

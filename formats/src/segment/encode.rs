@@ -124,10 +124,7 @@ impl EncodedSegment {
 
     /// [`crate::content_hash`] of the segment's bytes, without joining them.
     pub fn content_hash(&self) -> u64 {
-        let mut h = xxhash_rust::xxh3::Xxh3::new();
-        h.update(&self.owned[..HEADER_LEN]);
-        h.update(&self.owned[self.descriptor_at..]);
-        h.digest()
+        crate::checksum::checksum_of_parts(&[&self.owned[..HEADER_LEN], &self.owned[self.descriptor_at..]])
     }
 
     /// Gives back the spare capacity of the segment's own buffer (in place; see [`encode_segment`]).

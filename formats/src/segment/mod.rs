@@ -53,10 +53,7 @@ pub fn content_hash(bytes: &[u8]) -> Result<u64> {
     let header = layout::Header::parse(bytes)?;
     // Header::parse checked that HEADER_LEN + body_len + descriptor_len == bytes.len().
     let body_end = HEADER_LEN + usize::try_from(header.body_len).expect("bounded by the input length");
-    let mut h = xxhash_rust::xxh3::Xxh3::new();
-    h.update(&bytes[..HEADER_LEN]);
-    h.update(&bytes[body_end..]);
-    Ok(h.digest())
+    Ok(crate::checksum::checksum_of_parts(&[&bytes[..HEADER_LEN], &bytes[body_end..]]))
 }
 
 /// Decodes a whole segment: every column and the metadata.
