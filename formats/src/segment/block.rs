@@ -47,6 +47,23 @@ fn sample(raw: &[u8]) -> &[u8] {
     if raw.len() <= 2 * SAMPLE_BYTES { raw } else { &raw[..SAMPLE_BYTES] }
 }
 
+/// Bytes of a sample that LZ4 tries first ([`lz4_may_pay`]).
+const PROBE_BYTES: usize = 2 << 10;
+
+/// Whether plain LZ4 is worth trying on all of `sample`: false when LZ4 of its first [`PROBE_BYTES`]
+/// does not save 1/64 of them. LZ4 finds nothing in random doubles, so a stream of them paid a trial
+/// compression of a whole sample for every choice (whole 12 KiB blocks in short segments; a quarter of
+/// a `wide` write's encoding); data with repeats shows some in its first 2 KiB already, and a sample
+/// that would save the 1/16 a block must save ([`worth_it`]) rarely hides all of it past them. Uses
+/// `out` and `table` as scratch.
+fn lz4_may_pay(sample: &[u8], out: &mut Vec<u8>, table: &mut CompressTable) -> bool {
+    if sample.len() <= 2 * PROBE_BYTES {
+        return true;
+    }
+    let probe = &sample[..PROBE_BYTES];
+    lz4(probe, out, table) < PROBE_BYTES - PROBE_BYTES / 64
+}
+
 /// LZ4 cannot expand more than ~255x; a compressed block claiming more is refused before allocating.
 pub(crate) fn lz4_raw_len_is_plausible(raw_len: u32, stored_len: u32) -> bool {
     u64::from(raw_len) <= u64::from(stored_len) * 256 + 64
@@ -425,7 +442,9 @@ impl EncodeScratch {
                 best = (codec, n);
             }
         };
-        keep(Codec::Lz4, self.compress(sample, Codec::Lz4));
+        if lz4_may_pay(sample, &mut self.compressed, &mut self.table) {
+            keep(Codec::Lz4, self.compress(sample, Codec::Lz4));
+        }
         match values {
             Values::Ints(width) => {
                 let transform = transform::choose(sample, width);
@@ -849,6 +868,34 @@ mod tests {
         let unsorted = le([5i64, 3, 9, 9].into_iter());
         round_trip(&unsorted, Some(8));
         assert_eq!(round_trip(&vec![0u8; 1 << 18], None).codec, Codec::Lz4);
+    }
+
+    #[test]
+    fn plain_lz4_is_tried_on_a_sample_only_if_its_first_bytes_pay() {
+        let (mut out, mut table) = (Vec::new(), CompressTable::default());
+        // Random bytes: nothing to find, in the probe or the sample.
+        assert!(!lz4_may_pay(&noise(SAMPLE_BYTES), &mut out, &mut table));
+        // Doubles drawn from 500 random values: repeats show within the first 2 KiB already.
+        let picks = noise(SAMPLE_BYTES);
+        let values = noise(500 * 8);
+        let repeats: Vec<u8> = picks
+            .chunks_exact(2)
+            .flat_map(|p| {
+                let i = usize::from(u16::from_le_bytes([p[0], p[1]])) % 500;
+                values[i * 8..i * 8 + 8].to_vec()
+            })
+            .take(SAMPLE_BYTES)
+            .collect();
+        assert!(lz4_may_pay(&repeats, &mut out, &mut table));
+        assert_eq!(round_trip(&repeats, None).codec, Codec::Lz4);
+        // Samples too short to probe are always tried.
+        assert!(lz4_may_pay(&noise(2 * PROBE_BYTES), &mut out, &mut table));
+        // The price: a sample random in its first 2 KiB and compressible after is stored raw (its
+        // stream chooses again from a later block's sample).
+        let mut late = noise(PROBE_BYTES);
+        late.resize(SAMPLE_BYTES, 0);
+        assert!(!lz4_may_pay(&late, &mut out, &mut table));
+        assert_eq!(round_trip(&late, None).codec, Codec::Raw);
     }
 
     /// The codecs of `blocks` encoded as one stream (each block decoded back and checked).
