@@ -70,30 +70,43 @@ impl OutputBuf {
 
     /// `len` zero bytes.
     pub(crate) fn zeroed(len: usize) -> Self {
+        Self::zeroed_with(len, true)
+    }
+
+    /// `len` zero bytes whose pages, if they are a mapping of 4 KiB pages, are left for
+    /// [`populate_together`] to prefault with the read's other outputs (else they fault in at first
+    /// touch).
+    pub(crate) fn zeroed_unpopulated(len: usize) -> Self {
+        Self::zeroed_with(len, false)
+    }
+
+    fn zeroed_with(len: usize, populate_now: bool) -> Self {
         #[cfg(target_os = "linux")]
         if Self::own_mapping(len)
-            && let Some(mapped) = Self::mapped(len)
+            && let Some(mapped) = Self::mapped(len, populate_now)
         {
             return mapped;
         }
+        #[cfg(not(target_os = "linux"))]
+        let _ = populate_now;
         Self(Inner::Heap(vec![0u8; len]))
     }
 
     /// A mapping with 2 MiB of slack, so the buffer can start on a 2 MiB boundary, and, if the policy
     /// says so, huge pages asked for over the whole 2 MiB extents the buffer covers (the rest takes
     /// 4 KiB pages, so resident memory stays the buffer's size); else its 4 KiB pages prefaulted in
-    /// parallel ([`populate`]). `None` if the kernel refuses the mapping: the caller falls back to the
+    /// parallel ([`populate_chunks`]), now or, for [`Self::zeroed_unpopulated`], with the read's other outputs. `None` if the kernel refuses the mapping: the caller falls back to the
     /// allocator, which then reports running out of memory as usual.
     #[cfg(target_os = "linux")]
-    fn mapped(len: usize) -> Option<Self> {
+    fn mapped(len: usize, populate_now: bool) -> Option<Self> {
         let map = memmap2::MmapMut::map_anon(len.checked_add(HUGE_PAGE)?).ok()?;
         let misalignment = map.as_ptr() as usize % HUGE_PAGE;
         let offset = if misalignment == 0 { 0 } else { HUGE_PAGE - misalignment };
         if huge_pages::policy() == Policy::HugePages {
             // Advice only: a kernel without transparent huge pages still maps zeroed 4 KiB pages.
             let _ = map.advise_range(memmap2::Advice::HugePage, offset, len / HUGE_PAGE * HUGE_PAGE);
-        } else {
-            populate(&map, offset, len);
+        } else if populate_now {
+            populate_chunks(&[(&map, offset, len)]);
         }
         Some(Self(Inner::Mapped(Mapping { map, offset, len })))
     }
@@ -156,24 +169,55 @@ impl OutputBuf {
     }
 }
 
-/// Pages prefaulted per `madvise` call of [`populate`], on as many threads as rayon has.
+/// Pages prefaulted per `madvise` call of [`populate_chunks`], on as many threads as rayon has.
 #[cfg(target_os = "linux")]
 const POPULATE_CHUNK: usize = 4 << 20;
 
-/// Prefaults the 4 KiB pages of `len` bytes from `offset` of `map`, writable and zeroed, in chunks of
-/// [`POPULATE_CHUNK`] on the rayon pool (`MADV_POPULATE_WRITE`, Linux 5.14+; elsewhere the advice
-/// fails and the decoders' first touches fault the pages in as before). One call faults a chunk's
-/// 1,024 pages inside the kernel instead of trapping once per page while decoding: on this project's
-/// VM, 80 MB took 21 ms on two threads against 42 ms touched page by page on one, and full reads of
-/// 880 MB became 15-20 % faster (design/decisions.md D37).
+/// Prefaults the 4 KiB pages of every mapping among `bufs` that [`OutputBuf::zeroed_unpopulated`]
+/// left unpopulated, all in one pass on the rayon pool (see [`populate_chunks`]). Buffers from the
+/// allocator and mappings with huge pages are skipped.
+pub(crate) fn populate_together<'a>(bufs: impl Iterator<Item = &'a OutputBuf>) {
+    #[cfg(target_os = "linux")]
+    {
+        if huge_pages::policy() != Policy::SmallPages {
+            return;
+        }
+        let ranges: Vec<(&memmap2::MmapMut, usize, usize)> = bufs
+            .filter_map(|b| match &b.0 {
+                Inner::Mapped(m) => Some((&m.map, m.offset, m.len)),
+                _ => None,
+            })
+            .collect();
+        populate_chunks(&ranges);
+    }
+    #[cfg(not(target_os = "linux"))]
+    bufs.for_each(drop);
+}
+
+/// Prefaults the 4 KiB pages of each `(map, offset, len)` range, writable and zeroed, in chunks of
+/// [`POPULATE_CHUNK`], all ranges' chunks in one parallel pass on the rayon pool
+/// (`MADV_POPULATE_WRITE`, Linux 5.14+; elsewhere the advice fails and the decoders' first touches
+/// fault the pages in as before). One call faults a chunk's 1,024 pages inside the kernel instead of
+/// trapping once per page while decoding: on this project's VM, 80 MB took 21 ms on two threads
+/// against 42 ms touched page by page on one, and full reads of 880 MB became 15-20 % faster
+/// (design/decisions.md D37). One pass for a read's many mappings rather than one per mapping: each
+/// pass ends when its slowest thread does (D48).
 #[cfg(target_os = "linux")]
-fn populate(map: &memmap2::MmapMut, offset: usize, len: usize) {
+fn populate_chunks(ranges: &[(&memmap2::MmapMut, usize, usize)]) {
     use rayon::prelude::*;
-    let len = len.next_multiple_of(4096).min(map.len() - offset);
-    (0..len.div_ceil(POPULATE_CHUNK)).into_par_iter().for_each(|i| {
-        let start = i * POPULATE_CHUNK;
+    let chunks: Vec<(&memmap2::MmapMut, usize, usize)> = ranges
+        .iter()
+        .flat_map(|&(map, offset, len)| {
+            let len = len.next_multiple_of(4096).min(map.len() - offset);
+            (0..len.div_ceil(POPULATE_CHUNK)).map(move |i| {
+                let start = i * POPULATE_CHUNK;
+                (map, offset + start, POPULATE_CHUNK.min(len - start))
+            })
+        })
+        .collect();
+    chunks.into_par_iter().for_each(|(map, at, len)| {
         // Advice only: if refused, the pages fault in at first touch.
-        let _ = map.advise_range(memmap2::Advice::PopulateWrite, offset + start, POPULATE_CHUNK.min(len - start));
+        let _ = map.advise_range(memmap2::Advice::PopulateWrite, at, len);
     });
 }
 
@@ -307,6 +351,25 @@ mod tests {
                 drop(buffer);
                 assert_eq!(tail.as_slice(), &[7]);
             }
+        }
+    }
+
+    #[test]
+    fn buffers_prefaulted_together_are_zeroed_and_writable() {
+        let lens = [0, 100, HUGE_PAGE, HUGE_PAGE * 2 + 4_097, (8 << 20) + 1];
+        let mut bufs: Vec<OutputBuf> = lens.iter().map(|&len| OutputBuf::zeroed_unpopulated(len)).collect();
+        populate_together(bufs.iter());
+        // Twice, and with nothing: harmless.
+        populate_together(bufs.iter());
+        populate_together(std::iter::empty());
+        for (b, &len) in bufs.iter_mut().zip(&lens) {
+            assert_eq!(b.len(), len);
+            assert!(b.as_slice().iter().all(|&x| x == 0));
+            if OutputBuf::own_mapping(len) {
+                assert!(matches!(b.0, Inner::Mapped(_)));
+            }
+            b.as_mut_slice().iter_mut().step_by(4096).for_each(|x| *x = 1);
+            assert_eq!(b.as_slice().iter().filter(|&&x| x == 1).count(), len.div_ceil(4096));
         }
     }
 
