@@ -95,7 +95,8 @@ impl OutputBuf {
     /// A mapping with 2 MiB of slack, so the buffer can start on a 2 MiB boundary, and, if the policy
     /// says so, huge pages asked for over the whole 2 MiB extents the buffer covers (the rest takes
     /// 4 KiB pages, so resident memory stays the buffer's size); else its 4 KiB pages prefaulted in
-    /// parallel ([`populate_chunks`]), now or, for [`Self::zeroed_unpopulated`], with the read's other outputs. `None` if the kernel refuses the mapping: the caller falls back to the
+    /// parallel ([`populate_chunks`]) now if `populate_now`, or later with the read's other outputs
+    /// ([`populate_together`]). `None` if the kernel refuses the mapping: the caller falls back to the
     /// allocator, which then reports running out of memory as usual.
     #[cfg(target_os = "linux")]
     fn mapped(len: usize, populate_now: bool) -> Option<Self> {
