@@ -437,9 +437,5 @@ pub fn join_parts(mut parts: Vec<Bytes>) -> Bytes {
     if parts.len() == 1 {
         return parts.pop().expect("one part");
     }
-    let mut out = Vec::with_capacity(parts.iter().map(Bytes::len).sum());
-    for p in &parts {
-        out.extend_from_slice(p);
-    }
-    Bytes::from(out)
+    Bytes::from(parts.concat())
 }
