@@ -47,7 +47,7 @@ class Results:
         return None
 
     def stat(self, section: str, op: str, system: str, field: str = "s", q: float = 0.5) -> Optional[float]:
-        xs = sorted(r[field] for r in self.runs(section, op, system) if r.get(field) == r.get(field))
+        xs = sorted(r[field] for r in self.runs(section, op, system) if field in r and r[field] == r[field])
         if not xs:
             return None
         if q == 0.5:
@@ -133,8 +133,11 @@ def targets(res: Results) -> List[str]:
             f, a = med(sec, op, "floe"), med(sec, op, "arcticdb")
             if f and a:
                 p = med(sec, op, "physical")
-                # The floor: write(2) + fdatasync of Floe's bytes, against the time 2x allows.
+                # The floors: write(2) + fdatasync of Floe's bytes, and LMDB alone storing them (runs
+                # from 2026-12-07 on), against the time 2x allows.
                 floor = f"; floor write+fsync {fmt_s(p)} = {p / (a / 2):.2f}x of the 2x budget" if p else ""
+                lm = res.stat(sec, op, "physical", "lmdb_s")
+                floor += f", LMDB alone {fmt_s(lm)} = {lm / (a / 2):.2f}x" if lm else ""
                 add(f"{sec}: {op} >= 2x ArcticDB's throughput", f"{a / f:.2f}x ({fmt_s(f)} vs {fmt_s(a)}{floor})", a / f >= 2)
     for sec in [s for s in res.order if s.startswith("scaling")] + ["wide-float"]:
         op = "read full -> pyarrow"

@@ -36,6 +36,10 @@ step "building floe into $VENV (maturin develop --release)"
 # The same target folder as scripts/python-env.sh, so an unchanged tree builds nothing.
 VIRTUAL_ENV="$VENV" PATH="$VENV/bin:$PATH" CARGO_TARGET_DIR="${FLOE_PY_TARGET:-$PWD/target/python}" \
     "$VENV/bin/maturin" develop --release --locked --manifest-path pyarrow-bridge/Cargo.toml >/dev/null
+# The write targets' LMDB floor (bench/worker.py `lmdb_alone`): LMDB alone storing the same bytes.
+PY_TARGET="${FLOE_PY_TARGET:-$PWD/target/python}"
+CARGO_TARGET_DIR="$PY_TARGET" cargo build --quiet --release --locked -p floe-backends --example lmdb_floor
+export FLOE_LMDB_FLOOR="$PY_TARGET/release/examples/lmdb_floor"
 
 # FLOE_BENCH_NICE=-10 runs the benchmark at that priority (process and scheduler autogroup), as the
 # anchors in shared/reference/baseline.md were measured; on a machine shared with builds, a benchmark at

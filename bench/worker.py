@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import mmap
 import os
+import subprocess
 import traceback
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Dict, List
@@ -135,12 +136,13 @@ class Worker:
             s.delete(a["sym"])
             return {}
         if op == "file_write":
-            # The reference for the write target: what any durable store must at least do to keep
+            # The references for the write target: what any durable store must at least do to keep
             # ``bytes`` bytes (Floe's on-disk size of the version): write(2) them from memory already
             # touched and fdatasync them, over a file that already holds that many bytes (a store
             # reuses the pages of versions it pruned, as LMDB does, so the file system allocates
             # nothing). Runs before 2026-12-06 evening wrote a new file each time, which on this VM
-            # took about twice as long.
+            # took about twice as long. And (runs from 2026-12-07 on, ``lmdb_s``) what LMDB alone
+            # takes to store them: the floor of any write to an LMDB store.
             path = os.path.join(self.workdir, "physical-write.bin")
             chunk = np.random.default_rng(0).integers(0, 256, 8 << 20, dtype=np.uint8).tobytes()
             total = int(a["bytes"])
@@ -160,6 +162,9 @@ class Worker:
                 fig, _ = measure(lambda: write(0))
             finally:
                 os.unlink(path)
+            lmdb_s = lmdb_alone(os.path.join(self.workdir, "physical-lmdb"), total)
+            if lmdb_s is not None:
+                fig["lmdb_s"] = lmdb_s
             return fig
         if op == "alloc_touch":
             ncols, nrows = a["cols"], a["rows"]
@@ -210,6 +215,26 @@ class Worker:
             del out
             return fig
         raise ValueError(f"unknown op {op!r}")
+
+
+#: Values of about this size go in one LMDB transaction each in ``lmdb_alone`` (Floe's write waves
+#: close at 8 MiB, D45, so a `wide` segment of 10 MB is one transaction; also LMDB's fastest way).
+_LMDB_VALUE = 10_000_000
+
+
+def lmdb_alone(folder: str, total: int) -> float | None:
+    """Seconds LMDB alone takes to store ``total`` bytes durably, in values of ~10 MB with one write
+    transaction each (its fastest way here: ``backends/examples/lmdb_floor.rs``), in an environment
+    kept in ``folder`` across calls so that pages are reused as in a store that prunes. The lower bound
+    of any LMDB-backed write of that many bytes, ArcticDB's and Floe's. ``None`` if the example is not
+    built (``FLOE_LMDB_FLOOR`` names it; ``bench/run.sh`` builds it)."""
+    exe = os.environ.get("FLOE_LMDB_FLOOR")
+    if not exe or not os.path.exists(exe):
+        return None
+    count = max(1, round(total / _LMDB_VALUE))
+    out = subprocess.run([exe, folder, str(count), str(total // count), "1", "per-value"], capture_output=True, text=True, check=True).stdout
+    line = next(l for l in out.splitlines() if "one transaction per value" in l)
+    return float(line.split("median")[1].split()[0]) / 1e3
 
 
 _LIBC = ctypes.CDLL(None, use_errno=True)
