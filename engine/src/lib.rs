@@ -9,6 +9,7 @@
 mod clock;
 mod commit_stats;
 mod compact;
+pub mod deferred;
 pub mod error;
 mod head;
 pub mod index;

@@ -12,6 +12,7 @@ use floe_formats::record::{Head, IndexKind, Operation, SnapshotRecord, TableDesc
 use floe_formats::{AtomFields, AtomKey, Key, KeyType, RefKey};
 
 use crate::commit_stats::{CommitMeter, CommitStats};
+use crate::deferred::Deferred;
 use crate::error::{Detail, Error, ErrorKind, Result};
 use crate::head::{self, Change, NewVersion};
 use crate::index::{IndexEntry, TableIndex, schema_bytes};
@@ -336,6 +337,34 @@ impl Library {
     /// `InvalidInput` for a bad symbol or table (nothing written); storage errors; `Conflict` if other
     /// writers won `max_commit_attempts` races in a row.
     pub fn write(&self, symbol: &str, table: &Table, metadata: Option<&[u8]>) -> Result<VersionedItem> {
+        self.write_with(symbol, table, None, metadata)
+    }
+
+    /// Writes `table` as [`Library::write`] does, except that the columns `deferred` names are made by
+    /// its source one segment at a time as they are encoded; the table's arrays at those positions are
+    /// stand-ins of the right type and length whose values are never read (D49). For inputs whose
+    /// columns must be copied to become contiguous (a 2D numpy block), so that only the segments being
+    /// written exist as copies, not the whole table.
+    ///
+    /// # Errors
+    /// As [`Library::write`], and the source's errors (nothing is committed then).
+    pub fn write_deferred(
+        &self,
+        symbol: &str,
+        table: &Table,
+        deferred: &Deferred<'_>,
+        metadata: Option<&[u8]>,
+    ) -> Result<VersionedItem> {
+        self.write_with(symbol, table, Some(deferred), metadata)
+    }
+
+    fn write_with(
+        &self,
+        symbol: &str,
+        table: &Table,
+        deferred: Option<&Deferred<'_>>,
+        metadata: Option<&[u8]>,
+    ) -> Result<VersionedItem> {
         validate_symbol(symbol)?;
         // The segments and index, written once and reused by rebased attempts while young enough
         // (`max_reuse_age`), with the time just before they were written.
@@ -347,7 +376,7 @@ impl Library {
             if prepared.is_none() {
                 let started = crate::clock::now_ns();
                 let next = h.map_or(0, |h| h.latest() + 1);
-                let rows = self.write_rows(symbol, next, table, 0, None)?;
+                let rows = self.write_rows_deferred(symbol, next, table, deferred)?;
                 let keys = rows.entries.iter().map(|e| e.key.clone()).collect();
                 prepared =
                     Some((started, keys, self.write_index(symbol, next, Operation::Write, table, rows, metadata)?));
@@ -449,6 +478,7 @@ impl Library {
             index_pos: header.index_pos(),
             groups: table::column_groups(data_cols.len(), self.options.columns_per_segment),
             data_cols,
+            deferred: None,
         };
         Ok((job, head))
     }
@@ -1479,6 +1509,40 @@ impl Library {
         self.write_rows_sliced(symbol, version, table, row_base, self.options.rows_per_segment as u64, written)
     }
 
+    /// [`Library::write_rows`] of a whole table from row 0, some of whose columns may be `deferred`.
+    fn write_rows_deferred(
+        &self,
+        symbol: &str,
+        version: u64,
+        table: &Table,
+        deferred: Option<&Deferred<'_>>,
+    ) -> Result<write::Written> {
+        let job = self.slice_job(symbol, version, table, 0, deferred);
+        let slices = table.row_slices(self.options.rows_per_segment)?;
+        write::write_segments(&self.storage, &self.pipeline, job, slices)
+    }
+
+    /// The slicing job of `table`'s rows, numbered from `row_base`.
+    fn slice_job<'a>(
+        &self,
+        symbol: &'a str,
+        version: u64,
+        table: &Table,
+        row_base: u64,
+        deferred: Option<&'a Deferred<'a>>,
+    ) -> write::SliceJob<'a> {
+        let data_cols = table::data_columns(table.schema(), table.index_pos());
+        write::SliceJob {
+            symbol,
+            version,
+            row_base,
+            index_pos: table.index_pos(),
+            groups: table::column_groups(data_cols.len(), self.options.columns_per_segment),
+            data_cols,
+            deferred,
+        }
+    }
+
     /// [`Library::write_rows`] in row slices of `rows_per_segment` rows.
     pub(crate) fn write_rows_sliced(
         &self,
@@ -1489,15 +1553,7 @@ impl Library {
         rows_per_segment: u64,
         written: Option<&mut Vec<AtomKey>>,
     ) -> Result<write::Written> {
-        let data_cols = table::data_columns(table.schema(), table.index_pos());
-        let job = write::SliceJob {
-            symbol,
-            version,
-            row_base,
-            index_pos: table.index_pos(),
-            groups: table::column_groups(data_cols.len(), self.options.columns_per_segment),
-            data_cols,
-        };
+        let job = self.slice_job(symbol, version, table, row_base, None);
         let slices = table.row_slices(usize::try_from(rows_per_segment).unwrap_or(usize::MAX))?;
         let out = write::write_segments(&self.storage, &self.pipeline, job, slices)?;
         if let Some(w) = written {

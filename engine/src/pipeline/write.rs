@@ -7,12 +7,13 @@
 //! ([`Storage::concurrent_puts`]: one on LMDB, where more would only wait holding their waves), and the
 //! queue is no longer than the workers.
 
-use arrow_array::RecordBatch;
+use arrow_array::{ArrayRef, RecordBatch};
 use bytes::Bytes;
 use floe_backends::Storage;
 use floe_formats::{AtomFields, AtomKey, EncodedSegment, KeyType, encode_segment_into};
 use rayon::prelude::*;
 
+use crate::deferred::Deferred;
 use crate::error::{Error, Result};
 use crate::index::IndexEntry;
 use crate::options::PipelineOptions;
@@ -43,6 +44,8 @@ pub(crate) struct SliceJob<'a> {
     pub data_cols: Vec<usize>,
     /// Column groups over the data-column list.
     pub groups: Vec<(usize, usize)>,
+    /// Columns whose values are made as each segment is encoded (the table holds stand-ins; D49).
+    pub deferred: Option<&'a Deferred<'a>>,
 }
 
 /// Encoded segments up to this many bytes in all (and one wave) are not stored by the pipeline but handed
@@ -141,7 +144,10 @@ impl<I: Iterator<Item = Result<SegmentJob>>> Iterator for Waves<I> {
 /// first wave, which may be its only one and may travel with the commit) or when the backend keeps
 /// what it stores, the segment is shrunk to its length, as [`floe_formats::encode_segment`] does.
 fn encode_one(job: &SliceJob<'_>, now: i64, s: &SegmentJob, buffers: Option<&SegmentBuffers>) -> Result<Encoded> {
-    let seg = table::segment_batch(&s.rows, job.index_pos, &job.data_cols, s.group)?;
+    let mut seg = table::segment_batch(&s.rows, job.index_pos, &job.data_cols, s.group)?;
+    if let Some(deferred) = job.deferred {
+        seg = with_deferred_values(job, deferred, s, seg)?;
+    }
     let mut segment = encode_segment_into(&seg, None, buffers.map(SegmentBuffers::take).unwrap_or_default())?;
     if buffers.is_none_or(SegmentBuffers::shrink_before_store) {
         // In place: the allocator returns the tail without a copy.
@@ -175,6 +181,34 @@ fn encode_one(job: &SliceJob<'_>, now: i64, s: &SegmentJob, buffers: Option<&Seg
         seg_row_offset: 0,
     };
     Ok(Encoded { entry, segment })
+}
+
+/// `seg` (segment `s`'s batch) with its deferred columns' stand-ins replaced by their values, made now
+/// for this segment's rows alone.
+fn with_deferred_values(
+    job: &SliceJob<'_>,
+    deferred: &Deferred<'_>,
+    s: &SegmentJob,
+    seg: RecordBatch,
+) -> Result<RecordBatch> {
+    // The segment's columns: the index (if any), then the group's data columns, by schema position.
+    let positions: Vec<usize> =
+        job.index_pos.into_iter().chain(job.data_cols[s.group.0..s.group.1].iter().copied()).collect();
+    let wanted: Vec<(usize, usize)> =
+        positions.iter().enumerate().filter(|&(_, &p)| deferred.has(p)).map(|(i, &p)| (i, p)).collect();
+    if wanted.is_empty() {
+        return Ok(seg);
+    }
+    let first = usize::try_from(s.row_start - job.row_base).map_err(|_| Error::invalid("too many rows"))?;
+    let rows = first..first + seg.num_rows();
+    let stand_ins: Vec<&ArrayRef> = wanted.iter().map(|&(i, _)| seg.column(i)).collect();
+    let ps: Vec<usize> = wanted.iter().map(|&(_, p)| p).collect();
+    let values = deferred.fetch(&ps, rows, &stand_ins)?;
+    let mut columns = seg.columns().to_vec();
+    for ((i, _), v) in wanted.into_iter().zip(values) {
+        columns[i] = v;
+    }
+    Ok(RecordBatch::try_new(seg.schema(), columns)?)
 }
 
 /// Encodes a wave: in parallel on the rayon pool, or on this thread when it is small (an append of a
@@ -235,7 +269,9 @@ fn write_waves(
     let mut waves = Waves { jobs, max_segments: options.encode_wave, max_bytes: options.wave_bytes, threads };
     let Some(first) = waves.next().transpose()? else { return Ok(Written::default()) };
     let workers = options.io_workers.min(storage.concurrent_puts()).max(1);
-    let queue = options.queue_capacity.min(workers);
+    // Segments of deferred columns are copies made for the write (D49), not the input's own buffers:
+    // none waits queued, so one is encoded while another is stored and no more exist at once.
+    let queue = if job.deferred.is_some() { 0 } else { options.queue_capacity.min(workers) };
     // Segments in flight at most: the wave encoding, the queued ones and one per worker storing.
     let in_flight = options.encode_wave.max(1) * (2 + queue + workers);
     let buffers = Arc::new(SegmentBuffers::new(in_flight));
@@ -329,7 +365,15 @@ mod tests {
     }
 
     fn job() -> SliceJob<'static> {
-        SliceJob { symbol: "s", version: 0, row_base: 0, index_pos: Some(0), data_cols: vec![1], groups: vec![(0, 1)] }
+        SliceJob {
+            symbol: "s",
+            version: 0,
+            row_base: 0,
+            index_pos: Some(0),
+            data_cols: vec![1],
+            groups: vec![(0, 1)],
+            deferred: None,
+        }
     }
 
     fn store_through(limit: usize) -> (Arc<TestStorage>, usize) {
@@ -498,7 +542,15 @@ mod stream_tests {
     }
 
     fn job() -> SliceJob<'static> {
-        SliceJob { symbol: "s", version: 3, row_base: 10, index_pos: Some(0), data_cols: vec![1], groups: vec![(0, 1)] }
+        SliceJob {
+            symbol: "s",
+            version: 3,
+            row_base: 10,
+            index_pos: Some(0),
+            data_cols: vec![1],
+            groups: vec![(0, 1)],
+            deferred: None,
+        }
     }
 
     /// Waves of one segment: a stream of a few slices already runs through the I/O workers.
