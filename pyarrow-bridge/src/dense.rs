@@ -74,7 +74,7 @@ fn copy_as<T: Element + Copy + Send + Sync>(
 }
 
 /// `to.assign(&from)`, in bands of output rows on the rayon pool and tiles within a band.
-fn copy_tiled<T: Copy + Send + Sync>(from: ArrayView2<'_, T>, mut to: ArrayViewMut2<'_, T>) {
+pub(crate) fn copy_tiled<T: Copy + Send + Sync>(from: ArrayView2<'_, T>, mut to: ArrayViewMut2<'_, T>) {
     let columns = from.ncols();
     let bands: Vec<(ArrayView2<'_, T>, ArrayViewMut2<'_, T>)> =
         from.axis_chunks_iter(Axis(0), BAND_ROWS).zip(to.axis_chunks_iter_mut(Axis(0), BAND_ROWS)).collect();

@@ -7,6 +7,7 @@
 //! See `design/python.md`.
 
 mod convert;
+mod deferred;
 mod dense;
 mod errors;
 mod library;

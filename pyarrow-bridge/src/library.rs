@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
+use floe_engine::deferred::Deferred;
 use floe_engine::{Error, FinalizeMode, IndexKind, Library, ReadResult, ReadStream, StagedChunk, Table, VersionedItem};
 use floe_formats::{AtomKey, Key};
 use numpy::{IntoPyArray, PyArray1};
@@ -17,6 +18,7 @@ use pyo3_arrow::input::AnyRecordBatch;
 use pyo3_arrow::{PyRecordBatch, PySchema, PyTable};
 
 use crate::convert::{self, ItemTuple, ReadArgs};
+use crate::deferred::{BorrowedBlock, NumpyBlocks};
 use crate::errors::to_py;
 use crate::owned::{self, OwnedBlocks, OwnedColumns};
 
@@ -116,7 +118,11 @@ impl PyLibrary {
 
     // ----- writes -------------------------------------------------------------------------------
 
-    #[pyo3(signature = (symbol, data, index, metadata, prune))]
+    /// Writes `data`. `deferred`: `(block, positions)` pairs, each a 2D numpy block (viewed as unsigned
+    /// integers of its element width) whose rows are the columns at schema `positions`, which `data`
+    /// holds as stand-ins: each segment's share of them is copied as it is encoded (D49).
+    #[pyo3(signature = (symbol, data, index, metadata, prune, deferred=None))]
+    #[allow(clippy::too_many_arguments)]
     fn write(
         &self,
         py: Python<'_>,
@@ -125,17 +131,28 @@ impl PyLibrary {
         index: Option<&str>,
         metadata: Option<&Bound<'_, PyBytes>>,
         prune: bool,
+        deferred: Option<Vec<(Bound<'_, PyAny>, Vec<usize>)>>,
     ) -> PyResult<ItemTuple> {
         let ctx = format!("write {symbol:?}");
         let (schema, batches) = convert::import_batches(data)?;
         let metadata = bytes_of(metadata);
+        let borrowed = deferred
+            .unwrap_or_default()
+            .iter()
+            .map(|(block, positions)| Ok((BorrowedBlock::borrow(block)?, positions.clone())))
+            .collect::<PyResult<Vec<_>>>()?;
+        let rows = batches.iter().map(|b| b.num_rows()).sum();
+        let blocks = NumpyBlocks::new(&borrowed, &schema, rows)?;
+        let plain = borrowed.is_empty();
         py.detach(|| {
             let table = convert::make_table(&schema, batches, index)?;
-            if prune {
-                self.inner.write_pruned(symbol, &table, metadata.as_deref())
+            let item = if plain {
+                self.inner.write(symbol, &table, metadata.as_deref())?
             } else {
-                self.inner.write(symbol, &table, metadata.as_deref())
-            }
+                let deferred = Deferred::new(&table, blocks.positions(), &blocks)?;
+                self.inner.write_deferred(symbol, &table, &deferred, metadata.as_deref())?
+            };
+            self.prune_if(symbol, prune, item)
         })
         .map(|i| convert::item_tuple(&i))
         .map_err(|e| to_py(py, &e, &ctx))

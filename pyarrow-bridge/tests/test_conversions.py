@@ -96,9 +96,67 @@ def test_a_row_window_of_a_contiguous_block_is_not_copied():
     assert _convert._pandas_stream(df) is None, "numeric and contiguous: one table, no copy to bound"
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32", "int32", "uint8"])
+def test_a_write_copies_strided_blocks_a_segment_at_a_time(small_lib, monkeypatch, dtype):
+    """A write of a frame whose numeric columns are strided views of 2D blocks hands the blocks to the
+    engine, which copies each segment's rows of its column group as it encodes that segment (D49):
+    nothing is copied whole first. The frame reads back as written, with other columns between the
+    block's, across many row slices and column groups, whole and in parts."""
+    monkeypatch.setattr(_convert, "DENSE_BLOCK_MIN_BYTES", 1)
+    rng = np.random.default_rng(11)
+    n = 40
+    values = (rng.normal(size=(n, 9)) * 100).astype(dtype)
+    df = pd.DataFrame(values, columns=[f"c{i}" for i in range(9)], copy=False,
+                      index=pd.date_range("2024-01-01", periods=n, freq="1min", name="t"))
+    df.insert(4, "i", np.arange(n))
+    df.insert(0, "b", rng.random(n) < 0.5)
+    normalized = _convert.normalize(df, None, True, True)
+    assert isinstance(normalized.table, pa.Table)
+    [(block, positions)] = normalized.deferred
+    assert block.shape == (9, n) and positions == [2, 3, 4, 5, 7, 8, 9, 10, 11]  # after t, b; i at 6
+    small_lib.write("block", df)  # 7 rows x 3 columns a segment: 6 row slices x 4 column groups
+    assert_frame_equal(small_lib.read("block").data, df)
+    assert_frame_equal(small_lib.read("block", row_range=(5, 23), columns=["c3", "i", "c8"]).data,
+                       df.iloc[5:23][["c3", "i", "c8"]])
+    # An update or append of such a frame converts it whole (or chunk by chunk), as before.
+    more = pd.DataFrame(values[:5] + 1, columns=[f"c{i}" for i in range(9)], copy=False,
+                        index=pd.date_range("2024-02-01", periods=5, freq="1min", name="t"))
+    more.insert(4, "i", np.arange(5))
+    more.insert(0, "b", [True] * 5)
+    small_lib.append("block", more)
+    assert_frame_equal(small_lib.read("block").data, pd.concat([df, more]))
+
+
+def test_a_bad_frame_with_strided_blocks_writes_nothing(lib, monkeypatch):
+    """The engine checks the frame (here its index) before it asks the blocks for anything."""
+    monkeypatch.setattr(_convert, "DENSE_BLOCK_MIN_BYTES", 1)
+    df = pd.DataFrame(np.zeros((30, 4)), copy=False,
+                      index=pd.DatetimeIndex(np.arange(30)[::-1].astype("datetime64[s]"), name="t"))
+    assert _convert.normalize(df, None, True, True).deferred
+    with pytest.raises(floe.InvalidInput, match="not sorted"):
+        lib.write("bad", df)
+    assert not lib.has_symbol("bad")
+
+
+def test_deferred_blocks_that_do_not_match_the_table_are_refused(lib):
+    table = pa.table({"a": pa.array([0.0, 0.0]), "b": pa.array([1, 2])})
+    block = np.zeros((1, 2), np.uint64)
+    for deferred, says in [
+        ([(block, [5])], "out of range"),
+        ([(np.zeros((1, 3), np.uint64), [0])], "were named"),
+        ([(np.zeros((1, 2), np.uint32), [0])], "not a type of 4 bytes"),
+        ([(block, [0]), (block, [0])], "named twice"),
+        ([(np.zeros((1, 2), np.float64), [0])], "uint8, 16, 32 or 64"),
+    ]:
+        with pytest.raises(ValueError, match=says):
+            lib._lib.write("x", table, None, None, False, deferred)
+    assert not lib.has_symbol("x")
+
+
 def test_a_tall_strided_frame_is_converted_chunk_by_chunk(lib):
     """Copying a frame's strided columns is bounded like any conversion: a frame of more rows than a
-    conversion chunk goes to the engine as a stream of chunks, each copied on its own."""
+    conversion chunk goes to the engine as a stream of chunks, each copied on its own, when it has
+    columns to convert (an append's does too); a write of numbers alone defers its blocks (D49)."""
     n = _convert.CONVERT_CHUNK_ROWS * 2 + 123
     values = np.arange(n * 8, dtype=np.float64).reshape(n, 8)
     df = pd.DataFrame(values, columns=[f"c{i}" for i in range(8)], copy=False,

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as _dt
 from collections import Counter
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Iterator, Optional, Sequence
 
@@ -44,19 +45,25 @@ class Normalized:
     table: Any
     index: Optional[str]
     norm: dict
+    #: ``(block, positions)``: 2D numpy blocks (as unsigned integers of their width) whose rows are the
+    #: table's columns at ``positions``, held in ``table`` as stand-ins; the engine copies each
+    #: segment's share as it writes it (``_from_pandas(..., defer=True)``, D49).
+    deferred: list = dataclasses.field(default_factory=list)
 
 
 # ----- writing --------------------------------------------------------------------------------------
 
 
-def normalize(data: Any, index_column: Optional[str] = None, stream: bool = False) -> Normalized:
+def normalize(data: Any, index_column: Optional[str] = None, stream: bool = False, defer: bool = False) -> Normalized:
     """Converts any supported input to an Arrow table the engine can store.
 
     ``index_column`` names the timestamp index column of Arrow-like input (ArcticDB's
     ``index_column``); pandas input takes its index from the frame itself. With ``stream``, a
     ``pa.RecordBatchReader`` stays a reader (checked and cast batch by batch as the engine reads it),
     and a large pandas frame with columns that pyarrow must convert (strings, objects, categoricals)
-    becomes a reader converting ``CONVERT_CHUNK_ROWS`` rows at a time (``_pandas_stream``).
+    becomes a reader converting ``CONVERT_CHUNK_ROWS`` rows at a time (``_pandas_stream``). With
+    ``defer`` (a write), a frame of numeric columns some of which are strided views of a 2D block comes
+    whole with those columns deferred (``Normalized.deferred``, D49) rather than copied.
     """
     if isinstance(data, pd.Series):
         if index_column is not None:
@@ -65,6 +72,8 @@ def normalize(data: Any, index_column: Optional[str] = None, stream: bool = Fals
     if isinstance(data, pd.DataFrame):
         if index_column is not None:
             raise InvalidInput("index_column applies to Arrow and polars input; a pandas frame's index is its index")
+        if defer and _deferrable(data):
+            return _from_pandas(data, defer=True)
         streamed = _pandas_stream(data) if stream else None
         return streamed if streamed is not None else _from_pandas(data)
     if stream and isinstance(data, pa.RecordBatchReader):
@@ -242,14 +251,20 @@ def dtype_name(dtype: Any) -> str:
     return str(dtype)
 
 
-def _columns(df: pd.DataFrame, dtypes: Sequence[Any]) -> list[Any]:
+def _columns(df: pd.DataFrame, dtypes: Sequence[Any], deferred: Optional[list] = None) -> list[Any]:
     """The frame's columns by position: plain numpy columns as their arrays, the rest as Series.
     ``df.iloc[:, i]`` costs ~40 µs a column (a Series each); a 1,000-row append of 10 columns spent
     1 ms here. pandas' ``_get_column_array`` (internal, in pandas 1.3 to 3) hands over the array
     itself in ~1 µs; without it, ``iloc``. Numeric columns that are strided views of one 2D block come
-    contiguous from ``_contiguous_blocks``."""
+    contiguous from ``_contiguous_blocks``, or, given a ``deferred`` list, as Arrow stand-ins with the
+    block and the columns' frame positions appended to it (``_deferred_blocks``)."""
     get = getattr(df, "_get_column_array", None)
-    dense = _contiguous_blocks(df) if get is not None else {}
+    if get is None:
+        dense = {}
+    elif deferred is not None:
+        dense = _deferred_blocks(df, deferred)
+    else:
+        dense = _contiguous_blocks(df)
     return [
         dense[i] if i in dense
         else get(i) if get is not None and isinstance(dtype, np.dtype) and dtype.kind in "iufb"
@@ -282,6 +297,48 @@ def _blocks(df: pd.DataFrame) -> list[Any]:
     return list(getattr(getattr(df, "_mgr", None), "blocks", None) or ())
 
 
+def _strided_blocks(df: pd.DataFrame) -> Iterator[tuple[np.ndarray, Any]]:
+    """``(values, frame positions)`` of each block of ``df`` that ``_is_strided_block`` and whose values
+    can be viewed as unsigned integers of their width."""
+    for block in _blocks(df):
+        values = getattr(block, "values", None)
+        locs = getattr(getattr(block, "mgr_locs", None), "as_array", None)
+        if not _is_strided_block(values) or locs is None or values.shape != (len(locs), len(df)):
+            continue
+        if values.dtype.itemsize in _UNSIGNED:  # not 16-byte floats: pyarrow refuses them later
+            yield values, locs
+
+
+def _deferrable(df: pd.DataFrame) -> bool:
+    """Whether a write of ``df`` goes with deferred columns (D49): it has strided blocks and every column
+    is a plain numpy number or bool (no column needs the chunked conversion of ``_pandas_stream``)."""
+    if isinstance(df.columns, pd.MultiIndex) or getattr(df, "_get_column_array", None) is None:
+        return False
+    if not all(isinstance(t, np.dtype) and t.kind in "iufb" for t in df.dtypes):
+        return False
+    return next(_strided_blocks(df), None) is not None
+
+
+def _deferred_blocks(df: pd.DataFrame, deferred: list) -> dict[int, pa.Array]:
+    """Stand-ins for the columns of ``df``'s strided blocks, by frame position: Arrow arrays of the
+    column's type over one shared zero buffer (never read: the engine asks the block for each
+    segment's values as it encodes it, D49). Appends ``(block as unsigned integers, frame positions)``
+    to ``deferred`` for each block."""
+    stand_ins: dict[int, pa.Array] = {}
+    zeros: dict[int, Any] = {}
+    n = len(df)
+    for values, locs in _strided_blocks(df):
+        width = values.dtype.itemsize
+        if width not in zeros:
+            zeros[width] = pa.py_buffer(np.zeros(n * width, np.uint8))
+        stand_in = pa.Array.from_buffers(pa.from_numpy_dtype(values.dtype), n, [None, zeros[width]])
+        positions = [int(p) for p in locs]
+        deferred.append((values.view(_UNSIGNED[width]), positions))
+        for p in positions:
+            stand_ins[p] = stand_in
+    return stand_ins
+
+
 def _contiguous_blocks(df: pd.DataFrame) -> dict[int, np.ndarray]:
     """Contiguous copies of the numeric columns that pandas holds as strided views of one 2D block
     (``_is_strided_block``), by column position. pyarrow copies such a column by walking the whole block:
@@ -290,14 +347,8 @@ def _contiguous_blocks(df: pd.DataFrame) -> dict[int, np.ndarray]:
     columns then are (D32). A frame of many rows is converted a chunk of rows at a time
     (``_pandas_stream``), so only a chunk's block is copied at once."""
     dense: dict[int, np.ndarray] = {}
-    for block in _blocks(df):
-        values = getattr(block, "values", None)
-        locs = getattr(getattr(block, "mgr_locs", None), "as_array", None)
-        if not _is_strided_block(values) or locs is None or values.shape != (len(locs), len(df)):
-            continue
-        unsigned = _UNSIGNED.get(values.dtype.itemsize)
-        if unsigned is None:  # 16-byte floats: pyarrow refuses them later, with its own message
-            continue
+    for values, locs in _strided_blocks(df):
+        unsigned = _UNSIGNED[values.dtype.itemsize]
         out = np.empty(values.shape, values.dtype)
         _floe.copy_rows_contiguous(values.view(unsigned), out.view(unsigned))
         for row, position in enumerate(locs):
@@ -403,11 +454,12 @@ def _from_pandas(
     series_name: Any = None,
     types: Optional[pa.Schema] = None,
     codes: bool = False,
+    defer: bool = False,
 ) -> Normalized:
     """``types``: the Arrow type of each stored column, to convert to rather than infer (the later chunks
     of ``_pandas_stream``, typed by the first). ``codes``: object columns of strings with few distinct
     values go to the engine as codes (D28; for ``write``, whose segments are made from the new rows
-    alone)."""
+    alone). ``defer``: strided 2D blocks' columns go as stand-ins in ``Normalized.deferred`` (D49)."""
     if isinstance(df.columns, pd.MultiIndex):
         raise InvalidInput("frames with MultiIndex columns are not supported; flatten the column names")
     stored: list[str] = []
@@ -426,8 +478,9 @@ def _from_pandas(
     def type_of(name: str) -> Optional[pa.DataType]:
         return None if types is None or name not in types.names else types.field(name).type
 
-    columns = _columns(df, column_dtypes)
-    arrays = [_column_array(c, s, type_of(s), codes) for c, s in zip(columns, stored)]
+    blocks: Optional[list] = [] if defer else None
+    columns = _columns(df, column_dtypes, blocks)
+    arrays = [c if isinstance(c, pa.Array) else _column_array(c, s, type_of(s), codes) for c, s in zip(columns, stored)]
     # pyarrow's own conversion never makes a dictionary of an object column: these are codes.
     coded = {s for s, t, a in zip(stored, column_dtypes, arrays) if t == object and pa.types.is_dictionary(a.type)}
     data = pa.Table.from_arrays(arrays, names=stored)
@@ -476,7 +529,8 @@ def _from_pandas(
         norm["columns_name"] = _json_name(df.columns.name, "columns name")
     if series:
         norm["series"] = {"name": _json_name(series_name, "Series name"), "column": stored[0]}
-    return Normalized(data, ts_index, norm)
+    deferred = [(block, [data.schema.get_field_index(stored[p]) for p in positions]) for block, positions in blocks or ()]
+    return Normalized(data, ts_index, norm, deferred)
 
 
 def _is_codes_type(t: pa.DataType) -> bool:

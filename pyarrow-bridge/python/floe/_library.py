@@ -312,11 +312,17 @@ class Library:
         return _envelope.decode(blob)
 
     def _prepare(
-        self, data: Any, metadata: Any, index_column: Optional[str], inherit: Optional[_envelope.Envelope], stream: bool = False
+        self,
+        data: Any,
+        metadata: Any,
+        index_column: Optional[str],
+        inherit: Optional[_envelope.Envelope],
+        stream: bool = False,
+        defer: bool = False,
     ):
         """(normalized input, envelope bytes). An existing version's normalization record is kept, so
         a frame appended or updated reads back with the index the symbol was written with."""
-        n = _convert.normalize(data, index_column, stream)
+        n = _convert.normalize(data, index_column, stream, defer)
         norm = inherit.norm if inherit is not None and inherit.norm is not None else n.norm
         return n, _envelope.encode(norm, metadata, metadata is not None)
 
@@ -356,12 +362,13 @@ class Library:
             if metadata is not None:
                 raise InvalidInput(f'write "{symbol}" staged: metadata is given to finalize_staged_data, not to a staged write')
             return self.stage(symbol, data, index_column=index_column)
-        n, blob = self._prepare(data, metadata, index_column, None, stream=True)
+        n, blob = self._prepare(data, metadata, index_column, None, stream=True, defer=True)
         if isinstance(n.table, pa.RecordBatchReader):
             # Read by the engine as it has room: a RecordBatchReader is never read whole, and a large
             # frame is converted chunk by chunk while the engine stores (_convert._pandas_stream).
             return self._item(self._lib.write_stream(symbol, n.table, n.index, blob, prune_previous_versions))
-        return self._item(self._lib.write(symbol, n.table, n.index, blob, prune_previous_versions))
+        # A frame of 2D blocks: their columns are copied a segment at a time as the engine writes (D49).
+        return self._item(self._lib.write(symbol, n.table, n.index, blob, prune_previous_versions, n.deferred or None))
 
     def append(
         self,

@@ -1,0 +1,225 @@
+//! The columns of 2D numpy blocks (a pandas frame made from one C-ordered array) as a write's deferred
+//! columns (`floe_engine::deferred`, design/decisions.md D49): each segment's rows of its column group
+//! are copied contiguous as the engine encodes that segment, instead of the whole block before the
+//! write (D32's copy, which doubled the frame in memory).
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::Arc;
+
+use arrow_array::{ArrayRef, make_array};
+use arrow_buffer::{ArrowNativeType, Buffer};
+use arrow_data::ArrayData;
+use arrow_schema::{DataType, SchemaRef};
+use floe_engine::Error;
+use floe_engine::deferred::ColumnSource;
+use numpy::ndarray::{Array2, ArrayView2, s};
+use numpy::{Element, PyReadonlyArray2, PyUntypedArrayMethods};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+
+use crate::dense::copy_tiled;
+
+/// A numpy block borrowed for the write, viewed as unsigned integers of its element width.
+pub(crate) enum BorrowedBlock<'py> {
+    U8(PyReadonlyArray2<'py, u8>),
+    U16(PyReadonlyArray2<'py, u16>),
+    U32(PyReadonlyArray2<'py, u32>),
+    U64(PyReadonlyArray2<'py, u64>),
+}
+
+impl<'py> BorrowedBlock<'py> {
+    /// Borrows `block`: a 2D, aligned array of uint8, 16, 32 or 64 whose rows are the frame's columns.
+    ///
+    /// # Errors
+    /// `ValueError` for any other array.
+    pub(crate) fn borrow(block: &Bound<'py, PyAny>) -> PyResult<Self> {
+        let block = if let Ok(b) = block.extract::<PyReadonlyArray2<'py, u64>>() {
+            Self::U64(b)
+        } else if let Ok(b) = block.extract::<PyReadonlyArray2<'py, u32>>() {
+            Self::U32(b)
+        } else if let Ok(b) = block.extract::<PyReadonlyArray2<'py, u16>>() {
+            Self::U16(b)
+        } else if let Ok(b) = block.extract::<PyReadonlyArray2<'py, u8>>() {
+            Self::U8(b)
+        } else {
+            return Err(PyValueError::new_err("a deferred block is a 2D array of uint8, 16, 32 or 64"));
+        };
+        // The views read whole elements, which needs aligned memory.
+        let aligned = match &block {
+            Self::U8(b) => b.is_aligned(),
+            Self::U16(b) => b.is_aligned(),
+            Self::U32(b) => b.is_aligned(),
+            Self::U64(b) => b.is_aligned(),
+        };
+        if !aligned {
+            return Err(PyValueError::new_err("a deferred block is not aligned to its element size"));
+        }
+        Ok(block)
+    }
+
+    fn view(&self) -> BlockView<'_> {
+        match self {
+            Self::U8(b) => BlockView::U8(b.as_array()),
+            Self::U16(b) => BlockView::U16(b.as_array()),
+            Self::U32(b) => BlockView::U32(b.as_array()),
+            Self::U64(b) => BlockView::U64(b.as_array()),
+        }
+    }
+}
+
+/// A block's elements, readable from any thread while the block is borrowed.
+enum BlockView<'a> {
+    U8(ArrayView2<'a, u8>),
+    U16(ArrayView2<'a, u16>),
+    U32(ArrayView2<'a, u32>),
+    U64(ArrayView2<'a, u64>),
+}
+
+impl BlockView<'_> {
+    fn width(&self) -> usize {
+        match self {
+            Self::U8(_) => 1,
+            Self::U16(_) => 2,
+            Self::U32(_) => 4,
+            Self::U64(_) => 8,
+        }
+    }
+
+    fn shape(&self) -> (usize, usize) {
+        match self {
+            Self::U8(v) => v.dim(),
+            Self::U16(v) => v.dim(),
+            Self::U32(v) => v.dim(),
+            Self::U64(v) => v.dim(),
+        }
+    }
+
+    /// Block rows `block_rows`, elements `rows` of each, as arrays of `types` (one per block row).
+    fn columns(
+        &self,
+        block_rows: Range<usize>,
+        rows: Range<usize>,
+        types: &[&DataType],
+    ) -> Result<Vec<ArrayRef>, Error> {
+        match self {
+            Self::U8(v) => copy_columns(v, block_rows, rows, types),
+            Self::U16(v) => copy_columns(v, block_rows, rows, types),
+            Self::U32(v) => copy_columns(v, block_rows, rows, types),
+            Self::U64(v) => copy_columns(v, block_rows, rows, types),
+        }
+    }
+}
+
+/// Copies `view[block_rows, rows]` into one allocation, tile by tile (D32), and makes each of its rows
+/// an array of its type over that allocation (no further copy).
+fn copy_columns<T: Element + ArrowNativeType + Default + Send + Sync>(
+    view: &ArrayView2<'_, T>,
+    block_rows: Range<usize>,
+    rows: Range<usize>,
+    types: &[&DataType],
+) -> Result<Vec<ArrayRef>, Error> {
+    let n = rows.len();
+    let from = view.slice(s![block_rows, rows]);
+    let mut to = Array2::<T>::from_elem(from.raw_dim(), T::default());
+    copy_tiled(from, to.view_mut());
+    let (values, offset) = to.into_raw_vec_and_offset();
+    debug_assert_eq!(offset.unwrap_or(0), 0, "a fresh standard-layout array starts at its allocation");
+    let buffer = Buffer::from_vec(values);
+    let width = std::mem::size_of::<T>();
+    types
+        .iter()
+        .enumerate()
+        .map(|(c, &t)| {
+            let data = ArrayData::builder(t.clone())
+                .len(n)
+                .add_buffer(buffer.slice_with_length(c * n * width, n * width))
+                .build()?;
+            Ok(make_array(data))
+        })
+        .collect()
+}
+
+/// The deferred columns of a write: where each schema position's values are in the borrowed blocks.
+pub(crate) struct NumpyBlocks<'a> {
+    blocks: Vec<BlockView<'a>>,
+    /// Schema position -> (block, row of the block).
+    at: HashMap<usize, (usize, usize)>,
+    schema: SchemaRef,
+    rows: usize,
+}
+
+impl<'a> NumpyBlocks<'a> {
+    /// `blocks[i]`'s rows are the columns at schema positions `positions[i]` of a table of `schema` with
+    /// `rows` rows.
+    ///
+    /// # Errors
+    /// `ValueError` if a block's shape does not match its positions and the rows, a position is out of
+    /// range or named twice, or a column's type is not a fixed-width type of the block's element width.
+    pub(crate) fn new(
+        blocks: &'a [(BorrowedBlock<'_>, Vec<usize>)],
+        schema: &SchemaRef,
+        rows: usize,
+    ) -> PyResult<Self> {
+        let mut at = HashMap::new();
+        let mut views = Vec::with_capacity(blocks.len());
+        for (b, (block, positions)) in blocks.iter().enumerate() {
+            let view = block.view();
+            if view.shape() != (positions.len(), rows) {
+                return Err(PyValueError::new_err(format!(
+                    "a deferred block is {:?}; {} columns of {rows} rows were named",
+                    view.shape(),
+                    positions.len()
+                )));
+            }
+            for (j, &p) in positions.iter().enumerate() {
+                let field = schema
+                    .fields()
+                    .get(p)
+                    .ok_or_else(|| PyValueError::new_err(format!("deferred column {p} is out of range")))?;
+                if field.data_type().primitive_width() != Some(view.width()) {
+                    return Err(PyValueError::new_err(format!(
+                        "deferred column {:?} is {}, not a type of {} bytes",
+                        field.name(),
+                        field.data_type(),
+                        view.width()
+                    )));
+                }
+                if at.insert(p, (b, j)).is_some() {
+                    return Err(PyValueError::new_err(format!("deferred column {:?} is named twice", field.name())));
+                }
+            }
+            views.push(view);
+        }
+        Ok(Self { blocks: views, at, schema: Arc::clone(schema), rows })
+    }
+
+    /// The schema positions these blocks make.
+    pub(crate) fn positions(&self) -> Vec<usize> {
+        self.at.keys().copied().collect()
+    }
+}
+
+impl ColumnSource for NumpyBlocks<'_> {
+    fn columns(&self, positions: &[usize], rows: Range<usize>) -> floe_engine::Result<Vec<ArrayRef>> {
+        if rows.end > self.rows {
+            return Err(Error::internal(format!("rows {rows:?} asked of a block of {} rows", self.rows)));
+        }
+        let mut out = Vec::with_capacity(positions.len());
+        let mut i = 0;
+        while i < positions.len() {
+            let Some(&(b, first)) = self.at.get(&positions[i]) else {
+                return Err(Error::internal(format!("column {} is not deferred", positions[i])));
+            };
+            // A run of positions that are consecutive rows of one block is copied at once.
+            let mut k = 1;
+            while i + k < positions.len() && self.at.get(&positions[i + k]) == Some(&(b, first + k)) {
+                k += 1;
+            }
+            let types: Vec<&DataType> = positions[i..i + k].iter().map(|&p| self.schema.field(p).data_type()).collect();
+            out.extend(self.blocks[b].columns(first..first + k, rows.clone(), &types)?);
+            i += k;
+        }
+        Ok(out)
+    }
+}
