@@ -376,7 +376,8 @@ impl Library {
             if prepared.is_none() {
                 let started = crate::clock::now_ns();
                 let next = h.map_or(0, |h| h.latest() + 1);
-                let rows = self.write_rows_deferred(symbol, next, table, deferred)?;
+                let job = self.slice_job(symbol, next, table, 0, deferred);
+                let rows = self.store_rows(job, table, self.options.rows_per_segment)?;
                 let keys = rows.entries.iter().map(|e| e.key.clone()).collect();
                 prepared =
                     Some((started, keys, self.write_index(symbol, next, Operation::Write, table, rows, metadata)?));
@@ -1509,16 +1510,9 @@ impl Library {
         self.write_rows_sliced(symbol, version, table, row_base, self.options.rows_per_segment as u64, written)
     }
 
-    /// [`Library::write_rows`] of a whole table from row 0, some of whose columns may be `deferred`.
-    fn write_rows_deferred(
-        &self,
-        symbol: &str,
-        version: u64,
-        table: &Table,
-        deferred: Option<&Deferred<'_>>,
-    ) -> Result<write::Written> {
-        let job = self.slice_job(symbol, version, table, 0, deferred);
-        let slices = table.row_slices(self.options.rows_per_segment)?;
+    /// Stores `table`'s rows as `job` says, in slices of `rows_per_segment` rows.
+    fn store_rows(&self, job: write::SliceJob<'_>, table: &Table, rows_per_segment: usize) -> Result<write::Written> {
+        let slices = table.row_slices(rows_per_segment)?;
         write::write_segments(&self.storage, &self.pipeline, job, slices)
     }
 
@@ -1554,8 +1548,7 @@ impl Library {
         written: Option<&mut Vec<AtomKey>>,
     ) -> Result<write::Written> {
         let job = self.slice_job(symbol, version, table, row_base, None);
-        let slices = table.row_slices(usize::try_from(rows_per_segment).unwrap_or(usize::MAX))?;
-        let out = write::write_segments(&self.storage, &self.pipeline, job, slices)?;
+        let out = self.store_rows(job, table, usize::try_from(rows_per_segment).unwrap_or(usize::MAX))?;
         if let Some(w) = written {
             w.extend(out.entries.iter().map(|e| e.key.clone()));
         }

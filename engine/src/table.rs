@@ -315,6 +315,16 @@ pub fn data_columns(schema: &Schema, index_pos: Option<usize>) -> Vec<usize> {
     (0..schema.fields().len()).filter(|&i| Some(i) != index_pos).collect()
 }
 
+/// The schema positions of one segment's columns, in the order it stores them: the index column (if
+/// any), then data columns `group` (positions into `data_cols`).
+pub fn segment_positions<'a>(
+    index_pos: Option<usize>,
+    data_cols: &'a [usize],
+    group: (usize, usize),
+) -> impl Iterator<Item = usize> + 'a {
+    index_pos.into_iter().chain(data_cols[group.0..group.1].iter().copied())
+}
+
 /// The batch stored in one segment: the index column (if any) followed by data columns `group`.
 ///
 /// # Errors
@@ -328,7 +338,7 @@ pub fn segment_batch(
     let mut fields: Vec<Arc<Field>> = Vec::new();
     let mut cols: Vec<ArrayRef> = Vec::new();
     let schema = rows.schema();
-    for i in index_pos.into_iter().chain(data_cols[group.0..group.1].iter().copied()) {
+    for i in segment_positions(index_pos, data_cols, group) {
         fields.push(Arc::new(schema.field(i).clone()));
         cols.push(Arc::clone(rows.column(i)));
     }
@@ -344,9 +354,7 @@ pub fn segment_input_bytes(
     data_cols: &[usize],
     group: (usize, usize),
 ) -> usize {
-    index_pos
-        .into_iter()
-        .chain(data_cols[group.0..group.1].iter().copied())
+    segment_positions(index_pos, data_cols, group)
         .map(|i| {
             let data = rows.column(i).to_data();
             // Only fails for a malformed array, which the encoder will name; the whole buffers then.

@@ -13,60 +13,12 @@ use arrow_data::ArrayData;
 use arrow_schema::{DataType, SchemaRef};
 use floe_engine::Error;
 use floe_engine::deferred::ColumnSource;
+use numpy::Element;
 use numpy::ndarray::{Array2, ArrayView2, s};
-use numpy::{Element, PyReadonlyArray2, PyUntypedArrayMethods};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
-use crate::dense::copy_tiled;
-
-/// A numpy block borrowed for the write, viewed as unsigned integers of its element width.
-pub(crate) enum BorrowedBlock<'py> {
-    U8(PyReadonlyArray2<'py, u8>),
-    U16(PyReadonlyArray2<'py, u16>),
-    U32(PyReadonlyArray2<'py, u32>),
-    U64(PyReadonlyArray2<'py, u64>),
-}
-
-impl<'py> BorrowedBlock<'py> {
-    /// Borrows `block`: a 2D, aligned array of uint8, 16, 32 or 64 whose rows are the frame's columns.
-    ///
-    /// # Errors
-    /// `ValueError` for any other array.
-    pub(crate) fn borrow(block: &Bound<'py, PyAny>) -> PyResult<Self> {
-        let block = if let Ok(b) = block.extract::<PyReadonlyArray2<'py, u64>>() {
-            Self::U64(b)
-        } else if let Ok(b) = block.extract::<PyReadonlyArray2<'py, u32>>() {
-            Self::U32(b)
-        } else if let Ok(b) = block.extract::<PyReadonlyArray2<'py, u16>>() {
-            Self::U16(b)
-        } else if let Ok(b) = block.extract::<PyReadonlyArray2<'py, u8>>() {
-            Self::U8(b)
-        } else {
-            return Err(PyValueError::new_err("a deferred block is a 2D array of uint8, 16, 32 or 64"));
-        };
-        // The views read whole elements, which needs aligned memory.
-        let aligned = match &block {
-            Self::U8(b) => b.is_aligned(),
-            Self::U16(b) => b.is_aligned(),
-            Self::U32(b) => b.is_aligned(),
-            Self::U64(b) => b.is_aligned(),
-        };
-        if !aligned {
-            return Err(PyValueError::new_err("a deferred block is not aligned to its element size"));
-        }
-        Ok(block)
-    }
-
-    fn view(&self) -> BlockView<'_> {
-        match self {
-            Self::U8(b) => BlockView::U8(b.as_array()),
-            Self::U16(b) => BlockView::U16(b.as_array()),
-            Self::U32(b) => BlockView::U32(b.as_array()),
-            Self::U64(b) => BlockView::U64(b.as_array()),
-        }
-    }
-}
+use crate::dense::{BorrowedBlock, copy_tiled};
 
 /// A block's elements, readable from any thread while the block is borrowed.
 enum BlockView<'a> {
@@ -76,7 +28,17 @@ enum BlockView<'a> {
     U64(ArrayView2<'a, u64>),
 }
 
-impl BlockView<'_> {
+impl<'a> BlockView<'a> {
+    /// `block`'s elements.
+    fn of(block: &'a BorrowedBlock<'_>) -> Self {
+        match block {
+            BorrowedBlock::U8(b) => Self::U8(b.as_array()),
+            BorrowedBlock::U16(b) => Self::U16(b.as_array()),
+            BorrowedBlock::U32(b) => Self::U32(b.as_array()),
+            BorrowedBlock::U64(b) => Self::U64(b.as_array()),
+        }
+    }
+
     fn width(&self) -> usize {
         match self {
             Self::U8(_) => 1,
@@ -164,7 +126,7 @@ impl<'a> NumpyBlocks<'a> {
         let mut at = HashMap::new();
         let mut views = Vec::with_capacity(blocks.len());
         for (b, (block, positions)) in blocks.iter().enumerate() {
-            let view = block.view();
+            let view = BlockView::of(block);
             if view.shape() != (positions.len(), rows) {
                 return Err(PyValueError::new_err(format!(
                     "a deferred block is {:?}; {} columns of {rows} rows were named",

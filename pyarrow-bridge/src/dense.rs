@@ -30,26 +30,25 @@ const TILE_COLUMNS: usize = 256;
 /// element type is not an unsigned integer of 1, 2, 4 or 8 bytes (both the same).
 #[pyfunction]
 pub fn copy_rows_contiguous(py: Python<'_>, src: &Bound<'_, PyAny>, out: &Bound<'_, PyAny>) -> PyResult<()> {
-    if copy_as::<u64>(py, src, out)? || copy_as::<u32>(py, src, out)? || copy_as::<u16>(py, src, out)? {
-        return Ok(());
+    const WHAT: &str = "copy_rows_contiguous";
+    match BorrowedBlock::borrow(src, WHAT)? {
+        BorrowedBlock::U8(src) => copy_into(py, &src, out),
+        BorrowedBlock::U16(src) => copy_into(py, &src, out),
+        BorrowedBlock::U32(src) => copy_into(py, &src, out),
+        BorrowedBlock::U64(src) => copy_into(py, &src, out),
     }
-    if copy_as::<u8>(py, src, out)? {
-        return Ok(());
-    }
-    Err(PyValueError::new_err(
-        "copy_rows_contiguous takes two 2D arrays of the same unsigned integer type (uint8, 16, 32 or 64)",
-    ))
 }
 
-/// Copies if both arrays are `T` arrays; `Ok(false)` if either is not.
-fn copy_as<T: Element + Copy + Send + Sync>(
+/// Copies `src` into `out`, which must be a C-contiguous, aligned `T` array of `src`'s shape.
+fn copy_into<T: Element + Copy + Send + Sync>(
     py: Python<'_>,
-    src: &Bound<'_, PyAny>,
+    src: &PyReadonlyArray2<'_, T>,
     out: &Bound<'_, PyAny>,
-) -> PyResult<bool> {
-    let (Ok(src), Ok(out)) = (src.extract::<PyReadonlyArray2<'_, T>>(), out.extract::<PyReadwriteArray2<'_, T>>())
-    else {
-        return Ok(false);
+) -> PyResult<()> {
+    let Ok(mut out) = out.extract::<PyReadwriteArray2<'_, T>>() else {
+        return Err(PyValueError::new_err(
+            "copy_rows_contiguous: the output is not a 2D array of the source's unsigned integer type",
+        ));
     };
     if src.shape() != out.shape() {
         return Err(PyValueError::new_err(format!(
@@ -61,16 +60,55 @@ fn copy_as<T: Element + Copy + Send + Sync>(
     if !out.is_c_contiguous() {
         return Err(PyValueError::new_err("copy_rows_contiguous: the output is not C-contiguous"));
     }
-    // The views below read and write whole `T`s, which needs aligned memory (numpy allows unaligned
-    // arrays, e.g. over a byte buffer at an odd offset).
-    if !src.is_aligned() || !out.is_aligned() {
+    if !out.is_aligned() {
         return Err(PyValueError::new_err("copy_rows_contiguous: an array is not aligned to its element size"));
     }
-    let mut out = out;
     let from = src.as_array();
     let to = out.as_array_mut();
     py.detach(|| copy_tiled(from, to));
-    Ok(true)
+    Ok(())
+}
+
+/// A 2D numpy array borrowed (read-only) and viewed as unsigned integers of its element width, so one
+/// copy serves every numeric type of that width.
+pub(crate) enum BorrowedBlock<'py> {
+    U8(PyReadonlyArray2<'py, u8>),
+    U16(PyReadonlyArray2<'py, u16>),
+    U32(PyReadonlyArray2<'py, u32>),
+    U64(PyReadonlyArray2<'py, u64>),
+}
+
+impl<'py> BorrowedBlock<'py> {
+    /// Borrows `block`, a 2D aligned array of uint8, 16, 32 or 64; `what` names the caller in errors.
+    ///
+    /// # Errors
+    /// `ValueError` for any other array, and for an unaligned one (numpy allows those, e.g. over a
+    /// byte buffer at an odd offset; the views read whole elements).
+    pub(crate) fn borrow(block: &Bound<'py, PyAny>, what: &str) -> PyResult<Self> {
+        let block = if let Ok(b) = block.extract::<PyReadonlyArray2<'py, u64>>() {
+            Self::U64(b)
+        } else if let Ok(b) = block.extract::<PyReadonlyArray2<'py, u32>>() {
+            Self::U32(b)
+        } else if let Ok(b) = block.extract::<PyReadonlyArray2<'py, u16>>() {
+            Self::U16(b)
+        } else if let Ok(b) = block.extract::<PyReadonlyArray2<'py, u8>>() {
+            Self::U8(b)
+        } else {
+            return Err(PyValueError::new_err(format!(
+                "{what}: needs a 2D array of an unsigned integer type (uint8, 16, 32 or 64)"
+            )));
+        };
+        let aligned = match &block {
+            Self::U8(b) => b.is_aligned(),
+            Self::U16(b) => b.is_aligned(),
+            Self::U32(b) => b.is_aligned(),
+            Self::U64(b) => b.is_aligned(),
+        };
+        if !aligned {
+            return Err(PyValueError::new_err(format!("{what}: an array is not aligned to its element size")));
+        }
+        Ok(block)
+    }
 }
 
 /// `to.assign(&from)`, in bands of output rows on the rayon pool and tiles within a band.

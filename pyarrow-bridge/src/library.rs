@@ -18,7 +18,8 @@ use pyo3_arrow::input::AnyRecordBatch;
 use pyo3_arrow::{PyRecordBatch, PySchema, PyTable};
 
 use crate::convert::{self, ItemTuple, ReadArgs};
-use crate::deferred::{BorrowedBlock, NumpyBlocks};
+use crate::deferred::NumpyBlocks;
+use crate::dense::BorrowedBlock;
 use crate::errors::to_py;
 use crate::owned::{self, OwnedBlocks, OwnedColumns};
 
@@ -139,7 +140,7 @@ impl PyLibrary {
         let borrowed = deferred
             .unwrap_or_default()
             .iter()
-            .map(|(block, positions)| Ok((BorrowedBlock::borrow(block)?, positions.clone())))
+            .map(|(block, positions)| Ok((BorrowedBlock::borrow(block, "a deferred block")?, positions.clone())))
             .collect::<PyResult<Vec<_>>>()?;
         let rows = batches.iter().map(|b| b.num_rows()).sum();
         let blocks = NumpyBlocks::new(&borrowed, &schema, rows)?;

@@ -178,8 +178,10 @@ def test_the_tiled_copy_refuses_bad_arguments():
     assert not unaligned.flags.aligned
     with pytest.raises(ValueError, match="not aligned"):
         _floe.copy_rows_contiguous(unaligned, np.empty((6, 4), np.uint64))
-    with pytest.raises(ValueError, match="same unsigned integer type"):
+    with pytest.raises(ValueError, match="an unsigned integer type"):
         _floe.copy_rows_contiguous(src.astype(np.float64), np.empty((6, 4), np.float64))
+    with pytest.raises(ValueError, match="the source's unsigned integer type"):
+        _floe.copy_rows_contiguous(src, np.empty((6, 4), np.uint32))
     out = np.empty((6, 4), np.uint64)
     _floe.copy_rows_contiguous(src, out)
     np.testing.assert_array_equal(out, src)

@@ -191,11 +191,11 @@ fn with_deferred_values(
     s: &SegmentJob,
     seg: RecordBatch,
 ) -> Result<RecordBatch> {
-    // The segment's columns: the index (if any), then the group's data columns, by schema position.
-    let positions: Vec<usize> =
-        job.index_pos.into_iter().chain(job.data_cols[s.group.0..s.group.1].iter().copied()).collect();
-    let wanted: Vec<(usize, usize)> =
-        positions.iter().enumerate().filter(|&(_, &p)| deferred.has(p)).map(|(i, &p)| (i, p)).collect();
+    // The segment's deferred columns: (place in the segment, schema position).
+    let wanted: Vec<(usize, usize)> = crate::table::segment_positions(job.index_pos, &job.data_cols, s.group)
+        .enumerate()
+        .filter(|&(_, p)| deferred.has(p))
+        .collect();
     if wanted.is_empty() {
         return Ok(seg);
     }

@@ -129,7 +129,7 @@ def _pandas_stream(df: pd.DataFrame) -> Optional[Normalized]:
     if n <= CONVERT_CHUNK_ROWS or isinstance(df.columns, pd.MultiIndex):
         return None
     strided = [v for v in (getattr(b, "values", None) for b in _blocks(df)) if _is_strided_block(v)]
-    if all(isinstance(t, np.dtype) and t.kind in "iufb" for t in df.dtypes) and not strided:
+    if _all_plain_numbers(df) and not strided:
         return None  # every column goes over without a copy: nothing to bound
     index = df.index.get_level_values(0) if isinstance(df.index, pd.MultiIndex) else df.index
     if isinstance(index, pd.DatetimeIndex) and (index.hasnans or not index.is_monotonic_increasing):
@@ -309,12 +309,18 @@ def _strided_blocks(df: pd.DataFrame) -> Iterator[tuple[np.ndarray, Any]]:
             yield values, locs
 
 
+def _all_plain_numbers(df: pd.DataFrame) -> bool:
+    """Whether every column of ``df`` is a plain numpy number or bool (pyarrow takes such a column
+    without converting its values)."""
+    return all(isinstance(t, np.dtype) and t.kind in "iufb" for t in df.dtypes)
+
+
 def _deferrable(df: pd.DataFrame) -> bool:
     """Whether a write of ``df`` goes with deferred columns (D49): it has strided blocks and every column
     is a plain numpy number or bool (no column needs the chunked conversion of ``_pandas_stream``)."""
     if isinstance(df.columns, pd.MultiIndex) or getattr(df, "_get_column_array", None) is None:
         return False
-    if not all(isinstance(t, np.dtype) and t.kind in "iufb" for t in df.dtypes):
+    if not _all_plain_numbers(df):
         return False
     return next(_strided_blocks(df), None) is not None
 
