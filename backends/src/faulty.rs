@@ -418,6 +418,11 @@ impl Storage for FaultyStorage {
         self.one(OpKind::Visit, target, || self.inner.visit_batch(keys, visit))
     }
 
+    fn visit_batch_here(&self, keys: &[AtomKey], visit: &mut dyn FnMut(usize, &[u8]) -> Result<()>) -> Result<()> {
+        let target = format!("of {} keys", keys.len());
+        self.one(OpKind::Visit, target, || self.inner.visit_batch_here(keys, visit))
+    }
+
     fn concurrent_puts(&self) -> usize {
         self.inner.concurrent_puts()
     }

@@ -143,7 +143,7 @@ pub fn put_is_create_only(config: &ConformanceConfig, storage: &dyn Storage) -> 
     Ok(())
 }
 
-/// `get`, `get_range`, `get_batch` and `visit_batch` of absent keys (including keys that differ from a
+/// `get`, `get_range`, `get_batch`, `visit_batch` and `visit_batch_here` of absent keys (including keys that differ from a
 /// present one in one field only) give `NotFound`; `exists` gives false.
 ///
 /// # Errors
@@ -172,6 +172,12 @@ pub fn missing_keys_are_not_found(config: &ConformanceConfig, storage: &dyn Stor
         expect_error(storage.visit_batch(std::slice::from_ref(key), &|_, _| Ok(())), "NotFound", is_not_found, || {
             format!("visit_batch of absent {key}")
         })?;
+        expect_error(
+            storage.visit_batch_here(std::slice::from_ref(key), &mut |_, _| Ok(())),
+            "NotFound",
+            is_not_found,
+            || format!("visit_batch_here of absent {key}"),
+        )?;
     }
     let batch = [present.clone(), absent[1].clone()];
     let results = storage.get_batch(&batch);
@@ -184,6 +190,9 @@ pub fn missing_keys_are_not_found(config: &ConformanceConfig, storage: &dyn Stor
     })?;
     expect_error(storage.visit_batch(&batch, &|_, _| Ok(())), "NotFound", is_not_found, || {
         format!("visit_batch of [{present}, absent {}]", batch[1])
+    })?;
+    expect_error(storage.visit_batch_here(&batch, &mut |_, _| Ok(())), "NotFound", is_not_found, || {
+        format!("visit_batch_here of [{present}, absent {}]", batch[1])
     })?;
     get_same(storage, &present, &value)
 }
@@ -362,7 +371,8 @@ pub fn get_batch_results_in_order(config: &ConformanceConfig, storage: &dyn Stor
 }
 
 /// `visit_batch` visits every index exactly once with that key's bytes (a key listed twice is visited
-/// twice), visits nothing for no keys, and returns the error a visit returned.
+/// twice), visits nothing for no keys, and returns the error a visit returned; `visit_batch_here` the
+/// same, in key order, stopping at the first error.
 ///
 /// # Errors
 /// A [`super::CheckError`] naming the index.
@@ -416,7 +426,48 @@ pub fn visit_batch_visits_each_key(config: &ConformanceConfig, storage: &dyn Sto
         "the visit's own error",
         |e| e.to_string().contains(marker),
         || "visit_batch whose visit fails at index 7".to_owned(),
-    )
+    )?;
+
+    // The same on the calling thread: every index once, in order, and the visit's error stops it.
+    let mut order = Vec::new();
+    let mut wrong = Vec::new();
+    storage
+        .visit_batch_here(&keys, &mut |i, bytes| {
+            order.push(i);
+            if let Some(diff) = expected.get(i).and_then(|e| super::support::byte_diff(e, bytes)) {
+                wrong.push(format!("index {i}: {diff}"));
+            }
+            Ok(())
+        })
+        .during(|| format!("visit_batch_here of {} keys", keys.len()))?;
+    ensure!(wrong.is_empty(), "visit_batch_here handed wrong bytes: {wrong:?}");
+    ensure!(order == (0..keys.len()).collect::<Vec<_>>(), "visit_batch_here visited in the order {order:?}");
+    let mut visited_after_error = Vec::new();
+    let result = storage.visit_batch_here(&keys, &mut |i, _| {
+        if i == 7 {
+            return Err(StorageError::other("conformance", marker));
+        }
+        if i > 7 {
+            visited_after_error.push(i);
+        }
+        Ok(())
+    });
+    expect_error(
+        result,
+        "the visit's own error",
+        |e| e.to_string().contains(marker),
+        || "visit_batch_here whose visit fails at index 7".to_owned(),
+    )?;
+    ensure!(visited_after_error.is_empty(), "visit_batch_here went on after an error, to {visited_after_error:?}");
+    let mut calls = 0;
+    storage
+        .visit_batch_here(&[], &mut |_, _| {
+            calls += 1;
+            Ok(())
+        })
+        .during(|| "visit_batch_here of no keys".to_owned())?;
+    ensure!(calls == 0, "visit_batch_here of no keys called visit");
+    Ok(())
 }
 
 /// `size_batch` gives each present object's length in bytes (the empty one 0) and `NotFound` for an

@@ -242,6 +242,21 @@ impl Storage for LmdbStorage {
         })
     }
 
+    /// One read transaction, the values visited in place in key order on this thread.
+    fn visit_batch_here(&self, keys: &[AtomKey], visit: &mut dyn FnMut(usize, &[u8]) -> Result<()>) -> Result<()> {
+        self.env.read("visit_batch_here", |txn| {
+            for (i, key) in keys.iter().enumerate() {
+                let bytes = match txn.get(self.env.atoms, &atom_binary(key)) {
+                    Ok(v) => v,
+                    Err(lmdb::Error::NotFound) => return Err(TxnError::Storage(StorageError::not_found(key))),
+                    Err(e) => return Err(e.into()),
+                };
+                visit(i, bytes).map_err(TxnError::Storage)?;
+            }
+            Ok(())
+        })
+    }
+
     /// One read transaction and one cursor walk per range (see `listing.rs`), visiting values in place
     /// in the memory map: no tree search per key, no copy.
     fn visit_listed(

@@ -230,7 +230,7 @@ pub(crate) fn find_date_bounds(
     let off = usize::try_from(entry.seg_row_offset).map_err(|_| Error::corrupt("row offset too large"))?;
     let keys = [entry.key.clone()];
     let found: Mutex<(Option<usize>, Option<usize>)> = Mutex::new((None, None));
-    Source::fetch(storage, &keys, prefetched)?.visit(storage, &keys, &|_, bytes| {
+    Source::fetch(storage, &keys, prefetched)?.visit(storage, &keys, true, &|_, bytes| {
         let key = &keys[0];
         verify_object(key, bytes)?;
         let reader = reader_of(layouts, key, bytes)?;
@@ -286,6 +286,13 @@ pub struct ColumnBlock {
 /// Reads of at least this many bytes (rows x columns x 8, an estimate) run on a rayon worker
 /// (design/decisions.md D40).
 const IN_POOL_BYTES: usize = 8 << 20;
+
+/// Reads producing at most this many bytes (rows x columns x 8, an estimate), from segments whose
+/// columns it decodes hold at most as many, run on the calling thread from start to end: their outputs
+/// come from the allocator, and each hand-off to the rayon pool and back costs more than it saves
+/// (tens of microseconds, hundreds after the workers have gone to sleep; design/pipeline.md, "Small
+/// reads stay on the calling thread").
+const ON_CALLER_BYTES: usize = 2 << 20;
 
 /// Like [`read_slices`], but only the rows of each window: blocks of fixed-width and boolean columns
 /// outside them are neither verified nor decoded; a partial window of a variable-length column is
@@ -398,7 +405,9 @@ pub(crate) fn read_windows(
     let windows_decoded: Mutex<HashMap<(usize, usize), ArrayRef>> = Mutex::new(HashMap::new());
     // Pass 2 reuses each segment's parsed descriptor (a `wide` segment's names 635 blocks).
     let parsed: Vec<Mutex<Option<SegmentLayout>>> = keys.iter().map(|_| Mutex::new(None)).collect();
-    source.visit(storage, &keys, &|seg, bytes| {
+    // Pass 1 reads descriptors and the ends of variable-length windows: little work for a small read.
+    let on_caller = rows.saturating_mul(columns.len()).saturating_mul(8) <= ON_CALLER_BYTES;
+    source.visit(storage, &keys, on_caller, &|seg, bytes| {
         verify_object(&keys[seg], bytes)?;
         let reader = reader_of(layouts, &keys[seg], bytes)?;
         *lock(&parsed[seg]) = Some(reader.layout());
@@ -673,7 +682,14 @@ pub(crate) fn read_windows(
     let assembled: Mutex<Vec<(usize, usize, ArrayRef)>> = Mutex::new(Vec::new());
     let parsed: Vec<Option<SegmentLayout>> =
         parsed.into_iter().map(|m| m.into_inner().unwrap_or_else(|p| p.into_inner())).collect();
-    source.visit(storage, &keys, &|seg, bytes| {
+    // What pass 2 verifies and decodes: the stored bytes of the columns it reads from each segment (all
+    // of them when a window takes part of a column: an over-estimate of its blocks).
+    let stored: Vec<usize> = infos
+        .iter()
+        .map(|cols| cols.iter().map(|(_, info, _)| usize::try_from(info.stored_len).unwrap_or(usize::MAX)).sum())
+        .collect();
+    let on_caller = on_caller && stored.iter().fold(0usize, |a, &b| a.saturating_add(b)) <= ON_CALLER_BYTES;
+    source.visit(storage, &keys, on_caller, &|seg, bytes| {
         let reader = match &parsed[seg] {
             Some(layout) => SegmentReader::with_layout(bytes, layout),
             None => SegmentReader::new(bytes),
@@ -682,7 +698,7 @@ pub(crate) fn read_windows(
         // Every block this read uses is verified as it decodes; blocks of columns not asked for are not
         // read at all (decision D13).
         let tasks = std::mem::take(&mut *lock(&by_seg[seg]));
-        let done: Vec<TaskBits> = if super::on_calling_thread(tasks.len(), bytes.len()) {
+        let done: Vec<TaskBits> = if on_caller || super::on_calling_thread(tasks.len(), stored[seg]) {
             tasks.into_iter().map(|t| t.run(&reader)).collect::<Result<_>>()?
         } else {
             tasks.into_par_iter().map(|t| t.run(&reader)).collect::<Result<_>>()?
@@ -956,15 +972,19 @@ impl Source {
         Ok(Source::Owned(owned))
     }
 
-    /// Calls `f(segment number, bytes)` for every segment, in parallel; the first error wins.
+    /// Calls `f(segment number, bytes)` for every segment: in parallel, or all on the calling thread
+    /// in key order if `on_caller`; the first error wins.
     fn visit(
         &self,
         storage: &dyn Storage,
         keys: &[AtomKey],
+        on_caller: bool,
         f: &(dyn Fn(usize, &[u8]) -> Result<()> + Sync),
     ) -> Result<()> {
         match self {
-            Source::Owned(bytes) if super::on_calling_thread(bytes.len(), bytes.iter().map(Bytes::len).sum()) => {
+            Source::Owned(bytes)
+                if on_caller || super::on_calling_thread(bytes.len(), bytes.iter().map(Bytes::len).sum()) =>
+            {
                 bytes.iter().enumerate().try_for_each(|(i, b)| f(i, b))
             }
             Source::Owned(bytes) => bytes.par_iter().enumerate().try_for_each(|(i, b)| f(i, b)),
@@ -972,13 +992,16 @@ impl Source {
                 // The backend's visitor speaks StorageError: park the engine's own error and hand back a
                 // placeholder that stops the visit.
                 let first: Mutex<Option<Error>> = Mutex::new(None);
-                let result = storage.visit_batch(keys, &|i, b| {
-                    f(i, b).map_err(|e| {
-                        let msg = e.to_string();
-                        lock(&first).get_or_insert(e);
-                        floe_backends::StorageError::other("engine", msg)
-                    })
-                });
+                let park = |e: Error| {
+                    let msg = e.to_string();
+                    lock(&first).get_or_insert(e);
+                    floe_backends::StorageError::other("engine", msg)
+                };
+                let result = if on_caller {
+                    storage.visit_batch_here(keys, &mut |i, b| f(i, b).map_err(park))
+                } else {
+                    storage.visit_batch(keys, &|i, b| f(i, b).map_err(park))
+                };
                 if let Some(e) = first.into_inner().unwrap_or_else(|p| p.into_inner()) {
                     return Err(e);
                 }
