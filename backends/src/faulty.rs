@@ -62,7 +62,7 @@ pub enum OpKind {
     Get,
     /// `get_range`.
     GetRange,
-    /// `visit_batch` (one call for the whole batch).
+    /// `visit_batch` and `visit_batch_here` (one call for the whole batch).
     Visit,
     /// `exists`.
     Exists,

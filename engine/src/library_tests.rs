@@ -1,6 +1,7 @@
 //! Reads (whole and streamed) racing deletes.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use floe_backends::Storage;
 
@@ -361,4 +362,45 @@ fn a_missing_column_of_a_wide_symbol_is_named_in_a_short_message() {
     assert!(msg.contains("has no column \"nope\"; its 501 columns are [\"ts\", \"c0\", "), "{msg}");
     assert!(msg.contains("and 481 more columns]"), "{msg}");
     assert!(msg.len() < 600, "{} bytes: {msg}", msg.len());
+}
+
+/// D50: a small read visits its segments on the calling thread (`visit_batch_here`), a large one in
+/// parallel (`visit_batch`); both give the same rows, and a segment missing under either is named.
+#[test]
+fn small_reads_visit_on_the_calling_thread_and_large_ones_in_parallel() {
+    let storage = Arc::new(TestStorage { lend: true, ..Default::default() });
+    let options = crate::LibraryOptions { rows_per_segment: 50_000, ..Default::default() };
+    let lib = crate::Library::new("test", Arc::clone(&storage) as Arc<dyn Storage>, options, Default::default());
+    // 200,000 rows of two 8-byte columns: 3.2 MB out of four segments of 800 KB each.
+    lib.write("s", &table(0..200_000), None).expect("write");
+    let counts = || (storage.visits_here.load(Ordering::SeqCst), storage.parallel_visits.load(Ordering::SeqCst));
+
+    let small = ReadRequest { row_range: Some((49_990, 50_010)), ..Default::default() };
+    let got = lib.read("s", &small).expect("small read").data;
+    assert_eq!(got.num_rows(), 20);
+    let ts = got.column(0).as_any().downcast_ref::<arrow_array::TimestampNanosecondArray>().expect("ts");
+    assert_eq!((ts.value(0), ts.value(19)), (49_990, 50_009));
+    assert_eq!(counts(), (2, 0), "both passes of a small read visit on the calling thread");
+
+    let whole = lib.read("s", &ReadRequest::default()).expect("whole read").data;
+    assert_eq!(whole.num_rows(), 200_000);
+    assert_eq!(counts(), (2, 2), "a read of 3.2 MB visits in parallel");
+
+    // A segment deleted under the store: the small read names it, as the large one does.
+    let data = (&*storage.inner as &dyn Storage)
+        .list_all(floe_formats::KeyType::TableData, floe_backends::ListScope::Symbol("s"))
+        .expect("list");
+    let second = data
+        .iter()
+        .find_map(|k| match k {
+            floe_formats::Key::Atom(a) if a.start() == 50_000 => Some(a.clone()),
+            _ => None,
+        })
+        .expect("the segment of rows from 50,000");
+    storage.inner.delete_batch(std::slice::from_ref(&second)).expect("delete");
+    for request in [small, ReadRequest::default()] {
+        let err = lib.read("s", &request).expect_err("a segment is missing");
+        assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+        assert!(err.to_string().contains(&second.to_string()), "{err}");
+    }
 }

@@ -41,6 +41,13 @@ pub(crate) struct TestStorage {
     pub kept_parts: Mutex<Vec<Bytes>>,
     /// The address of the first part of every object `put_batch_parts` was given, in call order.
     pub put_addresses: Mutex<Vec<usize>>,
+    /// Says it lends its pages (as LMDB does), so reads visit through `visit_batch` and
+    /// `visit_batch_here` instead of fetching with `get_batch`.
+    pub lend: bool,
+    /// `visit_batch` calls (parallel visits) so far.
+    pub parallel_visits: AtomicUsize,
+    /// `visit_batch_here` calls (visits on the calling thread) so far.
+    pub visits_here: AtomicUsize,
 }
 
 /// A one-shot action for [`TestStorage::before_data_read`].
@@ -105,6 +112,27 @@ impl Storage for TestStorage {
     }
     fn concurrent_puts(&self) -> usize {
         if self.put_limit == 0 { usize::MAX } else { self.put_limit }
+    }
+    fn lends_pages(&self) -> bool {
+        self.lend
+    }
+    fn visit_batch(
+        &self,
+        keys: &[AtomKey],
+        visit: &(dyn Fn(usize, &[u8]) -> floe_backends::Result<()> + Sync),
+    ) -> floe_backends::Result<()> {
+        self.parallel_visits.fetch_add(1, Ordering::SeqCst);
+        self.record(keys);
+        self.inner.visit_batch(keys, visit)
+    }
+    fn visit_batch_here(
+        &self,
+        keys: &[AtomKey],
+        visit: &mut dyn FnMut(usize, &[u8]) -> floe_backends::Result<()>,
+    ) -> floe_backends::Result<()> {
+        self.visits_here.fetch_add(1, Ordering::SeqCst);
+        self.record(keys);
+        self.inner.visit_batch_here(keys, visit)
     }
     fn get(&self, key: &AtomKey) -> floe_backends::Result<Bytes> {
         self.record(std::slice::from_ref(key));
