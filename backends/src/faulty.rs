@@ -423,6 +423,12 @@ impl Storage for FaultyStorage {
         self.one(OpKind::Visit, target, || self.inner.visit_batch_here(keys, visit))
     }
 
+    /// As the wrapped storage: over LMDB the engine then reads through `visit_batch` and
+    /// `visit_batch_here`, where `Visit` faults strike.
+    fn lends_pages(&self) -> bool {
+        self.inner.lends_pages()
+    }
+
     fn concurrent_puts(&self) -> usize {
         self.inner.concurrent_puts()
     }
