@@ -317,6 +317,9 @@ pub fn data_columns(schema: &Schema, index_pos: Option<usize>) -> Vec<usize> {
 
 /// The schema positions of one segment's columns, in the order it stores them: the index column (if
 /// any), then data columns `group` (positions into `data_cols`).
+///
+/// # Panics
+/// If `group` is not a range within `data_cols` (groups come from [`column_groups`] of its length).
 pub fn segment_positions<'a>(
     index_pos: Option<usize>,
     data_cols: &'a [usize],
