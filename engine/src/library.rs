@@ -471,17 +471,7 @@ impl Library {
         let head = head::read_head(&*self.storage, symbol)?;
         // Provenance only (a rebased commit keeps the data keys): the version this write expects to be.
         let version = head.as_ref().map_or(0, |rh| rh.head.latest() + 1);
-        let data_cols = table::data_columns(schema, header.index_pos());
-        let job = write::SliceJob {
-            symbol,
-            version,
-            row_base: 0,
-            index_pos: header.index_pos(),
-            groups: table::column_groups(data_cols.len(), self.options.columns_per_segment),
-            data_cols,
-            deferred: None,
-        };
-        Ok((job, head))
+        Ok((self.slice_job(symbol, version, &header, 0, None), head))
     }
 
     /// Stores the rows of `batches` as `job` slices them, numbered from row 0, reading the stream as the
