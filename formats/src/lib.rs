@@ -27,6 +27,6 @@ pub mod segment;
 pub use error::{FormatError, Result};
 pub use key::{AtomFields, AtomKey, Key, KeyClass, KeyType, RefKey};
 pub use segment::{
-    CODES_METADATA_KEY, EncodedSegment, Segment, SegmentLayout, SegmentReader, content_hash, decode_segment,
-    encode_segment, encode_segment_into, is_coded_strings, stored_field, stored_schema,
+    CODES_METADATA_KEY, EncodedSegment, Segment, SegmentLayout, SegmentReader, check_schema, content_hash,
+    decode_segment, encode_segment, encode_segment_into, is_coded_strings, stored_field, stored_schema,
 };

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use arrow_array::{Array, RecordBatch};
 use arrow_buffer::{ArrowNativeType, BooleanBuffer, Buffer};
 use arrow_data::ArrayData;
-use arrow_schema::{DataType, Field};
+use arrow_schema::{DataType, Field, Schema};
 use bytes::Bytes;
 
 use super::block::{BlockBytes, MIN_BLOCK_BYTES, StreamChoice, Values, block_bytes, encode_stream_block_unless_raw};
@@ -17,7 +17,7 @@ use super::layout::{
     ColumnDesc, DictCoding, FLAG_HAS_METADATA, HEADER_LEN, Header, MAX_EXPANSION, SEGMENT_FORMAT_VERSION, StreamDesc,
     write_descriptor,
 };
-use super::types::{Physical, StreamKind, is_integer, physical};
+use super::types::{Physical, StreamKind, is_integer, physical, write_type};
 use crate::error::{FormatError, Result};
 
 /// Cuts streams into blocks and appends them to the body.
@@ -475,6 +475,27 @@ pub(crate) fn descriptor_estimate(batch: &RecordBatch, input: usize) -> usize {
 /// name length, flags, the type (a timestamp's time zone is its longest part) and dictionary coding.
 const DESCRIPTOR_COLUMN_BYTES: usize = 128;
 
+/// Checks that the codec stores columns of `schema`: the checks of [`encode_segment`] that depend on
+/// the schema alone, without encoding anything (a schema of 1,000 columns checked by encoding zero rows
+/// of it took ~0.5 ms per write).
+///
+/// # Errors
+/// [`FormatError::UnsupportedType`] naming the first column of a type the codec does not store;
+/// [`FormatError::InvalidInput`] for a column name longer than 65,535 bytes or a time zone name longer
+/// than 65,535 bytes.
+pub fn check_schema(schema: &Schema) -> Result<()> {
+    let mut scratch = Vec::new();
+    for field in schema.fields() {
+        if field.name().len() > usize::from(u16::MAX) {
+            return Err(FormatError::InvalidInput(format!("column name of {} bytes is too long", field.name().len())));
+        }
+        physical(field.name(), field.data_type())?;
+        scratch.clear();
+        write_type(&mut scratch, field.name(), field.data_type())?;
+    }
+    Ok(())
+}
+
 /// Encodes `batch` and optional user `metadata` into one segment (layout in `design/format.md`).
 ///
 /// The result is deterministic: the same batch and metadata always give the same bytes, so its xxh3
@@ -509,12 +530,7 @@ pub fn encode_segment_into(
     mut buffer: Vec<u8>,
 ) -> Result<EncodedSegment> {
     let schema = batch.schema();
-    for field in schema.fields() {
-        if field.name().len() > usize::from(u16::MAX) {
-            return Err(FormatError::InvalidInput(format!("column name of {} bytes is too long", field.name().len())));
-        }
-        physical(field.name(), field.data_type())?;
-    }
+    check_schema(&schema)?;
     // Room for the whole input stored raw and then the descriptor: reserved, not touched, so the
     // pages the segment does not use are never faulted in, and incompressible columns never make the
     // buffer grow and copy.

@@ -23,7 +23,7 @@ mod types;
 
 pub use coded::{CODES_METADATA_KEY, is_coded_strings, stored_field, stored_schema};
 pub use decode::{BitsOut, ColumnInfo, ColumnOut, SegmentLayout, SegmentReader, ValuesOut};
-pub use encode::{EncodedSegment, encode_segment, encode_segment_into};
+pub use encode::{EncodedSegment, check_schema, encode_segment, encode_segment_into};
 
 pub use layout::{HEADER_LEN, SEGMENT_FORMAT_VERSION, SEGMENT_MAGIC};
 

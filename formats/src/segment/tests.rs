@@ -613,6 +613,29 @@ fn unsupported_types_are_named() {
     assert!(matches!(&err, FormatError::UnsupportedType { column, .. } if column == "when"), "{err}");
 }
 
+/// `check_schema` accepts exactly the schemas whose zero rows `encode_segment` encodes, with the same
+/// error.
+#[test]
+fn check_schema_agrees_with_encoding_zero_rows() {
+    let long = "x".repeat(usize::from(u16::MAX) + 1);
+    let schemas = [
+        vec![Field::new("a", DataType::Float64, true), Field::new("b", DataType::Utf8, true)],
+        vec![Field::new("t", DataType::Timestamp(TimeUnit::Nanosecond, Some("Europe/London".into())), true)],
+        vec![Field::new("d", DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)), true)],
+        vec![Field::new("ok", DataType::Int64, true), Field::new("when", DataType::Date32, true)],
+        vec![Field::new("when", DataType::Timestamp(TimeUnit::Millisecond, None), true)],
+        vec![Field::new(long.as_str(), DataType::Int64, true)],
+        vec![Field::new("t", DataType::Timestamp(TimeUnit::Nanosecond, Some(long.as_str().into())), true)],
+        vec![Field::new("d", DataType::Dictionary(Box::new(DataType::Int8), Box::new(DataType::Int64)), true)],
+    ];
+    for fields in schemas {
+        let schema = Arc::new(Schema::new(fields));
+        let checked = check_schema(&schema).map_err(|e| e.to_string());
+        let encoded =
+            encode_segment(&RecordBatch::new_empty(Arc::clone(&schema)), None).map(drop).map_err(|e| e.to_string());
+        assert_eq!(checked, encoded, "{schema}");
+    }
+}
 #[test]
 fn errors_name_the_column_and_block() {
     let batch = table(1000, &[(9, 0), (3, 0)], 7);
