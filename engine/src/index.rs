@@ -9,6 +9,7 @@ use floe_formats::record::{IndexKind, TableDescriptor};
 use floe_formats::{AtomFields, AtomKey, KeyType, SegmentReader, encode_segment};
 
 use crate::error::{Error, Result};
+use crate::sync::{Mutex, lock};
 
 /// Where one data segment sits in its table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,6 +84,35 @@ fn index_schema(with_offsets: bool) -> SchemaRef {
 /// [`crate::ErrorKind::InvalidInput`] for column types the codec does not store.
 pub fn schema_bytes(schema: &SchemaRef) -> Result<Vec<u8>> {
     Ok(encode_segment(&RecordBatch::new_empty(Arc::clone(schema)), None)?)
+}
+
+/// The schema a library handle persisted last and its [`schema_bytes`], so that a run of writes and
+/// appends of one schema encodes it once: for 1,000 columns the encoding is ~0.6 ms, done after the
+/// data is stored, on every commit. Shared by the clones of a handle; one entry, compared by value.
+#[derive(Debug)]
+pub(crate) struct SchemaBytesMemo(Mutex<Option<(SchemaRef, Vec<u8>)>>);
+
+impl Default for SchemaBytesMemo {
+    fn default() -> Self {
+        SchemaBytesMemo(Mutex::new(None))
+    }
+}
+
+impl SchemaBytesMemo {
+    /// [`schema_bytes`] of `schema`, from the memo when it holds an equal schema.
+    ///
+    /// # Errors
+    /// As [`schema_bytes`].
+    pub(crate) fn get(&self, schema: &SchemaRef) -> Result<Vec<u8>> {
+        if let Some((kept, bytes)) = &*lock(&self.0)
+            && kept == schema
+        {
+            return Ok(bytes.clone());
+        }
+        let bytes = schema_bytes(schema)?;
+        *lock(&self.0) = Some((Arc::clone(schema), bytes.clone()));
+        Ok(bytes)
+    }
 }
 
 impl TableIndex {
@@ -216,6 +246,22 @@ mod tests {
             key: AtomKey::new(KeyType::TableData, "sym", fields).expect("valid key"),
             seg_row_offset,
         }
+    }
+
+    #[test]
+    fn the_schema_memo_gives_each_schema_its_own_bytes() {
+        let schema = |names: &[&str]| -> SchemaRef {
+            Arc::new(Schema::new(names.iter().map(|n| Field::new(*n, DataType::Float64, true)).collect::<Vec<_>>()))
+        };
+        let memo = SchemaBytesMemo::default();
+        let (a, b) = (schema(&["x", "y"]), schema(&["x", "z"]));
+        for s in [&a, &a, &b, &schema(&["x", "y"]), &b] {
+            assert_eq!(memo.get(s).expect("encodes"), schema_bytes(s).expect("encodes"), "{s}");
+        }
+        assert_ne!(schema_bytes(&a).expect("encodes"), schema_bytes(&b).expect("encodes"));
+        let unsupported = Arc::new(Schema::new(vec![Field::new("d", DataType::Date32, true)]));
+        assert!(memo.get(&unsupported).is_err());
+        assert_eq!(memo.get(&a).expect("encodes"), schema_bytes(&a).expect("encodes"));
     }
 
     fn index(entries: Vec<IndexEntry>) -> TableIndex {

@@ -15,7 +15,7 @@ use crate::commit_stats::{CommitMeter, CommitStats};
 use crate::deferred::Deferred;
 use crate::error::{Detail, Error, ErrorKind, Result};
 use crate::head::{self, Change, NewVersion};
-use crate::index::{IndexEntry, TableIndex, schema_bytes};
+use crate::index::{IndexEntry, SchemaBytesMemo, TableIndex};
 use crate::index_cache::IndexCache;
 use crate::lru::LayoutCache;
 use crate::options::{LibraryOptions, PipelineOptions};
@@ -143,6 +143,8 @@ pub struct Library {
     indexes: Arc<IndexCache>,
     /// Parsed layouts of the data segments read lately; shared by clones of this handle.
     layouts: Arc<LayoutCache>,
+    /// The schema persisted last; shared by clones of this handle.
+    schemas: Arc<SchemaBytesMemo>,
 }
 
 /// How many times a read of the latest version re-resolves after a concurrent delete removed objects.
@@ -291,6 +293,7 @@ impl Library {
             meter: Arc::default(),
             indexes: Arc::default(),
             layouts: Arc::default(),
+            schemas: Arc::default(),
         }
     }
 
@@ -1579,7 +1582,7 @@ impl Library {
         let descriptor = TableDescriptor {
             index: index.clone(),
             total_rows: row_count,
-            schema_segment: schema_bytes(schema)?,
+            schema_segment: self.schemas.get(schema)?,
             user_metadata: metadata.map(<[u8]>::to_vec),
         };
         let idx = TableIndex { descriptor, schema: Arc::clone(schema), entries };
