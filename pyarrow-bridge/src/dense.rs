@@ -9,7 +9,7 @@
 //! line read serves a whole tile, and on the rayon pool with the GIL released, makes the columns of the
 //! whole block in one allocation that pyarrow then wraps without a copy.
 
-use numpy::ndarray::{ArrayView2, ArrayViewMut2, Axis, s};
+use numpy::ndarray::{ArrayView2, ArrayViewMut2, AssignElem, Axis, s};
 use numpy::{Element, PyReadonlyArray2, PyReadwriteArray2, PyUntypedArrayMethods};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -111,15 +111,21 @@ impl<'py> BorrowedBlock<'py> {
     }
 }
 
-/// `to.assign(&from)`, in bands of output rows on the rayon pool and tiles within a band.
-pub(crate) fn copy_tiled<T: Copy + Send + Sync>(from: ArrayView2<'_, T>, mut to: ArrayViewMut2<'_, T>) {
+/// `from.assign_to(to)`, in bands of output rows on the rayon pool and tiles within a band. `U` is `T`,
+/// or `MaybeUninit<T>` for a destination not yet written (every element of `to` is written).
+pub(crate) fn copy_tiled<T, U>(from: ArrayView2<'_, T>, mut to: ArrayViewMut2<'_, U>)
+where
+    T: Copy + Send + Sync,
+    U: Send,
+    for<'x> &'x mut U: AssignElem<T>,
+{
     let columns = from.ncols();
-    let bands: Vec<(ArrayView2<'_, T>, ArrayViewMut2<'_, T>)> =
+    let bands: Vec<(ArrayView2<'_, T>, ArrayViewMut2<'_, U>)> =
         from.axis_chunks_iter(Axis(0), BAND_ROWS).zip(to.axis_chunks_iter_mut(Axis(0), BAND_ROWS)).collect();
     bands.into_par_iter().for_each(|(from, mut to)| {
         for start in (0..columns).step_by(TILE_COLUMNS) {
             let end = (start + TILE_COLUMNS).min(columns);
-            to.slice_mut(s![.., start..end]).assign(&from.slice(s![.., start..end]));
+            from.slice(s![.., start..end]).assign_to(to.slice_mut(s![.., start..end]));
         }
     });
 }
@@ -139,6 +145,18 @@ mod tests {
             copy_tiled(src.view(), out.view_mut());
             assert_eq!(out, src, "{rows} x {columns}");
             assert!(out.is_standard_layout());
+        }
+    }
+
+    #[test]
+    fn fills_an_uninitialized_destination() {
+        for (rows, columns) in [(1, 1), (17, 257), (40, 1000)] {
+            let src = Array2::from_shape_fn((rows, columns).f(), |(r, c)| (r * 1_000_003 + c) as u32);
+            let mut out = Array2::<u32>::uninit((rows, columns));
+            copy_tiled(src.view(), out.view_mut());
+            // SAFETY: copy_tiled writes every element (what this test checks).
+            let out = unsafe { out.assume_init() };
+            assert_eq!(out, src, "{rows} x {columns}");
         }
     }
 
