@@ -12,7 +12,7 @@ import data
 
 rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 15
 folder = sys.argv[2] if len(sys.argv) > 2 else "/tmp/floe-write-floor"
-exe = "target/release/examples/lmdb_floor"
+exe = os.environ.get("FLOE_LMDB_FLOOR", "target/release/examples/lmdb_floor")
 df = data.wide(10_000)
 tbl = pa.Table.from_pandas(df)
 shutil.rmtree(folder, ignore_errors=True)
