@@ -489,8 +489,10 @@ def _from_pandas(
     columns = _columns(df, column_dtypes, blocks)
     arrays = [c if isinstance(c, pa.Array) else _column_array(c, s, type_of(s), codes) for c, s in zip(columns, stored)]
     # pyarrow's own conversion never makes a dictionary of an object column: these are codes.
-    coded = {s for s, t, a in zip(stored, column_dtypes, arrays) if t == object and pa.types.is_dictionary(a.type)}
-    data = pa.Table.from_arrays(arrays, names=stored)
+    coded = {
+        s for s, t, a in zip(stored, column_dtypes, arrays)
+        if isinstance(t, np.dtype) and t.kind == "O" and pa.types.is_dictionary(a.type)
+    }
     dtypes = {s: dtype_name(t) for s, t in zip(stored, column_dtypes)}
 
     idx = df.index
@@ -516,17 +518,17 @@ def _from_pandas(
         kind = "datetime" if ts_index else "column"
         index = {"type": kind, "name": _json_name(idx.name, "index name"), "column": col}
 
-    if index_cols:
-        arrays, names = [], []
-        for col, values in index_cols:
-            try:
-                arrays.append(_pandas_array(values, type_of(col)))
-            except _ARROW_ERRORS as e:
-                raise InvalidInput(f"the index cannot be stored: {e}") from e
-            names.append(col)
-            dtypes[col] = dtype_name(values.dtype)
-        data = pa.Table.from_arrays(arrays + data.columns, names=names + data.column_names)
-    data = _storable(data)
+    # The index columns come first; the table is made once (twice cost ~1.5 ms for 1,000 columns).
+    index_arrays, index_names = [], []
+    for col, values in index_cols:
+        try:
+            index_arrays.append(_pandas_array(values, type_of(col)))
+        except _ARROW_ERRORS as e:
+            raise InvalidInput(f"the index cannot be stored: {e}") from e
+        index_names.append(col)
+        dtypes[col] = dtype_name(values.dtype)
+    data = pa.Table.from_arrays(index_arrays + arrays, names=index_names + stored)
+    data = _storable(data, index_names + stored)
     if coded:
         data = _mark_codes(data, coded)
     norm: dict[str, Any] = {"kind": "pandas", "index": index, "dtypes": dtypes}
@@ -536,7 +538,8 @@ def _from_pandas(
         norm["columns_name"] = _json_name(df.columns.name, "columns name")
     if series:
         norm["series"] = {"name": _json_name(series_name, "Series name"), "column": stored[0]}
-    deferred = [(block, [data.schema.get_field_index(stored[p]) for p in positions]) for block, positions in blocks or ()]
+    # A frame position's column is that many places after the index columns.
+    deferred = [(block, [len(index_names) + p for p in positions]) for block, positions in blocks or ()]
     return Normalized(data, ts_index, norm, deferred)
 
 
