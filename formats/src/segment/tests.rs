@@ -636,6 +636,7 @@ fn check_schema_agrees_with_encoding_zero_rows() {
         assert_eq!(checked, encoded, "{schema}");
     }
 }
+
 #[test]
 fn errors_name_the_column_and_block() {
     let batch = table(1000, &[(9, 0), (3, 0)], 7);
