@@ -193,14 +193,24 @@ def test_pyarrow_types_converted_without_loss(lib):
             "us": pa.array([1_000, 2_000, None], pa.timestamp("us", tz="UTC")),
             "view": pa.array(["a", None, "c"], pa.string_view()),
             "bview": pa.array([b"a", None, b"c"], pa.binary_view()),
+            # A second column of a converted type: each distinct type is checked once (D51).
+            "us2": pa.array([5, None, 7], pa.timestamp("us", tz="UTC")),
         }
     )
     lib.write("conv", t)
     out = lib.read("conv", output_format="pyarrow").data
-    assert out.schema.field("us").type == pa.timestamp("ns", tz="UTC")
-    assert out["us"].cast(pa.timestamp("us", tz="UTC")).equals(t["us"])
+    for c in ("us", "us2"):
+        assert out.schema.field(c).type == pa.timestamp("ns", tz="UTC")
+        assert out[c].cast(pa.timestamp("us", tz="UTC")).equals(t[c])
     assert out["view"].to_pylist() == ["a", None, "c"]
     assert out["bview"].to_pylist() == [b"a", None, b"c"]
+
+
+def test_an_unstorable_type_is_named_by_its_first_column(lib):
+    t = pa.table({"x": [1.0, 2.0], "d1": pa.array([1, 2], pa.date32()), "y": [3, 4], "d2": pa.array([3, 4], pa.date32())})
+    with pytest.raises(floe.InvalidInput, match="column 'd1' has type date32"):
+        lib.write("dates", t)
+    assert not lib.has_symbol("dates")
 
 
 def test_polars_in_and_out(lib):
