@@ -127,6 +127,24 @@ def test_a_write_copies_strided_blocks_a_segment_at_a_time(small_lib, monkeypatc
     assert_frame_equal(small_lib.read("block").data, pd.concat([df, more]))
 
 
+@pytest.mark.parametrize("index", ["range", "datetime", "multi"])
+def test_deferred_positions_follow_the_index_columns(small_lib, monkeypatch, index):
+    """A deferred column's position in the table is its frame position after the index columns: none
+    for a RangeIndex, one for a DatetimeIndex, one per level for a MultiIndex."""
+    monkeypatch.setattr(_convert, "DENSE_BLOCK_MIN_BYTES", 1)
+    n = 12
+    df = pd.DataFrame(np.arange(n * 3, dtype=np.float64).reshape(n, 3), columns=["x", "y", "z"], copy=False)
+    if index == "datetime":
+        df.index = pd.date_range("2024-01-01", periods=n, freq="1min", name="t")
+    elif index == "multi":
+        df.index = pd.MultiIndex.from_arrays([pd.date_range("2024-01-01", periods=n, freq="1min"), np.arange(n)], names=["t", "k"])
+    levels = {"range": 0, "datetime": 1, "multi": 2}[index]
+    [(block, positions)] = _convert.normalize(df, None, True, True).deferred
+    assert positions == [levels, levels + 1, levels + 2]
+    small_lib.write("ix", df)
+    assert_frame_equal(small_lib.read("ix").data, df)
+
+
 def test_a_bad_frame_with_strided_blocks_writes_nothing(lib, monkeypatch):
     """The engine checks the frame (here its index) before it asks the blocks for anything."""
     monkeypatch.setattr(_convert, "DENSE_BLOCK_MIN_BYTES", 1)
