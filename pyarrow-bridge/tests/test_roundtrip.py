@@ -213,6 +213,28 @@ def test_an_unstorable_type_is_named_by_its_first_column(lib):
     assert not lib.has_symbol("dates")
 
 
+class _Tagged(pa.ExtensionType):
+    """A Python extension type: unhashable, like any subclass that does not define ``__hash__``."""
+
+    def __init__(self):
+        super().__init__(pa.int64(), "floe.test.tagged")
+
+    def __arrow_ext_serialize__(self):
+        return b""
+
+    @classmethod
+    def __arrow_ext_deserialize__(cls, storage_type, serialized):
+        return cls()
+
+
+def test_an_extension_type_is_refused_by_name(lib):
+    storage = pa.array([1, 2], pa.int64())
+    t = pa.table({"x": [1.0, 2.0], "tag": pa.ExtensionArray.from_storage(_Tagged(), storage)})
+    with pytest.raises(floe.InvalidInput, match="column 'tag' has type"):
+        lib.write("tagged", t)
+    assert not lib.has_symbol("tagged")
+
+
 def test_polars_in_and_out(lib):
     df = pl.DataFrame(
         {

@@ -612,22 +612,36 @@ def _check_names(names: Sequence[str]) -> None:
             )
 
 
+def _stored_types(names: Sequence[str], types: Sequence[pa.DataType]) -> list[pa.DataType]:
+    """``_storable_type`` of each column, worked out once per distinct type, for the first column that
+    has it (the one an error names): a frame of 1,000 float columns has one type, and checking it per
+    column cost ~3 ms per write. Unhashable types (a Python ``pa.ExtensionType`` subclass) are checked
+    column by column."""
+    seen: Dict[pa.DataType, pa.DataType] = {}
+    out = []
+    for name, t in zip(names, types):
+        try:
+            s = seen.get(t)
+        except TypeError:
+            out.append(_storable_type(name, t))
+            continue
+        if s is None:
+            s = seen[t] = _storable_type(name, t)
+        out.append(s)
+    return out
+
+
 def _storable(table: pa.Table, names: Optional[Sequence[str]] = None) -> pa.Table:
     """Casts lossless conversions; raises InvalidInput for types that cannot be stored. ``names`` are the
     table's column names, when the caller has them already."""
     if names is None:
         names = table.schema.names
     _check_names(names)
-    # Each distinct type is checked once, for the first column that has it (the one an error names):
-    # a frame of 1,000 float columns has one type, and checking it per column cost ~3 ms per write.
     types = table.schema.types
-    stored: Dict[pa.DataType, pa.DataType] = {}
-    for name, t in zip(names, types):
-        if t not in stored:
-            stored[t] = _storable_type(name, t)
-    if all(stored[t] == t for t in stored):
+    stored = _stored_types(names, types)
+    if all(s is t or s == t for s, t in zip(stored, types)):
         return table.replace_schema_metadata(None)
-    target = pa.schema([pa.field(n, stored[t]) for n, t in zip(names, types)])
+    target = pa.schema([pa.field(n, s) for n, s in zip(names, stored)])
     try:
         return table.cast(target, safe=True)
     except _ARROW_ERRORS as e:
