@@ -91,6 +91,12 @@ fn put_one(
     }
 }
 
+/// The value stored under `key` in `db`, borrowed from the memory map for as long as `txn` lives;
+/// `NotFound` naming the key if there is none.
+fn value_in<'t>(txn: &'t impl Transaction, db: Database, key: &AtomKey) -> std::result::Result<&'t [u8], TxnError> {
+    optional(txn.get(db, &atom_binary(key)))?.ok_or_else(|| TxnError::Storage(StorageError::not_found(key)))
+}
+
 /// Whether `stored` is `parts` joined (the lengths already match).
 fn same_as_parts(stored: &[u8], parts: &[Bytes]) -> bool {
     let mut at = 0;
@@ -221,11 +227,7 @@ impl Storage for LmdbStorage {
         self.env.read("visit_batch", |txn| {
             let slices = keys
                 .iter()
-                .map(|key| match txn.get(self.env.atoms, &atom_binary(key)) {
-                    Ok(v) => Ok(v),
-                    Err(lmdb::Error::NotFound) => Err(TxnError::Storage(StorageError::not_found(key))),
-                    Err(e) => Err(e.into()),
-                })
+                .map(|key| value_in(txn, self.env.atoms, key))
                 .collect::<std::result::Result<Vec<&[u8]>, TxnError>>()?;
             let visit_one = |(i, bytes): (usize, &&[u8])| {
                 // The worker acts for this transaction: a read inside `visit` must not queue behind a
@@ -246,12 +248,7 @@ impl Storage for LmdbStorage {
     fn visit_batch_here(&self, keys: &[AtomKey], visit: &mut dyn FnMut(usize, &[u8]) -> Result<()>) -> Result<()> {
         self.env.read("visit_batch_here", |txn| {
             for (i, key) in keys.iter().enumerate() {
-                let bytes = match txn.get(self.env.atoms, &atom_binary(key)) {
-                    Ok(v) => v,
-                    Err(lmdb::Error::NotFound) => return Err(TxnError::Storage(StorageError::not_found(key))),
-                    Err(e) => return Err(e.into()),
-                };
-                visit(i, bytes).map_err(TxnError::Storage)?;
+                visit(i, value_in(txn, self.env.atoms, key)?).map_err(TxnError::Storage)?;
             }
             Ok(())
         })
