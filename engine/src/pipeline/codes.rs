@@ -98,7 +98,7 @@ impl<'a> MergedDictionary<'a> {
     pub(crate) fn into_views(
         self,
         field: &Field,
-        keys: OutputBuf,
+        mut keys: OutputBuf,
         rows: usize,
         validity: Option<Buffer>,
     ) -> Result<(Field, ArrayRef)> {

@@ -583,10 +583,10 @@ pub(crate) fn read_windows(
     // Every output mapping of the read prefaulted in one pass (D37, D48).
     super::output::populate_together(
         value_bufs
-            .iter()
-            .chain(offset_bufs.iter().flatten())
-            .chain(code_bufs.iter().flatten())
-            .chain(blocks.iter().map(|(_, b)| b)),
+            .iter_mut()
+            .chain(offset_bufs.iter_mut().flatten())
+            .chain(code_bufs.iter_mut().flatten())
+            .chain(blocks.iter_mut().map(|(_, b)| b)),
     );
     let mut block_slices: std::collections::HashMap<usize, &mut [u8]> = std::collections::HashMap::new();
     for (cols, buf) in &mut blocks {
