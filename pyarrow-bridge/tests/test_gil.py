@@ -76,6 +76,19 @@ def _ticks_during(call) -> tuple:
     return during, elapsed
 
 
+def _for_at_least(call, seconds: float):
+    """``call`` run again until ``seconds`` have passed: a release build on a fast day can finish
+    one in less time than the check below needs to tell a released GIL from a held one."""
+
+    def run():
+        t0 = time.perf_counter()
+        call()
+        while time.perf_counter() - t0 < seconds:
+            call()
+
+    return run
+
+
 def test_python_threads_run_during_engine_calls(big_lib):
     table = pa.table({"x": np.arange(ROWS, dtype=np.float64), "y": np.arange(ROWS, dtype=np.float64)})
     calls = {
@@ -90,7 +103,7 @@ def test_python_threads_run_during_engine_calls(big_lib):
     ticks, elapsed = _ticks_during(lambda: time.sleep(0.1))
     rate = ticks / elapsed
     for name, call in calls.items():
-        during, elapsed = _ticks_during(call)
+        during, elapsed = _ticks_during(_for_at_least(call, 0.1))
         # Holding the GIL through the call, the spinner would only run in the switch intervals
         # around it (5 ms each): about 0.01 s worth of ticks. Released, it runs for most of the call
         # (sharing the cores with the engine's threads, so at a lower rate than calibrated).
