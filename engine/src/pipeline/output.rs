@@ -113,7 +113,7 @@ impl OutputBuf {
     fn fill(&mut self) {
         #[cfg(target_os = "linux")]
         if let Some((start, end)) = self.heap_span() {
-            let (first, last) = (start.next_multiple_of(PAGE), end / PAGE * PAGE);
+            let (first, last) = (start.next_multiple_of(page()), end / page() * page());
             if last > first {
                 // SAFETY: whole pages of this buffer's own allocation, borrowed exclusively.
                 unsafe { populate_write(first, last - first) };
@@ -244,9 +244,17 @@ const POPULATE_CHUNK: usize = 4 << 20;
 #[cfg(target_os = "linux")]
 pub(crate) const HEAP_PREFAULT_MIN: usize = 4 << 10;
 
-/// The page size the prefaulting works in (the kernel rounds to its own; 4 KiB on x86-64 and arm64).
+/// The kernel's page size (`madvise` and `mincore` take only ranges that start on a page), asked once;
+/// 4 KiB if the kernel does not say.
 #[cfg(target_os = "linux")]
-const PAGE: usize = 4096;
+fn page() -> usize {
+    static PAGE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *PAGE.get_or_init(|| {
+        // SAFETY: `sysconf` only reads a system setting.
+        let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        usize::try_from(size).ok().filter(|&s| s.is_power_of_two()).unwrap_or(4096)
+    })
+}
 
 /// Prefaults the 4 KiB pages of every output among `bufs` that [`OutputBuf::zeroed_unpopulated`]
 /// left unpopulated, all in one pass (on the rayon pool unless the work is small,
@@ -324,7 +332,7 @@ fn map_chunks<'m>(
     ranges: &[(&'m memmap2::MmapMut, usize, usize)],
 ) -> impl Iterator<Item = (&'m memmap2::MmapMut, usize, usize)> {
     ranges.iter().flat_map(|&(map, offset, len)| {
-        let len = len.next_multiple_of(PAGE).min(map.len() - offset);
+        let len = len.next_multiple_of(page()).min(map.len() - offset);
         (0..len.div_ceil(POPULATE_CHUNK)).map(move |i| {
             let start = i * POPULATE_CHUNK;
             (map, offset + start, POPULATE_CHUNK.min(len - start))
@@ -361,13 +369,13 @@ fn heap_pages(bufs: &[&mut OutputBuf]) -> Vec<(usize, usize)> {
     let mut runs: Vec<(usize, usize)> = Vec::new();
     for (start, end) in spans {
         match runs.last_mut() {
-            Some(last) if start < last.1 + PAGE => last.1 = last.1.max(end),
+            Some(last) if start < last.1 + page() => last.1 = last.1.max(end),
             _ => runs.push((start, end)),
         }
     }
     runs.into_iter()
         .filter_map(|(start, end)| {
-            let (first, last) = (start.next_multiple_of(PAGE), end / PAGE * PAGE);
+            let (first, last) = (start.next_multiple_of(page()), end / page() * page());
             (last > first).then_some((first, last - first))
         })
         .collect()
@@ -387,7 +395,8 @@ const MAX_ABSENT_RUNS: usize = 8;
 /// As [`populate_write`]: whole pages holding bytes of allocations the caller owns.
 #[cfg(target_os = "linux")]
 unsafe fn absent_runs(at: usize, len: usize) -> Vec<(usize, usize)> {
-    let mut resident = vec![0u8; len / PAGE];
+    let page = page();
+    let mut resident = vec![0u8; len / page];
     // SAFETY: per this function's contract the range is whole, mapped pages; `mincore` reads their
     // page tables and writes one byte per page into `resident`, which has exactly that many.
     let status = unsafe { libc::mincore(at as *mut libc::c_void, len, resident.as_mut_ptr()) };
@@ -399,10 +408,10 @@ unsafe fn absent_runs(at: usize, len: usize) -> Vec<(usize, usize)> {
         if r & 1 == 1 {
             continue;
         }
-        let page = at + i * PAGE;
+        let here = at + i * page;
         match runs.last_mut() {
-            Some(last) if last.0 + last.1 == page => last.1 += PAGE,
-            _ => runs.push((page, PAGE)),
+            Some(last) if last.0 + last.1 == here => last.1 += page,
+            _ => runs.push((here, page)),
         }
     }
     if runs.len() > MAX_ABSENT_RUNS { vec![(at, len)] } else { runs }
@@ -617,6 +626,7 @@ mod tests {
     #[cfg(target_os = "linux")]
     #[test]
     fn neighbouring_buffers_are_prefaulted_as_few_ranges_of_their_own_pages() {
+        let pg = page();
         if huge_pages::policy() == Policy::Allocator {
             return; // no buffer is left unfilled
         }
@@ -626,15 +636,15 @@ mod tests {
         let ranges = heap_pages(&refs);
         assert!(!ranges.is_empty() && ranges.len() <= spans.len());
         for &(at, len) in &ranges {
-            assert_eq!((at % PAGE, len % PAGE), (0, 0));
-            for page in (at..at + len).step_by(PAGE) {
-                let holds_a_buffer = spans.iter().any(|&(start, end)| start < page + PAGE && page < end);
+            assert_eq!((at % pg, len % pg), (0, 0));
+            for page in (at..at + len).step_by(pg) {
+                let holds_a_buffer = spans.iter().any(|&(start, end)| start < page + pg && page < end);
                 assert!(holds_a_buffer, "page {page:#x} holds no buffer's bytes");
             }
         }
         // Every whole page of every buffer is covered.
         for &(start, end) in &spans {
-            for page in (start.next_multiple_of(PAGE)..end / PAGE * PAGE).step_by(PAGE) {
+            for page in (start.next_multiple_of(pg)..end / pg * pg).step_by(pg) {
                 assert!(ranges.iter().any(|&(at, len)| at <= page && page < at + len));
             }
         }
@@ -651,26 +661,27 @@ mod tests {
     #[cfg(target_os = "linux")]
     #[test]
     fn only_pages_not_resident_are_prefaulted() {
-        let mut map = memmap2::MmapMut::map_anon(16 * PAGE).expect("map");
+        let pg = page();
+        let mut map = memmap2::MmapMut::map_anon(16 * pg).expect("map");
         let at = map.as_ptr() as usize;
         for page in [0, 5, 6, 7] {
-            map[page * PAGE] = 1;
+            map[page * pg] = 1;
         }
         // SAFETY: whole pages of a mapping this test owns.
-        let runs = unsafe { absent_runs(at, 16 * PAGE) };
-        assert_eq!(runs, vec![(at + PAGE, 4 * PAGE), (at + 8 * PAGE, 8 * PAGE)]);
+        let runs = unsafe { absent_runs(at, 16 * pg) };
+        assert_eq!(runs, vec![(at + pg, 4 * pg), (at + 8 * pg, 8 * pg)]);
         // Absent pages scattered in more runs than MAX_ABSENT_RUNS: one call over the whole range.
-        let mut scattered = memmap2::MmapMut::map_anon(32 * PAGE).expect("map");
+        let mut scattered = memmap2::MmapMut::map_anon(32 * pg).expect("map");
         for page in (0..32).step_by(2) {
-            scattered[page * PAGE] = 1;
+            scattered[page * pg] = 1;
         }
         let s_at = scattered.as_ptr() as usize;
         // SAFETY: as above.
-        assert_eq!(unsafe { absent_runs(s_at, 32 * PAGE) }, vec![(s_at, 32 * PAGE)]);
+        assert_eq!(unsafe { absent_runs(s_at, 32 * pg) }, vec![(s_at, 32 * pg)]);
         // All resident: nothing to do.
-        map.iter_mut().step_by(PAGE).for_each(|x| *x = 1);
+        map.iter_mut().step_by(pg).for_each(|x| *x = 1);
         // SAFETY: as above.
-        assert!(unsafe { absent_runs(at, 16 * PAGE) }.is_empty());
+        assert!(unsafe { absent_runs(at, 16 * pg) }.is_empty());
     }
 
     #[test]
