@@ -134,3 +134,34 @@ fn read_as_of_0_of_1000(bencher: Bencher, backend: &str) {
     let req = ReadRequest { as_of: AsOf::Version(0), ..ReadRequest::default() };
     bencher.bench_local(|| lib.read("v", &req).expect("read"));
 }
+
+/// A `wide` table: `rows` rows of 1,000 float64 columns (no index), 80 KB a column at 10,000 rows.
+fn wide_table(rows: usize) -> Table {
+    let fields: Vec<Field> = (0..1_000).map(|c| Field::new(format!("c{c}"), DataType::Float64, false)).collect();
+    let cols: Vec<ArrayRef> = (0..1_000)
+        .map(|c| Arc::new(Float64Array::from_iter_values((0..rows).map(|r| (r * 1_000 + c) as f64 / 7.0))) as ArrayRef)
+        .collect();
+    let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).expect("columns match the schema");
+    Table::from_batch(batch, IndexKind::RowCount).expect("no index to check")
+}
+
+/// A full read of 1,000 short columns (10,000 rows, 80 MB): each output is allocator memory, prefaulted
+/// in the read's parallel pass (design/decisions.md D52). `fresh`: the allocator's free memory is handed
+/// back to the kernel before each read (`malloc_trim`, as the benchmark harness does), so every output
+/// page is a first touch.
+#[divan::bench(args = [false, true], sample_count = 20, sample_size = 1)]
+fn read_wide(bencher: Bencher, fresh: bool) {
+    let lib = library("mem");
+    let t = wide_table(10_000);
+    lib.write("w", &t, None).expect("write");
+    bencher
+        .counter(BytesCount::new(bytes(&t)))
+        .with_inputs(|| {
+            #[cfg(target_os = "linux")]
+            if fresh {
+                // SAFETY: `malloc_trim` only returns free memory of the allocator to the kernel.
+                unsafe { libc::malloc_trim(0) };
+            }
+        })
+        .bench_local_values(|()| lib.read("w", &ReadRequest::default()).expect("read"));
+}
