@@ -152,12 +152,17 @@ impl Library {
     pub fn fragmentation(&self, symbol: &str, rows_per_segment: Option<usize>) -> Result<Fragmentation> {
         let plan = self.compaction_plan(symbol, rows_per_segment)?;
         let slices = plan.index.row_slices();
-        let groups = self.groups_of(&plan.index) as u64;
+        // Full slices of `target` rows, and a last partial one whose narrower segments may take more
+        // columns each (`table::columns_per_group`).
+        let groups = |rows: u64| self.groups_of(&plan.index, rows) as u64;
         let segments = slices.iter().map(|s| s.len()).sum::<usize>();
         let mut compacted = segments as u64;
         for m in &plan.merges {
             compacted -= slices[m.slices.clone()].iter().map(|s| s.len() as u64).sum::<u64>();
-            compacted += m.rows.div_ceil(plan.target) * groups;
+            compacted += m.rows / plan.target * groups(plan.target);
+            if m.rows % plan.target > 0 {
+                compacted += groups(m.rows % plan.target);
+            }
         }
         Ok(Fragmentation {
             version: plan.record.version,
@@ -323,10 +328,12 @@ impl Library {
         Ok(row_base + n)
     }
 
-    /// Column groups (segments per row slice) of rows written now in `idx`'s schema.
-    fn groups_of(&self, idx: &crate::index::TableIndex) -> usize {
+    /// Column groups (segments per row slice) of slices of `rows` rows written now in `idx`'s schema.
+    fn groups_of(&self, idx: &crate::index::TableIndex, rows: u64) -> usize {
         let data_cols = table::data_columns(&idx.schema, idx.index_pos());
-        table::column_groups(data_cols.len(), self.options().columns_per_segment).len().max(1)
+        let rows = usize::try_from(rows).unwrap_or(usize::MAX);
+        let per_group = table::columns_per_group(&idx.schema, &data_cols, rows, self.options().columns_per_segment);
+        table::column_groups(data_cols.len(), per_group).len().max(1)
     }
 }
 

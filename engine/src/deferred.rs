@@ -189,6 +189,38 @@ mod tests {
     }
 
     #[test]
+    fn a_write_with_deferred_columns_stores_about_one_segment_per_wave() {
+        // Segments of 100,000 rows x 1 column (1.2-1.6 MB of input with the index): a plain write's
+        // waves take segments up to 8 MiB, a deferred one's up to `SEGMENT_TARGET_BYTES` (D53).
+        let options =
+            crate::LibraryOptions { rows_per_segment: 100_000, columns_per_segment: 1, dynamic_schema: false };
+        let threads = rayon::current_num_threads().max(1);
+        let mut most = Vec::new();
+        for deferring in [false, true] {
+            let counting = Arc::new(TestStorage::default());
+            let storage: Arc<dyn Storage> = Arc::clone(&counting) as Arc<dyn Storage>;
+            let lib = crate::Library::new("test", storage, options, crate::PipelineOptions::default());
+            let source = Source::default();
+            let stand_ins = frame(300_000, deferring);
+            if deferring {
+                let deferred = Deferred::new(&stand_ins, vec![2, 3], &source).expect("valid");
+                lib.write_deferred("s", &stand_ins, &deferred, None).expect("written");
+            } else {
+                lib.write("s", &stand_ins, None).expect("written");
+            }
+            assert_eq!(lib.read("s", &ReadRequest::default()).expect("reads").data, frame(300_000, false).batches()[0]);
+            let sizes = counting.batch_sizes.lock().expect("not poisoned").clone();
+            // 3 row slices x 3 columns, and the index with the commit.
+            assert_eq!(sizes.iter().sum::<usize>(), 10, "{sizes:?}");
+            most.push(sizes.into_iter().max().unwrap_or(0));
+        }
+        // Two segments reach the deferred waves' budget (rounded up to a multiple of the threads);
+        // the plain waves take five or more.
+        assert!(most[1] <= 2usize.next_multiple_of(threads), "deferred waves: {most:?}");
+        assert!(most[0] > most[1], "plain waves hold more: {most:?}");
+    }
+
+    #[test]
     fn a_failing_source_commits_nothing() {
         let storage: Arc<dyn Storage> = Arc::new(TestStorage::default());
         let lib = library(storage);

@@ -379,7 +379,7 @@ impl Library {
             if prepared.is_none() {
                 let started = crate::clock::now_ns();
                 let next = h.map_or(0, |h| h.latest() + 1);
-                let job = self.slice_job(symbol, next, table, 0, deferred);
+                let job = self.slice_job(symbol, next, table, 0, self.options.rows_per_segment, deferred);
                 let rows = self.store_rows(job, table, self.options.rows_per_segment)?;
                 let keys = rows.entries.iter().map(|e| e.key.clone()).collect();
                 prepared =
@@ -474,7 +474,7 @@ impl Library {
         let head = head::read_head(&*self.storage, symbol)?;
         // Provenance only (a rebased commit keeps the data keys): the version this write expects to be.
         let version = head.as_ref().map_or(0, |rh| rh.head.latest() + 1);
-        Ok((self.slice_job(symbol, version, &header, 0, None), head))
+        Ok((self.slice_job(symbol, version, &header, 0, self.options.rows_per_segment, None), head))
     }
 
     /// Stores the rows of `batches` as `job` slices them, numbered from row 0, reading the stream as the
@@ -1516,15 +1516,22 @@ impl Library {
         version: u64,
         table: &Table,
         row_base: u64,
+        rows_per_slice: usize,
         deferred: Option<&'a Deferred<'a>>,
     ) -> write::SliceJob<'a> {
         let data_cols = table::data_columns(table.schema(), table.index_pos());
+        // A stream's header has no rows yet: its slices will have `rows_per_slice`.
+        let rows = match table.num_rows() {
+            0 => rows_per_slice,
+            n => n.min(rows_per_slice),
+        };
+        let per_group = table::columns_per_group(table.schema(), &data_cols, rows, self.options.columns_per_segment);
         write::SliceJob {
             symbol,
             version,
             row_base,
             index_pos: table.index_pos(),
-            groups: table::column_groups(data_cols.len(), self.options.columns_per_segment),
+            groups: table::column_groups(data_cols.len(), per_group),
             data_cols,
             deferred,
         }
@@ -1540,8 +1547,9 @@ impl Library {
         rows_per_segment: u64,
         written: Option<&mut Vec<AtomKey>>,
     ) -> Result<write::Written> {
-        let job = self.slice_job(symbol, version, table, row_base, None);
-        let out = self.store_rows(job, table, usize::try_from(rows_per_segment).unwrap_or(usize::MAX))?;
+        let rows_per_slice = usize::try_from(rows_per_segment).unwrap_or(usize::MAX);
+        let job = self.slice_job(symbol, version, table, row_base, rows_per_slice, None);
+        let out = self.store_rows(job, table, rows_per_slice)?;
         if let Some(w) = written {
             w.extend(out.entries.iter().map(|e| e.key.clone()));
         }

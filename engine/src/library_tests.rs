@@ -404,3 +404,52 @@ fn small_reads_visit_on_the_calling_thread_and_large_ones_in_parallel() {
         assert!(err.to_string().contains(&second.to_string()), "{err}");
     }
 }
+
+/// Long row slices of many columns are stored in narrower segments (D53); an append of short slices
+/// keeps the library's count, so one symbol holds both layouts and reads back whole, by column and
+/// by row range; compaction's estimate of the segments it makes is what it makes.
+#[test]
+fn long_slices_of_many_columns_take_narrower_segments() {
+    use arrow_array::{ArrayRef, Float64Array, RecordBatch, TimestampNanosecondArray};
+    use arrow_schema::{DataType, Field, Schema, TimeUnit};
+
+    let schema = Arc::new(Schema::new(
+        std::iter::once(Field::new("ts", DataType::Timestamp(TimeUnit::Nanosecond, None), false))
+            .chain((0..100).map(|c| Field::new(format!("c{c}"), DataType::Float64, false)))
+            .collect::<Vec<_>>(),
+    ));
+    let batch = |first: i64, rows: i64| {
+        let mut columns: Vec<ArrayRef> =
+            vec![Arc::new(TimestampNanosecondArray::from_iter_values(first..first + rows))];
+        columns.extend((0..100).map(|c| {
+            Arc::new(Float64Array::from_iter_values((first..first + rows).map(|r| (r * 100 + c) as f64))) as ArrayRef
+        }));
+        RecordBatch::try_new(Arc::clone(&schema), columns).expect("batch")
+    };
+    let table =
+        |b: &RecordBatch| crate::Table::from_batch(b.clone(), crate::IndexKind::Timestamp("ts".into())).expect("table");
+    let storage: Arc<dyn Storage> = Arc::new(floe_backends::MemoryStorage::default());
+    let lib = crate::Library::new("test", storage, crate::LibraryOptions::default(), crate::PipelineOptions::default());
+    let segments = |lib: &crate::Library| lib.fragmentation("w", None).expect("fragmentation").segments;
+
+    let (first, second) = (batch(0, 10_000), batch(10_000, 1_000));
+    lib.write("w", &table(&first), None).expect("write");
+    // 10,000 rows of 80 KB a column: 32 columns a segment (2.5 MB), so 32 + 32 + 32 + 4.
+    assert_eq!(segments(&lib), 4);
+    lib.append("w", &table(&second), None).expect("append");
+    // 1,000 rows: all 100 columns in one segment, as the library's 127 allow.
+    assert_eq!(segments(&lib), 5);
+
+    let whole = arrow_select::concat::concat_batches(&schema, [&first, &second]).expect("concat");
+    let read = |req: &ReadRequest| lib.read("w", req).expect("reads").data;
+    assert_eq!(read(&ReadRequest::default()), whole);
+    let columns = ReadRequest { columns: Some(vec!["c5".into(), "c40".into(), "c99".into()]), ..Default::default() };
+    assert_eq!(read(&columns), whole.project(&[0, 6, 41, 100]).expect("project"));
+    let rows = ReadRequest { row_range: Some((9_990, 10_020)), ..Default::default() };
+    assert_eq!(read(&rows), whole.slice(9_990, 30));
+
+    let estimate = lib.fragmentation("w", None).expect("fragmentation").compacted_segments;
+    lib.compact("w", None).expect("compact");
+    assert_eq!(segments(&lib), estimate, "compaction made what it estimated");
+    assert_eq!(read(&ReadRequest::default()), whole);
+}

@@ -9,7 +9,10 @@ use crate::error::{Error, Result};
 pub struct LibraryOptions {
     /// Rows per data segment (default 100,000).
     pub rows_per_segment: usize,
-    /// Data columns per segment, not counting the index column every segment repeats (default 127).
+    /// Data columns per segment at most, not counting the index column every segment repeats (default
+    /// 127). Row slices long enough that this many columns would exceed
+    /// [`crate::table::SEGMENT_TARGET_BYTES`] of input take fewer, down to
+    /// [`crate::table::MIN_GROUP_COLUMNS`] (design/decisions.md D53).
     pub columns_per_segment: usize,
     /// Whether appends and updates may change the schema (default false: they must match).
     pub dynamic_schema: bool,

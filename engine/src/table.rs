@@ -301,6 +301,36 @@ fn concat(schema: &SchemaRef, parts: &[RecordBatch]) -> Result<RecordBatch> {
     Ok(arrow_select::concat::concat_batches(schema, parts)?)
 }
 
+/// Input bytes a segment aims at: where `columns_per_segment` columns of a row slice would hold more,
+/// a segment takes fewer columns (but not fewer than [`MIN_GROUP_COLUMNS`]). On LMDB a segment is
+/// stored in a write transaction of its own (or with a few others), and for `wide` (10,000 rows of
+/// 1,000 float64 columns) segments of 32 columns (2.5 MB) took a write from pyarrow 52-53 -> 45-47 ms
+/// and from pandas 63-66 -> 49-52 ms, +32-40 -> +8-11 MB at peak, against 127 (design/decisions.md
+/// D53).
+pub const SEGMENT_TARGET_BYTES: usize = 5 << 19;
+
+/// Columns per segment never fall below this for size: every segment repeats the index column, so
+/// thinner groups would store it too often (a 10-column table is never split).
+pub const MIN_GROUP_COLUMNS: usize = 32;
+
+/// Data columns per segment for row slices of `rows` rows of `schema`'s data columns `data_cols`:
+/// `per_segment` (the library's `columns_per_segment`, a maximum), or fewer where that many would make
+/// a segment's input exceed [`SEGMENT_TARGET_BYTES`], down to [`MIN_GROUP_COLUMNS`]. Widths are those
+/// of fixed-width types (booleans 1 byte) and 16 bytes a value for the others (an estimate).
+pub fn columns_per_group(schema: &Schema, data_cols: &[usize], rows: usize, per_segment: usize) -> usize {
+    let per_segment = per_segment.max(1);
+    if data_cols.len() <= MIN_GROUP_COLUMNS.min(per_segment) {
+        return per_segment;
+    }
+    let width = |c: usize| match schema.field(c).data_type() {
+        DataType::Boolean => 1,
+        t => t.primitive_width().unwrap_or(16),
+    };
+    let average = (data_cols.iter().map(|&c| width(c)).sum::<usize>() / data_cols.len()).max(1);
+    let fit = SEGMENT_TARGET_BYTES / rows.max(1).saturating_mul(average).max(1);
+    fit.max(MIN_GROUP_COLUMNS).min(per_segment)
+}
+
 /// The column groups of a schema: data columns (all but the index) in chunks of `per_segment`,
 /// as ranges over the data-column list.
 pub fn column_groups(num_data_columns: usize, per_segment: usize) -> Vec<(usize, usize)> {
@@ -606,5 +636,45 @@ mod message_tests {
         assert!(diff.len() < 2000, "{} bytes", diff.len());
         let one = Schema::new(vec![Field::new("c0", DataType::Float64, true)]);
         assert_eq!(schema_difference(&one, &Schema::empty()).as_deref(), Some("column \"c0\" is missing"));
+    }
+}
+
+#[cfg(test)]
+mod group_tests {
+    use arrow_schema::{DataType, Field, Schema, TimeUnit};
+
+    use super::{MIN_GROUP_COLUMNS, column_groups, columns_per_group, data_columns};
+
+    #[test]
+    fn segments_of_long_slices_of_many_columns_take_fewer_columns() {
+        let schema = |n: usize, t: DataType| {
+            let mut fields = vec![Field::new("ts", DataType::Timestamp(TimeUnit::Nanosecond, None), false)];
+            fields.extend((0..n).map(|i| Field::new(format!("c{i}"), t.clone(), true)));
+            Schema::new(fields)
+        };
+        let per_group = |n: usize, t: DataType, rows: usize, per_segment: usize| {
+            let s = schema(n, t);
+            columns_per_group(&s, &data_columns(&s, Some(0)), rows, per_segment)
+        };
+        // `wide`: 80 KB a column, 32 columns make 2.5 MB.
+        assert_eq!(per_group(1_000, DataType::Float64, 10_000, 127), 32);
+        assert_eq!(column_groups(1_000, 32).len(), 32);
+        // Short slices keep the library's count; so does a table of few columns, however tall.
+        assert_eq!(per_group(1_000, DataType::Float64, 1_000, 127), 127);
+        assert_eq!(per_group(10, DataType::Float64, 100_000, 127), 127);
+        assert_eq!(per_group(32, DataType::Float64, 100_000, 127), 127);
+        // Tall and wide: not below MIN_GROUP_COLUMNS.
+        assert_eq!(per_group(100, DataType::Float64, 100_000, 127), MIN_GROUP_COLUMNS);
+        // The library's count is a maximum, also when below MIN_GROUP_COLUMNS.
+        assert_eq!(per_group(1_000, DataType::Float64, 10_000, 8), 8);
+        assert_eq!(per_group(1_000, DataType::Float64, 10_000, 0), 1);
+        // Narrower values fit more columns: int8 (1 byte) and booleans; strings count 16 bytes a value.
+        assert_eq!(per_group(1_000, DataType::Int8, 10_000, 127), 127);
+        assert_eq!(per_group(1_000, DataType::Boolean, 10_000, 127), 127);
+        assert_eq!(per_group(1_000, DataType::Utf8, 10_000, 127), 32);
+        assert_eq!(per_group(1_000, DataType::Utf8, 5_000, 127), 32);
+        assert_eq!(per_group(1_000, DataType::Utf8, 2_000, 127), 81);
+        // No rows known: as one row.
+        assert_eq!(per_group(1_000, DataType::Float64, 0, 127), 127);
     }
 }

@@ -13,9 +13,13 @@ use super::listing;
 use crate::error::{Result, StorageError};
 use crate::storage::{ListPage, ListScope, RefExpectation, RefToken, RefValue, Storage, check_page_limit};
 
-/// Values of one `put_batch` write transaction, at most; a larger batch commits in several. Bounds
-/// the work redone when a full map forces a retry.
-const BATCH_TXN_BYTES: usize = 256 << 20;
+/// Values of one `put_batch` write transaction, at most (a single larger value goes alone); a larger
+/// batch commits in several. LMDB is slow to place several large values in one transaction: storing
+/// 32 values of 2.5 MB durably took 34 ms in transactions of one or two values and 71 ms in
+/// transactions of four (10 MB), 8 values of 10 MB 36-44 ms one per transaction and 69 ms two by two
+/// (`backends/examples/lmdb_floor.rs`-style, design/decisions.md D53). Also bounds the work redone
+/// when a full map forces a retry.
+const BATCH_TXN_BYTES: usize = 6 << 20;
 
 /// `visit_batch` visits on the calling thread when there is one value, or the values add up to at
 /// most this: handing work to rayon and back costs ~20-40 µs on a busy 2-core VM, more than visiting
@@ -144,7 +148,7 @@ impl Storage for LmdbStorage {
         self.put_batch_parts(items.into_iter().map(|(k, v)| (k, vec![v])).collect())
     }
 
-    /// One write transaction (one fsync) per `BATCH_TXN_BYTES` (256 MiB) of values rather than per key; each
+    /// One write transaction (one fsync) per `BATCH_TXN_BYTES` (6 MiB) of values rather than per key; each
     /// value's parts are copied into LMDB's pages directly (see `put_one`).
     fn put_batch_parts(&self, items: Vec<(AtomKey, Vec<Bytes>)>) -> Vec<Result<()>> {
         let binaries: Vec<Vec<u8>> = items.iter().map(|(k, _)| atom_binary(k)).collect();

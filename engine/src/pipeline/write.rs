@@ -266,7 +266,11 @@ fn write_waves(
     let now = crate::clock::now_ns();
     let jobs = SegmentJobs { slices: row_slices, job, current: None, next_group: 0, row: job.row_base };
     let threads = rayon::current_num_threads();
-    let mut waves = Waves { jobs, max_segments: options.encode_wave, max_bytes: options.wave_bytes, threads };
+    // Segments of deferred columns are copies made for the write (D49): a wave holds about one
+    // segment's worth of them, so that few exist at once (D53).
+    let max_bytes =
+        if job.deferred.is_some() { options.wave_bytes.min(table::SEGMENT_TARGET_BYTES) } else { options.wave_bytes };
+    let mut waves = Waves { jobs, max_segments: options.encode_wave, max_bytes, threads };
     let Some(first) = waves.next().transpose()? else { return Ok(Written::default()) };
     let workers = options.io_workers.min(storage.concurrent_puts()).max(1);
     // Segments of deferred columns are copies made for the write (D49), not the input's own buffers:

@@ -58,7 +58,8 @@ class LibraryOptions:
     """Options fixed when a library is created.
 
     rows_per_segment: rows per stored segment (default 100,000).
-    columns_per_segment: data columns per segment (default 127).
+    columns_per_segment: data columns per segment at most (default 127); a long row slice of many
+        columns is stored in narrower segments of about 2.5 MB, but of 32 columns or more.
     dynamic_schema: whether appends and updates may add columns (null for older rows) and widen types
         (wider integers, integers to float64).
     """
