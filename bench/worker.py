@@ -217,13 +217,15 @@ class Worker:
         raise ValueError(f"unknown op {op!r}")
 
 
-#: Values of about this size go in one LMDB transaction each in ``lmdb_alone`` (Floe's write waves
-#: close at 8 MiB, D45, so a `wide` segment of 10 MB is one transaction; also LMDB's fastest way).
-_LMDB_VALUE = 10_000_000
+#: Values of about this size go in one LMDB transaction each in ``lmdb_alone``: LMDB's fastest way
+#: measured here (32 values of 2.5 MB 34-38 ms against 8 of 10 MB 40-47 ms, one transaction each;
+#: several values in one transaction slower, design/decisions.md D53), and the size of Floe's `wide`
+#: segments since D53 (10 MB before).
+_LMDB_VALUE = 2_500_000
 
 
 def lmdb_alone(folder: str, total: int) -> float | None:
-    """Seconds LMDB alone takes to store ``total`` bytes durably, in values of ~10 MB with one write
+    """Seconds LMDB alone takes to store ``total`` bytes durably, in values of ~2.5 MB with one write
     transaction each (its fastest way here: ``backends/examples/lmdb_floor.rs``), in an environment
     kept in ``folder`` across calls so that pages are reused as in a store that prunes. The lower bound
     of any LMDB-backed write of that many bytes, ArcticDB's and Floe's. ``None`` if the example is not
