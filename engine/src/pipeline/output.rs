@@ -314,9 +314,11 @@ impl Prefault<'_, '_> {
             }
             Prefault::Heap(mut group) => {
                 for (at, len) in heap_pages(&group) {
-                    // SAFETY (both): whole pages holding bytes of the group's buffers, held exclusively
-                    // here.
-                    for (at, len) in unsafe { absent_runs(at, len) } {
+                    // SAFETY: `heap_pages` gives whole pages holding bytes of the group's buffers, which
+                    // this task holds exclusively until it zero-fills them below.
+                    let absent = unsafe { absent_runs(at, len) };
+                    for (at, len) in absent {
+                        // SAFETY: a part of the range above, so the same holds.
                         unsafe { populate_write(at, len) };
                     }
                 }
