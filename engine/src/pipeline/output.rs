@@ -109,16 +109,12 @@ impl OutputBuf {
     }
 
     /// Prefaults and zero-fills an `Unfilled` buffer, making it `Heap` (an access before
-    /// [`populate_together`]); any other is left as it is.
+    /// [`populate_together`]: the pass's work for a group of this buffer alone); any other is left as
+    /// it is.
     fn fill(&mut self) {
         #[cfg(target_os = "linux")]
-        if let Some((start, end)) = self.heap_span() {
-            let (first, last) = (start.next_multiple_of(page()), end / page() * page());
-            if last > first {
-                // SAFETY: whole pages of this buffer's own allocation, borrowed exclusively.
-                unsafe { populate_write(first, last - first) };
-            }
-            self.zero_fill();
+        if matches!(self.0, Inner::Unfilled { .. }) {
+            Prefault::Heap(vec![self]).run();
         }
     }
 
