@@ -470,7 +470,7 @@ impl Library {
     ) -> Result<(write::SliceJob<'s>, Option<head::ReadHead>)> {
         validate_symbol(symbol)?;
         let header = Table::new(Arc::clone(schema), Vec::new(), index.clone())?;
-        floe_formats::encode_segment(&RecordBatch::new_empty(Arc::clone(schema)), None)?;
+        floe_formats::check_schema(schema)?;
         let head = head::read_head(&*self.storage, symbol)?;
         // Provenance only (a rebased commit keeps the data keys): the version this write expects to be.
         let version = head.as_ref().map_or(0, |rh| rh.head.latest() + 1);
@@ -1568,6 +1568,15 @@ impl Library {
         self.finish_index(symbol, version, operation, table.schema(), table.index(), rows, metadata)
     }
 
+    /// [`crate::index::schema_bytes`] of `schema`, encoded once for a run of commits of one schema
+    /// ([`SchemaBytesMemo`], shared by clones of this handle).
+    ///
+    /// # Errors
+    /// As [`crate::index::schema_bytes`].
+    pub(crate) fn schema_bytes(&self, schema: &SchemaRef) -> Result<Vec<u8>> {
+        self.schemas.get(schema)
+    }
+
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn finish_index(
         &self,
@@ -1590,7 +1599,7 @@ impl Library {
         let descriptor = TableDescriptor {
             index: index.clone(),
             total_rows: row_count,
-            schema_segment: self.schemas.get(schema)?,
+            schema_segment: self.schema_bytes(schema)?,
             user_metadata: metadata.map(<[u8]>::to_vec),
         };
         let idx = TableIndex { descriptor, schema: Arc::clone(schema), entries };

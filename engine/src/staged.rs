@@ -18,7 +18,7 @@ use floe_formats::{AtomFields, AtomKey, Key, KeyType};
 
 use crate::error::{Detail, Error, ErrorKind, Result};
 use crate::head::{self, Change};
-use crate::index::{IndexEntry, TableIndex, schema_bytes};
+use crate::index::{IndexEntry, TableIndex};
 use crate::library::{Library, VersionedItem};
 use crate::pipeline::read::verify_object;
 use crate::pipeline::write;
@@ -74,7 +74,7 @@ impl Library {
         let descriptor = TableDescriptor {
             index: table.index().clone(),
             total_rows: table.num_rows() as u64,
-            schema_segment: schema_bytes(table.schema())?,
+            schema_segment: self.schema_bytes(table.schema())?,
             user_metadata: metadata.map(<[u8]>::to_vec),
         };
         let staged = TableIndex { descriptor, schema: std::sync::Arc::clone(table.schema()), entries };
