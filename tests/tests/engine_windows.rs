@@ -211,19 +211,21 @@ fn column_blocks_hold_same_typed_null_free_columns_in_order() {
     }
 }
 
-/// Short null-free columns of one type share one huge-page allocation even when no blocks are asked
-/// for, once together they fill one, where read outputs get huge pages (D34, D35): the columns are
-/// slices of it, in order, with the same values; columns with nulls and reads too small for a huge
-/// page keep buffers of their own, as every column does where outputs take 4 KiB pages.
+/// Short null-free columns of one type share allocations even when no blocks are asked for. Where
+/// read outputs get huge pages, one huge-page mapping once together they fill one (D34, D35); where
+/// they get 4 KiB pages (the default under a balloon that reports free pages), allocator blocks of at
+/// most 4 MiB, for reads of at most 8 MiB of such columns (D54); with `FLOE_HUGE_PAGES=0`, none. The
+/// columns are slices of their block, in order, with the same values; columns with nulls keep
+/// buffers of their own.
 #[cfg(target_os = "linux")]
 #[test]
-fn short_columns_share_one_huge_page_allocation_unasked() {
+fn short_columns_share_allocations_unasked() {
     use arrow_array::{Array, ArrayRef, Float64Array, TimestampNanosecondArray};
     use arrow_schema::{DataType, Field, Schema, TimeUnit};
     use floe_engine::{IndexKind, Table, output_huge_pages};
     use std::sync::Arc;
 
-    let (n, width) = (1_000usize, 300usize); // 8,000 bytes a column, 2.4 MB in all
+    let (n, width) = (4_000usize, 300usize); // 32,000 bytes a column, 9.6 MB in all
     let mut fields = vec![Field::new("ts", DataType::Timestamp(TimeUnit::Nanosecond, None), false)];
     let mut columns: Vec<ArrayRef> =
         vec![Arc::new(TimestampNanosecondArray::from_iter_values((0..n as i64).map(|t| t * 10)))];
@@ -244,21 +246,57 @@ fn short_columns_share_one_huge_page_allocation_unasked() {
     let starts = |b: &RecordBatch| -> Vec<usize> {
         floats.iter().map(|&c| b.column(c).to_data().buffers()[0].as_ptr() as usize).collect()
     };
-    let one_block = |starts: &[usize], rows: usize| starts.windows(2).all(|p| p[1] == p[0] + rows * 8);
+    // How many columns each run of columns lying one after the other holds.
+    let runs = |starts: &[usize], rows: usize| -> Vec<usize> {
+        let mut runs = vec![1];
+        for p in starts.windows(2) {
+            match runs.last_mut() {
+                Some(run) if p[1] == p[0] + rows * 8 => *run += 1,
+                _ => runs.push(1),
+            }
+        }
+        runs
+    };
+    let allocator_only = std::env::var("FLOE_HUGE_PAGES").is_ok_and(|v| v == "0");
+    let everything = vec![floats.len()];
+    let apart = |runs: &[usize]| runs.iter().all(|&r| r == 1);
 
-    let got = lib.read("s", &ReadRequest::default()).expect("read");
-    assert_eq!(got.data, batch);
-    assert!(got.blocks.is_empty(), "blocks not asked for are not reported");
-    let block = starts(&got.data);
+    let read = |rows: usize| {
+        let got =
+            lib.read("s", &ReadRequest { row_range: Some((0, rows as i64)), ..Default::default() }).expect("read");
+        assert_eq!(got.data, batch.slice(0, rows));
+        assert!(got.blocks.is_empty(), "blocks not asked for are not reported");
+        let runs = runs(&starts(&got.data), rows);
+        (got, runs)
+    };
+
+    // All 4,000 rows: 9.6 MB of short columns.
+    let (got, all) = read(n);
     if output_huge_pages() {
-        assert!(one_block(&block, n), "the float columns lie one after the other");
-        assert_eq!(block[0] % (2 << 20), 0, "the block starts on a huge-page boundary");
+        assert_eq!(all, everything, "the float columns lie one after the other");
+        assert_eq!(starts(&got.data)[0] % (2 << 20), 0, "the block starts on a huge-page boundary");
     } else {
-        assert!(!one_block(&block, n), "without huge pages the columns keep buffers of their own");
+        assert!(apart(&all), "more than 8 MiB of columns from the allocator keep buffers of their own");
     }
-
-    // 100 rows of each: 240 KB in all, below one huge page: buffers of their own.
-    let small = lib.read("s", &ReadRequest { row_range: Some((0, 100)), ..Default::default() }).expect("read");
-    assert_eq!(small.data, batch.slice(0, 100));
-    assert!(!one_block(&starts(&small.data), 100), "small reads are not cut from one block");
+    // 2,000 rows: 4.8 MB, in allocator blocks of at most 4 MiB.
+    let (_, half) = read(2_000);
+    if output_huge_pages() {
+        assert_eq!(half, everything);
+    } else if allocator_only {
+        assert!(apart(&half), "every column keeps a buffer of its own");
+    } else {
+        let per_block = (4 << 20) / (2_000 * 8);
+        assert_eq!(half, vec![per_block, floats.len() - per_block], "blocks of at most 4 MiB");
+    }
+    // 100 rows: 240 KB, below one huge page: buffers of their own, or one allocator block.
+    let (small, small_runs) = read(100);
+    if output_huge_pages() || allocator_only {
+        assert!(apart(&small_runs), "small reads are not cut from one huge-page block");
+    } else {
+        assert_eq!(small_runs, everything, "one allocator block");
+    }
+    // A column taken out of its block outlives the read's other columns.
+    let kept = small.data.column(2).clone();
+    drop(small);
+    assert_eq!(kept.to_data(), batch.column(2).slice(0, 100).to_data());
 }

@@ -76,6 +76,30 @@ impl OutputBuf {
         Self::own_mapping(len) && huge_pages::policy() == Policy::HugePages
     }
 
+    /// Whether a read's short columns share allocator blocks of at most [`HEAP_BLOCK_MAX`] bytes
+    /// (D54): where outputs are mappings with 4 KiB pages, the default under a balloon that reports
+    /// free pages (D35). Not with huge pages (one mapping per type, D34) nor `FLOE_HUGE_PAGES=0`.
+    pub(crate) fn heap_blocks() -> bool {
+        #[cfg(target_os = "linux")]
+        {
+            huge_pages::policy() == Policy::SmallPages
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            false
+        }
+    }
+
+    /// `len` zero bytes from the allocator, never a mapping of their own; prefaulted and zero-filled
+    /// by [`populate_together`] like [`Self::zeroed_unpopulated`]'s allocator buffers.
+    pub(crate) fn heap_unpopulated(len: usize) -> Self {
+        #[cfg(target_os = "linux")]
+        if len >= HEAP_PREFAULT_MIN {
+            return Self(Inner::Unfilled { vec: Vec::with_capacity(len), len });
+        }
+        Self(Inner::Heap(vec![0u8; len]))
+    }
+
     /// `len` zero bytes.
     pub(crate) fn zeroed(len: usize) -> Self {
         Self::zeroed_with(len, true)
@@ -234,6 +258,19 @@ impl OutputBuf {
 /// rayon has) and of a mapping prefaulted when made.
 #[cfg(target_os = "linux")]
 const POPULATE_CHUNK: usize = 4 << 20;
+
+/// The most bytes one allocator block of short columns holds (D54): a group of the prefault pass
+/// (`POPULATE_CHUNK`), so a read's blocks are prefaulted and zero-filled in parallel, and below
+/// glibc's largest dynamic mmap threshold (32 MiB), so after the first a loop of reads gets its blocks
+/// back from the heap, warm.
+pub(crate) const HEAP_BLOCK_MAX: usize = 4 << 20;
+
+/// Reads whose short columns hold more than this many bytes in all keep them apart (D54): glibc
+/// hands a heap's free top back to the kernel once it passes the trim threshold, which freeing a
+/// block sets to twice the block, so a loop of such reads would find its blocks' pages gone every
+/// time (measured: 12 MB of blocks, `MADV_DONTNEED` after every read), where columns apart stayed
+/// warm.
+pub(crate) const HEAP_BLOCKS_READ_MAX: usize = 2 * HEAP_BLOCK_MAX;
 
 /// Allocator-backed outputs of this many bytes or more are prefaulted by [`populate_together`] rather
 /// than faulted in page by page as the decoders first write them (D52).

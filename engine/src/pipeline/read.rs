@@ -334,7 +334,7 @@ pub(crate) fn read_windows(
     }
     // Map each output column to (entry, column within that entry's segment) per slice.
     let mut keys: Vec<AtomKey> = Vec::new();
-    let mut key_pos = std::collections::HashMap::new();
+    let mut key_pos: HashMap<&AtomKey, usize> = HashMap::new();
     let mut pieces: Vec<Vec<Piece>> = columns.iter().map(|_| Vec::new()).collect();
     let mut row_off = 0usize;
     for w in windows {
@@ -345,22 +345,27 @@ pub(crate) fn read_windows(
         if rows == 0 {
             continue;
         }
+        // The segment number of each of the slice's entries, looked up once per entry, not per column.
+        let mut entry_seg: Vec<Option<usize>> = vec![None; slice.len()];
         for (oc, &c) in columns.iter().enumerate() {
             let found = if Some(c) == index_pos {
-                Some((&slice[0], 0))
+                Some((0, 0))
             } else {
                 let d = data_pos.get(c).copied().flatten().ok_or_else(|| Error::internal("unknown column"))?;
                 let d32 = u32::try_from(d).map_err(|_| Error::internal("column position"))?;
                 slice
                     .iter()
-                    .find(|e| e.col_start <= d32 && d32 < e.col_end)
-                    .map(|e| (e, usize::from(index_pos.is_some()) + (d - e.col_start as usize)))
+                    .position(|e| e.col_start <= d32 && d32 < e.col_end)
+                    .map(|at| (at, usize::from(index_pos.is_some()) + (d - slice[at].col_start as usize)))
             };
             let (seg, col, skip) = match found {
-                Some((entry, col)) => {
-                    let seg = *key_pos.entry(entry.key.clone()).or_insert_with(|| {
-                        keys.push(entry.key.clone());
-                        keys.len() - 1
+                Some((at, col)) => {
+                    let entry = &slice[at];
+                    let seg = *entry_seg[at].get_or_insert_with(|| {
+                        *key_pos.entry(&entry.key).or_insert_with(|| {
+                            keys.push(entry.key.clone());
+                            keys.len() - 1
+                        })
                     });
                     let skip = usize::try_from(entry.seg_row_offset)
                         .ok()
@@ -549,12 +554,16 @@ pub(crate) fn read_windows(
     // Asked for (pandas), every such column joins; otherwise only columns too small for a mapping of
     // their own, and only where together they get one with huge pages (D35): a read of many short
     // columns (`wide`, 1,000 columns of 80 KB) then faults once per 2 MiB instead of once per 4 KiB
-    // (D34); without huge pages they stay separate, where the allocator may reuse warm memory. Those
-    // blocks are not reported: the batch's columns are slices of them and hold them alive.
+    // (D34). Without huge pages (the default under a reporting balloon, D35) such columns share
+    // allocator blocks of at most 4 MiB instead (D54): one `malloc` per block rather than per column
+    // (whose chunk header faults in a fresh page each, ~2 µs apiece here), and blocks the allocator
+    // hands back warm to a loop of reads. Unasked blocks are not reported: the batch's columns are
+    // slices of them and hold them alive.
     let mut blocks: Vec<(Vec<usize>, OutputBuf)> = Vec::new();
     let mut groups: Vec<(&DataType, usize, Vec<usize>)> = Vec::new();
-    // Where outputs never get huge pages, no unasked block can be made: none is looked for.
-    if shape.blocks || super::output::output_huge_pages() {
+    // With `FLOE_HUGE_PAGES=0` no unasked block is made: none is looked for.
+    let heap_blocks = !shape.blocks && OutputBuf::heap_blocks();
+    if shape.blocks || super::output::output_huge_pages() || heap_blocks {
         for (oc, lay) in layouts.iter().enumerate() {
             if let (Layout::Fixed(w), false) = (lay, want_validity[oc]) {
                 if !shape.blocks && OutputBuf::own_mapping(total_rows * w) {
@@ -568,10 +577,18 @@ pub(crate) fn read_windows(
             }
         }
     }
-    for (_, w, cols) in groups.into_iter().filter(|(_, _, cols)| cols.len() > 1) {
+    groups.retain(|(_, _, cols)| cols.len() > 1);
+    let grouped: usize = groups.iter().map(|(_, w, cols)| total_rows * w * cols.len()).sum();
+    let heap_blocks = heap_blocks && grouped <= super::output::HEAP_BLOCKS_READ_MAX;
+    for (_, w, cols) in groups {
         let len = total_rows * w * cols.len();
         if shape.blocks || OutputBuf::gets_huge_pages(len) {
             blocks.push((cols, OutputBuf::zeroed_unpopulated(len)));
+        } else if heap_blocks {
+            let per_block = (super::output::HEAP_BLOCK_MAX / (total_rows * w)).max(2);
+            for chunk in cols.chunks(per_block).filter(|c| c.len() > 1) {
+                blocks.push((chunk.to_vec(), OutputBuf::heap_unpopulated(total_rows * w * chunk.len())));
+            }
         }
     }
     let in_block: std::collections::HashSet<usize> = blocks.iter().flat_map(|(cols, _)| cols.iter().copied()).collect();
