@@ -380,7 +380,8 @@ pub(crate) fn read_windows(
         row_off += rows;
     }
     let total_rows = row_off;
-    let fields: Vec<Arc<Field>> = columns.iter().map(|&c| Arc::new(index.schema.field(c).clone())).collect();
+    // The index schema's own fields, shared (a `wide` read would otherwise copy 1,000 names).
+    let fields: Vec<Arc<Field>> = columns.iter().map(|&c| Arc::clone(&index.schema.fields()[c])).collect();
     let schema = Arc::new(Schema::new(fields.clone()));
     if total_rows == 0 {
         return Ok((RecordBatch::new_empty(schema), Vec::new()));
