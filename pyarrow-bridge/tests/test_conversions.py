@@ -213,6 +213,30 @@ def test_a_strided_block_of_a_type_floe_cannot_store_is_named(lib, monkeypatch):
     assert not lib.has_symbol("half")
 
 
+def test_frames_of_plain_numbers_have_only_their_index_type_checked(lib):
+    # Plain numpy columns keep their Arrow types unlooked-at; the index is still cast to ns.
+    idx = pd.date_range("2024-01-01", periods=4, freq="1s", unit="us").rename("t")
+    df = pd.DataFrame(
+        {
+            "i8": np.arange(4, dtype=np.int8),
+            "u64": np.arange(4, dtype=np.uint64),
+            "b": [True, False, True, False],
+            "f32": np.arange(4, dtype=np.float32),
+            "f": np.linspace(0.0, 1.0, 4),
+        },
+        index=idx,
+    )
+    n = _convert.normalize(df)
+    assert n.table.schema.field("t").type == pa.timestamp("ns")
+    assert n.table.schema.types[1:] == [pa.int8(), pa.uint64(), pa.bool_(), pa.float32(), pa.float64()]
+    lib.write("plain", df)
+    assert_frame_equal(lib.read("plain").data, df)
+    # A float16 column among plain ones still gets the check, which names it.
+    with pytest.raises(floe.InvalidInput, match="column 'h' has type float16"):
+        lib.write("half", df.assign(h=np.zeros(4, dtype=np.float16)))
+    assert not lib.has_symbol("half")
+
+
 def test_float_nan_is_stored_as_nan_not_null(lib):
     df = pd.DataFrame(
         {
