@@ -145,6 +145,26 @@ def test_deferred_positions_follow_the_index_columns(small_lib, monkeypatch, ind
     assert_frame_equal(small_lib.read("ix").data, df)
 
 
+@pytest.mark.parametrize("rows", [1, 3, 40])
+def test_short_frames_of_many_columns_are_deferred(lib, rows):
+    """A strided block of ``DEFER_MIN_COLUMNS`` columns or more is deferred however few its rows
+    (pyarrow's per-column conversion would cost more, D56); one of fewer columns and under
+    ``DENSE_BLOCK_MIN_BYTES`` is converted column by column as before. Both read back the same."""
+    wide = _convert.DEFER_MIN_COLUMNS
+    for width, deferred in [(wide, True), (wide - 1, False)]:
+        values = np.arange(rows * width, dtype=np.float64).reshape(rows, width)
+        df = pd.DataFrame(values, columns=[f"c{i}" for i in range(width)], copy=False,
+                          index=pd.date_range("2024-01-01", periods=rows, freq="1min", name="t"))
+        assert bool(_convert.normalize(df, None, True, True).deferred) == deferred, width
+        lib.write(f"w{width}", df)
+        assert_frame_equal(lib.read(f"w{width}").data, df)
+        lib.append(f"w{width}", df.set_axis(df.index + pd.Timedelta(days=1)))
+        assert len(lib.read(f"w{width}").data) == 2 * rows
+    # No rows: nothing to defer.
+    empty = pd.DataFrame(np.zeros((0, wide)), columns=[f"c{i}" for i in range(wide)], copy=False)
+    assert not _convert.normalize(empty, None, True, True).deferred
+
+
 def test_a_bad_frame_with_strided_blocks_writes_nothing(lib, monkeypatch):
     """The engine checks the frame (here its index) before it asks the blocks for anything."""
     monkeypatch.setattr(_convert, "DENSE_BLOCK_MIN_BYTES", 1)

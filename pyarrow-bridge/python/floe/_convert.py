@@ -278,18 +278,27 @@ def _columns(df: pd.DataFrame, dtypes: Sequence[Any], deferred: Optional[list] =
 #: pyarrow's copy of each column costs less than the hand-over to Rust.
 DENSE_BLOCK_MIN_BYTES = 1 << 20
 
+#: A write defers the columns of strided 2D blocks of this many columns or more whatever their size
+#: (D56): pyarrow's conversion costs ~4 µs a column, so a short frame of 1,000 columns spent ~4 ms
+#: there, while the hand-over of a block is one step. Below ~200 columns the hand-over cost more.
+DEFER_MIN_COLUMNS = 256
+
 _UNSIGNED = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
 
 
-def _is_strided_block(values: Any) -> bool:
-    """Whether a pandas block's values are a numeric 2D array of at least ``DENSE_BLOCK_MIN_BYTES`` whose
-    columns (the block's rows) are strided, as ``pd.DataFrame(values)`` of a C-ordered array makes them:
-    each such column needs a copy to become an Arrow column. (A row window of a contiguous block, a
-    chunk of a streamed write, has contiguous columns.)"""
+def _is_strided_block(values: Any, deferring: bool = False) -> bool:
+    """Whether a pandas block's values are a numeric 2D array of at least ``DENSE_BLOCK_MIN_BYTES`` (or,
+    ``deferring``, of rows and at least ``DEFER_MIN_COLUMNS`` columns) whose columns (the block's rows)
+    are strided, as ``pd.DataFrame(values)`` of a C-ordered array makes them: each such column needs a
+    copy to become an Arrow column. (A row window of a contiguous block, a chunk of a streamed write,
+    has contiguous columns.)"""
     return (
         isinstance(values, np.ndarray) and values.ndim == 2 and values.strides[1] != values.itemsize
         and values.dtype.kind in "iuf" and values.dtype.isnative and values.flags.aligned
-        and values.nbytes >= DENSE_BLOCK_MIN_BYTES
+        and (
+            values.nbytes >= DENSE_BLOCK_MIN_BYTES
+            or (deferring and values.shape[0] >= DEFER_MIN_COLUMNS and values.shape[1] > 0)
+        )
     )
 
 
@@ -298,13 +307,13 @@ def _blocks(df: pd.DataFrame) -> list[Any]:
     return list(getattr(getattr(df, "_mgr", None), "blocks", None) or ())
 
 
-def _strided_blocks(df: pd.DataFrame) -> Iterator[tuple[np.ndarray, Any]]:
-    """``(values, frame positions)`` of each block of ``df`` that ``_is_strided_block`` and whose values
-    can be viewed as unsigned integers of their width."""
+def _strided_blocks(df: pd.DataFrame, deferring: bool = False) -> Iterator[tuple[np.ndarray, Any]]:
+    """``(values, frame positions)`` of each block of ``df`` that ``_is_strided_block`` (for deferring,
+    if ``deferring``) and whose values can be viewed as unsigned integers of their width."""
     for block in _blocks(df):
         values = getattr(block, "values", None)
         locs = getattr(getattr(block, "mgr_locs", None), "as_array", None)
-        if not _is_strided_block(values) or locs is None or values.shape != (len(locs), len(df)):
+        if not _is_strided_block(values, deferring) or locs is None or values.shape != (len(locs), len(df)):
             continue
         if values.dtype.itemsize in _UNSIGNED:  # not 16-byte floats: pyarrow refuses them later
             yield values, locs
@@ -341,7 +350,7 @@ def _deferrable(df: pd.DataFrame) -> bool:
         return False
     if not _all_plain_numbers(df):
         return False
-    return next(_strided_blocks(df), None) is not None
+    return next(_strided_blocks(df, deferring=True), None) is not None
 
 
 def _deferred_blocks(df: pd.DataFrame, deferred: list) -> dict[int, pa.Array]:
@@ -352,7 +361,7 @@ def _deferred_blocks(df: pd.DataFrame, deferred: list) -> dict[int, pa.Array]:
     stand_ins: dict[int, pa.Array] = {}
     zeros: dict[int, Any] = {}
     n = len(df)
-    for values, locs in _strided_blocks(df):
+    for values, locs in _strided_blocks(df, deferring=True):
         width = values.dtype.itemsize
         if width not in zeros:
             zeros[width] = pa.py_buffer(np.zeros(n * width, np.uint8))
