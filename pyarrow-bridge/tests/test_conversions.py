@@ -257,6 +257,24 @@ def test_frames_of_plain_numbers_have_only_their_index_type_checked(lib):
     assert not lib.has_symbol("half")
 
 
+def test_schemas_found_storable_are_remembered_and_others_still_checked(monkeypatch):
+    monkeypatch.setattr(_convert, "_STORABLE_SCHEMAS", [])
+    ok = pa.table({"t": pa.array([1, 2], pa.timestamp("ns")), "x": [1.0, 2.0]}).replace_schema_metadata({"k": "v"})
+    assert _convert.normalize(ok, "t").table.schema.metadata is None
+    assert len(_convert._STORABLE_SCHEMAS) == 1
+    # The same schema again: taken as it is, metadata dropped as before.
+    again = _convert.normalize(pa.table({"t": pa.array([3], pa.timestamp("ns")), "x": [3.0]}), "t")
+    assert again.table.schema == ok.schema.remove_metadata() and len(_convert._STORABLE_SCHEMAS) == 1
+    # Same names, other types: checked (and cast or refused) as ever.
+    micro = _convert.normalize(pa.table({"t": pa.array([1, 2], pa.timestamp("us")), "x": [1.0, 2.0]}), "t")
+    assert micro.table.schema.field("t").type == pa.timestamp("ns")
+    with pytest.raises(floe.InvalidInput, match="column 'x' has type float16"):
+        _convert.normalize(pa.table({"t": pa.array([1], pa.timestamp("ns")), "x": pa.array([1], pa.float16())}), "t")
+    for i in range(_convert._STORABLE_SCHEMAS_KEPT + 3):
+        _convert.normalize(pa.table({f"c{i}": [1]}))
+    assert len(_convert._STORABLE_SCHEMAS) == _convert._STORABLE_SCHEMAS_KEPT
+
+
 def test_float_nan_is_stored_as_nan_not_null(lib):
     df = pd.DataFrame(
         {
