@@ -7,18 +7,15 @@ columns, and 1 % and 0.1 % row ranges of every column, each timed warm (back to 
 the child's `sys.path`; both read the same store, /tmp/floe-small-reads-ab (made the first time).
 Run from the repository root: `.venv-bench/bin/python bench/probes/small_reads_ab.py ROUNDS DIR`
 (design/decisions.md D50)."""
-import gc, os, statistics, subprocess, sys, time
+import gc, os, statistics, sys, time
+
+from ab_children import alternate, wide_library
 
 STORE = "/tmp/floe-small-reads-ab"
 
 if sys.argv[1] == "--child":
-    sys.path.insert(0, sys.argv[2])
-    sys.path.insert(1, "bench")
-    import data, floe
+    floe, lib = wide_library(STORE)
 
-    lib = floe.Store(f"lmdb://{STORE}").get_library("w", create_if_missing=True)
-    if not lib.has_symbol("wide"):
-        lib.write("wide", data.make("wide", 10_000))
     reads = {
         "1 column": dict(columns=["c0"]),
         "10 columns": dict(columns=[f"c{i}" for i in range(0, 1000, 100)]),
@@ -40,12 +37,4 @@ if sys.argv[1] == "--child":
     print(os.path.dirname(floe.__file__) + "|" + "|".join(out))
     sys.exit()
 
-rounds, other = int(sys.argv[1]), sys.argv[2]
-builds = {"other": os.path.abspath(other), "this": os.path.abspath("pyarrow-bridge/python")}
-for r in range(rounds):
-    for label, path in builds.items():
-        line = subprocess.run(
-            [sys.executable, __file__, "--child", path], capture_output=True, text=True, check=True
-        ).stdout.strip().splitlines()[-1]
-        where, *figures = line.split("|")
-        print(f"round {r} {label:5} ({where}): " + ", ".join(f + " µs" for f in figures), flush=True)
+alternate(__file__, int(sys.argv[1]), sys.argv[2], "µs")

@@ -6,19 +6,16 @@ other build is a copy of the `floe` package directory (`cp -r pyarrow-bridge/pyt
 rebuilding), put first on the child's `sys.path`; both read the same store, /tmp/floe-wide-reads-ab
 (made the first time). Run from the repository root:
 `.venv-bench/bin/python bench/probes/wide_reads_ab.py ROUNDS DIR` (design/decisions.md D54)."""
-import gc, os, statistics, subprocess, sys, time
+import gc, os, statistics, sys, time
+
+from ab_children import alternate, wide_library
 
 STORE = "/tmp/floe-wide-reads-ab"
 
 if sys.argv[1] == "--child":
-    sys.path.insert(0, sys.argv[2])
-    sys.path.insert(1, "bench")
-    import data, floe
+    floe, lib = wide_library(STORE)
     from measure import release_free_memory
 
-    lib = floe.Store(f"lmdb://{STORE}").get_library("w", create_if_missing=True)
-    if not lib.has_symbol("wide"):
-        lib.write("wide", data.make("wide", 10_000))
     reads = {
         "whole": (20, {}),
         "10 %": (40, dict(row_range=(4500, 5500))),
@@ -41,12 +38,4 @@ if sys.argv[1] == "--child":
     print(os.path.dirname(floe.__file__) + "|" + "|".join(out))
     sys.exit()
 
-rounds, other = int(sys.argv[1]), sys.argv[2]
-builds = {"other": os.path.abspath(other), "this": os.path.abspath("pyarrow-bridge/python")}
-for r in range(rounds):
-    for label, path in builds.items():
-        line = subprocess.run(
-            [sys.executable, __file__, "--child", path], capture_output=True, text=True, check=True
-        ).stdout.strip().splitlines()[-1]
-        where, *figures = line.split("|")
-        print(f"round {r} {label:5}: " + ", ".join(f + " ms" for f in figures), flush=True)
+alternate(__file__, int(sys.argv[1]), sys.argv[2], "ms")
