@@ -90,11 +90,14 @@ impl OutputBuf {
         }
     }
 
-    /// `len` zero bytes from the allocator, never a mapping of their own; prefaulted and zero-filled
-    /// by [`populate_together`] like [`Self::zeroed_unpopulated`]'s allocator buffers.
+    /// `len` zero bytes from the allocator, never a mapping of their own: of [`HEAP_PREFAULT_MIN`]
+    /// bytes or more, left unfilled for [`populate_together`] to prefault and zero-fill (D52); fewer,
+    /// calloc'd.
     pub(crate) fn heap_unpopulated(len: usize) -> Self {
         #[cfg(target_os = "linux")]
         if len >= HEAP_PREFAULT_MIN {
+            // `malloc`, not `calloc`: calloc's memset would fault the pages in one by one before the
+            // parallel pass could (D52).
             return Self(Inner::Unfilled { vec: Vec::with_capacity(len), len });
         }
         Self(Inner::Heap(vec![0u8; len]))
@@ -121,10 +124,8 @@ impl OutputBuf {
             {
                 return mapped;
             }
-            if !populate_now && len >= HEAP_PREFAULT_MIN && huge_pages::policy() != Policy::Allocator {
-                // `malloc`, not `calloc`: calloc's memset would fault the pages in one by one before
-                // the parallel pass could (D52).
-                return Self(Inner::Unfilled { vec: Vec::with_capacity(len), len });
+            if !populate_now && huge_pages::policy() != Policy::Allocator {
+                return Self::heap_unpopulated(len);
             }
         }
         #[cfg(not(target_os = "linux"))]
