@@ -26,6 +26,10 @@ for setting in 1 0; do
     FLOE_HUGE_PAGES=$setting cargo test --workspace --locked --lib -- pipeline::output pipeline::huge_pages
 done
 
+# The engine pins its rayon workers unless told not to (decision D58); the pool test checks both.
+step "rayon pool with pinning switched off (FLOE_PIN_THREADS=0)"
+FLOE_PIN_THREADS=0 cargo test --workspace --locked --test thread_pool
+
 # The S3 steps select test targets with --workspace (not -p) so that features resolve as in the
 # workspace run above and nothing is rebuilt.
 step "S3 backend: conformance suite and batch timing against moto on loopback"

@@ -36,6 +36,7 @@ pub use library::{AsOf, Description, Library, ReadRequest, ReadResult, ReadStrea
 pub use options::{LibraryOptions, PipelineOptions};
 pub use pipeline::codes::CODES_METADATA_KEY;
 pub use pipeline::output::{OwnedOutput, output_huge_pages};
+pub use pipeline::pool::{ThreadPoolSetup, ensure_thread_pool};
 pub use pipeline::read::ColumnBlock;
 pub use sizes::{SYMBOL_KEY_TYPES, StoredSize};
 pub use staged::{FinalizeMode, StagedChunk};

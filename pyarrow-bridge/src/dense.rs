@@ -119,6 +119,7 @@ where
     U: Send,
     for<'x> &'x mut U: AssignElem<T>,
 {
+    floe_engine::ensure_thread_pool();
     let columns = from.ncols();
     let bands: Vec<(ArrayView2<'_, T>, ArrayViewMut2<'_, U>)> =
         from.axis_chunks_iter(Axis(0), BAND_ROWS).zip(to.axis_chunks_iter_mut(Axis(0), BAND_ROWS)).collect();

@@ -4,6 +4,7 @@ pub(crate) mod codes;
 pub(crate) mod handover;
 pub(crate) mod huge_pages;
 pub(crate) mod output;
+pub(crate) mod pool;
 pub(crate) mod read;
 pub(crate) mod segment_buffers;
 pub(crate) mod write;

@@ -195,6 +195,7 @@ pub(crate) fn prefetch_index_segments(storage: &dyn Storage, slices: &[&[IndexEn
     if storage.lends_pages() {
         return Ok(Vec::new());
     }
+    super::pool::ensure_thread_pool();
     let keys: Vec<AtomKey> = slices.iter().filter_map(|s| s.first().map(|e| e.key.clone())).collect();
     storage
         .get_batch(&keys)
@@ -311,6 +312,7 @@ pub(crate) fn read_windows(
     shape: ReadShape,
     prefetched: &[Prefetched],
 ) -> Result<(RecordBatch, Vec<ColumnBlock>)> {
+    super::pool::ensure_thread_pool();
     // A large read runs on a rayon worker from the start: each parallel step (the visits, each
     // output's prefault, the decode tasks) is then a fork inside the pool, not a handover from this
     // thread and back (the caller parks, a worker wakes: ~20-40 µs each on this VM, and a read has

@@ -263,6 +263,7 @@ fn write_waves(
     row_slices: impl Iterator<Item = Result<RecordBatch>>,
     may_defer: bool,
 ) -> Result<Written> {
+    super::pool::ensure_thread_pool();
     let now = crate::clock::now_ns();
     let jobs = SegmentJobs { slices: row_slices, job, current: None, next_group: 0, row: job.row_base };
     let threads = rayon::current_num_threads();
