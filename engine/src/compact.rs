@@ -332,8 +332,7 @@ impl Library {
     fn groups_of(&self, idx: &crate::index::TableIndex, rows: u64) -> usize {
         let data_cols = table::data_columns(&idx.schema, idx.index_pos());
         let rows = usize::try_from(rows).unwrap_or(usize::MAX);
-        let per_group = table::columns_per_group(&idx.schema, &data_cols, rows, self.options().columns_per_segment);
-        table::column_groups(data_cols.len(), per_group).len().max(1)
+        table::segment_groups(&idx.schema, &data_cols, rows, self.options().columns_per_segment).len().max(1)
     }
 }
 

@@ -1525,16 +1525,8 @@ impl Library {
             0 => rows_per_slice,
             n => n.min(rows_per_slice),
         };
-        let per_group = table::columns_per_group(table.schema(), &data_cols, rows, self.options.columns_per_segment);
-        write::SliceJob {
-            symbol,
-            version,
-            row_base,
-            index_pos: table.index_pos(),
-            groups: table::column_groups(data_cols.len(), per_group),
-            data_cols,
-            deferred,
-        }
+        let groups = table::segment_groups(table.schema(), &data_cols, rows, self.options.columns_per_segment);
+        write::SliceJob { symbol, version, row_base, index_pos: table.index_pos(), groups, data_cols, deferred }
     }
 
     /// [`Library::write_rows`] in row slices of `rows_per_segment` rows.

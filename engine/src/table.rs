@@ -331,6 +331,13 @@ pub fn columns_per_group(schema: &Schema, data_cols: &[usize], rows: usize, per_
     fit.max(MIN_GROUP_COLUMNS).min(per_segment)
 }
 
+/// The column groups (one segment each per row slice) of row slices of `rows` rows of `schema`'s data
+/// columns `data_cols`: [`column_groups`] of [`columns_per_group`] columns each, the one rule writes and
+/// compaction's estimates share.
+pub fn segment_groups(schema: &Schema, data_cols: &[usize], rows: usize, per_segment: usize) -> Vec<(usize, usize)> {
+    column_groups(data_cols.len(), columns_per_group(schema, data_cols, rows, per_segment))
+}
+
 /// The column groups of a schema: data columns (all but the index) in chunks of `per_segment`,
 /// as ranges over the data-column list.
 pub fn column_groups(num_data_columns: usize, per_segment: usize) -> Vec<(usize, usize)> {
