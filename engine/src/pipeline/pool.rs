@@ -32,7 +32,9 @@ pub enum ThreadPoolSetup {
     /// Rayon's default pool, unpinned: pinning was switched off or does not apply here (module docs).
     Unpinned,
     /// The global pool existed before the engine's first parallel step (built by the host program, or
-    /// by rayon for an earlier caller in the process); the engine uses it as it is.
+    /// by rayon for an earlier caller in the process); the engine uses it as it is. Also the answer
+    /// if the pinned pool could not be built (its threads failed to start): rayon then builds its
+    /// default pool at the first parallel step, as without this module.
     External,
 }
 
