@@ -181,7 +181,6 @@ impl OutputBuf {
             let _ = map.advise_range(memmap2::Advice::HugePage, offset, len / HUGE_PAGE * HUGE_PAGE);
         } else if populate_now {
             use rayon::prelude::*;
-            super::pool::ensure_thread_pool();
             let chunks: Vec<_> = map_chunks(&[(&map, offset, len)]).collect();
             chunks.into_par_iter().for_each(|(map, at, len)| Prefault::Mapping(map, at, len).run());
         }
@@ -324,7 +323,6 @@ pub(crate) fn populate_together<'a>(bufs: impl Iterator<Item = &'a mut OutputBuf
         if super::on_calling_thread(work.len(), bytes) {
             work.into_iter().for_each(Prefault::run);
         } else {
-            super::pool::ensure_thread_pool();
             work.into_par_iter().for_each(Prefault::run);
         }
     }

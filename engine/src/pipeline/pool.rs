@@ -14,8 +14,9 @@
 //! affinity mask names, not on one CPU, and not outside Linux. It never changes how many workers
 //! there are.
 //!
-//! The pool is built at the engine's first parallel step ([`ensure_thread_pool`] is called where each
-//! step starts), which is when rayon would build its default pool: opening a store or a library starts
+//! The pool is built at the engine's first parallel step ([`ensure_thread_pool`] is called where the
+//! read and write pipelines start, `read::read_windows` and `write::write_waves`, under which every
+//! engine use of rayon runs, and by the Python module's tiled copy), which is when rayon would build its default pool: opening a store or a library starts
 //! no thread, so a process may still fork after that (rayon's pool does not survive a fork). A host
 //! program that built rayon's global pool itself keeps it ([`ThreadPoolSetup::External`]).
 
@@ -41,7 +42,7 @@ pub enum ThreadPoolSetup {
 static SETUP: OnceLock<ThreadPoolSetup> = OnceLock::new();
 
 /// Sets the engine's rayon pool up if no parallel step has run yet, and says how it is set up. Cheap
-/// after the first call (one atomic load); every engine entry into rayon calls it first.
+/// after the first call (one atomic load); every entry of the engine's pipelines calls it first.
 pub fn ensure_thread_pool() -> &'static ThreadPoolSetup {
     SETUP.get_or_init(build)
 }

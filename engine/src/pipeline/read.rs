@@ -195,7 +195,6 @@ pub(crate) fn prefetch_index_segments(storage: &dyn Storage, slices: &[&[IndexEn
     if storage.lends_pages() {
         return Ok(Vec::new());
     }
-    super::pool::ensure_thread_pool();
     let keys: Vec<AtomKey> = slices.iter().filter_map(|s| s.first().map(|e| e.key.clone())).collect();
     storage
         .get_batch(&keys)
@@ -312,6 +311,7 @@ pub(crate) fn read_windows(
     shape: ReadShape,
     prefetched: &[Prefetched],
 ) -> Result<(RecordBatch, Vec<ColumnBlock>)> {
+    // Every parallel step of a read (visits, prefaults, decoding) happens below this point.
     super::pool::ensure_thread_pool();
     // A large read runs on a rayon worker from the start: each parallel step (the visits, each
     // output's prefault, the decode tasks) is then a fork inside the pool, not a handover from this
