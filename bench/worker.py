@@ -226,7 +226,8 @@ _LMDB_VALUE = 2_500_000
 
 def lmdb_alone(folder: str, total: int) -> float | None:
     """Seconds LMDB alone takes to store ``total`` bytes durably, in values of ~2.5 MB with one write
-    transaction each (its fastest way here: ``backends/examples/lmdb_floor.rs``), in an environment
+    transaction each, their meta pages synced once by a reference written after them (its fastest way
+    here, and how Floe stores a write's segments since D59: ``backends/examples/lmdb_floor.rs``), in an environment
     kept in ``folder`` across calls so that pages are reused as in a store that prunes. The lower bound
     of any LMDB-backed write of that many bytes, ArcticDB's and Floe's. ``None`` if the example is not
     built (``FLOE_LMDB_FLOOR`` names it; ``bench/run.sh`` builds it)."""

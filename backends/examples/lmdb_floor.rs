@@ -1,9 +1,11 @@
 //! What storing a write's bytes durably costs on LMDB by itself, beside the plain-file floor: the lower
 //! bound of any LMDB-backed write of that many bytes (issue 6's `wide` write, 8 segments of ~10 MB).
 //!
-//! Rounds alternate four ways of storing `count` values of `bytes` bytes each (random, so nothing
-//! compresses): one LMDB write transaction per value (as Floe's write pipeline stores `wide`: a wave
-//! of one segment per transaction, D45), all of them in one transaction, the values as parts of
+//! Rounds alternate five ways of storing `count` values of `bytes` bytes each (random, so nothing
+//! compresses): one LMDB write transaction per value and a reference written durably after them (as
+//! Floe's write pipeline stores `wide`: a wave of one segment per transaction, D45, each syncing its
+//! pages and the commit syncing the meta page, D59), the same with each transaction durable on its own
+//! (`put_batch`, as before D59), all of them in one transaction, the values as parts of
 //! 1 MiB in one transaction (D44's lent columns), and `write(2)` + `fdatasync` of the same bytes to a
 //! new file. A first round, not counted, grows the environment and warms the allocator, so the rounds
 //! counted reuse pages as a store that prunes does. Prints each way's median and minimum; with `ways`
@@ -20,8 +22,8 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use bytes::Bytes;
-use floe_backends::{LmdbConfig, LmdbStore, Storage};
-use floe_formats::{AtomFields, AtomKey, KeyType};
+use floe_backends::{LmdbConfig, LmdbStore, RefExpectation, Storage};
+use floe_formats::{AtomFields, AtomKey, KeyType, RefKey};
 
 fn key(round: u64, way: u64, i: u64) -> AtomKey {
     let fields = AtomFields { version: round, creation_ts: 0, content_hash: way << 32 | i, start: 0, end: 0 };
@@ -72,22 +74,39 @@ fn main() {
     println!("folder {}, {count} values x {bytes} bytes, {rounds} rounds", dir.display());
 
     let mut per_value = Vec::new();
+    let mut each_synced = Vec::new();
     let mut one_txn = Vec::new();
     let mut parts_txn = Vec::new();
     let mut file = Vec::new();
     for round in 0..=rounds {
         // Round 0 warms up and is not counted.
         let counted = round > 0;
+        // As a write stores its segments (D59): each value's transaction syncs its pages, and the
+        // meta page is synced once, by the durable reference write that ends it (as a commit does).
         let t = Instant::now();
         for (i, v) in values.iter().enumerate() {
-            let results = storage.put_batch(vec![(key(round, 0, i as u64), v.clone())]);
+            let results = storage.put_batch_parts_before_commit(vec![(key(round, 0, i as u64), vec![v.clone()])]);
             assert!(results.iter().all(Result::is_ok), "put");
         }
+        let commit = RefKey::new(KeyType::VersionRef, &format!("floor-{round}")).expect("valid reference key");
+        storage.write_ref(&commit, Bytes::from_static(b"names them"), RefExpectation::Absent).expect("write_ref");
         if counted {
             per_value.push(t.elapsed().as_secs_f64());
         }
+        if all_ways {
+            // Each transaction durable on its own (a `put` each), as before D59.
+            let t = Instant::now();
+            for (i, v) in values.iter().enumerate() {
+                let results = storage.put_batch(vec![(key(round, 3, i as u64), v.clone())]);
+                assert!(results.iter().all(Result::is_ok), "put");
+            }
+            if counted {
+                each_synced.push(t.elapsed().as_secs_f64());
+            }
+        }
         if !all_ways {
             storage.delete_batch(&(0..count).map(|i| key(round, 0, i)).collect::<Vec<_>>()).expect("delete");
+            storage.delete_ref(&commit).expect("delete_ref");
             continue;
         }
 
@@ -125,11 +144,13 @@ fn main() {
         std::fs::remove_file(&path).expect("remove file");
 
         // Keep the environment from growing without bound: the next round reuses the pages.
-        let keys: Vec<AtomKey> = (0..3).flat_map(|w| (0..count).map(move |i| key(round, w, i))).collect();
+        let keys: Vec<AtomKey> = (0..4).flat_map(|w| (0..count).map(move |i| key(round, w, i))).collect();
         storage.delete_batch(&keys).expect("delete");
+        storage.delete_ref(&commit).expect("delete_ref");
     }
     summary("LMDB, one transaction per value", &mut per_value);
     if all_ways {
+        summary("LMDB, one transaction per value, each synced", &mut each_synced);
         summary("LMDB, all values in one transaction", &mut one_txn);
         summary("LMDB, one transaction, 1 MiB parts", &mut parts_txn);
         summary("file: write(2) + fdatasync", &mut file);

@@ -139,6 +139,20 @@ pub trait Storage: Send + Sync + fmt::Debug {
         self.put_batch(items.into_iter().map(|(k, parts)| (k, join_parts(parts))).collect())
     }
 
+    /// [`put_batch_parts`](Storage::put_batch_parts) of objects that only a later write of this
+    /// storage makes reachable (the engine's data segments, which its commit then names). Same
+    /// create-only semantics, and readable on return like any put; but an object stored this way
+    /// need be durable only once a later durable write of this storage returns (any put or batch
+    /// put, [`write_ref`](Storage::write_ref), [`commit_ref`](Storage::commit_ref),
+    /// [`delete_ref`](Storage::delete_ref), [`delete_batch`](Storage::delete_batch)), so a backend
+    /// may skip a sync per call: a crash before then may lose such objects (never half of one), and
+    /// nothing named them yet. LMDB leaves its commits' meta pages to the next durable write
+    /// (design/decisions.md D59); the default is `put_batch_parts`, durable at once. Conformance check
+    /// `put_batch_parts_before_commit_stores_like_put`.
+    fn put_batch_parts_before_commit(&self, items: Vec<(AtomKey, Vec<Bytes>)>) -> Vec<Result<()>> {
+        self.put_batch_parts(items)
+    }
+
     /// Reads a whole object.
     ///
     /// # Errors

@@ -59,9 +59,9 @@ pub use listing::{
 };
 pub use objects::{
     delete_batch_semantics, exists_tracks_puts_and_deletes, get_batch_results_in_order, get_range_bounds,
-    missing_keys_are_not_found, put_batch_parts_stores_the_joined_bytes, put_batch_results_in_order,
-    put_is_create_only, round_trip_empty, round_trip_large, round_trip_small, size_batch_gives_each_objects_length,
-    visit_batch_visits_each_key,
+    missing_keys_are_not_found, put_batch_parts_before_commit_stores_like_put, put_batch_parts_stores_the_joined_bytes,
+    put_batch_results_in_order, put_is_create_only, round_trip_empty, round_trip_large, round_trip_small,
+    size_batch_gives_each_objects_length, visit_batch_visits_each_key,
 };
 pub use refs::{
     commit_ref_failures_leave_ref_unchanged, commit_ref_writes_objects_and_ref, read_ref_batch_matches_read_ref,
@@ -151,6 +151,7 @@ checks! {
     delete_batch_semantics: "delete_batch removes exactly its keys; missing keys and repeats are fine",
     put_batch_results_in_order: "put_batch returns one result per item, in order",
     put_batch_parts_stores_the_joined_bytes: "put_batch_parts stores each object's parts joined, create-only like put",
+    put_batch_parts_before_commit_stores_like_put: "put_batch_parts_before_commit stores like put_batch_parts; the objects stay after a write_ref",
     get_batch_results_in_order: "get_batch returns one result per key, in order, duplicates included",
     visit_batch_visits_each_key: "visit_batch (and visit_batch_here, in order) visits every index once with its bytes and returns visit errors",
     size_batch_gives_each_objects_length: "size_batch gives each object's length, NotFound for absent ones, in order",
@@ -350,7 +351,8 @@ macro_rules! conformance_tests {
         $crate::conformance_tests!(@expand ($config) ($factory) [
             round_trip_small round_trip_empty round_trip_large get_range_bounds put_is_create_only
             missing_keys_are_not_found exists_tracks_puts_and_deletes delete_batch_semantics
-            put_batch_results_in_order put_batch_parts_stores_the_joined_bytes get_batch_results_in_order
+            put_batch_results_in_order put_batch_parts_stores_the_joined_bytes
+            put_batch_parts_before_commit_stores_like_put get_batch_results_in_order
             visit_batch_visits_each_key
             size_batch_gives_each_objects_length
             list_pages_without_gaps_or_duplicates list_symbol_scope_is_exact list_symbol_prefix_scope

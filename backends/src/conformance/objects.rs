@@ -293,6 +293,48 @@ pub fn put_batch_results_in_order(config: &ConformanceConfig, storage: &dyn Stor
 /// # Errors
 /// A [`super::CheckError`] naming the item.
 pub fn put_batch_parts_stores_the_joined_bytes(config: &ConformanceConfig, storage: &dyn Storage) -> Outcome {
+    parts_stored_joined(config, storage, "put_batch_parts", "parts", &|s, items| s.put_batch_parts(items)).map(drop)
+}
+
+/// `put_batch_parts_before_commit` stores exactly what `put_batch_parts` would, readable at once and
+/// create-only (also against a plain `put` of the same key), and the objects are still there, whole,
+/// after the durable write that would name them (a `write_ref`).
+///
+/// # Errors
+/// A [`super::CheckError`] naming the item.
+pub fn put_batch_parts_before_commit_stores_like_put(config: &ConformanceConfig, storage: &dyn Storage) -> Outcome {
+    let put = |s: &dyn Storage, items| s.put_batch_parts_before_commit(items);
+    let items = parts_stored_joined(config, storage, "put_batch_parts_before_commit", "before commit", &put)?;
+    let (key, parts) = &items[3];
+    let whole: Vec<u8> = parts.iter().flat_map(|p| p.iter().copied()).collect();
+    storage
+        .put(key, Bytes::from(whole.clone()))
+        .during(|| format!("put of {key}'s bytes after put_batch_parts_before_commit"))?;
+    expect_error(storage.put(key, Bytes::from_static(b"other")), "AlreadyExists", is_already_exists, || {
+        format!("put of other bytes under {key}, stored by put_batch_parts_before_commit")
+    })?;
+    let commit = super::support::reference(KeyType::VersionRef, "before commit");
+    storage
+        .write_ref(&commit, Bytes::from_static(b"names them"), crate::storage::RefExpectation::Absent)
+        .during(|| format!("write_ref {commit} after put_batch_parts_before_commit"))?;
+    for (key, parts) in &items {
+        get_same(storage, key, &parts.iter().flat_map(|p| p.iter().copied()).collect::<Vec<u8>>())?;
+    }
+    Ok(())
+}
+
+/// A way of storing objects given as parts (`put_batch_parts` or `put_batch_parts_before_commit`).
+type PutParts = dyn Fn(&dyn Storage, Vec<(AtomKey, Vec<Bytes>)>) -> Vec<Result<(), StorageError>>;
+
+/// The body of the two parts checks: `put` (named `method`) stores objects of symbol `symbol` given
+/// as parts of every size; returns the items stored.
+fn parts_stored_joined(
+    config: &ConformanceConfig,
+    storage: &dyn Storage,
+    method: &str,
+    symbol: &str,
+    put: &PutParts,
+) -> Outcome<Vec<(AtomKey, Vec<Bytes>)>> {
     let whole = pattern(config.seed ^ 0x9a27, 300_000);
     let cuts: Vec<Vec<std::ops::Range<usize>>> = vec![
         vec![],
@@ -305,18 +347,13 @@ pub fn put_batch_parts_stores_the_joined_bytes(config: &ConformanceConfig, stora
     let items: Vec<(AtomKey, Vec<Bytes>)> = cuts
         .iter()
         .enumerate()
-        .map(|(i, cut)| (data("parts", i as u64), cut.iter().map(|r| whole.slice(r.clone())).collect()))
+        .map(|(i, cut)| (data(symbol, i as u64), cut.iter().map(|r| whole.slice(r.clone())).collect()))
         .collect();
     let joined = |parts: &[Bytes]| -> Vec<u8> { parts.iter().flat_map(|p| p.iter().copied()).collect() };
-    let results = storage.put_batch_parts(items.clone());
-    ensure!(
-        results.len() == items.len(),
-        "put_batch_parts of {} items returned {} results",
-        items.len(),
-        results.len()
-    );
+    let results = put(storage, items.clone());
+    ensure!(results.len() == items.len(), "{method} of {} items returned {} results", items.len(), results.len());
     for (result, (key, parts)) in results.into_iter().zip(&items) {
-        result.during(|| format!("put_batch_parts {key} ({} parts)", parts.len()))?;
+        result.during(|| format!("{method} {key} ({} parts)", parts.len()))?;
     }
     for (key, parts) in &items {
         get_same(storage, key, &joined(parts))?;
@@ -324,16 +361,16 @@ pub fn put_batch_parts_stores_the_joined_bytes(config: &ConformanceConfig, stora
     // The last object again, cut at other places: the same bytes, so a success; then other bytes.
     let (key, parts) = &items[5];
     let recut = vec![whole.slice(0..150), whole.slice(150..300)];
-    let again = storage.put_batch_parts(vec![(key.clone(), recut), (key.clone(), vec![Bytes::from_static(b"other")])]);
-    ensure!(again.len() == 2, "put_batch_parts of 2 items returned {} results", again.len());
+    let again = put(storage, vec![(key.clone(), recut), (key.clone(), vec![Bytes::from_static(b"other")])]);
+    ensure!(again.len() == 2, "{method} of 2 items returned {} results", again.len());
     let mut again = again.into_iter();
     again.next().expect("two results").during(|| format!("re-put of {key}'s bytes in other parts"))?;
     expect_error(again.next().expect("two results"), "AlreadyExists", is_already_exists, || {
-        format!("put_batch_parts of other bytes under {key}")
+        format!("{method} of other bytes under {key}")
     })?;
     get_same(storage, key, &joined(parts))?;
-    ensure!(storage.put_batch_parts(Vec::new()).is_empty(), "put_batch_parts of no items returned results");
-    Ok(())
+    ensure!(put(storage, Vec::new()).is_empty(), "{method} of no items returned results");
+    Ok(items)
 }
 
 /// `get_batch` returns one result per key in key order, for present, absent and repeated keys.

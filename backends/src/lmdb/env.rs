@@ -153,8 +153,11 @@ impl Env {
         })?;
         let lmdb = Environment::new()
             // NO_TLS ties reader slots to transactions, not threads: a thread may hold several read
-            // transactions (nested `visit_batch` on rayon workers).
-            .set_flags(EnvironmentFlags::NO_TLS)
+            // transactions (nested `visit_batch` on rayon workers). NO_META_SYNC: a commit syncs its
+            // pages but not the meta page naming them, so an OS crash may undo the last commit but
+            // never corrupts; `write` syncs after every commit that must last on its own, and
+            // `write_before_commit` leaves that to the next such commit (design/decisions.md D59).
+            .set_flags(EnvironmentFlags::NO_TLS | EnvironmentFlags::NO_META_SYNC)
             .set_max_dbs(4)
             .set_max_readers(MAX_READERS)
             .set_map_size(map_size)
@@ -275,12 +278,33 @@ impl Env {
         Err(self.gave_up(what))
     }
 
-    /// Runs `body` in a write transaction and commits it (durably: the environment syncs on commit).
-    /// A full map is grown and the whole transaction retried, so `body` may run several times; an
-    /// `Err` from `body` aborts without writing anything.
+    /// Runs `body` in a write transaction and commits it durably: the commit syncs its pages, and the
+    /// meta page is synced after it (which also makes every earlier commit of the file durable). A
+    /// full map is grown and the whole transaction retried, so `body` may run several times; an `Err`
+    /// from `body` aborts without writing anything.
     pub(crate) fn write<T>(
         &self,
         what: &str,
+        body: impl FnMut(&mut RwTransaction<'_>) -> std::result::Result<T, TxnError>,
+    ) -> Result<T> {
+        self.write_with(what, Sync::Now, body)
+    }
+
+    /// [`write`](Env::write) for objects only a later commit makes reachable: the commit syncs its
+    /// pages but not the meta page, which the next durable [`write`](Env::write) of this environment
+    /// syncs (an OS crash before then may undo this commit, never half of it). One sync fewer.
+    pub(crate) fn write_before_commit<T>(
+        &self,
+        what: &str,
+        body: impl FnMut(&mut RwTransaction<'_>) -> std::result::Result<T, TxnError>,
+    ) -> Result<T> {
+        self.write_with(what, Sync::WithNextWrite, body)
+    }
+
+    fn write_with<T>(
+        &self,
+        what: &str,
+        sync: Sync,
         mut body: impl FnMut(&mut RwTransaction<'_>) -> std::result::Result<T, TxnError>,
     ) -> Result<T> {
         for _ in 0..MAX_ATTEMPTS {
@@ -288,6 +312,10 @@ impl Env {
             let outcome = self.lmdb.begin_rw_txn().map_err(TxnError::from).and_then(|mut txn| {
                 let out = body(&mut txn)?;
                 txn.commit()?;
+                if sync == Sync::Now {
+                    // The environment does not sync meta pages on commit (NO_META_SYNC): this one does.
+                    self.lmdb.sync(true)?;
+                }
                 Ok(out)
             });
             match outcome {
@@ -376,16 +404,28 @@ impl Env {
     }
 }
 
-/// Creates (or opens) the three databases; grows a tiny map if even that does not fit. Runs before
-/// the environment is shared, so resizing needs no gate.
+/// When a write transaction's commit becomes durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sync {
+    /// Before the write returns.
+    Now,
+    /// With the next durable write of the environment (or `mdb_env_sync`).
+    WithNextWrite,
+}
+
+/// Creates (or opens) the three databases, durably; grows a tiny map if even that does not fit. Runs
+/// before the environment is shared, so resizing needs no gate.
 fn create_databases(lmdb: &Environment) -> lmdb::Result<(Database, Database, Database)> {
     for _ in 0..MAX_ATTEMPTS {
         let created = (|| {
-            Ok((
+            let dbs = (
                 lmdb.create_db(Some(ATOMS_DB), DatabaseFlags::empty())?,
                 lmdb.create_db(Some(REFS_DB), DatabaseFlags::empty())?,
                 lmdb.create_db(Some(META_DB), DatabaseFlags::empty())?,
-            ))
+            );
+            // Each `create_db` commits without syncing its meta page (NO_META_SYNC).
+            lmdb.sync(true)?;
+            Ok(dbs)
         })();
         match created {
             Err(lmdb::Error::MapFull) => lmdb.set_map_size(lmdb.info()?.map_size().saturating_mul(2))?,

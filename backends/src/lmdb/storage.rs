@@ -58,6 +58,45 @@ impl LmdbStorage {
     pub fn map_size(&self) -> Result<u64> {
         self.env.map_size()
     }
+
+    /// `put_batch_parts`, one write transaction per `BATCH_TXN_BYTES` of values, each durable on
+    /// return if `durable`, else with the environment's next durable write (`Env::write_before_commit`).
+    fn put_parts(&self, items: Vec<(AtomKey, Vec<Bytes>)>, durable: bool) -> Vec<Result<()>> {
+        let binaries: Vec<Vec<u8>> = items.iter().map(|(k, _)| atom_binary(k)).collect();
+        let lens: Vec<usize> = items.iter().map(|(_, parts)| parts.iter().map(Bytes::len).sum()).collect();
+        let mut results = Vec::with_capacity(items.len());
+        let mut start = 0;
+        while start < items.len() {
+            let mut end = start;
+            let mut bytes = 0;
+            while end < items.len() && (end == start || bytes + lens[end] <= BATCH_TXN_BYTES) {
+                bytes += lens[end];
+                end += 1;
+            }
+            let body = |txn: &mut RwTransaction<'_>| {
+                let mut out = Vec::with_capacity(end - start);
+                for ((key, value), binary) in items[start..end].iter().zip(&binaries[start..end]) {
+                    out.push(match put_one(txn, self.env.atoms, binary, key, value) {
+                        Ok(()) => Ok(()),
+                        Err(TxnError::Storage(e)) => Err(e),
+                        Err(e @ TxnError::Lmdb(_)) => return Err(e),
+                    });
+                }
+                Ok(out)
+            };
+            let chunk = if durable {
+                self.env.write("put_batch", body)
+            } else {
+                self.env.write_before_commit("put_batch", body)
+            };
+            match chunk {
+                Ok(out) => results.extend(out),
+                Err(e) => results.extend((start..end).map(|_| Err(batch_error(&e)))),
+            }
+            start = end;
+        }
+        results
+    }
 }
 
 fn atom_binary(key: &AtomKey) -> Vec<u8> {
@@ -151,35 +190,13 @@ impl Storage for LmdbStorage {
     /// One write transaction (one fsync) per `BATCH_TXN_BYTES` (6 MiB) of values rather than per key; each
     /// value's parts are copied into LMDB's pages directly (see `put_one`).
     fn put_batch_parts(&self, items: Vec<(AtomKey, Vec<Bytes>)>) -> Vec<Result<()>> {
-        let binaries: Vec<Vec<u8>> = items.iter().map(|(k, _)| atom_binary(k)).collect();
-        let lens: Vec<usize> = items.iter().map(|(_, parts)| parts.iter().map(Bytes::len).sum()).collect();
-        let mut results = Vec::with_capacity(items.len());
-        let mut start = 0;
-        while start < items.len() {
-            let mut end = start;
-            let mut bytes = 0;
-            while end < items.len() && (end == start || bytes + lens[end] <= BATCH_TXN_BYTES) {
-                bytes += lens[end];
-                end += 1;
-            }
-            let chunk = self.env.write("put_batch", |txn| {
-                let mut out = Vec::with_capacity(end - start);
-                for ((key, value), binary) in items[start..end].iter().zip(&binaries[start..end]) {
-                    out.push(match put_one(txn, self.env.atoms, binary, key, value) {
-                        Ok(()) => Ok(()),
-                        Err(TxnError::Storage(e)) => Err(e),
-                        Err(e @ TxnError::Lmdb(_)) => return Err(e),
-                    });
-                }
-                Ok(out)
-            });
-            match chunk {
-                Ok(out) => results.extend(out),
-                Err(e) => results.extend((start..end).map(|_| Err(batch_error(&e)))),
-            }
-            start = end;
-        }
-        results
+        self.put_parts(items, true)
+    }
+
+    /// As `put_batch_parts`, but each transaction's meta page is left for the next durable write to
+    /// sync (`Env::write_before_commit`): one sync per transaction instead of two.
+    fn put_batch_parts_before_commit(&self, items: Vec<(AtomKey, Vec<Bytes>)>) -> Vec<Result<()>> {
+        self.put_parts(items, false)
     }
 
     /// `visit_batch` hands out slices of the memory map.

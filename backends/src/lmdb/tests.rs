@@ -432,6 +432,14 @@ fn child_worker() {
             let items = (0..count).map(|i| (atom("g", i), value(i, 64 << 10))).collect();
             assert!(lib.put_batch(items).iter().all(Result::is_ok));
         }
+        "before-commit" => {
+            // Segments as a write stores them (meta pages left unsynced, D59), then the reference
+            // naming them; the process exits without any other sync.
+            let lib = store_at(Path::new(folder), 64 << 10).open_library("shared").expect("library");
+            let items = (0..count).map(|i| (atom("s", i), vec![value(i, 40_000), value(i + 1, 30_000)])).collect();
+            assert!(lib.put_batch_parts_before_commit(items).iter().all(Result::is_ok));
+            lib.write_ref(&vref("s"), Bytes::from_static(b"names them"), RefExpectation::Absent).expect("commit");
+        }
         other => panic!("unknown child mode {other}"),
     }
 }
@@ -453,6 +461,20 @@ fn cas_race_between_processes_loses_no_update() {
     });
     children.into_iter().for_each(wait_ok);
     assert_eq!(counter(lib.as_ref(), &vref("counter")), 600);
+}
+
+#[test]
+fn objects_stored_before_a_commit_outlive_the_process_that_stored_them() {
+    let dir = TempDir::new("before-commit");
+    let folder = dir.path().to_str().expect("utf-8 temp path");
+    // 64 KiB of map: the child's batch grows it several times on the way.
+    wait_ok(spawn_child(&format!("before-commit 20 {folder}")));
+    let lib = store_at(dir.path(), 64 << 10).open_library("shared").expect("library");
+    assert!(lib.read_ref(&vref("s")).expect("read_ref").is_some(), "the commit is there");
+    for i in 0..20 {
+        let joined: Vec<u8> = [value(i, 40_000), value(i + 1, 30_000)].concat();
+        assert_eq!(lib.get(&atom("s", i)).expect("segment"), joined, "segment {i}");
+    }
 }
 
 #[test]

@@ -283,8 +283,9 @@ fn write_waves(
     let first = encode_wave(job, now, &first, None)?;
     let storage = std::sync::Arc::clone(storage);
     // Each wave of segments is encoded in parallel on the rayon pool (CPU work) and handed over whole to
-    // an I/O worker, which stores it with one `put_batch_parts`: concurrent requests on S3, one
-    // transaction (one fsync) on LMDB.
+    // an I/O worker, which stores it with one `put_batch_parts_before_commit`: concurrent requests on
+    // S3, one transaction on LMDB, whose meta page the commit's own sync makes durable (D59). Every
+    // caller writes the index naming these segments with a durable write afterwards.
     let returns = Arc::clone(&buffers);
     let store = move |wave: Vec<Encoded>| -> Result<Vec<IndexEntry>> {
         // Each segment goes as parts: slices of its own buffer and the input's buffers its raw columns
@@ -299,7 +300,7 @@ fn write_waves(
                 (e.entry.clone(), (e.entry.key, parts))
             })
             .unzip();
-        let results = storage.put_batch_parts(items);
+        let results = storage.put_batch_parts_before_commit(items);
         buffers.into_iter().for_each(|b| returns.give_back(b));
         for (r, e) in results.into_iter().zip(&entries) {
             r.map_err(|err| Error::from(err).context(format!("storing segment {}", e.key)))?;
