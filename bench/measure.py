@@ -16,6 +16,7 @@ from __future__ import annotations
 import ctypes
 import gc
 import os
+import resource
 import time
 from typing import Any, Callable, Dict, Tuple
 
@@ -77,10 +78,12 @@ def measure(fn: Callable[[], Any], fresh: bool = True) -> Tuple[Dict[str, float]
         reset = _reset_peak()
         busy0 = _busy_seconds()
         cpu0 = os.times()
+        faults0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         t0 = time.perf_counter()
         result = fn()
         t1 = time.perf_counter()
         cpu1 = os.times()
+        faults1 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         busy1 = _busy_seconds()
         after = _status()
     finally:
@@ -90,6 +93,10 @@ def measure(fn: Callable[[], Any], fresh: bool = True) -> Tuple[Dict[str, float]
     figures = {
         "s": wall,
         "cores": own / wall if wall > 0 else 0.0,
+        # The kernel's share of those cores (page faults, madvise, I/O), and the minor page faults:
+        # what tells a slow repetition that faulted its memory in slowly from one that computed more.
+        "sys_cores": (cpu1.system - cpu0.system) / wall if wall > 0 else 0.0,
+        "faults": faults1 - faults0,
         "other": max(0.0, (busy1 - busy0) - own) / wall if wall > 0 else 0.0,
         "peak_mb": (after["VmHWM"] - before["VmRSS"]) / MB if reset else float("nan"),
         "file_mb": (after.get("RssFile", 0) + after.get("RssShmem", 0) - before.get("RssFile", 0) - before.get("RssShmem", 0)) / MB,
