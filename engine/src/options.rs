@@ -65,7 +65,8 @@ pub struct PipelineOptions {
     /// A wave stops taking segments once their input reaches this many bytes (it always takes one,
     /// and a wave of several rounds up to a multiple of the encoding threads, within `encode_wave`).
     /// With `queue_capacity` and the workers this bounds the write pipeline's memory: on LMDB (one
-    /// writer) about four waves exist at a time, each also one write transaction (one fsync).
+    /// writer) about four waves exist at a time, each also one write transaction (its pages synced,
+    /// its meta page left to the commit, D59).
     /// Default 8 MiB: a segment of that much input or more is a wave of its own (design/decisions.md
     /// D45).
     pub wave_bytes: usize,

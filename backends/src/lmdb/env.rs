@@ -287,7 +287,7 @@ impl Env {
         what: &str,
         body: impl FnMut(&mut RwTransaction<'_>) -> std::result::Result<T, TxnError>,
     ) -> Result<T> {
-        self.write_with(what, Sync::Now, body)
+        self.write_with(what, Durability::Now, body)
     }
 
     /// [`write`](Env::write) for objects only a later commit makes reachable: the commit syncs its
@@ -298,13 +298,13 @@ impl Env {
         what: &str,
         body: impl FnMut(&mut RwTransaction<'_>) -> std::result::Result<T, TxnError>,
     ) -> Result<T> {
-        self.write_with(what, Sync::WithNextWrite, body)
+        self.write_with(what, Durability::WithNextWrite, body)
     }
 
     fn write_with<T>(
         &self,
         what: &str,
-        sync: Sync,
+        durability: Durability,
         mut body: impl FnMut(&mut RwTransaction<'_>) -> std::result::Result<T, TxnError>,
     ) -> Result<T> {
         for _ in 0..MAX_ATTEMPTS {
@@ -312,7 +312,7 @@ impl Env {
             let outcome = self.lmdb.begin_rw_txn().map_err(TxnError::from).and_then(|mut txn| {
                 let out = body(&mut txn)?;
                 txn.commit()?;
-                if sync == Sync::Now {
+                if durability == Durability::Now {
                     // The environment does not sync meta pages on commit (NO_META_SYNC): this one does.
                     self.lmdb.sync(true)?;
                 }
@@ -406,7 +406,7 @@ impl Env {
 
 /// When a write transaction's commit becomes durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Sync {
+enum Durability {
     /// Before the write returns.
     Now,
     /// With the next durable write of the environment (or `mdb_env_sync`).

@@ -187,8 +187,9 @@ impl Storage for LmdbStorage {
         self.put_batch_parts(items.into_iter().map(|(k, v)| (k, vec![v])).collect())
     }
 
-    /// One write transaction (one fsync) per `BATCH_TXN_BYTES` (6 MiB) of values rather than per key; each
-    /// value's parts are copied into LMDB's pages directly (see `put_one`).
+    /// One write transaction (durable: its pages and its meta page synced) per `BATCH_TXN_BYTES` (6 MiB)
+    /// of values rather than per key; each value's parts are copied into LMDB's pages directly (see
+    /// `put_one`).
     fn put_batch_parts(&self, items: Vec<(AtomKey, Vec<Bytes>)>) -> Vec<Result<()>> {
         self.put_parts(items, true)
     }
@@ -371,7 +372,7 @@ impl Storage for LmdbStorage {
         self.commit_ref(Vec::new(), key, value, expected)
     }
 
-    /// The objects and the reference in one write transaction: one fsync, and all or nothing.
+    /// The objects and the reference in one durable write transaction, all or nothing.
     fn commit_ref(
         &self,
         objects: Vec<(AtomKey, Bytes)>,
