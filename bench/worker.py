@@ -35,6 +35,9 @@ class Worker:
         self.stores: Dict[str, Any] = {}  # store name -> adapter; commands pick one with `store`
         self.df: pd.DataFrame | None = None  # all generated rows (the base plus the append tail)
         self.rows = 0
+        # The last read's result (or reference's memory), kept until this worker's next command: see
+        # `run`.
+        self.held: Any = None
 
     # ----- setup -----
     def open(self, dataset: str, store: str = "main") -> Dict[str, Any]:
@@ -75,6 +78,16 @@ class Worker:
     def run(self, cmd: Dict[str, Any]) -> Dict[str, Any]:
         op = cmd["op"]
         a = dict(cmd.get("args", {}))
+        # The previous result is released here, just before the next call's collection and trim
+        # (`measure`), not when it was made: every system's memory then goes back to the kernel a
+        # moment before that system asks for memory again. Allocators that keep freed memory until
+        # `malloc_trim` (ArcticDB's, through glibc's heap) always had this; results that are mappings
+        # of their own (Floe's outputs, numpy's large arrays in the reference) went back to the kernel
+        # when dropped, and by their system's next call, seconds of other systems' calls later, this
+        # VM's balloon may have handed their pages to the host, whose refault costs 2-3x the kernel
+        # time of the same page faults (bench/RESULTS.md, run AD). Each call still faults in all the
+        # memory it uses.
+        self.held = None
         if op in ("open", "load", "unload"):
             return getattr(self, op)(**a)
         s = self.stores.get(a.pop("store", "main"))
@@ -100,7 +113,7 @@ class Worker:
             fig["rows_out"] = len(out)
             if isinstance(getattr(out, "nbytes", None), int):  # pyarrow tables: the output's bytes
                 fig["out_bytes"] = out.nbytes
-            del out
+            self.held = out
             return fig
         if op == "append":
             chunk = self._chunk(a["i"])
@@ -185,14 +198,14 @@ class Worker:
                 fig, out = measure(touch)
             finally:
                 _set_madvise_hugepage(was)
-            del out
+            self.held = out
             return fig
         if op == "fresh_table":
             # The floor of a read's result: fresh memory for its bytes and a table (or a pandas frame)
             # over it, made the cheapest way there is (below). Any reader returning a new table pays at
             # least this; the reads in the same run are measured against it.
             fig, out = measure(lambda: fresh_table(a["cols"], a["rows"], a["bytes"], a.get("pandas", False)))
-            del out
+            self.held = out
             return fig
         if op == "version_objects":
             # The floor of ``list_versions``: the result ArcticDB's API defines (a dict of ``n``
