@@ -1,5 +1,5 @@
 //! What storing a write's bytes durably costs on LMDB by itself, beside the plain-file floor: the lower
-//! bound of any LMDB-backed write of that many bytes (issue 6's `wide` write, 8 segments of ~10 MB).
+//! bound of any LMDB-backed write of that many bytes (issue 6's `wide` write, 32 segments of ~2.5 MB since D53).
 //!
 //! Rounds alternate five ways of storing `count` values of `bytes` bytes each (random, so nothing
 //! compresses): one LMDB write transaction per value and a reference written durably after them (as
