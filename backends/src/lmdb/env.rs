@@ -156,7 +156,8 @@ impl Env {
             // transactions (nested `visit_batch` on rayon workers). NO_META_SYNC: a commit syncs its
             // pages but not the meta page naming them, so an OS crash may undo the last commit but
             // never corrupts; `write` syncs after every commit that must last on its own, and
-            // `write_before_commit` leaves that to the next such commit (design/decisions.md D59).
+            // `write_with(.., Durability::WithNextWrite, ..)` leaves that to the next such commit
+            // (design/decisions.md D59).
             .set_flags(EnvironmentFlags::NO_TLS | EnvironmentFlags::NO_META_SYNC)
             .set_max_dbs(4)
             .set_max_readers(MAX_READERS)
@@ -290,18 +291,11 @@ impl Env {
         self.write_with(what, Durability::Now, body)
     }
 
-    /// [`write`](Env::write) for objects only a later commit makes reachable: the commit syncs its
-    /// pages but not the meta page, which the next durable [`write`](Env::write) of this environment
-    /// syncs (an OS crash before then may undo this commit, never half of it). One sync fewer.
-    pub(crate) fn write_before_commit<T>(
-        &self,
-        what: &str,
-        body: impl FnMut(&mut RwTransaction<'_>) -> std::result::Result<T, TxnError>,
-    ) -> Result<T> {
-        self.write_with(what, Durability::WithNextWrite, body)
-    }
-
-    fn write_with<T>(
+    /// [`write`](Env::write) with its durability given: [`Durability::WithNextWrite`] is for objects
+    /// only a later commit makes reachable, whose meta page the next durable write of this
+    /// environment syncs (an OS crash before then may undo this commit, never half of it): one sync
+    /// fewer.
+    pub(crate) fn write_with<T>(
         &self,
         what: &str,
         durability: Durability,
@@ -406,7 +400,7 @@ impl Env {
 
 /// When a write transaction's commit becomes durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Durability {
+pub(crate) enum Durability {
     /// Before the write returns.
     Now,
     /// With the next durable write of the environment (or `mdb_env_sync`).

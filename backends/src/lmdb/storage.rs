@@ -8,7 +8,7 @@ use floe_formats::{AtomKey, Key, KeyClass, KeyType, RefKey};
 use lmdb::{Database, RwTransaction, Transaction, WriteFlags};
 use rayon::prelude::*;
 
-use super::env::{BACKEND, Env, TxnError, le_u64, next_generation, optional};
+use super::env::{BACKEND, Durability, Env, TxnError, le_u64, next_generation, optional};
 use super::listing;
 use crate::error::{Result, StorageError};
 use crate::storage::{ListPage, ListScope, RefExpectation, RefToken, RefValue, Storage, check_page_limit};
@@ -59,9 +59,9 @@ impl LmdbStorage {
         self.env.map_size()
     }
 
-    /// `put_batch_parts`, one write transaction per `BATCH_TXN_BYTES` of values, each durable on
-    /// return if `durable`, else with the environment's next durable write (`Env::write_before_commit`).
-    fn put_parts(&self, items: Vec<(AtomKey, Vec<Bytes>)>, durable: bool) -> Vec<Result<()>> {
+    /// `put_batch_parts`, one write transaction per `BATCH_TXN_BYTES` of values, each as durable as
+    /// `durability` says (`Env::write_with`).
+    fn put_parts(&self, items: Vec<(AtomKey, Vec<Bytes>)>, durability: Durability) -> Vec<Result<()>> {
         let binaries: Vec<Vec<u8>> = items.iter().map(|(k, _)| atom_binary(k)).collect();
         let lens: Vec<usize> = items.iter().map(|(_, parts)| parts.iter().map(Bytes::len).sum()).collect();
         let mut results = Vec::with_capacity(items.len());
@@ -84,11 +84,7 @@ impl LmdbStorage {
                 }
                 Ok(out)
             };
-            let chunk = if durable {
-                self.env.write("put_batch", body)
-            } else {
-                self.env.write_before_commit("put_batch", body)
-            };
+            let chunk = self.env.write_with("put_batch", durability, body);
             match chunk {
                 Ok(out) => results.extend(out),
                 Err(e) => results.extend((start..end).map(|_| Err(batch_error(&e)))),
@@ -191,13 +187,13 @@ impl Storage for LmdbStorage {
     /// of values rather than per key; each value's parts are copied into LMDB's pages directly (see
     /// `put_one`).
     fn put_batch_parts(&self, items: Vec<(AtomKey, Vec<Bytes>)>) -> Vec<Result<()>> {
-        self.put_parts(items, true)
+        self.put_parts(items, Durability::Now)
     }
 
     /// As `put_batch_parts`, but each transaction's meta page is left for the next durable write to
-    /// sync (`Env::write_before_commit`): one sync per transaction instead of two.
+    /// sync (`Durability::WithNextWrite`): one sync per transaction instead of two.
     fn put_batch_parts_before_commit(&self, items: Vec<(AtomKey, Vec<Bytes>)>) -> Vec<Result<()>> {
-        self.put_parts(items, false)
+        self.put_parts(items, Durability::WithNextWrite)
     }
 
     /// `visit_batch` hands out slices of the memory map.
