@@ -25,6 +25,22 @@ def test_layout_and_round_trip():
     assert _envelope.decode(_envelope.encode(None, 0, True)).user == 0
 
 
+def test_decoded_envelopes_are_shared_only_without_user_metadata(lib):
+    """A blob without user metadata decodes to one shared, frozen envelope; one with user metadata
+    decodes afresh each time, so a caller changing the object it got changes no later read's."""
+    blob = _envelope.encode({"kind": "arrow", "index_column": None}, None, False)
+    assert _envelope.decode(blob) is _envelope.decode(bytes(bytearray(blob)))
+    with pytest.raises(AttributeError):
+        _envelope.decode(blob).user = {}  # type: ignore[misc]
+    with_user = _envelope.encode(None, {"a": [1]}, True)
+    _envelope.decode(with_user).user["a"].append(2)
+    assert _envelope.decode(with_user).user == {"a": [1]}
+    # The same through a library: metadata read back and changed is not what the next read returns.
+    lib.write("m", pd.DataFrame({"x": [1.0]}), metadata={"tags": ["a"]})
+    lib.read("m").metadata["tags"].append("b")
+    assert lib.read("m").metadata == {"tags": ["a"]}
+
+
 def test_unknown_keys_are_ignored_and_bad_blobs_raise():
     blob = _envelope.encode({"kind": "arrow", "index_column": None, "future": [1, 2]}, None, False)
     assert _envelope.decode(blob).norm["future"] == [1, 2]

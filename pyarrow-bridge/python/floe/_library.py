@@ -263,6 +263,7 @@ class Library:
         self, inner: _floe.Library, store: "Store", output_format: Optional[str] = None, arrow_string_format_default: Any = None
     ) -> None:
         self._lib = inner
+        self._name = inner.name  # fixed for the handle's life; every VersionedItem names it
         self._store_uri = store.get_uri()
         self._output_format = OutputFormat.parse(output_format, store._output_format)
         if arrow_string_format_default is None:
@@ -276,7 +277,7 @@ class Library:
     @property
     def name(self) -> str:
         """The library's name."""
-        return self._lib.name
+        return self._name
 
     def options(self) -> LibraryOptions:
         """The options the library was created with."""
@@ -301,7 +302,7 @@ class Library:
 
     def _item(self, t: Tuple[str, int, int], data: Any = None, metadata: Any = None) -> VersionedItem:
         symbol, version, ts = t
-        return VersionedItem(symbol, self.name, data, version, metadata, None, ts)
+        return VersionedItem(symbol, self._name, data, version, metadata, None, ts)
 
     def _old_envelope(self, symbol: str) -> Optional[_envelope.Envelope]:
         """The envelope of the symbol's newest live version, or None if it has none."""
@@ -644,15 +645,18 @@ class Library:
         blocks = t[4] if len(t) > 4 else ()
         env = _envelope.decode(blob)
         data = pa.table(table)
-        if env.norm and env.norm.get("kind") == "pickle":
+        norm = env.norm
+        if norm and norm.get("kind") == "pickle":
             return self._item(item, _unpickled(data, item[0]), env.user)
         fmt = OutputFormat.parse(output_format, self._output_format)
+        if fmt == "pyarrow" and strings is None:
+            return VersionedItem(item[0], self._name, data, item[1], env.user, None, item[2])
         if strings is not None and fmt != "pandas":
             data = strings.apply(data)
         offset = 0
-        if fmt == "pandas" and _convert.uses_row_offset(env.norm):
+        if fmt == "pandas" and _convert.uses_row_offset(norm):
             offset = self._row_offset(item[0], item[1], row_range, tail, data.num_rows)
-        return self._item(item, _convert.to_output(data, env.norm, fmt, offset, owned, blocks), env.user)
+        return self._item(item, _convert.to_output(data, norm, fmt, offset, owned, blocks), env.user)
 
     def _read_columns(self, columns: Optional[List[Any]], as_of: Any, fetch):
         """Runs ``fetch(as_of, stored_columns)`` (a read returning ``(item, table, blob)``) for a
@@ -710,22 +714,31 @@ class Library:
         come as stored without them; ignored for pandas). ArcticDB's ``query_builder`` and ``lazy``
         raise InvalidInput unless left at their defaults.
         """
-        _refuse_unsupported(f'read "{symbol}"', query_builder, lazy)
-        strings = StringFormats.parse(self._string_default(arrow_string_format_default), arrow_string_format_per_column)
-        rr = _row_range(row_range)
-        dr = _date_range(date_range)
+        # Arguments left at their defaults cost no helper call: a small read (a 10-row version) is
+        # dominated by fixed costs, ~250 us with cold caches, and each call of Python code is some.
+        if query_builder is not None or lazy:
+            _refuse_unsupported(f'read "{symbol}"', query_builder, lazy)
+        strings = None
+        if arrow_string_format_default is not None or arrow_string_format_per_column is not None or self._arrow_string_format_default is not None:
+            strings = StringFormats.parse(self._string_default(arrow_string_format_default), arrow_string_format_per_column)
+        rr = None if row_range is None else _row_range(row_range)
+        dr = None if date_range is None else _date_range(date_range)
         # A read to pandas takes the plain numeric columns over from the engine without a copy; one to
         # polars takes dictionary-coded strings as string views, which polars keeps as they are
         # (unless string formats are asked for); categorical strings come from the stored codes.
         fmt = OutputFormat.parse(output_format, self._output_format)
         owned, views = fmt == "pandas", fmt == "polars" and strings is None
         codes = strings is not None and fmt != "pandas" and strings.wants_categorical()
+        a = None if as_of is None else _as_of(as_of)
+        if columns is None:
+            t, _, owned_columns, blocks = self._lib.read(symbol, (a, dr, rr, None), False, owned, views, codes)
+            return self._finish_read((*t, owned_columns, blocks), fmt, rr, strings=strings)
 
         def fetch(a, cols):
-            t, _, columns, blocks = self._lib.read(symbol, (a, dr, rr, cols), False, owned, views, codes)
-            return (*t, columns, blocks)
+            t, _, owned_columns, blocks = self._lib.read(symbol, (a, dr, rr, cols), False, owned, views, codes)
+            return (*t, owned_columns, blocks)
 
-        return self._finish_read(self._read_columns(columns, _as_of(as_of), fetch), output_format, rr, strings=strings)
+        return self._finish_read(self._read_columns(columns, a, fetch), fmt, rr, strings=strings)
 
     def _read_debug(self, symbol: str) -> Tuple[pa.Table, List[int], Tuple[int, int]]:
         """Test hook: a pyarrow read, the addresses of the engine's value buffers taken in Rust before
