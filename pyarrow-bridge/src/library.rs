@@ -145,18 +145,14 @@ impl PyLibrary {
         let rows = batches.iter().map(|b| b.num_rows()).sum();
         let blocks = NumpyBlocks::new(&borrowed, &schema, rows)?;
         let plain = borrowed.is_empty();
-        py.detach(|| {
+        self.committed(py, &ctx, symbol, prune, || {
             let table = convert::make_table(&schema, batches, index)?;
-            let item = if plain {
-                self.inner.write(symbol, &table, metadata.as_deref())?
-            } else {
-                let deferred = Deferred::new(&table, blocks.positions(), &blocks)?;
-                self.inner.write_deferred(symbol, &table, &deferred, metadata.as_deref())?
-            };
-            self.prune_if(symbol, prune, item)
+            if plain {
+                return self.inner.write(symbol, &table, metadata.as_deref());
+            }
+            let deferred = Deferred::new(&table, blocks.positions(), &blocks)?;
+            self.inner.write_deferred(symbol, &table, &deferred, metadata.as_deref())
         })
-        .map(|i| convert::item_tuple(&i))
-        .map_err(|e| to_py(py, &e, &ctx))
     }
 
     /// Writes from an Arrow stream read as the engine has room for more (`Library::write_stream`): the
@@ -173,10 +169,8 @@ impl PyLibrary {
         prune: bool,
     ) -> PyResult<ItemTuple> {
         let metadata = bytes_of(metadata);
-        self.streamed(py, &format!("write {symbol:?}"), data, |schema, batches| {
-            let item =
-                self.inner.write_stream(symbol, schema, convert::index_kind(index), batches, metadata.as_deref())?;
-            self.prune_if(symbol, prune, item)
+        self.streamed(py, &format!("write {symbol:?}"), symbol, prune, data, |schema, batches| {
+            self.inner.write_stream(symbol, schema, convert::index_kind(index), batches, metadata.as_deref())
         })
     }
 
@@ -193,10 +187,8 @@ impl PyLibrary {
         prune: bool,
     ) -> PyResult<ItemTuple> {
         let metadata = bytes_of(metadata);
-        self.streamed(py, &format!("append {symbol:?}"), data, |schema, batches| {
-            let item =
-                self.inner.append_stream(symbol, schema, convert::index_kind(index), batches, metadata.as_deref())?;
-            self.prune_if(symbol, prune, item)
+        self.streamed(py, &format!("append {symbol:?}"), symbol, prune, data, |schema, batches| {
+            self.inner.append_stream(symbol, schema, convert::index_kind(index), batches, metadata.as_deref())
         })
     }
 
@@ -210,16 +202,10 @@ impl PyLibrary {
         metadata: Option<&Bound<'_, PyBytes>>,
         prune: bool,
     ) -> PyResult<ItemTuple> {
-        let ctx = format!("append {symbol:?}");
-        let (schema, batches) = convert::import_batches(data)?;
         let metadata = bytes_of(metadata);
-        py.detach(|| {
-            let table = convert::make_table(&schema, batches, index)?;
-            let item = self.inner.append(symbol, &table, metadata.as_deref())?;
-            self.prune_if(symbol, prune, item)
+        self.with_table(py, &format!("append {symbol:?}"), symbol, prune, (data, index), |table| {
+            self.inner.append(symbol, table, metadata.as_deref())
         })
-        .map(|i| convert::item_tuple(&i))
-        .map_err(|e| to_py(py, &e, &ctx))
     }
 
     #[pyo3(signature = (symbol, data, index, date_range, metadata, prune))]
@@ -234,16 +220,10 @@ impl PyLibrary {
         metadata: Option<&Bound<'_, PyBytes>>,
         prune: bool,
     ) -> PyResult<ItemTuple> {
-        let ctx = format!("update {symbol:?}");
-        let (schema, batches) = convert::import_batches(data)?;
         let metadata = bytes_of(metadata);
-        py.detach(|| {
-            let table = convert::make_table(&schema, batches, index)?;
-            let item = self.inner.update(symbol, &table, date_range, metadata.as_deref())?;
-            self.prune_if(symbol, prune, item)
+        self.with_table(py, &format!("update {symbol:?}"), symbol, prune, (data, index), |table| {
+            self.inner.update(symbol, table, date_range, metadata.as_deref())
         })
-        .map(|i| convert::item_tuple(&i))
-        .map_err(|e| to_py(py, &e, &ctx))
     }
 
     fn delete_data_in_range(
@@ -253,12 +233,9 @@ impl PyLibrary {
         date_range: (i64, i64),
         prune: bool,
     ) -> PyResult<ItemTuple> {
-        py.detach(|| {
-            let item = self.inner.delete_data_in_range(symbol, date_range)?;
-            self.prune_if(symbol, prune, item)
+        self.committed(py, &format!("delete_data_in_range {symbol:?}"), symbol, prune, || {
+            self.inner.delete_data_in_range(symbol, date_range)
         })
-        .map(|i| convert::item_tuple(&i))
-        .map_err(|e| to_py(py, &e, &format!("delete_data_in_range {symbol:?}")))
     }
 
     fn write_metadata(
@@ -269,12 +246,9 @@ impl PyLibrary {
         prune: bool,
     ) -> PyResult<ItemTuple> {
         let metadata = bytes_of(metadata);
-        py.detach(|| {
-            let item = self.inner.write_metadata(symbol, metadata.as_deref())?;
-            self.prune_if(symbol, prune, item)
+        self.committed(py, &format!("write_metadata {symbol:?}"), symbol, prune, || {
+            self.inner.write_metadata(symbol, metadata.as_deref())
         })
-        .map(|i| convert::item_tuple(&i))
-        .map_err(|e| to_py(py, &e, &format!("write_metadata {symbol:?}")))
     }
 
     /// Writes (or with `append`, appends) several symbols; one slot per item: an item tuple or the
@@ -583,12 +557,9 @@ impl PyLibrary {
         rows_per_segment: Option<usize>,
         prune: bool,
     ) -> PyResult<ItemTuple> {
-        py.detach(|| {
-            let item = self.inner.compact(symbol, rows_per_segment)?;
-            self.prune_if(symbol, prune, item)
+        self.committed(py, &format!("compact_data {symbol:?}"), symbol, prune, || {
+            self.inner.compact(symbol, rows_per_segment)
         })
-        .map(|i| convert::item_tuple(&i))
-        .map_err(|e| to_py(py, &e, &format!("compact_data {symbol:?}")))
     }
 
     fn rename_symbol(&self, py: Python<'_>, from: &str, to: &str) -> PyResult<ItemTuple> {
@@ -659,16 +630,12 @@ impl PyLibrary {
         let keys = staged_keys(tokens).map_err(|e| to_py(py, &e, &ctx))?;
         let metadata = bytes_of(metadata);
         let mode = if append { FinalizeMode::Append } else { FinalizeMode::Write };
-        py.detach(|| {
-            let item = if sort {
-                self.inner.sort_and_finalize_staged(symbol, mode, metadata.as_deref(), keys.as_deref())?
-            } else {
-                self.inner.finalize_staged(symbol, mode, metadata.as_deref(), keys.as_deref())?
-            };
-            self.prune_if(symbol, prune, item)
+        self.committed(py, &ctx, symbol, prune, || {
+            if sort {
+                return self.inner.sort_and_finalize_staged(symbol, mode, metadata.as_deref(), keys.as_deref());
+            }
+            self.inner.finalize_staged(symbol, mode, metadata.as_deref(), keys.as_deref())
         })
-        .map(|i| convert::item_tuple(&i))
-        .map_err(|e| to_py(py, &e, &ctx))
     }
 
     // ----- snapshots ----------------------------------------------------------------------------
@@ -698,22 +665,64 @@ impl PyLibrary {
 }
 
 impl PyLibrary {
-    /// Prunes older versions after a successful change when asked to; returns the change's item.
     /// One staged chunk as Python sees it: (token, rows, index range, metadata).
     fn chunk_tuple(py: Python<'_>, c: StagedChunk) -> ChunkTuple {
         (PyBytes::new(py, &Key::Atom(c.key).to_binary()).unbind(), c.rows, c.index_range, py_bytes(py, c.metadata))
     }
 
-    /// Runs `op` on the batches of the Arrow stream `data` without the GIL, the stream read on its own
-    /// thread one batch ahead, so a stream made in Python (which takes the GIL to convert its next
-    /// chunk) works while the engine encodes and stores the last one. Dropping the receiver (the
-    /// operation failed) ends the thread after the batch it is making.
+    /// Runs `change` (an operation making a new version of `symbol`) without the GIL, then, if it
+    /// succeeded and `prune` asks, prunes the versions before it: the new version as an item tuple, or
+    /// the error as the Python exception for `ctx` (the operation and symbol, e.g. `append "s"`).
+    fn committed(
+        &self,
+        py: Python<'_>,
+        ctx: &str,
+        symbol: &str,
+        prune: bool,
+        change: impl FnOnce() -> Result<VersionedItem, Error> + Send,
+    ) -> PyResult<ItemTuple> {
+        py.detach(|| self.prune_if(symbol, prune, change()?))
+            .map(|i| convert::item_tuple(&i))
+            .map_err(|e| to_py(py, &e, ctx))
+    }
+
+    /// `item`, a change of `symbol` just made, after pruning the versions before it if `prune` asks.
+    fn prune_if(&self, symbol: &str, prune: bool, item: VersionedItem) -> Result<VersionedItem, Error> {
+        if prune {
+            self.inner.prune_previous_versions(symbol)?;
+        }
+        Ok(item)
+    }
+
+    /// [`committed`](Self::committed) for a change taking `input` (Arrow data and its index column)
+    /// as the engine's table: imported holding the GIL (a stream may be Python code), then validated
+    /// and made a table without it.
+    fn with_table(
+        &self,
+        py: Python<'_>,
+        ctx: &str,
+        symbol: &str,
+        prune: bool,
+        input: (AnyRecordBatch, Option<&str>),
+        change: impl FnOnce(&Table) -> Result<VersionedItem, Error> + Send,
+    ) -> PyResult<ItemTuple> {
+        let (data, index) = input;
+        let (schema, batches) = convert::import_batches(data)?;
+        self.committed(py, ctx, symbol, prune, || change(&convert::make_table(&schema, batches, index)?))
+    }
+
+    /// [`committed`](Self::committed) for a change taking the batches of the Arrow stream `data`, the
+    /// stream read on its own thread one batch ahead, so a stream made in Python (which takes the GIL
+    /// to convert its next chunk) works while the engine encodes and stores the last one. Dropping the
+    /// receiver (the change failed) ends the thread after the batch it is making.
     fn streamed(
         &self,
         py: Python<'_>,
         ctx: &str,
+        symbol: &str,
+        prune: bool,
         data: AnyRecordBatch,
-        op: impl FnOnce(
+        change: impl FnOnce(
             arrow_schema::SchemaRef,
             &mut dyn Iterator<Item = Result<arrow_array::RecordBatch, Error>>,
         ) -> Result<VersionedItem, Error>
@@ -721,7 +730,7 @@ impl PyLibrary {
     ) -> PyResult<ItemTuple> {
         let reader = data.into_reader()?;
         let schema = convert::normalized_schema(&reader.schema());
-        py.detach(|| {
+        self.committed(py, ctx, symbol, prune, || {
             let (tx, rx) = std::sync::mpsc::sync_channel(1);
             std::thread::scope(|scope| {
                 scope.spawn(move || {
@@ -735,18 +744,9 @@ impl PyLibrary {
                     let b = b.map_err(|e| Error::invalid(format!("reading the input stream failed: {e}")))?;
                     convert::conform(&schema, &b)
                 });
-                op(schema.clone(), &mut batches)
+                change(schema.clone(), &mut batches)
             })
         })
-        .map(|i| convert::item_tuple(&i))
-        .map_err(|e| to_py(py, &e, ctx))
-    }
-
-    fn prune_if(&self, symbol: &str, prune: bool, item: VersionedItem) -> Result<VersionedItem, Error> {
-        if prune {
-            self.inner.prune_previous_versions(symbol)?;
-        }
-        Ok(item)
     }
 }
 
