@@ -75,8 +75,8 @@ def _normalization_record(header: bytes) -> Any:
 # Envelopes without user metadata by blob: most reads decode a blob seen before (every version of a
 # symbol written from frames of one shape has the same one), and a hit is one dict lookup where the
 # decode took ~30 us with cold caches (a read of a 10-row version takes ~250 us so). Bounded by
-# forgetting everything when full: the blobs are a few hundred bytes, but a 1,000-column frame's are
-# ~30 KB, and a long-lived process may see many shapes.
+# forgetting everything when full: most blobs are a few hundred bytes, but a 1,000-column frame's
+# (its dtypes) are tens of KB, and a long-lived process may see many shapes.
 _DECODED: dict[bytes, "Envelope"] = {}
 _DECODED_MAX = 64
 
@@ -97,6 +97,7 @@ def decode(blob: Optional[bytes]) -> Envelope:
 
 
 def _decode(blob: bytes) -> Envelope:
+    """``decode`` without the cache."""
     if len(blob) < _FIXED.size or not blob.startswith(MAGIC):
         return Envelope(None, bytes(blob), True)
     _, version, flags, header_len = _FIXED.unpack_from(blob)

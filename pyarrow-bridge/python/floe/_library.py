@@ -719,8 +719,9 @@ class Library:
         if query_builder is not None or lazy:
             _refuse_unsupported(f'read "{symbol}"', query_builder, lazy)
         strings = None
-        if arrow_string_format_default is not None or arrow_string_format_per_column is not None or self._arrow_string_format_default is not None:
-            strings = StringFormats.parse(self._string_default(arrow_string_format_default), arrow_string_format_per_column)
+        string_default = self._string_default(arrow_string_format_default)
+        if string_default is not None or arrow_string_format_per_column is not None:
+            strings = StringFormats.parse(string_default, arrow_string_format_per_column)
         rr = None if row_range is None else _row_range(row_range)
         dr = None if date_range is None else _date_range(date_range)
         # A read to pandas takes the plain numeric columns over from the engine without a copy; one to
