@@ -20,8 +20,6 @@ impl Library {
         self.per_item(requests, |(s, r)| self.read(s, r))
     }
 
-    // ----- reads --------------------------------------------------------------------------------
-
     /// Reads a version of `symbol` (see [`ReadRequest`]).
     ///
     /// # Errors

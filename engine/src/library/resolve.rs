@@ -13,8 +13,7 @@ use crate::index::TableIndex;
 use super::{AsOf, Library, VersionedItem, item, validate_symbol};
 
 impl Library {
-    // ----- internals ----------------------------------------------------------------------------
-
+    /// The newest live version of `symbol`, as an item.
     pub(super) fn current_item(&self, symbol: &str) -> Result<VersionedItem> {
         Ok(item(symbol, &self.resolve(symbol, &AsOf::Latest)?))
     }

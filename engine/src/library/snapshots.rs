@@ -13,8 +13,6 @@ use crate::head;
 use super::{AsOf, Library, snapshot_key};
 
 impl Library {
-    // ----- snapshots ----------------------------------------------------------------------------
-
     /// Takes snapshot `name` of the newest live version of every symbol (or of `symbols`), with
     /// `versions` overriding the version per symbol.
     ///

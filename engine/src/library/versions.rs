@@ -14,8 +14,6 @@ use crate::pipeline::write;
 use super::{AsOf, Library, SCAN_RECORDS_FROM, VersionInfo, VersionedItem, item, validate_symbol, visit_listed};
 
 impl Library {
-    // ----- symbols and versions -----------------------------------------------------------------
-
     /// The symbols with at least one live version, sorted.
     ///
     /// # Errors

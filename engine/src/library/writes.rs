@@ -20,8 +20,6 @@ use super::{
 };
 
 impl Library {
-    // ----- writes -------------------------------------------------------------------------------
-
     /// Writes `table` as a new version of `symbol`, replacing its contents.
     ///
     /// # Errors
