@@ -7,14 +7,15 @@
 #   scripts/python-env.sh          # release build (the demo); then: .venv/bin/python -c "import floe"
 #   scripts/python-env.sh --dev    # dev-profile build sharing target/ with cargo test (the test suite)
 #
-# FLOE_VENV overrides where the environment lives (default: .venv in the clone).
+# FLOE_VENV overrides where the environment lives (default: .venv in the clone); FLOE_PANDAS the pandas
+# version pinned (default 3.1.1; the test suite also runs under 2.3.3, the line ArcticDB's users are on).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
 VENV="${FLOE_VENV:-$PWD/.venv}"
 # Versions checked together on this machine (design/python.md, shared deps notes).
-PINS=(maturin==1.16.0 pyarrow==26.0.1 pandas==3.1.1 polars==2.1.0 numpy==2.4.6 pytest==9.2.0)
+PINS=(maturin==1.16.0 pyarrow==26.0.1 "pandas==${FLOE_PANDAS:-3.1.1}" polars==2.1.0 numpy==2.4.6 pytest==9.2.0)
 
 if [[ ! -x "$VENV/bin/python" ]]; then
     step "creating $VENV"

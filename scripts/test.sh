@@ -68,4 +68,10 @@ fi
 FLOE_S3_ENDPOINT="$(scripts/s3-server.sh endpoint | sed 's/^FLOE_S3_ENDPOINT=//')" \
     .venv/bin/python -m pytest -q pyarrow-bridge/tests
 
+# The package supports pandas >= 2, and users coming from ArcticDB (which needs pandas < 3) are on 2:
+# the suite again under pandas 2.3.3, on memory and LMDB (the conversions do not depend on the backend).
+step "python: the pytest suite under pandas 2.3.3 (.venv-pandas2; memory and LMDB)"
+FLOE_VENV="$PWD/.venv-pandas2" FLOE_PANDAS=2.3.3 scripts/python-env.sh --dev
+.venv-pandas2/bin/python -m pytest -q pyarrow-bridge/tests -k "not s3"
+
 step "all tests passed"
