@@ -60,6 +60,16 @@ pub(crate) fn live_latest(head: &Head) -> Option<u64> {
     head.tombstones.highest_live_at_or_below(head.latest())
 }
 
+/// The record of the newest live version of `symbol` under `head`, if it has one (none without a
+/// head): what an operation building on the symbol's current rows starts from.
+///
+/// # Errors
+/// As [`record_of`].
+pub(crate) fn live_record(storage: &dyn Storage, symbol: &str, head: Option<&Head>) -> Result<Option<VersionRecord>> {
+    let Some(head) = head else { return Ok(None) };
+    live_latest(head).map(|v| record_of(storage, symbol, head, v)).transpose()
+}
+
 /// The record of live version `v` of `symbol` (1 request unless it is the head's own record).
 ///
 /// # Errors

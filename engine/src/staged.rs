@@ -170,10 +170,8 @@ impl Library {
         let mut already_committed = false;
         let committed = self.commit(symbol, |h| {
             already_committed = false;
-            let live = match h.and_then(head::live_latest) {
-                Some(v) => {
-                    let h = h.expect("a live version implies a head");
-                    let rec = head::record_of(&**self.storage(), symbol, h, v)?;
+            let live = match head::live_record(&**self.storage(), symbol, h)? {
+                Some(rec) => {
                     let old = self.cached_index(&rec.index_key)?;
                     Some((rec, old))
                 }

@@ -71,12 +71,7 @@ impl Library {
                 self.discard(&mut old);
             }
             let next = h.map_or(0, |h| h.latest() + 1);
-            let live = match h {
-                Some(h) => {
-                    head::live_latest(h).map(|v| head::record_of(self.storage().as_ref(), symbol, h, v)).transpose()?
-                }
-                None => None,
-            };
+            let live = head::live_record(self.storage().as_ref(), symbol, h)?;
             let (entries, base) = match &live {
                 None => (Vec::new(), 0),
                 Some(rec) => {

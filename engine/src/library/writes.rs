@@ -197,10 +197,7 @@ impl Library {
         let result = self.commit(symbol, |h| {
             self.discard(&mut scratch);
             let next = h.map_or(0, |h| h.latest() + 1);
-            let live = match h {
-                Some(h) => head::live_latest(h).map(|v| head::record_of(&*self.storage, symbol, h, v)).transpose()?,
-                None => None,
-            };
+            let live = head::live_record(&*self.storage, symbol, h)?;
             let merge_tail = std::mem::replace(&mut first_attempt, false);
             let nv = match live {
                 Some(rec) if merge_tail => self.append_onto(symbol, next, &rec, table, metadata, &mut scratch)?,
@@ -369,10 +366,7 @@ impl Library {
         let result = self.commit(symbol, |h| {
             self.discard(&mut written);
             let next = h.map_or(0, |h| h.latest() + 1);
-            let live = match h {
-                Some(h) => head::live_latest(h).map(|v| head::record_of(&*self.storage, symbol, h, v)).transpose()?,
-                None => None,
-            };
+            let live = head::live_record(&*self.storage, symbol, h)?;
             let Some(rec) = live else {
                 if operation == Operation::DeleteRange {
                     return Err(Error::symbol_not_found(format!("symbol {symbol:?} has no live version")));
