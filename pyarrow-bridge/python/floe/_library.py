@@ -650,7 +650,7 @@ class Library:
             return self._item(item, _unpickled(data, item[0]), env.user)
         fmt = OutputFormat.parse(output_format, self._output_format)
         if fmt == "pyarrow" and strings is None:
-            return VersionedItem(item[0], self._name, data, item[1], env.user, None, item[2])
+            return self._item(item, data, env.user)
         if strings is not None and fmt != "pandas":
             data = strings.apply(data)
         offset = 0
@@ -730,15 +730,11 @@ class Library:
         fmt = OutputFormat.parse(output_format, self._output_format)
         owned, views = fmt == "pandas", fmt == "polars" and strings is None
         codes = strings is not None and fmt != "pandas" and strings.wants_categorical()
-        a = None if as_of is None else _as_of(as_of)
-        if columns is None:
-            t, _, owned_columns, blocks = self._lib.read(symbol, (a, dr, rr, None), False, owned, views, codes)
-            return self._finish_read((*t, owned_columns, blocks), fmt, rr, strings=strings)
-
         def fetch(a, cols):
             t, _, owned_columns, blocks = self._lib.read(symbol, (a, dr, rr, cols), False, owned, views, codes)
             return (*t, owned_columns, blocks)
 
+        a = None if as_of is None else _as_of(as_of)
         return self._finish_read(self._read_columns(columns, a, fetch), fmt, rr, strings=strings)
 
     def _read_debug(self, symbol: str) -> Tuple[pa.Table, List[int], Tuple[int, int]]:
