@@ -919,17 +919,10 @@ fn task<'o>(
 }
 
 /// An error met while fetching or decoding the segment `key`, with the key in its message.
-fn in_segment(e: impl Into<Error>, key: &AtomKey) -> Error {
+pub(super) fn in_segment(e: impl Into<Error>, key: &AtomKey) -> Error {
     e.into().context(format!("segment {key}"))
 }
 
-/// Checks that a data or index segment's bytes are the ones its key names: the key carries the
-/// segment's content hash (`floe_formats::content_hash`: header and descriptor, which name every
-/// block's checksum). This catches what the segment's own checksums cannot: a whole, valid segment
-/// stored under another key (swapped objects).
-///
-/// # Errors
-/// `CorruptData` naming the key when the hash differs.
 /// A reader of segment `key`'s `bytes` (verified by [`verify_object`]) through `layouts`: a layout
 /// parsed earlier from the same object is reused (its header and descriptor checksum compared with
 /// these bytes'), else the descriptor is parsed and the layout kept. Keys name immutable objects and
@@ -945,6 +938,13 @@ fn reader_of<'b>(layouts: &LayoutCache, key: &AtomKey, bytes: &'b [u8]) -> Resul
     Ok(reader)
 }
 
+/// Checks that a data or index segment's bytes are the ones its key names: the key carries the
+/// segment's content hash (`floe_formats::content_hash`: header and descriptor, which name every
+/// block's checksum). This catches what the segment's own checksums cannot: a whole, valid segment
+/// stored under another key (swapped objects).
+///
+/// # Errors
+/// `CorruptData` naming the key when the hash differs.
 pub(crate) fn verify_object(key: &AtomKey, bytes: &[u8]) -> Result<()> {
     if !matches!(key.key_type(), KeyType::TableData | KeyType::TableIndex) {
         return Ok(());
@@ -964,14 +964,14 @@ pub(crate) fn verify_object(key: &AtomKey, bytes: &[u8]) -> Result<()> {
 
 /// Where pass 1 and pass 2 get segment bytes from: borrowed straight from the backend's pages (LMDB's
 /// memory map, through `visit_batch`, once per pass) or fetched once and owned (every other backend).
-enum Source {
+pub(super) enum Source {
     Lent,
     Owned(Vec<Bytes>),
 }
 
 impl Source {
     /// `keys`' bytes: lent, or fetched in one batch except those already `prefetched`.
-    fn fetch(storage: &dyn Storage, keys: &[AtomKey], prefetched: &[Prefetched]) -> Result<Self> {
+    pub(super) fn fetch(storage: &dyn Storage, keys: &[AtomKey], prefetched: &[Prefetched]) -> Result<Self> {
         if storage.lends_pages() {
             return Ok(Source::Lent);
         }
@@ -994,7 +994,7 @@ impl Source {
 
     /// Calls `f(segment number, bytes)` for every segment: in parallel, or all on the calling thread
     /// in key order if `on_caller`; the first error wins.
-    fn visit(
+    pub(super) fn visit(
         &self,
         storage: &dyn Storage,
         keys: &[AtomKey],
