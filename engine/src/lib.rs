@@ -32,7 +32,9 @@ pub use commit_stats::CommitStats;
 pub use compact::{CompactionOutline, FRAGMENTED_MIN_SAVED, Fragmentation};
 pub use error::{Detail, Error, ErrorKind, Result};
 pub use floe_formats::record::{IndexKind, Operation};
-pub use library::{AsOf, Description, Library, ReadRequest, ReadResult, ReadStream, VersionInfo, VersionedItem};
+pub use library::{
+    AsOf, Description, Library, ReadRequest, ReadResult, ReadStream, Verification, VersionInfo, VersionedItem,
+};
 pub use options::{LibraryOptions, PipelineOptions};
 pub use pipeline::codes::CODES_METADATA_KEY;
 pub use pipeline::output::{OwnedOutput, output_huge_pages};

@@ -4,7 +4,8 @@
 //!
 //! The operations are split by what they do, one `impl Library` block each: `writes` (write, append,
 //! update, range deletes, metadata), `reads` (planning and reading versions, streams), `versions`
-//! (listing, deleting and pruning versions, renames), `snapshots`, and what they share: `resolve`
+//! (listing, deleting and pruning versions, renames), `snapshots`, `verify` (checking a version's
+//! stored bytes whole), and what they share: `resolve`
 //! (from a request's version to its record and index) and `rows` (storing a version's segments and
 //! index). The types of the API and the checks several of them make live here.
 
@@ -12,6 +13,7 @@ mod reads;
 mod resolve;
 mod rows;
 mod snapshots;
+mod verify;
 mod versions;
 mod writes;
 
@@ -123,6 +125,17 @@ pub struct Description {
     pub segment_count: usize,
     /// The operation that made it.
     pub operation: Operation,
+}
+
+/// What [`Library::verify`] checked of one version: every object it stores, whole.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verification {
+    /// Which version.
+    pub item: VersionedItem,
+    /// Data segments verified, each once however many index entries name it.
+    pub segments: usize,
+    /// Stored bytes verified: the index segment and every data segment.
+    pub bytes: u64,
 }
 
 /// One row of [`Library::list_versions`].

@@ -76,7 +76,7 @@ impl Library {
     }
 
     /// The index `key` names, fetched, verified and decoded, with its encoded length.
-    fn fetch_index(&self, key: &AtomKey) -> Result<(TableIndex, usize)> {
+    pub(super) fn fetch_index(&self, key: &AtomKey) -> Result<(TableIndex, usize)> {
         let bytes = self.storage.get(key).map_err(|e| Error::from(e).context(format!("index {key}")))?;
         crate::pipeline::read::verify_object(key, &bytes)?;
         let index = TableIndex::decode(&bytes).map_err(|e| e.context(format!("index {key}")))?;

@@ -453,3 +453,81 @@ fn long_slices_of_many_columns_take_narrower_segments() {
     assert_eq!(segments(&lib), estimate, "compaction made what it estimated");
     assert_eq!(read(&ReadRequest::default()), whole);
 }
+
+/// The data segment keys version `as_of` of `symbol` names, each once, and the index's stored length.
+fn stored_objects(lib: &crate::Library, symbol: &str, as_of: &AsOf) -> (Vec<floe_formats::AtomKey>, usize) {
+    let rec = lib.resolve(symbol, as_of).expect("resolves");
+    let (index, index_len) = lib.fetch_index(&rec.index_key).expect("index");
+    let mut keys: Vec<floe_formats::AtomKey> = index.entries.iter().map(|e| e.key.clone()).collect();
+    keys.sort_by_key(|k| k.to_string());
+    keys.dedup();
+    (keys, index_len)
+}
+
+/// `verify` checks every segment of a version whole, each once (an update's entries share segments),
+/// and counts the bytes stored; on a backend that lends its pages and on one that does not.
+#[test]
+fn verify_counts_every_segment_of_a_version_once() {
+    for lend in [false, true] {
+        let storage = Arc::new(TestStorage { lend, ..Default::default() });
+        let lib = library(Arc::clone(&storage) as Arc<dyn Storage>); // 4 rows a slice, 1 column a segment
+        lib.write("s", &table(0..40), None).expect("write");
+        lib.update("s", &table(5..7), Some((5, 6)), None).expect("update keeps parts of a segment");
+        for v in [0, 1] {
+            let as_of = AsOf::Version(v);
+            let (keys, index_len) = stored_objects(&lib, "s", &as_of);
+            let stored: u64 = keys.iter().map(|k| storage.inner.get(k).expect("stored").len() as u64).sum();
+            let report = lib.verify("s", &as_of).expect("an undamaged version verifies");
+            assert_eq!(report.item.version, v as u64);
+            assert_eq!(report.segments, keys.len(), "lend {lend}, v{v}");
+            assert_eq!(report.bytes, stored + index_len as u64, "lend {lend}, v{v}");
+        }
+        let rec = lib.resolve("s", &AsOf::Latest).expect("latest");
+        let index = lib.fetch_index(&rec.index_key).expect("index").0;
+        assert!(index.entries.len() > stored_objects(&lib, "s", &AsOf::Latest).0.len(), "entries share segments");
+    }
+}
+
+/// Damage a read of part of a version never touches is found by `verify`, named by segment and column;
+/// a segment lost from a live version is damage too (`CorruptData`), while a version deleted before or
+/// while it is verified is `VersionNotFound`.
+#[test]
+fn verify_finds_damage_reads_do_not_touch() {
+    let storage = Arc::new(TestStorage::default());
+    let lib = library(Arc::clone(&storage) as Arc<dyn Storage>);
+    lib.write("s", &table(0..40), None).expect("write");
+    let inner: &dyn Storage = &*storage.inner;
+    let (keys, _) = stored_objects(&lib, "s", &AsOf::Latest);
+    // The segment of column `x` for rows 36..40 (the last slice).
+    let rec = lib.resolve("s", &AsOf::Latest).expect("latest");
+    let index = lib.fetch_index(&rec.index_key).expect("index").0;
+    let last = index.entries.iter().rfind(|e| e.row_start == 36).expect("last slice").key.clone();
+    let mut bytes = inner.get(&last).expect("get").to_vec();
+    bytes[floe_formats::segment::HEADER_LEN + 1] ^= 0x40; // in its first block
+    inner.delete_batch(std::slice::from_ref(&last)).expect("delete");
+    inner.put(&last, bytes.into()).expect("put the damaged bytes back under the same key");
+
+    let early = ReadRequest { row_range: Some((0, 8)), ..Default::default() };
+    assert_eq!(lib.read("s", &early).expect("the damage is outside these rows").data.num_rows(), 8);
+    let err = lib.verify("s", &AsOf::Latest).expect_err("damaged");
+    assert_eq!(err.kind(), ErrorKind::CorruptData, "{err}");
+    assert!(err.to_string().contains(&last.to_string()), "names the segment: {err}");
+
+    inner.delete_batch(std::slice::from_ref(&last)).expect("lose the segment");
+    let err = lib.verify("s", &AsOf::Latest).expect_err("missing");
+    assert_eq!(err.kind(), ErrorKind::CorruptData, "{err}");
+    assert!(err.to_string().contains("storage does not hold"), "{err}");
+    assert!(keys.contains(&last));
+
+    // Version 0 pruned between resolving it and fetching its data: deleted, nothing damaged.
+    lib.write("s", &table(100..110), None).expect("v1");
+    let other = library(Arc::clone(&storage.inner) as Arc<dyn Storage>);
+    storage.before_data_read.set(move || other.prune_previous_versions("s").expect("prune"));
+    let err = lib.verify("s", &AsOf::Version(0)).expect_err("pruned");
+    assert_eq!((err.kind(), err.detail()), (ErrorKind::NotFound, Detail::VersionNotFound), "{err}");
+    assert!(err.to_string().contains("deleted while it was being verified"), "{err}");
+    let err = lib.verify("s", &AsOf::Version(0)).expect_err("gone");
+    assert_eq!((err.kind(), err.detail()), (ErrorKind::NotFound, Detail::VersionNotFound), "{err}");
+    let live = stored_objects(&lib, "s", &AsOf::Latest).0.len();
+    assert_eq!(lib.verify("s", &AsOf::Latest).expect("v1 verifies").segments, live);
+}

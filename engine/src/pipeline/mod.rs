@@ -7,6 +7,7 @@ pub(crate) mod output;
 pub(crate) mod pool;
 pub(crate) mod read;
 pub(crate) mod segment_buffers;
+pub(crate) mod verify;
 pub(crate) mod write;
 
 /// Work of at most this many bytes stays on the calling thread: handing it to rayon and back costs
