@@ -9,6 +9,10 @@
 //!   value); the bystander symbol is unaffected;
 //! - after the object is restored, everything reads as before (nothing cached the damage).
 //!
+//! `Library::verify` of every version and snapshot runs with each battery too: it fails with
+//! `CorruptData` naming the key for every version that stores the damaged object (also where the
+//! damage lies in a block no read decodes) and reports what it reported before for every other.
+//!
 //! Each battery reads through a fresh library handle: a handle keeps the indexes it has decoded, so
 //! a damaged index must still read right through the handle that read it before the damage.
 //!
@@ -22,7 +26,7 @@ use arrow_array::RecordBatch;
 use bytes::Bytes;
 use floe_backends::{ListScope, RefExpectation, Storage};
 use floe_engine::index::TableIndex;
-use floe_engine::{AsOf, ErrorKind, Floe, Library, ReadRequest};
+use floe_engine::{AsOf, ErrorKind, Floe, Library, ReadRequest, Verification};
 use floe_formats::{AtomKey, Key, KeyType, RefKey};
 use floe_tests::harness::{TestStore, lmdb_store, s3_endpoint, s3_store};
 use floe_tests::stress::{Rng, full_mode};
@@ -67,23 +71,45 @@ fn requests(lib: &Library, symbol: &str) -> Vec<ReadRequest> {
     out
 }
 
-/// Results of the battery: `(symbol, request) -> data`.
-type Baseline = Vec<((String, ReadRequest), RecordBatch)>;
+/// Results of the battery: `(symbol, request) -> data`, and `(symbol, version) -> verification` for
+/// every version the requests name.
+struct Baseline {
+    reads: Vec<((String, ReadRequest), RecordBatch)>,
+    verified: Vec<((String, AsOf), Verification)>,
+}
 
 fn baseline(lib: &Library) -> Baseline {
-    let mut out = Vec::new();
+    let (mut reads, mut verified) = (Vec::new(), Vec::new());
     for symbol in [VICTIM, BYSTANDER] {
         for req in requests(lib, symbol) {
             let data = lib.read(symbol, &req).unwrap_or_else(|e| panic!("baseline {symbol} {req:?}: {e}")).data;
-            out.push(((symbol.to_owned(), req), data));
+            if !verified.iter().any(|((s, a), _)| s == symbol && a == &req.as_of) {
+                let report = lib.verify(symbol, &req.as_of).unwrap_or_else(|e| panic!("verify {symbol} {req:?}: {e}"));
+                verified.push(((symbol.to_owned(), req.as_of.clone()), report));
+            }
+            reads.push(((symbol.to_owned(), req), data));
         }
     }
-    out
+    Baseline { reads, verified }
+}
+
+/// A whole read of `as_of`: what a verification of that version is judged like, by default.
+fn whole(as_of: &AsOf) -> ReadRequest {
+    ReadRequest { as_of: as_of.clone(), ..Default::default() }
+}
+
+/// Whether the damage failed `CorruptData` with a message naming one of `names`.
+fn assert_named_corrupt(e: &floe_engine::Error, names: &[String], what: &str, call: &str) {
+    assert_eq!(e.kind(), ErrorKind::CorruptData, "{what}: {call}: {e}");
+    let msg = e.to_string();
+    assert!(names.iter().any(|n| msg.contains(n)), "{what}: {call}: names none of {names:?}: {e}");
 }
 
 /// Runs the battery after damage described by `what`. Reads for which `must_fail` holds must fail with
 /// `CorruptData` and a message naming one of `names`; every other read must return its baseline, except
-/// that other reads of the `damaged` symbols may also fail that way (a partial read may touch the object). Returns (failed, succeeded).
+/// that other reads of the `damaged` symbols may also fail that way (a partial read may touch the object).
+/// Verifications of the versions for which `verify_fails` holds must fail the same way, every other
+/// must report what it did before. Returns (failed, succeeded) over reads and verifications.
 fn battery(
     floe: &Floe,
     base: &Baseline,
@@ -91,12 +117,27 @@ fn battery(
     damaged: &[&str],
     what: &str,
     must_fail: &dyn Fn(&str, &ReadRequest) -> bool,
+    verify_fails: &dyn Fn(&str, &AsOf) -> bool,
 ) -> (usize, usize) {
     // A fresh handle: a handle keeps the indexes it has decoded (verified when it fetched them), so
     // damage to an index after a handle read it shows only to handles that have not.
     let lib = floe.get_library(LIB).expect("library handle");
     let (mut failed, mut ok) = (0, 0);
-    for ((symbol, req), expected) in base {
+    for ((symbol, as_of), expected) in &base.verified {
+        match lib.verify(symbol, as_of) {
+            Ok(report) => {
+                assert!(!verify_fails(symbol, as_of), "{what}: verify {symbol} {as_of:?} should fail");
+                assert_eq!(&report, expected, "{what}: verify {symbol} {as_of:?} reported otherwise");
+                ok += 1;
+            }
+            Err(e) => {
+                assert_named_corrupt(&e, names, what, &format!("verify {symbol} {as_of:?}"));
+                assert!(verify_fails(symbol, as_of), "{what}: verify {symbol} {as_of:?} is affected: {e}");
+                failed += 1;
+            }
+        }
+    }
+    for ((symbol, req), expected) in &base.reads {
         let must = must_fail(symbol, req);
         match lib.read(symbol, req) {
             Ok(r) => {
@@ -105,12 +146,7 @@ fn battery(
                 ok += 1;
             }
             Err(e) => {
-                assert_eq!(e.kind(), ErrorKind::CorruptData, "{what}: {symbol} {req:?}: {e}");
-                let msg = e.to_string();
-                assert!(
-                    names.iter().any(|n| msg.contains(n)),
-                    "{what}: {symbol} {req:?}: names none of {names:?}: {e}"
-                );
+                assert_named_corrupt(&e, names, what, &format!("{symbol} {req:?}"));
                 assert!(must || damaged.contains(&symbol.as_str()), "{what}: {symbol} {req:?} is affected: {e}");
                 failed += 1;
             }
@@ -217,10 +253,18 @@ fn corruption(store: TestStore) {
         (false, _) => 40,
     };
     let tally = std::cell::Cell::new((0usize, 0usize, 0usize));
-    let run = |names: &[String], damaged: &[&str], what: &str, must_fail: &dyn Fn(&str, &ReadRequest) -> bool| {
-        let (f, o) = battery(&fx.floe, &fx.base, names, damaged, what, must_fail);
+    // A verification fails where a whole read of the same version does, unless told otherwise.
+    let run_verifying = |names: &[String],
+                         damaged: &[&str],
+                         what: &str,
+                         must_fail: &dyn Fn(&str, &ReadRequest) -> bool,
+                         verify_fails: &dyn Fn(&str, &AsOf) -> bool| {
+        let (f, o) = battery(&fx.floe, &fx.base, names, damaged, what, must_fail, verify_fails);
         let (a, b, c) = tally.get();
         tally.set((a + f, b + o, c + 1));
+    };
+    let run = |names: &[String], damaged: &[&str], what: &str, must_fail: &dyn Fn(&str, &ReadRequest) -> bool| {
+        run_verifying(names, damaged, what, must_fail, &|s, a| must_fail(s, &whole(a)));
     };
     let victim_index = fx.indexes[&(VICTIM.to_owned(), SNAPSHOT_VERSION)].clone();
     let victim_data = fx.data_keys(&victim_index);
@@ -243,10 +287,13 @@ fn corruption(store: TestStore) {
         // copy in a later column group touches no read (which must still return the right data).
         let unread = fx.only_in_repeated_index(&victim_index, key, &bad);
         fx.put_over(key, Bytes::from(bad));
-        run(&[key.to_string()], &[VICTIM], &what, &|s, r| !unread && fx.needs(key, s, r));
+        // A verification checks every block: it fails for every version storing the segment.
+        run_verifying(&[key.to_string()], &[VICTIM], &what, &|s, r| !unread && fx.needs(key, s, r), &|s, a| {
+            fx.needs(key, s, &whole(a))
+        });
         fx.put_over(key, good);
     }
-    assert_eq!(battery(&fx.floe, &fx.base, &[], &[], "restored", &|_, _| false).0, 0);
+    assert_eq!(battery(&fx.floe, &fx.base, &[], &[], "restored", &|_, _| false, &|_, _| false).0, 0);
 
     // 2. Index segments: flipped, truncated; two versions' indexes swapped.
     let v0 = fx.indexes[&(VICTIM.to_owned(), 0)].clone();
@@ -263,7 +310,7 @@ fn corruption(store: TestStore) {
         fx.put_over(key, Bytes::from(bad));
         run(&[key.to_string()], &[VICTIM], &format!("damaged index {key}"), &fx.reads_via(key));
         // The handle that made the baseline decoded this index before the damage: it reads right.
-        for ((symbol, req), expected) in &fx.base {
+        for ((symbol, req), expected) in &fx.base.reads {
             let got =
                 fx.lib.read(symbol, req).unwrap_or_else(|e| panic!("cached index of {key}: {symbol} {req:?}: {e}"));
             assert_eq!(&got.data, expected, "cached index of {key}: {symbol} {req:?}");
@@ -334,13 +381,13 @@ fn corruption(store: TestStore) {
     run(&["snapshot \"snap\"".to_owned()], &[VICTIM, BYSTANDER], "flipped snapshot", &|_, r| !not_snapshot(r));
     fx.overwrite_ref(&snap, good);
 
-    assert_eq!(battery(&fx.floe, &fx.base, &[], &[], "all restored", &|_, _| false).0, 0);
+    assert_eq!(battery(&fx.floe, &fx.base, &[], &[], "all restored", &|_, _| false, &|_, _| false).0, 0);
     let (failed_reads, ok_reads, cases) = tally.get();
     eprintln!(
         "[reliability] {} corruption: {cases} damages ({flips} random bit flips/truncations of data segments, 3 \
          damaged indexes and 1 swapped pair, 2 swapped data segment pairs, a flipped and a swapped version \
-         record, a flipped and a swapped head, a flipped snapshot); {failed_reads} reads failed with \
-         CorruptData naming the key, {ok_reads} other reads returned exactly the original data",
+         record, a flipped and a swapped head, a flipped snapshot); {failed_reads} reads and verifications \
+         failed with CorruptData naming the key, {ok_reads} others returned exactly the original data",
         store.kind
     );
 }
