@@ -429,6 +429,21 @@ impl PyLibrary {
         Ok((convert::item_tuple(&item), py_bytes(py, meta)))
     }
 
+    /// `(item, data segments verified, stored bytes verified)`: every object of a version checked
+    /// against its checksums (`Library::verify`).
+    fn verify(
+        &self,
+        py: Python<'_>,
+        symbol: &str,
+        as_of: Option<(String, Bound<'_, PyAny>)>,
+    ) -> PyResult<(ItemTuple, usize, u64)> {
+        let as_of = convert::as_of(as_of)?;
+        let v = py
+            .detach(|| self.inner.verify(symbol, &as_of))
+            .map_err(|e| to_py(py, &e, &format!("verify {symbol:?}")))?;
+        Ok((convert::item_tuple(&v.item), v.segments, v.bytes))
+    }
+
     /// `(item, schema, index column or None, row count, index range or None, segment count, operation)`.
     #[allow(clippy::type_complexity)]
     fn get_description(

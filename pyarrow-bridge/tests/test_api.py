@@ -199,6 +199,32 @@ def test_get_description(lib):
     assert d.date_range == (pd.NaT, pd.NaT) or all(pd.isna(x) for x in d.date_range)
 
 
+def test_verify_checks_every_object_of_a_version(small_lib):
+    lib = small_lib
+    # 7 rows a slice, 3 columns a segment (the fixture's options): 20 rows of 3 data columns.
+    lib.write("s", ts_frame(20))
+    v = lib.verify("s")
+    assert isinstance(v, floe.Verification)
+    assert (v.symbol, v.version) == ("s", 0)
+    assert v.segments == lib.get_description("s").segment_count == 3
+    sizes = lib.admin_tools().get_sizes_for_symbol("s")
+    assert v.bytes == sizes[floe.KeyType.TABLE_DATA].bytes_compressed + sizes[floe.KeyType.TABLE_INDEX].bytes_compressed
+    lib.append("s", ts_frame(5, start="2030-01-01"))
+    lib.snapshot("snap")
+    lib.write("s", ts_frame(3), prune_previous_versions=False)
+    assert lib.verify("s", as_of=0) == v
+    assert lib.verify("s", as_of="snap").version == lib.verify("s", as_of=1).version == 1
+    assert lib.verify("s", as_of=1).segments == 4  # the append's slice added to v0's three
+    assert lib.verify("s").version == 2
+    with pytest.raises(floe.SymbolNotFound):
+        lib.verify("missing")
+    with pytest.raises(floe.VersionNotFound):
+        lib.verify("s", as_of=7)
+    lib.delete("s", versions=[0])
+    with pytest.raises(floe.VersionNotFound):
+        lib.verify("s", as_of=0)
+
+
 # ----- symbols, versions, deletes, snapshots ---------------------------------------------------
 
 

@@ -35,6 +35,7 @@ from ._types import (
     StageResult,
     SymbolVersion,
     UpdatePayload,
+    Verification,
     VersionedItem,
     VersionInfo,
     WriteMetadataPayload,
@@ -913,6 +914,17 @@ class Library:
             except FloeError as e:
                 out.append(_data_error(r.symbol, e, r.as_of))
         return out
+
+    def verify(self, symbol: str, as_of: Any = None) -> Verification:
+        """Checks every object a version stores against its checksums, without reading its data into
+        memory: the version record, the index, and each data segment whole (every block of every
+        column, on both cores). A read verifies the blocks it decodes; this finds damage anywhere in
+        the version (after a disk fault, or a restore from backup). Not in ArcticDB.
+
+        Raises :class:`CorruptData` naming the damaged or missing object, and the not-found
+        errors of :meth:`read` for a missing symbol, version or snapshot."""
+        item, segments, nbytes = self._lib.verify(symbol, _as_of(as_of))
+        return Verification(item[0], item[1], segments, nbytes)
 
     def list_symbols(self, snapshot_name: Optional[str] = None, regex: Optional[str] = None) -> List[str]:
         """The symbols with a live version (or those in snapshot ``snapshot_name``), sorted;

@@ -202,6 +202,15 @@ class SymbolDescription(NamedTuple):
     version: int
 
 
+class Verification(NamedTuple):
+    """What :meth:`Library.verify` checked of one version: every object it stores, whole."""
+
+    symbol: str
+    version: int
+    segments: int  # data segments, each once however many index entries name it
+    bytes: int  # stored bytes: the index segment and every data segment
+
+
 class ReadRequest(NamedTuple):
     """One read of :meth:`Library.read_batch`."""
 
