@@ -38,6 +38,8 @@ SIZES = {
 SECTIONS = ["wide-float", "ticks", "wide", "meta", "scaling"]
 LIB_SYSTEMS = ["floe", "arcticdb"]
 ALL_SYSTEMS = ["floe", "arcticdb", "parquet"]
+#: The Floe-only step timing `Library.verify` of the dataset's symbol (report.py's checksum target).
+VERIFY_OP = "verify every stored block (Floe)"
 SUBSET = {"wide-float": ["f0", "f5"], "ticks": ["price", "symbol"], "wide": [f"c{i}" for i in range(0, 1000, 100)]}
 
 
@@ -163,6 +165,9 @@ def dataset_section(run: Run, name: str, rows: int, appends: int) -> None:
         elif label.endswith("-> pyarrow") and "columns" in args:
             cmds["physical"] = ("fresh_table", {"cols": len(cols) + 1, "rows": rows, "bytes": subset_bytes})
         run.timed(name, label, cmds)
+    # Floe only: checking every stored block of the version against its checksum, without decoding,
+    # for the checksum target (its CPU against the full read's).
+    run.timed(name, VERIFY_OP, {"floe": ("verify", {})})
 
     if extra:
         n = appends

@@ -78,10 +78,12 @@ def measure(fn: Callable[[], Any], fresh: bool = True) -> Tuple[Dict[str, float]
         reset = _reset_peak()
         busy0 = _busy_seconds()
         cpu0 = os.times()
+        process0 = time.process_time()
         faults0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         t0 = time.perf_counter()
         result = fn()
         t1 = time.perf_counter()
+        process1 = time.process_time()
         cpu1 = os.times()
         faults1 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         busy1 = _busy_seconds()
@@ -96,6 +98,9 @@ def measure(fn: Callable[[], Any], fresh: bool = True) -> Tuple[Dict[str, float]
         # The kernel's share of those cores (page faults, madvise, I/O), and the minor page faults:
         # what tells a slow repetition that faulted its memory in slowly from one that computed more.
         "sys_cores": (cpu1.system - cpu0.system) / wall if wall > 0 else 0.0,
+        # CPU seconds of every thread of the process, to the nanosecond (`os.times` counts 10 ms
+        # ticks): the checksum target compares two calls' CPU.
+        "cpu_s": process1 - process0,
         "faults": faults1 - faults0,
         "other": max(0.0, (busy1 - busy0) - own) / wall if wall > 0 else 0.0,
         "peak_mb": (after["VmHWM"] - before["VmRSS"]) / MB if reset else float("nan"),

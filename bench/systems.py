@@ -90,6 +90,10 @@ class Floe(LibrarySystem):
 
         self.lib.write_batch([floe.WritePayload(s, df) for s, df in items])
 
+    def verify(self, sym: str) -> Any:
+        """Floe only: every stored block of the symbol's latest version checked against its checksum."""
+        return self.lib.verify(sym)
+
 
 class ArcticDB(LibrarySystem):
     """ArcticDB's public ``Arctic`` on ``lmdb://`` with default library options."""

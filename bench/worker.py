@@ -115,6 +115,10 @@ class Worker:
                 fig["out_bytes"] = out.nbytes
             self.held = out
             return fig
+        if op == "verify":
+            fig, out = measure(lambda: s.verify(a.get("sym", "data")))
+            fig["verified_bytes"] = out.bytes
+            return fig
         if op == "append":
             chunk = self._chunk(a["i"])
             fig, _ = measure(lambda: s.append(a.get("sym", "app"), chunk), fresh=False)
