@@ -430,16 +430,17 @@ impl PyLibrary {
     }
 
     /// `(item, data segments verified, stored bytes verified)`: every object of a version checked
-    /// against its checksums (`Library::verify`).
+    /// against its checksums (`Library::verify`), on every core or on the calling thread.
     fn verify(
         &self,
         py: Python<'_>,
         symbol: &str,
         as_of: Option<(String, Bound<'_, PyAny>)>,
+        parallel: bool,
     ) -> PyResult<(ItemTuple, usize, u64)> {
         let as_of = convert::as_of(as_of)?;
         let v = py
-            .detach(|| self.inner.verify(symbol, &as_of))
+            .detach(|| self.inner.verify(symbol, &as_of, parallel))
             .map_err(|e| to_py(py, &e, &format!("verify {symbol:?}")))?;
         Ok((convert::item_tuple(&v.item), v.segments, v.bytes))
     }

@@ -212,7 +212,7 @@ def test_verify_checks_every_object_of_a_version(small_lib):
     lib.append("s", ts_frame(5, start="2030-01-01"))
     lib.snapshot("snap")
     lib.write("s", ts_frame(3), prune_previous_versions=False)
-    assert lib.verify("s", as_of=0) == v
+    assert lib.verify("s", as_of=0) == v == lib.verify("s", as_of=0, parallel=False)
     assert lib.verify("s", as_of="snap").version == lib.verify("s", as_of=1).version == 1
     assert lib.verify("s", as_of=1).segments == 4  # the append's slice added to v0's three
     assert lib.verify("s").version == 2

@@ -72,7 +72,7 @@ fn requests(lib: &Library, symbol: &str) -> Vec<ReadRequest> {
 }
 
 /// Results of the battery: `(symbol, request) -> data`, and `(symbol, version) -> verification` for
-/// every version the requests name.
+/// every version the requests name (made on the calling thread; the battery's run in parallel).
 struct Baseline {
     reads: Vec<((String, ReadRequest), RecordBatch)>,
     verified: Vec<((String, AsOf), Verification)>,
@@ -84,7 +84,8 @@ fn baseline(lib: &Library) -> Baseline {
         for req in requests(lib, symbol) {
             let data = lib.read(symbol, &req).unwrap_or_else(|e| panic!("baseline {symbol} {req:?}: {e}")).data;
             if !verified.iter().any(|((s, a), _)| s == symbol && a == &req.as_of) {
-                let report = lib.verify(symbol, &req.as_of).unwrap_or_else(|e| panic!("verify {symbol} {req:?}: {e}"));
+                let report =
+                    lib.verify(symbol, &req.as_of, false).unwrap_or_else(|e| panic!("verify {symbol} {req:?}: {e}"));
                 verified.push(((symbol.to_owned(), req.as_of.clone()), report));
             }
             reads.push(((symbol.to_owned(), req), data));
@@ -124,7 +125,7 @@ fn battery(
     let lib = floe.get_library(LIB).expect("library handle");
     let (mut failed, mut ok) = (0, 0);
     for ((symbol, as_of), expected) in &base.verified {
-        match lib.verify(symbol, as_of) {
+        match lib.verify(symbol, as_of, true) {
             Ok(report) => {
                 assert!(!verify_fails(symbol, as_of), "{what}: verify {symbol} {as_of:?} should fail");
                 assert_eq!(&report, expected, "{what}: verify {symbol} {as_of:?} reported otherwise");

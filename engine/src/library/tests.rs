@@ -465,7 +465,8 @@ fn stored_objects(lib: &crate::Library, symbol: &str, as_of: &AsOf) -> (Vec<floe
 }
 
 /// `verify` checks every segment of a version whole, each once (an update's entries share segments),
-/// and counts the bytes stored; on a backend that lends its pages and on one that does not.
+/// and counts the bytes stored; on a backend that lends its pages and on one that does not, in parallel
+/// and on the calling thread.
 #[test]
 fn verify_counts_every_segment_of_a_version_once() {
     for lend in [false, true] {
@@ -477,10 +478,11 @@ fn verify_counts_every_segment_of_a_version_once() {
             let as_of = AsOf::Version(v);
             let (keys, index_len) = stored_objects(&lib, "s", &as_of);
             let stored: u64 = keys.iter().map(|k| storage.inner.get(k).expect("stored").len() as u64).sum();
-            let report = lib.verify("s", &as_of).expect("an undamaged version verifies");
+            let report = lib.verify("s", &as_of, true).expect("an undamaged version verifies");
             assert_eq!(report.item.version, v as u64);
             assert_eq!(report.segments, keys.len(), "lend {lend}, v{v}");
             assert_eq!(report.bytes, stored + index_len as u64, "lend {lend}, v{v}");
+            assert_eq!(lib.verify("s", &as_of, false).expect("on this thread"), report, "lend {lend}, v{v}");
         }
         let rec = lib.resolve("s", &AsOf::Latest).expect("latest");
         let index = lib.fetch_index(&rec.index_key).expect("index").0;
@@ -509,12 +511,12 @@ fn verify_finds_damage_reads_do_not_touch() {
 
     let early = ReadRequest { row_range: Some((0, 8)), ..Default::default() };
     assert_eq!(lib.read("s", &early).expect("the damage is outside these rows").data.num_rows(), 8);
-    let err = lib.verify("s", &AsOf::Latest).expect_err("damaged");
+    let err = lib.verify("s", &AsOf::Latest, true).expect_err("damaged");
     assert_eq!(err.kind(), ErrorKind::CorruptData, "{err}");
     assert!(err.to_string().contains(&last.to_string()), "names the segment: {err}");
 
     inner.delete_batch(std::slice::from_ref(&last)).expect("lose the segment");
-    let err = lib.verify("s", &AsOf::Latest).expect_err("missing");
+    let err = lib.verify("s", &AsOf::Latest, false).expect_err("missing");
     assert_eq!(err.kind(), ErrorKind::CorruptData, "{err}");
     assert!(err.to_string().contains("storage does not hold"), "{err}");
     assert!(keys.contains(&last));
@@ -523,11 +525,11 @@ fn verify_finds_damage_reads_do_not_touch() {
     lib.write("s", &table(100..110), None).expect("v1");
     let other = library(Arc::clone(&storage.inner) as Arc<dyn Storage>);
     storage.before_data_read.set(move || other.prune_previous_versions("s").expect("prune"));
-    let err = lib.verify("s", &AsOf::Version(0)).expect_err("pruned");
+    let err = lib.verify("s", &AsOf::Version(0), true).expect_err("pruned");
     assert_eq!((err.kind(), err.detail()), (ErrorKind::NotFound, Detail::VersionNotFound), "{err}");
     assert!(err.to_string().contains("deleted while it was being verified"), "{err}");
-    let err = lib.verify("s", &AsOf::Version(0)).expect_err("gone");
+    let err = lib.verify("s", &AsOf::Version(0), false).expect_err("gone");
     assert_eq!((err.kind(), err.detail()), (ErrorKind::NotFound, Detail::VersionNotFound), "{err}");
     let live = stored_objects(&lib, "s", &AsOf::Latest).0.len();
-    assert_eq!(lib.verify("s", &AsOf::Latest).expect("v1 verifies").segments, live);
+    assert_eq!(lib.verify("s", &AsOf::Latest, true).expect("v1 verifies").segments, live);
 }

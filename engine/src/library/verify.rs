@@ -15,18 +15,20 @@ impl Library {
     /// Verifies every object a version stores against its checksums: the version record (as it is
     /// resolved), the index segment fetched afresh (not from the handle's cache), and each data
     /// segment whole (the content hash its key records, then every block of every column and the
-    /// metadata), in parallel. A read verifies only the blocks it decodes; this finds damage anywhere
-    /// in the version, e.g. after a disk fault or a restore from backup, without holding its data.
+    /// metadata). A read verifies only the blocks it decodes; this finds damage anywhere in the
+    /// version, e.g. after a disk fault or a restore from backup, without holding its data. With
+    /// `parallel` the segments are checked on every core; without, one after another on the calling
+    /// thread (slower, but it leaves the other cores to other work).
     ///
     /// # Errors
     /// `NotFound` for a missing symbol, version or snapshot (also when the version is deleted while
     /// being verified); `CorruptData` naming the object (and for a block its column) on the first
     /// damage found, or when an object the version names is missing from storage;
     /// `StorageUnavailable` as a read.
-    pub fn verify(&self, symbol: &str, as_of: &AsOf) -> Result<Verification> {
+    pub fn verify(&self, symbol: &str, as_of: &AsOf, parallel: bool) -> Result<Verification> {
         validate_symbol(symbol)?;
         let rec = self.resolve(symbol, as_of)?;
-        match self.verify_record(symbol, &rec) {
+        match self.verify_record(symbol, &rec, parallel) {
             Err(e) if e.kind() == ErrorKind::NotFound => Err(match self.resolve(symbol, as_of) {
                 // Pruned or deleted meanwhile: what the caller asked for is gone, nothing is damaged.
                 Err(gone) if gone.kind() == ErrorKind::NotFound => gone.context("deleted while it was being verified"),
@@ -40,12 +42,12 @@ impl Library {
         }
     }
 
-    fn verify_record(&self, symbol: &str, rec: &VersionRecord) -> Result<Verification> {
+    fn verify_record(&self, symbol: &str, rec: &VersionRecord, parallel: bool) -> Result<Verification> {
         let (index, index_bytes) = self.fetch_index(&rec.index_key)?;
         // An update keeps untouched rows of a segment by reference: two entries may name one segment.
         let mut seen = HashSet::with_capacity(index.entries.len());
         let keys: Vec<AtomKey> = index.entries.iter().map(|e| &e.key).filter(|k| seen.insert(*k)).cloned().collect();
-        let data_bytes = verify_segments(&*self.storage, &keys)?;
+        let data_bytes = verify_segments(&*self.storage, &keys, parallel)?;
         Ok(Verification { item: item(symbol, rec), segments: keys.len(), bytes: data_bytes + index_bytes as u64 })
     }
 }

@@ -20,17 +20,18 @@ const SEGMENTS_PER_BATCH: usize = 16;
 
 /// Fetches the data segments `keys` names and verifies each whole: its bytes against the content
 /// hash its key records (header and descriptor), then every block's checksum. Segments are visited
-/// in parallel, a batch at a time. Returns the stored bytes verified.
+/// in parallel, a batch at a time, or with `parallel` false one after another on the calling thread.
+/// Returns the stored bytes verified.
 ///
 /// # Errors
 /// `NotFound` naming a key the storage does not hold; `CorruptData` naming the segment, and for a
 /// block its column, on the first damage found; storage errors as they come.
-pub(crate) fn verify_segments(storage: &dyn Storage, keys: &[AtomKey]) -> Result<u64> {
+pub(crate) fn verify_segments(storage: &dyn Storage, keys: &[AtomKey], parallel: bool) -> Result<u64> {
     super::pool::ensure_thread_pool();
     let verified = Mutex::new(0u64);
     for batch in keys.chunks(SEGMENTS_PER_BATCH) {
         let source = Source::fetch(storage, batch, &[])?;
-        source.visit(storage, batch, false, &|i, bytes| {
+        source.visit(storage, batch, !parallel, &|i, bytes| {
             verify_segment(&batch[i], bytes)?;
             *lock(&verified) += bytes.len() as u64;
             Ok(())

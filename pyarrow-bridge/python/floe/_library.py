@@ -915,15 +915,17 @@ class Library:
                 out.append(_data_error(r.symbol, e, r.as_of))
         return out
 
-    def verify(self, symbol: str, as_of: Any = None) -> Verification:
+    def verify(self, symbol: str, as_of: Any = None, parallel: bool = True) -> Verification:
         """Checks every object a version stores against its checksums, without reading its data into
         memory: the version record, the index, and each data segment whole (every block of every
-        column, on both cores). A read verifies the blocks it decodes; this finds damage anywhere in
-        the version (after a disk fault, or a restore from backup). Not in ArcticDB.
+        column). A read verifies the blocks it decodes; this finds damage anywhere in the version
+        (after a disk fault, or a restore from backup). ``parallel=False`` checks one segment after
+        another on the calling thread: slower, but it leaves the other cores to other work (a scrub in
+        the background). Not in ArcticDB.
 
         Raises :class:`CorruptData` naming the damaged or missing object, and the not-found
         errors of :meth:`read` for a missing symbol, version or snapshot."""
-        item, segments, nbytes = self._lib.verify(symbol, _as_of(as_of))
+        item, segments, nbytes = self._lib.verify(symbol, _as_of(as_of), bool(parallel))
         return Verification(item[0], item[1], segments, nbytes)
 
     def list_symbols(self, snapshot_name: Optional[str] = None, regex: Optional[str] = None) -> List[str]:
