@@ -91,8 +91,9 @@ class Floe(LibrarySystem):
         self.lib.write_batch([floe.WritePayload(s, df) for s, df in items])
 
     def verify(self, sym: str) -> Any:
-        """Floe only: every stored block of the symbol's latest version checked against its checksum."""
-        return self.lib.verify(sym)
+        """Floe only: every stored block of the symbol's latest version checked against its checksum,
+        on the calling thread (its CPU is then the work's alone, no worker waiting for more)."""
+        return self.lib.verify(sym, parallel=False)
 
 
 class ArcticDB(LibrarySystem):
