@@ -91,6 +91,16 @@ fn read_full(bencher: Bencher, backend: &str) {
     bencher.counter(BytesCount::new(bytes(&t))).bench_local(|| lib.read("r", &ReadRequest::default()).expect("read"));
 }
 
+/// Every stored block of the version checked against its checksum, nothing decoded (`Library::verify`
+/// on the calling thread): the checksum stage of `read_full` alone.
+#[divan::bench(args = ["mem", "lmdb"], sample_count = 20)]
+fn verify_full(bencher: Bencher, backend: &str) {
+    let lib = library(backend);
+    let t = table(0, ROWS);
+    lib.write("r", &t, None).expect("write");
+    bencher.counter(BytesCount::new(bytes(&t))).bench_local(|| lib.verify("r", &AsOf::Latest, false).expect("verify"));
+}
+
 #[divan::bench(args = ["mem", "lmdb"], sample_count = 20)]
 fn read_date_range_10pct(bencher: Bencher, backend: &str) {
     let lib = library(backend);
