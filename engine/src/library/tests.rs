@@ -492,7 +492,8 @@ fn verify_counts_every_segment_of_a_version_once() {
 
 /// Damage a read of part of a version never touches is found by `verify`, named by segment and column;
 /// a segment lost from a live version is damage too (`CorruptData`), while a version deleted before or
-/// while it is verified is `VersionNotFound`.
+/// while it is verified is `VersionNotFound`, and a latest version replaced and pruned meanwhile gives
+/// way to the new latest.
 #[test]
 fn verify_finds_damage_reads_do_not_touch() {
     let storage = Arc::new(TestStorage::default());
@@ -530,6 +531,14 @@ fn verify_finds_damage_reads_do_not_touch() {
     assert!(err.to_string().contains("deleted while it was being verified"), "{err}");
     let err = lib.verify("s", &AsOf::Version(0), false).expect_err("gone");
     assert_eq!((err.kind(), err.detail()), (ErrorKind::NotFound, Detail::VersionNotFound), "{err}");
+    // The latest version replaced and pruned while it is verified: the new latest is verified.
+    let other = library(Arc::clone(&storage.inner) as Arc<dyn Storage>);
+    storage.before_data_read.set(move || {
+        other.write("s", &table(200..230), None).expect("v2");
+        other.prune_previous_versions("s").expect("prune");
+    });
+    let report = lib.verify("s", &AsOf::Latest, true).expect("the newer latest verifies");
+    assert_eq!((report.item.version, report.segments), (2, stored_objects(&lib, "s", &AsOf::Latest).0.len()));
     let live = stored_objects(&lib, "s", &AsOf::Latest).0.len();
     assert_eq!(lib.verify("s", &AsOf::Latest, true).expect("v1 verifies").segments, live);
 }

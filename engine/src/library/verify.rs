@@ -9,7 +9,7 @@ use floe_formats::record::VersionRecord;
 use crate::error::{Error, ErrorKind, Result};
 use crate::pipeline::verify::verify_segments;
 
-use super::{AsOf, Library, Verification, item, validate_symbol};
+use super::{AsOf, Library, READ_RETRIES, Verification, item, validate_symbol};
 
 impl Library {
     /// Verifies every object a version stores against its checksums: the version record (as it is
@@ -27,18 +27,33 @@ impl Library {
     /// `StorageUnavailable` as a read.
     pub fn verify(&self, symbol: &str, as_of: &AsOf, parallel: bool) -> Result<Verification> {
         validate_symbol(symbol)?;
-        let rec = self.resolve(symbol, as_of)?;
-        match self.verify_record(symbol, &rec, parallel) {
-            Err(e) if e.kind() == ErrorKind::NotFound => Err(match self.resolve(symbol, as_of) {
+        let mut rec = self.resolve(symbol, as_of)?;
+        let mut attempt = 0;
+        loop {
+            let e = match self.verify_record(symbol, &rec, parallel) {
+                Err(e) if e.kind() == ErrorKind::NotFound => e,
+                other => return other,
+            };
+            match self.resolve(symbol, as_of) {
                 // Pruned or deleted meanwhile: what the caller asked for is gone, nothing is damaged.
-                Err(gone) if gone.kind() == ErrorKind::NotFound => gone.context("deleted while it was being verified"),
-                // Still live, so an object it names is lost: damage, not a missing version.
-                _ => Error::corrupt(format!(
-                    "version {} of symbol {symbol:?} names an object storage does not hold: {e}",
-                    rec.version
-                )),
-            }),
-            other => other,
+                Err(gone) if gone.kind() == ErrorKind::NotFound => {
+                    return Err(gone.context("deleted while it was being verified"));
+                }
+                Err(other) => return Err(other),
+                // The request names another version now (a newer latest, the version current at a time
+                // after a prune): verify that one, as a read would read it.
+                Ok(now) if now.version != rec.version && attempt < READ_RETRIES => {
+                    attempt += 1;
+                    rec = now;
+                }
+                // Still the same live version, so an object it names is lost: damage, not a missing version.
+                Ok(_) => {
+                    return Err(Error::corrupt(format!(
+                        "version {} of symbol {symbol:?} names an object storage does not hold: {e}",
+                        rec.version
+                    )));
+                }
+            }
         }
     }
 
