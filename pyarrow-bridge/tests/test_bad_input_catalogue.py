@@ -831,12 +831,15 @@ def _open_failure(uri: str):
 
 def test_s3_closed_port_is_a_storage_error_within_seconds():
     """Nothing listens on the port: every attempt is refused at once; object_store retries 10 times
-    with backoff from 100 ms, about 5 s in all (4.9 s measured)."""
+    with backoff from 100 ms, about 5 s in all (4.9 s measured). The backoff is drawn at random, so
+    now and then the retries outlast the open's 15 s check and the message says so instead (seen in a
+    CI run of 2026-12-07): either way a StorageError naming the bucket and endpoint."""
     _s3_enabled()
     port = _free_port()
     e, elapsed = _open_failure(f"s3://127.0.0.1:bucket?port={port}&https=false&access=a&secret=SEKRET")
     assert type(e) is floe.StorageError, f"{type(e).__name__}: {e}"
-    assert re.search(rf"storage unavailable \(s3\): bucket bucket at http://127\.0\.0\.1:{port}", str(e)), str(e)
+    where = rf"bucket bucket at http://127\.0\.0\.1:{port}"
+    assert re.search(rf"storage unavailable \(s3\): (no answer from )?{where}", str(e)), str(e)
     assert "SEKRET" not in str(e)
     assert elapsed < 30, f"took {elapsed:.1f} s"
 
