@@ -1,7 +1,8 @@
 """Floe demo: a realistic 10-million-row quote series, from pandas, on LMDB in a local folder.
 
 Writes 9M rows, appends 1M more, reads everything back (pandas and zero-copy pyarrow), reads a date
-range with a column subset, lists versions and reads the old version, printing one line per step.
+range with a column subset, lists versions and reads the old version, verifies every stored block of
+the latest, printing one line per step.
 
     python pyarrow-bridge/examples/demo.py [--rows 10000000] [--path scratch/demo-lmdb]
 """
@@ -148,6 +149,10 @@ def main() -> int:
         old = lib.read("AAPL", as_of=0)
     s.report(f"{len(old.data):,} rows, metadata {old.metadata}")
     same_frame(old.data, df.iloc[:first])
+
+    with Step("verify every stored block (latest)") as s:
+        v = lib.verify("AAPL")
+    s.report(f"{v.segments} segments, {v.bytes / 1e6:,.0f} MB checked, {v.bytes / 1e6 / s.seconds:7.0f} MB/s")
 
     d = lib.get_description("AAPL")
     # Allocated blocks, not apparent sizes: LMDB's data file may be sparse.
