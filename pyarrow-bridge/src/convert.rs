@@ -5,9 +5,10 @@
 //! that the same data from pandas, pyarrow or polars has the same schema, and the codec is asked up front
 //! whether it can store every column, so an unsupported type fails before anything is written.
 //!
-//! Out: the engine's record batches are handed over as a `__arrow_c_stream__` producer; the consumer
-//! (pyarrow, polars) takes ownership of the batches' buffers through the C data interface's release
-//! callbacks, so the data outlives the library and store handles that produced it.
+//! Out: a read's record batch is handed over as a [`ReadTable`] (a `__arrow_c_stream__` producer, and a
+//! C struct array the Python layer imports against a pyarrow schema it keeps); the consumer (pyarrow,
+//! polars) takes ownership of the batch's buffers through the C data interface's release callbacks,
+//! so the data outlives the library and store handles that produced it.
 
 use std::sync::Arc;
 
@@ -15,7 +16,8 @@ use arrow_array::{Array, RecordBatch, RecordBatchOptions};
 use arrow_schema::{Field, Schema, SchemaRef};
 use floe_engine::{AsOf, Error, IndexKind, ReadRequest, Table, VersionedItem};
 use pyo3::prelude::*;
-use pyo3_arrow::PyTable;
+
+use crate::read_table::ReadTable;
 use pyo3_arrow::input::AnyRecordBatch;
 
 /// Imports `data` (holding the GIL: a stream may be implemented in Python) into record batches.
@@ -80,10 +82,9 @@ pub fn index_kind(index: Option<&str>) -> IndexKind {
     }
 }
 
-/// The table a read produced, as a Python object exporting `__arrow_c_stream__`.
-pub fn export_table(batch: RecordBatch) -> PyResult<PyTable> {
-    let schema = batch.schema();
-    PyTable::try_new(vec![batch], schema)
+/// The table a read produced, for the Python layer (see [`crate::read_table`]).
+pub fn export_table(batch: RecordBatch) -> ReadTable {
+    ReadTable::new(batch)
 }
 
 /// The addresses of the value buffers of each column of `batch` (the last buffer of each array: the

@@ -12,6 +12,7 @@ mod dense;
 mod errors;
 mod library;
 mod owned;
+mod read_table;
 mod store;
 mod strings;
 
@@ -25,6 +26,7 @@ fn _floe(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<library::PyReadStream>()?;
     m.add_class::<owned::OwnedColumn>()?;
     m.add_class::<owned::OwnedBlock>()?;
+    m.add_class::<read_table::ReadTable>()?;
     m.add_function(wrap_pyfunction!(strings::strings_from_objects, m)?)?;
     m.add_function(wrap_pyfunction!(dense::copy_rows_contiguous, m)?)?;
     m.add_function(wrap_pyfunction!(strings::codes_from_objects, m)?)?;

@@ -15,13 +15,14 @@ use numpy::{IntoPyArray, PyArray1};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyString};
 use pyo3_arrow::input::AnyRecordBatch;
-use pyo3_arrow::{PyRecordBatch, PySchema, PyTable};
+use pyo3_arrow::{PyRecordBatch, PySchema};
 
 use crate::convert::{self, ItemTuple, ReadArgs};
 use crate::deferred::NumpyBlocks;
 use crate::dense::BorrowedBlock;
 use crate::errors::to_py;
 use crate::owned::{self, OwnedBlocks, OwnedColumns};
+use crate::read_table::ReadTable;
 
 /// A compaction outline for Python: `(version, next_version, rows per slice now, rows per slice after)`.
 type OutlineTuple = (u64, Option<u64>, Vec<u64>, Vec<u64>);
@@ -40,7 +41,7 @@ impl PyLibrary {
 }
 
 /// `(item, data, user metadata)` of one read.
-type ReadTuple = (ItemTuple, PyTable, Option<Py<PyBytes>>);
+type ReadTuple = (ItemTuple, ReadTable, Option<Py<PyBytes>>);
 
 /// One valid item of a batch write, as the engine takes it.
 type BatchItem = (String, Table, Option<Vec<u8>>);
@@ -86,7 +87,7 @@ fn py_bytes(py: Python<'_>, b: Option<Vec<u8>>) -> Option<Py<PyBytes>> {
 }
 
 fn read_tuple(py: Python<'_>, r: ReadResult) -> PyResult<ReadTuple> {
-    Ok((convert::item_tuple(&r.item), convert::export_table(r.data)?, py_bytes(py, r.metadata)))
+    Ok((convert::item_tuple(&r.item), convert::export_table(r.data), py_bytes(py, r.metadata)))
 }
 
 /// The per-item slot of a batch result: the value, or the exception object (not raised).

@@ -70,3 +70,50 @@ def test_repeated_reads_do_not_leak(lib):
     rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     # 40 reads of ~3 MB each would add >100 MB if buffers were never released.
     assert rss1 - rss0 < 60_000, (rss0, rss1)  # KiB
+
+
+def test_reads_import_against_kept_schemas_without_mixing_them(lib, monkeypatch):
+    """A read to pyarrow imports its batch against the pyarrow schema kept for its schema id (D62):
+    symbols of different schemas read in turn each get their own, also after the cache is cleared,
+    and a read without columns keeps its row count (it goes through the stream)."""
+    from floe import _library
+
+    monkeypatch.setattr(_library, "_SCHEMAS", {})
+    monkeypatch.setattr(_library, "_MAX_SCHEMAS", 2)
+    index = pd.date_range("2024-01-01", periods=3, freq="1s", name="t")
+    frames = {
+        "f": pd.DataFrame({"x": [1.5, 2.5, 3.5]}, index=index),
+        "i": pd.DataFrame({"x": [1, 2, 3]}, index=index),
+        "s": pd.DataFrame({"x": ["a", "b", "c"], "y": [True, False, True]}, index=index),
+    }
+    for name, df in frames.items():
+        lib.write(name, df)
+    for _ in range(3):
+        for name, df in frames.items():
+            table = lib.read(name, output_format="pyarrow").data
+            assert table.column_names == ["t", *df.columns], name
+            assert table["x"].to_pylist() == df["x"].tolist(), name
+            pd.testing.assert_frame_equal(lib.read(name).data, df, check_freq=False)
+    assert 0 < len(_library._SCHEMAS) <= 2
+    table = lib.read("f", columns=["x"], output_format="pyarrow").data
+    assert table.column_names == ["t", "x"]
+    lib.write("rows", pa.table({"a": [1, 2, 3]}))
+    empty = lib.read("rows", columns=[], output_format="pyarrow").data
+    assert (empty.num_rows, empty.num_columns) == (3, 0)
+
+
+def test_read_table_ids_name_one_schema(lib):
+    """The extension's read tables: equal schemas share an id, different ones do not, and an exported
+    array that nobody imports is released with its table."""
+    index = pd.date_range("2024-01-01", periods=2, freq="1s", name="t")
+    lib.write("a", pd.DataFrame({"x": [1.0, 2.0]}, index=index))
+    lib.write("b", pd.DataFrame({"x": [3.0, 4.0]}, index=index))
+    lib.write("c", pd.DataFrame({"x": [1, 2]}, index=index))
+    args = (None, None, None, None)
+    ta, tb, tc = (lib._lib.read(s, args)[0][1] for s in "abc")
+    assert ta.schema_id == tb.schema_id != tc.schema_id
+    assert pa.schema(ta) == pa.schema(tb)
+    assert ta.array_address() is not None
+    del ta
+    gc.collect()
+    assert pa.table(tb)["x"].to_pylist() == [3.0, 4.0]

@@ -12,8 +12,7 @@ __version__: str
 ItemTuple = Tuple[str, int, int]  # (symbol, version, timestamp ns)
 AsOf = Optional[Tuple[str, Union[int, str]]]  # ("version", n) | ("snapshot", name) | ("timestamp", ns)
 ReadArgs = Tuple[AsOf, Optional[Tuple[Optional[int], Optional[int]]], Optional[Tuple[int, int]], Optional[List[str]]]
-ArrowStream = Any  # an object with __arrow_c_stream__
-ReadTuple = Tuple[ItemTuple, ArrowStream, Optional[bytes]]
+ReadTuple = Tuple[ItemTuple, "ReadTable", Optional[bytes]]
 OptionsTuple = Tuple[int, int, bool]  # (rows_per_segment, columns_per_segment, dynamic_schema)
 
 class Store:
@@ -102,6 +101,21 @@ class OwnedBlock:
     """Columns of one type in one allocation: ``np.asarray(block)`` is a writable (columns, rows) array."""
 
     __array_interface__: dict
+
+class ReadTable:
+    """One read's table: ``pyarrow.table(t)`` imports it (``__arrow_c_stream__``); the Python layer
+    imports ``array_address()`` against the pyarrow schema it keeps for ``schema_id`` (design D62)."""
+
+    @property
+    def schema_id(self) -> int:
+        """Names one schema for the life of the process."""
+        ...
+    def array_address(self) -> Optional[int]:
+        """Address of a C ArrowArray (the batch as a struct array) to import before ``self`` goes;
+        None for a table without columns."""
+        ...
+    def __arrow_c_schema__(self) -> Any: ...
+    def __arrow_c_stream__(self, requested_schema: Any = None) -> Any: ...
 
 class ReadStream:
     def info(self) -> Tuple[ItemTuple, Optional[bytes]]: ...

@@ -149,6 +149,28 @@ def _data_error(symbol: str, exc: BaseException, as_of: Any = None) -> DataError
     )
 
 
+#: pyarrow schemas of the extension's read tables by schema id: an id names one schema for the life of
+#: the process, so a read imports only its batch against the schema kept here, not its schema afresh
+#: (a quarter of a small read's cost with cold caches; design/decisions.md D62). At most
+#: ``_MAX_SCHEMAS``, then cleared (a process reading ever-new schemas).
+_SCHEMAS: Dict[int, pa.Schema] = {}
+_MAX_SCHEMAS = 1024
+
+
+def _read_table(t: Any) -> pa.Table:
+    """The pyarrow table of the extension's read table ``t`` (``floe._floe.ReadTable``), its buffers
+    taken over without a copy."""
+    schema = _SCHEMAS.get(t.schema_id)
+    if schema is None:
+        if len(_SCHEMAS) >= _MAX_SCHEMAS:
+            _SCHEMAS.clear()
+        schema = _SCHEMAS[t.schema_id] = pa.schema(t)
+    address = t.array_address()
+    if address is None:  # no columns: the stream keeps the row count
+        return pa.table(t)
+    return pa.Table.from_batches([pa.RecordBatch._import_from_c(address, schema)])
+
+
 #: The column a pickled object is stored in (``write_pickle``), as one large-binary value.
 PICKLE_COLUMN = "pickle"
 
@@ -645,7 +667,7 @@ class Library:
         owned = t[3] if len(t) > 3 else ()
         blocks = t[4] if len(t) > 4 else ()
         env = _envelope.decode(blob)
-        data = pa.table(table)
+        data = _read_table(table)
         norm = env.norm
         if norm and norm.get("kind") == "pickle":
             return self._item(item, _unpickled(data, item[0]), env.user)
@@ -743,7 +765,7 @@ class Library:
         the hand-over (zero-copy means the table points at the same memory), and the engine call's
         wall-clock span in ns, measured while the GIL was released."""
         t, (addresses, span), _, _ = self._lib.read(symbol, (None, None, None, None), True)
-        return pa.table(t[1]), addresses, span
+        return _read_table(t[1]), addresses, span
 
     def read_batch(
         self,
