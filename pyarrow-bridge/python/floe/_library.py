@@ -154,6 +154,9 @@ def _data_error(symbol: str, exc: BaseException, as_of: Any = None) -> DataError
 #: (a quarter of a small read's cost with cold caches; design/decisions.md D62). At most
 #: ``_MAX_SCHEMAS``, then cleared (a process reading ever-new schemas).
 _SCHEMAS: Dict[int, pa.Schema] = {}
+#: The output formats as ``OutputFormat.parse`` returns them (a given one skips the parse; a tuple,
+#: as an unhashable argument must reach the parse's error).
+_OUTPUT_FORMATS = (OutputFormat.PANDAS, OutputFormat.PYARROW, OutputFormat.POLARS)
 _MAX_SCHEMAS = 1024
 
 
@@ -663,17 +666,18 @@ class Library:
     ) -> VersionedItem:
         # ``t``: (item, table, blob), or with a fourth and fifth element, the columns and blocks of
         # columns the engine handed over for numpy (reads to pandas; the table holds the others).
+        # Written for a small read's sake (as ``read``): few calls, the common case first.
         item, table, blob = t[:3]
-        owned = t[3] if len(t) > 3 else ()
-        blocks = t[4] if len(t) > 4 else ()
         env = _envelope.decode(blob)
         data = _read_table(table)
         norm = env.norm
+        fmt = output_format if output_format in _OUTPUT_FORMATS else OutputFormat.parse(output_format, self._output_format)
         if norm and norm.get("kind") == "pickle":
             return self._item(item, _unpickled(data, item[0]), env.user)
-        fmt = OutputFormat.parse(output_format, self._output_format)
         if fmt == "pyarrow" and strings is None:
-            return self._item(item, data, env.user)
+            return VersionedItem(item[0], self._name, data, item[1], env.user, None, item[2])
+        owned = t[3] if len(t) > 3 else ()
+        blocks = t[4] if len(t) > 4 else ()
         if strings is not None and fmt != "pandas":
             data = strings.apply(data)
         offset = 0
@@ -738,11 +742,12 @@ class Library:
         raise InvalidInput unless left at their defaults.
         """
         # Arguments left at their defaults cost no helper call: a small read (a 10-row version) is
-        # dominated by fixed costs, ~250 us with cold caches, and each call of Python code is some.
+        # dominated by fixed costs, ~180 us with cold caches, and each call of Python code is some
+        # (design/decisions.md D60, D62).
         if query_builder is not None or lazy:
             _refuse_unsupported(f'read "{symbol}"', query_builder, lazy)
         strings = None
-        string_default = self._string_default(arrow_string_format_default)
+        string_default = self._arrow_string_format_default if arrow_string_format_default is None else arrow_string_format_default
         if string_default is not None or arrow_string_format_per_column is not None:
             strings = StringFormats.parse(string_default, arrow_string_format_per_column)
         rr = None if row_range is None else _row_range(row_range)
@@ -750,14 +755,18 @@ class Library:
         # A read to pandas takes the plain numeric columns over from the engine without a copy; one to
         # polars takes dictionary-coded strings as string views, which polars keeps as they are
         # (unless string formats are asked for); categorical strings come from the stored codes.
-        fmt = OutputFormat.parse(output_format, self._output_format)
+        fmt = output_format if output_format in _OUTPUT_FORMATS else OutputFormat.parse(output_format, self._output_format)
         owned, views = fmt == "pandas", fmt == "polars" and strings is None
         codes = strings is not None and fmt != "pandas" and strings.wants_categorical()
+        a = None if as_of is None else ("version", as_of) if type(as_of) is int else _as_of(as_of)
+        if columns is None:
+            t, _, owned_columns, blocks = self._lib.read(symbol, (a, dr, rr, None), False, owned, views, codes)
+            return self._finish_read((*t, owned_columns, blocks), fmt, rr, strings=strings)
+
         def fetch(a, cols):
             t, _, owned_columns, blocks = self._lib.read(symbol, (a, dr, rr, cols), False, owned, views, codes)
             return (*t, owned_columns, blocks)
 
-        a = None if as_of is None else _as_of(as_of)
         return self._finish_read(self._read_columns(columns, a, fetch), fmt, rr, strings=strings)
 
     def _read_debug(self, symbol: str) -> Tuple[pa.Table, List[int], Tuple[int, int]]:
