@@ -71,14 +71,14 @@ impl ReadTable {
 impl ReadTable {
     /// The id of this table's schema: the same id always names the same schema in this process.
     #[getter]
-    fn schema_id(&self) -> u64 {
+    pub fn schema_id(&self) -> u64 {
         self.id
     }
 
     /// The address of a C `ArrowArray` holding the batch as a struct array (the schema's fields as its
     /// children), which the caller must import (move) before this object is dropped. A batch without
     /// columns has no struct form that keeps its row count: `None`, and the caller uses the stream.
-    fn array_address(&self) -> Option<usize> {
+    pub fn array_address(&self) -> Option<usize> {
         if self.batch.num_columns() == 0 {
             return None;
         }

@@ -414,7 +414,7 @@ def test_arrow_string_formats(lib):
     plain = lib.read("str", output_format="pyarrow").data
     assert plain.schema.field("venue").type == stored and not plain.schema.field("venue").metadata
 
-    coded = pa.table(lib._lib.read("str", (None, None, None, None), False, False, False, True)[0][1])
+    coded = pa.table(lib._lib.read("str", (None, None, None, None), False, False, False, True)[0][1][2])
     assert pa.types.is_dictionary(coded.schema.field("venue").type), "the categorical read takes the stored codes"
     cat = lib.read("str", output_format="pyarrow", arrow_string_format_default=F.CATEGORICAL).data
     dictionary = pa.dictionary(pa.int32(), pa.large_string())

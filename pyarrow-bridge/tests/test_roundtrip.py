@@ -273,7 +273,7 @@ def test_polars_reads_take_coded_strings_as_views(store):
         }
     )
     lib.write("v", df, index_column="t")
-    raw = pa.table(lib._lib.read("v", (None, None, None, None), False, False, True)[0][1])
+    raw = pa.table(lib._lib.read("v", (None, None, None, None), False, False, True)[0][1][2])
     assert [raw.schema.field(c).type for c in ("short", "long", "unique")] == [pa.string_view(), pa.string_view(), pa.large_string()]
     out = lib.read("v", output_format="polars").data
     assert out.schema == df.schema

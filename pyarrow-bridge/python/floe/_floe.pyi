@@ -12,7 +12,9 @@ __version__: str
 ItemTuple = Tuple[str, int, int]  # (symbol, version, timestamp ns)
 AsOf = Optional[Tuple[str, Union[int, str]]]  # ("version", n) | ("snapshot", name) | ("timestamp", ns)
 ReadArgs = Tuple[AsOf, Optional[Tuple[Optional[int], Optional[int]]], Optional[Tuple[int, int]], Optional[List[str]]]
-ReadTuple = Tuple[ItemTuple, "ReadTable", Optional[bytes]]
+# (schema id, address of the batch as a C struct array or None without columns, the table keeping it)
+TableTuple = Tuple[int, Optional[int], "ReadTable"]
+ReadTuple = Tuple[ItemTuple, TableTuple, Optional[bytes]]
 OptionsTuple = Tuple[int, int, bool]  # (rows_per_segment, columns_per_segment, dynamic_schema)
 
 class Store:
@@ -104,7 +106,8 @@ class OwnedBlock:
 
 class ReadTable:
     """One read's table: ``pyarrow.table(t)`` imports it (``__arrow_c_stream__``); the Python layer
-    imports ``array_address()`` against the pyarrow schema it keeps for ``schema_id`` (design D62)."""
+    imports the array at the address the read tuple carries against the pyarrow schema it keeps for
+    the schema id (design D62)."""
 
     @property
     def schema_id(self) -> int:

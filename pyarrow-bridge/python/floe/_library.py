@@ -160,18 +160,18 @@ _OUTPUT_FORMATS = (OutputFormat.PANDAS, OutputFormat.PYARROW, OutputFormat.POLAR
 _MAX_SCHEMAS = 1024
 
 
-def _read_table(t: Any) -> pa.Table:
-    """The pyarrow table of the extension's read table ``t`` (``floe._floe.ReadTable``), its buffers
-    taken over without a copy."""
-    schema = _SCHEMAS.get(t.schema_id)
+def _read_table(t: Tuple[int, Optional[int], Any]) -> pa.Table:
+    """The pyarrow table of a read's ``(schema id, address of the batch's C struct array, ReadTable)``
+    (the extension's), its buffers taken over without a copy."""
+    schema_id, address, table = t
+    if address is None:  # no columns: the stream keeps the row count
+        return pa.table(table)
+    schema = _SCHEMAS.get(schema_id)
     if schema is None:
         if len(_SCHEMAS) >= _MAX_SCHEMAS:
             _SCHEMAS.clear()
-        schema = _SCHEMAS[t.schema_id] = pa.schema(t)
-    address = t.array_address()
-    if address is None:  # no columns: the stream keeps the row count
-        return pa.table(t)
-    return pa.Table.from_batches([pa.RecordBatch._import_from_c(address, schema)])
+        schema = _SCHEMAS[schema_id] = pa.schema(table)
+    return pa.Table.from_batches([pa.RecordBatch._import_from_c(address, schema)], schema)
 
 
 #: The column a pickled object is stored in (``write_pickle``), as one large-binary value.
