@@ -256,6 +256,8 @@ def machine() -> Dict[str, Any]:
         "autogroup": sh("cat /proc/self/autogroup"),
         "thp": sh("cat /sys/kernel/mm/transparent_hugepage/enabled"),
         "loadavg_start": os.getloadavg(),
+        # How much of the extension's code layout the build got (D62): a stale order file is slower.
+        "symbol_order": sh("%s %s check" % (sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts", "symbol_order.py"))),
     }
 
 

@@ -251,6 +251,8 @@ def main() -> None:
           f"load average {', '.join(f'{x:.1f}' for x in m.get('loadavg_start', []))} at start, "
           f"{', '.join(f'{x:.1f}' for x in res.facts.get('loadavg_end', []))} at end.")
     print("Packages: " + ", ".join(f"{k} {v}" for k, v in m.get("packages", {}).items()) + ".")
+    if m.get("symbol_order"):
+        print(f"Code layout: {m['symbol_order']} (design/decisions.md D62).")
     print()
     for sec in res.order:
         facts = res.facts.get(sec) or {}
