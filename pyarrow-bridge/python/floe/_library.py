@@ -154,10 +154,10 @@ def _data_error(symbol: str, exc: BaseException, as_of: Any = None) -> DataError
 #: (a quarter of a small read's cost with cold caches; design/decisions.md D62). At most
 #: ``_MAX_SCHEMAS``, then cleared (a process reading ever-new schemas).
 _SCHEMAS: Dict[int, pa.Schema] = {}
+_MAX_SCHEMAS = 1024
 #: The output formats as ``OutputFormat.parse`` returns them (a given one skips the parse; a tuple,
 #: as an unhashable argument must reach the parse's error).
 _OUTPUT_FORMATS = (OutputFormat.PANDAS, OutputFormat.PYARROW, OutputFormat.POLARS)
-_MAX_SCHEMAS = 1024
 
 
 def _read_table(t: Tuple[int, Optional[int], Any]) -> pa.Table:
