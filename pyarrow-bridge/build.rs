@@ -2,9 +2,10 @@
 //! D62): the functions small calls run sit side by side at the start of the code, so a call with cold
 //! caches touches ~100 pages of code instead of ~300 (a 10-row read: ~20 µs of ~110 in the extension).
 //!
-//! Only release builds of the cdylib for x86_64 Linux (GNU), where rustc links with LLD by default
-//! since 1.90; LLD skips names the build no longer has (`--no-warn-symbol-ordering`). A build with
-//! another linker that lacks `--symbol-ordering-file` (GNU ld) sets `FLOE_SYMBOL_ORDER=off`.
+//! Only release builds of the cdylib for x86_64 Linux (GNU) with rustc's own linker setup, which is
+//! LLD since Rust 1.90; LLD skips names the build no longer has (`--no-warn-symbol-ordering`). A build
+//! that names its own linker (a configured `linker`, or `-fuse-ld`, linker features or flavor in the
+//! rustflags) is left alone, as GNU ld lacks the flag; `FLOE_SYMBOL_ORDER=off` turns it off anyway.
 
 use std::env;
 use std::path::Path;
@@ -13,7 +14,11 @@ fn main() {
     println!("cargo:rerun-if-changed=symbol-order.txt");
     println!("cargo:rerun-if-env-changed=FLOE_SYMBOL_ORDER");
     let var = |name: &str| env::var(name).unwrap_or_default();
+    let rustflags = var("CARGO_ENCODED_RUSTFLAGS");
+    let own_linker = env::var_os("RUSTC_LINKER").is_some()
+        || ["fuse-ld", "linker-features", "linker-flavor", "link-self-contained"].iter().any(|f| rustflags.contains(f));
     let wanted = var("FLOE_SYMBOL_ORDER") != "off"
+        && !own_linker
         && var("PROFILE") == "release"
         && var("CARGO_CFG_TARGET_OS") == "linux"
         && var("CARGO_CFG_TARGET_ARCH") == "x86_64"
