@@ -40,6 +40,19 @@ impl fmt::Debug for RefToken {
     }
 }
 
+/// A [`Storage::get`] result with an absent object as `Ok(None)` (as [`Storage::read_ref_and_get`]
+/// gives it); every other error as it is.
+///
+/// # Errors
+/// The error of `got`, unless it is [`StorageError::NotFound`].
+pub fn absent_as_none(got: Result<Bytes>) -> Result<Option<Bytes>> {
+    match got {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// A reference's current value and the token that identifies this write of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefValue {
@@ -305,6 +318,15 @@ pub trait Storage: Send + Sync + fmt::Debug {
     /// consistent view), other backends may read them concurrently (each then as of its own moment).
     fn read_ref_batch(&self, keys: &[RefKey]) -> Vec<Result<Option<RefValue>>> {
         keys.iter().map(|k| self.read_ref(k)).collect()
+    }
+
+    /// Reads the reference `key` and the object `object` together: each result as
+    /// [`Storage::read_ref`] and [`Storage::get`] would give it, but an absent object is `Ok(None)`.
+    /// For a read of an old version, which needs a symbol's head and the version's record: LMDB
+    /// reads both in one transaction (one snapshot), S3 sends both requests at once (one round trip
+    /// instead of two). The default reads the reference, then the object.
+    fn read_ref_and_get(&self, key: &RefKey, object: &AtomKey) -> (Result<Option<RefValue>>, Result<Option<Bytes>>) {
+        (self.read_ref(key), absent_as_none(self.get(object)))
     }
 
     /// Compare-and-swap write of a reference: succeeds only if the reference is in the `expected`

@@ -86,6 +86,12 @@ impl Storage for TempLibrary {
     fn read_ref(&self, key: &RefKey) -> Result<Option<RefValue>> {
         self.storage.read_ref(key)
     }
+    fn read_ref_batch(&self, keys: &[RefKey]) -> Vec<Result<Option<RefValue>>> {
+        self.storage.read_ref_batch(keys)
+    }
+    fn read_ref_and_get(&self, key: &RefKey, object: &AtomKey) -> (Result<Option<RefValue>>, Result<Option<Bytes>>) {
+        self.storage.read_ref_and_get(key, object)
+    }
     fn write_ref(&self, key: &RefKey, value: Bytes, expected: RefExpectation<'_>) -> Result<RefToken> {
         self.storage.write_ref(key, value, expected)
     }

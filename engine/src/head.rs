@@ -79,9 +79,63 @@ pub(crate) fn record_of(storage: &dyn Storage, symbol: &str, head: &Head, v: u64
         return Ok(head.record.clone());
     }
     let key = version_key(symbol, v)?;
-    let context = || format!("version {v} of symbol {symbol:?} (record {key})");
-    let bytes = storage.get(&key).map_err(|e| Error::from(e).context(context()))?;
-    let record = VersionRecord::decode(&bytes).map_err(|e| Error::from(e).context(context()))?;
+    let bytes = storage.get(&key).map_err(|e| Error::from(e).context(record_context(symbol, v, &key)))?;
+    decode_record(symbol, v, &key, &bytes)
+}
+
+/// A version record as [`read_head_and_record`] fetched it: its bytes, `None` if not stored, or the
+/// storage's error (which matters only if the record is needed).
+pub(crate) type FetchedRecord = std::result::Result<Option<Bytes>, StorageError>;
+
+/// The head of `symbol` and the stored record of its version `v`, read together
+/// ([`Storage::read_ref_and_get`]: one LMDB transaction, one S3 round trip instead of two), for a
+/// read of a given version. Then [`record_given`] takes the record from what was fetched.
+///
+/// # Errors
+/// As [`read_head`]; the record's own errors wait for [`record_given`], which alone knows whether the
+/// record is needed.
+pub(crate) fn read_head_and_record(
+    storage: &dyn Storage,
+    symbol: &str,
+    v: u64,
+) -> Result<(Option<ReadHead>, FetchedRecord)> {
+    let (key, record_key) = (head_key(symbol)?, version_key(symbol, v)?);
+    let (head, record) = storage.read_ref_and_get(&key, &record_key);
+    Ok((decode_head(symbol, &key, head?)?, record))
+}
+
+/// [`record_of`] with the stored record as [`read_head_and_record`] fetched it beside the head. A
+/// record it did not find is fetched again: on a backend whose two requests run at once, the record
+/// may be written (by the commit that made `v` older than the latest) between the two.
+///
+/// # Errors
+/// As [`record_of`].
+pub(crate) fn record_given(
+    storage: &dyn Storage,
+    symbol: &str,
+    head: &Head,
+    v: u64,
+    fetched: FetchedRecord,
+) -> Result<VersionRecord> {
+    if v == head.latest() {
+        return Ok(head.record.clone());
+    }
+    let key = version_key(symbol, v)?;
+    match fetched {
+        Ok(Some(bytes)) => decode_record(symbol, v, &key, &bytes),
+        Ok(None) => record_of(storage, symbol, head, v),
+        Err(e) => Err(Error::from(e).context(record_context(symbol, v, &key))),
+    }
+}
+
+fn record_context(symbol: &str, v: u64, key: &AtomKey) -> String {
+    format!("version {v} of symbol {symbol:?} (record {key})")
+}
+
+/// Decodes the record stored under `key`, refusing a valid record of another version or symbol.
+fn decode_record(symbol: &str, v: u64, key: &AtomKey, bytes: &[u8]) -> Result<VersionRecord> {
+    let context = || record_context(symbol, v, key);
+    let record = VersionRecord::decode(bytes).map_err(|e| Error::from(e).context(context()))?;
     // A valid record stored under another version's or symbol's key (swapped objects) must not be used.
     if record.version != v || record.index_key.symbol() != symbol {
         return Err(Error::corrupt(format!(

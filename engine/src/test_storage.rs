@@ -48,6 +48,11 @@ pub(crate) struct TestStorage {
     pub parallel_visits: AtomicUsize,
     /// `visit_batch_here` calls (visits on the calling thread) so far.
     pub visits_here: AtomicUsize,
+    /// `read_ref_and_get` calls so far.
+    pub joint_reads: AtomicUsize,
+    /// The next this many `read_ref_and_get` calls find no object, as two concurrent S3 requests may
+    /// when the object is written between them.
+    pub joint_misses: AtomicU32,
 }
 
 /// A one-shot action for [`TestStorage::before_data_read`].
@@ -159,6 +164,16 @@ impl Storage for TestStorage {
         limit: usize,
     ) -> floe_backends::Result<ListPage> {
         self.inner.list_page(key_type, scope, after, limit)
+    }
+    fn read_ref_and_get(
+        &self,
+        key: &RefKey,
+        object: &AtomKey,
+    ) -> (floe_backends::Result<Option<RefValue>>, floe_backends::Result<Option<Bytes>>) {
+        self.joint_reads.fetch_add(1, Ordering::Relaxed);
+        let miss = self.joint_misses.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1)).is_ok();
+        let (reference, got) = self.inner.read_ref_and_get(key, object);
+        (reference, if miss { Ok(None) } else { got })
     }
     fn read_ref(&self, key: &RefKey) -> floe_backends::Result<Option<RefValue>> {
         self.inner.read_ref(key)

@@ -64,9 +64,9 @@ pub use objects::{
     size_batch_gives_each_objects_length, visit_batch_visits_each_key,
 };
 pub use refs::{
-    commit_ref_failures_leave_ref_unchanged, commit_ref_writes_objects_and_ref, read_ref_batch_matches_read_ref,
-    ref_absent_reads_none, ref_create_only_once, ref_delete, ref_stale_token_conflicts,
-    ref_tokens_change_on_every_write, refs_are_independent,
+    commit_ref_failures_leave_ref_unchanged, commit_ref_writes_objects_and_ref, read_ref_and_get_matches_both,
+    read_ref_batch_matches_read_ref, ref_absent_reads_none, ref_create_only_once, ref_delete,
+    ref_stale_token_conflicts, ref_tokens_change_on_every_write, refs_are_independent,
 };
 pub use support::CheckError;
 
@@ -170,6 +170,7 @@ checks! {
     ref_delete: "delete_ref removes; re-creation gets a token no old holder can use",
     refs_are_independent: "references of other types or symbols are untouched by writes",
     read_ref_batch_matches_read_ref: "read_ref_batch gives what read_ref gives, key by key, tokens included",
+    read_ref_and_get_matches_both: "read_ref_and_get gives what read_ref and get give, absent objects as None",
     commit_ref_writes_objects_and_ref: "commit_ref writes its objects and the reference, creating or replacing",
     commit_ref_failures_leave_ref_unchanged: "a conflicting or clashing commit_ref leaves the reference as it was",
     cas_race_one_winner_per_round: "threads race to advance one reference: exactly one wins each round",
@@ -360,6 +361,7 @@ macro_rules! conformance_tests {
             visit_listed_matches_listing
             ref_absent_reads_none ref_create_only_once ref_stale_token_conflicts
             ref_tokens_change_on_every_write ref_delete refs_are_independent read_ref_batch_matches_read_ref
+            read_ref_and_get_matches_both
             commit_ref_writes_objects_and_ref commit_ref_failures_leave_ref_unchanged
             cas_race_one_winner_per_round commit_ref_race_one_winner_per_round cas_counter_loses_no_update
             put_race_one_creator concurrent_put_batches_all_land

@@ -359,3 +359,53 @@ pub fn commit_ref_failures_leave_ref_unchanged(_config: &ConformanceConfig, stor
     read_is(storage, &key, Some(b"v3"), "after the retried commit")?;
     Ok(())
 }
+
+/// `read_ref_and_get` gives what `read_ref` and `get` give: the reference with its token (or `None`)
+/// and the object's bytes, an absent object as `None`, in every combination of the two present or
+/// absent.
+///
+/// # Errors
+/// A [`super::CheckError`] naming the combination whose result differs.
+pub fn read_ref_and_get_matches_both(_config: &ConformanceConfig, storage: &dyn Storage) -> Outcome {
+    let present = reference(KeyType::VersionRef, "together");
+    let absent = reference(KeyType::VersionRef, "together-absent");
+    storage
+        .write_ref(&present, Bytes::from_static(b"the head"), RefExpectation::Absent)
+        .during(|| format!("create {present}"))?;
+    let object = atom(KeyType::Version, "together", 7, 7);
+    storage.put(&object, Bytes::from_static(b"the record")).during(|| format!("put {object}"))?;
+    let missing = atom(KeyType::Version, "together", 8, 8);
+    for (key, atom) in [(&present, &object), (&present, &missing), (&absent, &object), (&absent, &missing)] {
+        let what = || format!("read_ref_and_get {key} {atom}");
+        let (reference, got) = storage.read_ref_and_get(key, atom);
+        let (reference, got) = (reference.during(what)?, got.during(what)?);
+        match (reference, storage.read_ref(key).during(what)?) {
+            (None, None) => {}
+            (Some(r), Some(s)) => {
+                same_bytes(&s.bytes, &r.bytes, what)?;
+                ensure!(r.token == s.token, "{}: token {:?}, read_ref {:?}", what(), r.token, s.token);
+            }
+            (r, s) => {
+                return Err(super::CheckError::new(format!(
+                    "{}: reference present {}, read_ref: present {}",
+                    what(),
+                    r.is_some(),
+                    s.is_some()
+                )));
+            }
+        }
+        match (got, storage.get(atom)) {
+            (None, Err(e)) if e.is_not_found() => {}
+            (Some(bytes), Ok(single)) => same_bytes(&single, &bytes, what)?,
+            (got, single) => {
+                return Err(super::CheckError::new(format!(
+                    "{}: object present {}, get: {:?}",
+                    what(),
+                    got.is_some(),
+                    single.map(|b| b.len())
+                )));
+            }
+        }
+    }
+    Ok(())
+}

@@ -339,6 +339,28 @@ impl Storage for LmdbStorage {
         })
     }
 
+    /// One read transaction for both (one snapshot: the object as of the reference read).
+    fn read_ref_and_get(&self, key: &RefKey, object: &AtomKey) -> (Result<Option<RefValue>>, Result<Option<Bytes>>) {
+        let (ref_binary, object_binary) = (ref_binary(key), atom_binary(object));
+        let read = self.env.read("read_ref_and_get", |txn| {
+            let reference = match optional(txn.get(self.env.refs, &ref_binary))? {
+                None => Ok(None),
+                Some(stored) => decode_ref(key, stored).map(|(generation, bytes)| {
+                    Some(RefValue {
+                        bytes: Bytes::copy_from_slice(bytes),
+                        token: RefToken::new(generation.to_string()),
+                    })
+                }),
+            };
+            let got = optional(txn.get(self.env.atoms, &object_binary))?.map(Bytes::copy_from_slice);
+            Ok((reference, got))
+        });
+        match read {
+            Ok((reference, got)) => (reference, Ok(got)),
+            Err(e) => (Err(batch_error(&e)), Err(e)),
+        }
+    }
+
     /// One read transaction for all the keys (one reader slot and one snapshot, instead of one each).
     fn read_ref_batch(&self, keys: &[RefKey]) -> Vec<Result<Option<RefValue>>> {
         let read = self.env.read("read_ref_batch", |txn| {

@@ -23,7 +23,9 @@ use super::errors::{map_error, was_retried};
 use super::runtime::IoRuntime;
 use super::write_id;
 use crate::error::{Result, StorageError};
-use crate::storage::{ListPage, ListScope, RefExpectation, RefToken, RefValue, Storage, Store, check_page_limit};
+use crate::storage::{
+    ListPage, ListScope, RefExpectation, RefToken, RefValue, Storage, Store, absent_as_none, check_page_limit,
+};
 
 const BACKEND: &str = "s3";
 /// S3 returns at most this many keys per list request.
@@ -594,6 +596,14 @@ impl Storage for S3Storage {
 
     fn read_ref(&self, key: &RefKey) -> Result<Option<RefValue>> {
         self.shared.block_on(self.read_ref_async(key))
+    }
+
+    /// Both requests in flight at once: one round trip.
+    fn read_ref_and_get(&self, key: &RefKey, object: &AtomKey) -> (Result<Option<RefValue>>, Result<Option<Bytes>>) {
+        self.shared.block_on(async {
+            let (reference, got) = futures::future::join(self.read_ref_async(key), self.get_async(object)).await;
+            (reference, absent_as_none(got))
+        })
     }
 
     fn write_ref(&self, key: &RefKey, value: Bytes, expected: RefExpectation<'_>) -> Result<RefToken> {

@@ -27,9 +27,16 @@ impl Library {
                 Error::snapshot_not_found(format!("snapshot {name:?} does not hold symbol {symbol:?}"))
             });
         }
-        let h = head::read_head(&*self.storage, symbol)?
-            .ok_or_else(|| Error::symbol_not_found(format!("symbol {symbol:?} does not exist")))?
-            .head;
+        // A version given by number: its record is read with the head (one transaction, or one round
+        // trip), not after it.
+        let (read, fetched) = match *as_of {
+            AsOf::Version(n) if n >= 0 => {
+                let (read, record) = head::read_head_and_record(&*self.storage, symbol, n as u64)?;
+                (read, Some(record))
+            }
+            _ => (head::read_head(&*self.storage, symbol)?, None),
+        };
+        let h = read.ok_or_else(|| Error::symbol_not_found(format!("symbol {symbol:?} does not exist")))?.head;
         let v = match *as_of {
             AsOf::Latest => {
                 head::live_latest(&h).ok_or_else(|| Error::symbol_not_found(format!("symbol {symbol:?} is deleted")))?
@@ -43,7 +50,10 @@ impl Library {
             AsOf::Timestamp(t) => self.version_at(symbol, &h, t)?,
             AsOf::Snapshot(_) => unreachable!("handled above"),
         };
-        head::record_of(&*self.storage, symbol, &h, v)
+        match fetched {
+            Some(record) => head::record_given(&*self.storage, symbol, &h, v, record),
+            None => head::record_of(&*self.storage, symbol, &h, v),
+        }
     }
 
     /// The newest live version committed at or before `t`: binary search on version ids (commit times

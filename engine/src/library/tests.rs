@@ -542,3 +542,45 @@ fn verify_finds_damage_reads_do_not_touch() {
     let live = stored_objects(&lib, "s", &AsOf::Latest).0.len();
     assert_eq!(lib.verify("s", &AsOf::Latest, true).expect("v1 verifies").segments, live);
 }
+
+/// D62: a read of a version given by number fetches the head and that version's record together
+/// (`Storage::read_ref_and_get`); a record the joint read did not find (two concurrent S3 requests,
+/// the record written between them) is fetched again, and versions the head rules out are refused as
+/// before, whatever the joint read found.
+#[test]
+fn a_version_given_by_number_is_resolved_with_one_joint_read() {
+    let storage = Arc::new(TestStorage::default());
+    let lib = library(Arc::clone(&storage) as Arc<dyn Storage>);
+    for v in 0..3i64 {
+        lib.write("s", &table(v * 100..v * 100 + 10), None).expect("write");
+    }
+    let first_ts = |r: &crate::ReadResult| {
+        let ts = r.data.column(0).as_any().downcast_ref::<arrow_array::TimestampNanosecondArray>().expect("ts");
+        ts.value(0)
+    };
+    let at = |n: i64| ReadRequest { as_of: AsOf::Version(n), ..Default::default() };
+    for v in 0..3i64 {
+        let got = lib.read("s", &at(v)).expect("reads");
+        assert_eq!((got.item.version, first_ts(&got)), (v as u64, v * 100));
+    }
+    assert_eq!(storage.joint_reads.load(Ordering::SeqCst), 3, "one joint read per version read");
+
+    storage.joint_misses.store(1, Ordering::SeqCst);
+    let got = lib.read("s", &at(1)).expect("the record is fetched again");
+    assert_eq!((got.item.version, first_ts(&got)), (1, 100));
+
+    // The latest version's record is the head's own; counting back still reads the head first.
+    assert_eq!(lib.read("s", &at(2)).expect("latest").item.version, 2);
+    let before = storage.joint_reads.load(Ordering::SeqCst);
+    assert_eq!(lib.read("s", &at(-2)).expect("counted back").item.version, 1);
+    assert_eq!(storage.joint_reads.load(Ordering::SeqCst), before);
+
+    // Versions the head rules out: deleted (its record still stored until vacuumed) or not yet made.
+    lib.delete_versions("s", &[0]).expect("delete v0");
+    for n in [0, 3] {
+        let err = lib.read("s", &at(n)).expect_err("no such live version");
+        assert_eq!((err.kind(), err.detail()), (ErrorKind::NotFound, Detail::VersionNotFound), "{err}");
+    }
+    let err = lib.read("t", &at(0)).expect_err("no such symbol");
+    assert_eq!((err.kind(), err.detail()), (ErrorKind::NotFound, Detail::SymbolNotFound), "{err}");
+}
