@@ -104,9 +104,10 @@ pub(crate) fn read_head_and_record(
     Ok((decode_head(symbol, &key, head?)?, record))
 }
 
-/// [`record_of`] with the stored record as [`read_head_and_record`] fetched it beside the head. A
-/// record it did not find is fetched again: on a backend whose two requests run at once, the record
-/// may be written (by the commit that made `v` older than the latest) between the two.
+/// [`record_of`] with the stored record as [`read_head_and_record`] fetched it beside the head. The
+/// latest's record is the head's own; a record the joint read did not find is fetched again: on a
+/// backend whose two requests run at once, the record may be written (by the commit that made `v`
+/// older than the latest) between the two.
 ///
 /// # Errors
 /// As [`record_of`].
@@ -117,14 +118,12 @@ pub(crate) fn record_given(
     v: u64,
     fetched: FetchedRecord,
 ) -> Result<VersionRecord> {
-    if v == head.latest() {
-        return Ok(head.record.clone());
-    }
-    let key = version_key(symbol, v)?;
     match fetched {
-        Ok(Some(bytes)) => decode_record(symbol, v, &key, &bytes),
-        Ok(None) => record_of(storage, symbol, head, v),
-        Err(e) => Err(Error::from(e).context(record_context(symbol, v, &key))),
+        Ok(Some(bytes)) if v != head.latest() => decode_record(symbol, v, &version_key(symbol, v)?, &bytes),
+        Err(e) if v != head.latest() => {
+            Err(Error::from(e).context(record_context(symbol, v, &version_key(symbol, v)?)))
+        }
+        _ => record_of(storage, symbol, head, v),
     }
 }
 

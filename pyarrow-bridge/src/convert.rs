@@ -5,7 +5,7 @@
 //! that the same data from pandas, pyarrow or polars has the same schema, and the codec is asked up front
 //! whether it can store every column, so an unsupported type fails before anything is written.
 //!
-//! Out: a read's record batch is handed over as a [`ReadTable`] (a `__arrow_c_stream__` producer, and a
+//! Out: a read's record batch is handed over as a [`crate::read_table::ReadTable`] (a `__arrow_c_stream__` producer, and a
 //! C struct array the Python layer imports against a pyarrow schema it keeps); the consumer (pyarrow,
 //! polars) takes ownership of the batch's buffers through the C data interface's release callbacks,
 //! so the data outlives the library and store handles that produced it.
@@ -16,8 +16,6 @@ use arrow_array::{Array, RecordBatch, RecordBatchOptions};
 use arrow_schema::{Field, Schema, SchemaRef};
 use floe_engine::{AsOf, Error, IndexKind, ReadRequest, Table, VersionedItem};
 use pyo3::prelude::*;
-
-use crate::read_table::ReadTable;
 use pyo3_arrow::input::AnyRecordBatch;
 
 /// Imports `data` (holding the GIL: a stream may be implemented in Python) into record batches.
@@ -80,11 +78,6 @@ pub fn index_kind(index: Option<&str>) -> IndexKind {
         Some(name) => IndexKind::Timestamp(name.to_owned()),
         None => IndexKind::RowCount,
     }
-}
-
-/// The table a read produced, for the Python layer (see [`crate::read_table`]).
-pub fn export_table(batch: RecordBatch) -> ReadTable {
-    ReadTable::new(batch)
 }
 
 /// The addresses of the value buffers of each column of `batch` (the last buffer of each array: the

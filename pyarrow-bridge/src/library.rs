@@ -40,10 +40,11 @@ impl PyLibrary {
     }
 }
 
-/// `(item, data, user metadata)` of one read.
 /// A read's table for Python: its schema id, the address of its batch exported as a C struct array
 /// (None without columns) and the [`ReadTable`] keeping that export alive (see `crate::read_table`).
 type TableTuple = (u64, Option<usize>, ReadTable);
+
+/// `(item, data, user metadata)` of one read.
 type ReadTuple = (ItemTuple, TableTuple, Option<Py<PyBytes>>);
 
 /// One valid item of a batch write, as the engine takes it.
@@ -90,7 +91,7 @@ fn py_bytes(py: Python<'_>, b: Option<Vec<u8>>) -> Option<Py<PyBytes>> {
 }
 
 fn read_tuple(py: Python<'_>, r: ReadResult) -> PyResult<ReadTuple> {
-    let table = convert::export_table(r.data);
+    let table = ReadTable::new(r.data);
     // Exported here rather than by a second call from Python: a small read's fixed costs (D62).
     let exported = (table.schema_id(), table.array_address(), table);
     Ok((convert::item_tuple(&r.item), exported, py_bytes(py, r.metadata)))

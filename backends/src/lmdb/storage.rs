@@ -161,6 +161,12 @@ fn decode_ref<'s>(key: &RefKey, stored: &'s [u8]) -> Result<(u64, &'s [u8])> {
     Ok((generation, &stored[8..]))
 }
 
+/// A stored reference value as read: its bytes copied out of the map, its generation as the token.
+fn ref_value(key: &RefKey, stored: &[u8]) -> Result<RefValue> {
+    let (generation, bytes) = decode_ref(key, stored)?;
+    Ok(RefValue { bytes: Bytes::copy_from_slice(bytes), token: RefToken::new(generation.to_string()) })
+}
+
 fn clamp(range: &Range<u64>, len: usize) -> Range<usize> {
     let len64 = len as u64;
     let start = range.start.min(len64);
@@ -334,8 +340,7 @@ impl Storage for LmdbStorage {
             let Some(stored) = optional(txn.get(self.env.refs, &binary))? else {
                 return Ok(None);
             };
-            let (generation, bytes) = decode_ref(key, stored)?;
-            Ok(Some(RefValue { bytes: Bytes::copy_from_slice(bytes), token: RefToken::new(generation.to_string()) }))
+            Ok(Some(ref_value(key, stored)?))
         })
     }
 
@@ -345,12 +350,7 @@ impl Storage for LmdbStorage {
         let read = self.env.read("read_ref_and_get", |txn| {
             let reference = match optional(txn.get(self.env.refs, &ref_binary))? {
                 None => Ok(None),
-                Some(stored) => decode_ref(key, stored).map(|(generation, bytes)| {
-                    Some(RefValue {
-                        bytes: Bytes::copy_from_slice(bytes),
-                        token: RefToken::new(generation.to_string()),
-                    })
-                }),
+                Some(stored) => ref_value(key, stored).map(Some),
             };
             let got = optional(txn.get(self.env.atoms, &object_binary))?.map(Bytes::copy_from_slice);
             Ok((reference, got))
@@ -368,12 +368,7 @@ impl Storage for LmdbStorage {
             for key in keys {
                 out.push(match optional(txn.get(self.env.refs, &ref_binary(key)))? {
                     None => Ok(None),
-                    Some(stored) => decode_ref(key, stored).map(|(generation, bytes)| {
-                        Some(RefValue {
-                            bytes: Bytes::copy_from_slice(bytes),
-                            token: RefToken::new(generation.to_string()),
-                        })
-                    }),
+                    Some(stored) => ref_value(key, stored).map(Some),
                 });
             }
             Ok(out)

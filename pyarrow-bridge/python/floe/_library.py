@@ -759,15 +759,13 @@ class Library:
         owned, views = fmt == "pandas", fmt == "polars" and strings is None
         codes = strings is not None and fmt != "pandas" and strings.wants_categorical()
         a = None if as_of is None else ("version", as_of) if type(as_of) is int else _as_of(as_of)
-        if columns is None:
-            t, _, owned_columns, blocks = self._lib.read(symbol, (a, dr, rr, None), False, owned, views, codes)
-            return self._finish_read((*t, owned_columns, blocks), fmt, rr, strings=strings)
 
         def fetch(a, cols):
             t, _, owned_columns, blocks = self._lib.read(symbol, (a, dr, rr, cols), False, owned, views, codes)
             return (*t, owned_columns, blocks)
 
-        return self._finish_read(self._read_columns(columns, a, fetch), fmt, rr, strings=strings)
+        t = fetch(a, None) if columns is None else self._read_columns(columns, a, fetch)
+        return self._finish_read(t, fmt, rr, strings=strings)
 
     def _read_debug(self, symbol: str) -> Tuple[pa.Table, List[int], Tuple[int, int]]:
         """Test hook: a pyarrow read, the addresses of the engine's value buffers taken in Rust before
