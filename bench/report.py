@@ -145,7 +145,15 @@ def targets(res: Results) -> List[str]:
         if f and p:
             fmax = res.stat(sec, op, "floe", q=1.0)
             add(f"{sec}: full read -> pyarrow <= 1.2x alloc+touch", f"{f / p:.2f}x ({fmt_s(f)} vs {fmt_s(p)})", f / p <= 1.2)
-            add(f"{sec}: slowest repetition <= 1.3x median", f"{fmax / f:.2f}x", fmax / f <= 1.3)
+            # The same run's spread of the reference (allocating and touching the bytes) and of
+            # ArcticDB's read: a slow repetition all systems share is the machine's, not the code's.
+            spread = []
+            for other, label in (("physical", "alloc+touch"), ("arcticdb", "ArcticDB")):
+                o, omax = med(sec, op, other), res.stat(sec, op, other, q=1.0)
+                if o and omax:
+                    spread.append(f"{label} {omax / o:.2f}x")
+            others = f" ({'; '.join(spread)})" if spread else ""
+            add(f"{sec}: slowest repetition <= 1.3x median", f"{fmax / f:.2f}x{others}", fmax / f <= 1.3)
     for sec in ("wide-float", "ticks", "wide"):
         f_pa, f_pd = med(sec, "read full -> pyarrow", "floe"), med(sec, "read full -> pandas", "floe")
         if f_pa and f_pd:
