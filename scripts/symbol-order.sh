@@ -13,9 +13,8 @@ if ! command -v valgrind >/dev/null; then echo "valgrind is needed (Debian: apt-
 # Keep the environment's pandas: python-env.sh would otherwise install its own pin over it, and the
 # benchmark's environment needs pandas 2 for ArcticDB.
 if [[ -z "${FLOE_PANDAS:-}" && -x "$VENV/bin/python" ]]; then
-    FLOE_PANDAS="$("$VENV/bin/python" -c 'from importlib.metadata import version; print(version("pandas"))' 2>/dev/null || true)"
-    export FLOE_PANDAS
-    [[ -n "$FLOE_PANDAS" ]] || unset FLOE_PANDAS
+    installed="$("$VENV/bin/python" -c 'from importlib.metadata import version; print(version("pandas"))' 2>/dev/null || true)"
+    [[ -z "$installed" ]] || export FLOE_PANDAS="$installed"
 fi
 FLOE_VENV="$VENV" scripts/python-env.sh
 step "profiling small calls under callgrind"

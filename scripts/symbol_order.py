@@ -10,9 +10,10 @@ and polars; by version, latest, date range, columns; metadata and version listin
 small operations (writes, appends, updates, deletes, snapshots, listings). The functions of the
 installed `floe._floe` that each ran, in the module's own address order, make the file, the reads' first.
 A symbol's name carries a hash of its crate's build settings, not of its code, so the file outlives
-edits of the code; a dependency or compiler upgrade renames many, which `check` shows. The exception
-is ~5 % of the names: locals LLVM promoted across codegen units get a `.llvm.<hash>` suffix that
-changes with the checkout's directory, so a clone elsewhere finds ~95 % of the file.
+edits of the code; a dependency or compiler upgrade renames many, which `check` shows. The module is
+linked with fat LTO in one codegen unit (D64), so no name carries a `.llvm.<hash>` suffix (locals
+LLVM promotes across codegen units, the hash following the checkout's directory); `check` still counts
+such names apart, for a file made from a build with several units.
 """
 
 from __future__ import annotations

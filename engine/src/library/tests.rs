@@ -543,7 +543,7 @@ fn verify_finds_damage_reads_do_not_touch() {
     assert_eq!(lib.verify("s", &AsOf::Latest, true).expect("v1 verifies").segments, live);
 }
 
-/// D62: a read of a version given by number fetches the head and that version's record together
+/// D63: a read of a version given by number fetches the head and that version's record together
 /// (`Storage::read_ref_and_get`); a record the joint read did not find (two concurrent S3 requests,
 /// the record written between them) is fetched again, and versions the head rules out are refused as
 /// before, whatever the joint read found.
